@@ -1,0 +1,33 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Fundament.Hosting;
+
+/// <summary>Top-level settings, section <c>Fundament</c>.</summary>
+public sealed class FundamentOptions
+{
+    public const string SectionName = "Fundament";
+
+    /// <summary>Folder for the embedded database, the generated master key and local files. Default <c>./data</c>.</summary>
+    [Required]
+    public string DataDir { get; set; } = "./data";
+
+    /// <summary>Comma-separated roles this process runs (<c>all</c>, <c>control</c>, ...). Default <c>all</c>.</summary>
+    [Required]
+    public string Roles { get; set; } = "all";
+
+    /// <summary>Console log format: <c>text</c> (default) or <c>json</c>.</summary>
+    [RegularExpression("^(text|json)$", ErrorMessage = "must be 'text' or 'json'")]
+    public string LogFormat { get; set; } = "text";
+
+    /// <summary>The master key as base64 (32 bytes). Optional; see <see cref="MasterKeyFile"/>.</summary>
+    public string? MasterKey { get; set; }
+
+    /// <summary>Path of a file holding the master key (base64 or 32 raw bytes). Optional.</summary>
+    public string? MasterKeyFile { get; set; }
+
+    /// <summary>Largest request body accepted by the JSON APIs, in bytes. Default 1 MiB.</summary>
+    [Range(1024, 1L << 30)]
+    public long MaxRequestBodyBytes { get; set; } = 1 << 20;
+
+    public string FullDataDir => Path.GetFullPath(DataDir);
+}

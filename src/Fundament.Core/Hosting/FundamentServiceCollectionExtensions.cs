@@ -1,0 +1,42 @@
+using Fundament.Http;
+using Fundament.Keys;
+using Fundament.Notifications;
+using Fundament.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Fundament.Hosting;
+
+public static class FundamentServiceCollectionExtensions
+{
+    /// <summary>
+    /// The platform every module stands on: options, roles, clock, storage and migrations, keys,
+    /// notifications, HTTP conventions, and the start-up initializer.
+    /// </summary>
+    public static IServiceCollection AddFundamentCore(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<FundamentOptions>()
+            .Bind(configuration.GetSection(FundamentOptions.SectionName))
+            .ValidateDataAnnotations()
+            .Validate(o => FundamentRoles.TryParse(o.Roles, out _, out _), "Fundament:Roles (--roles) names an unknown role; known: " + string.Join(", ", FundamentRoles.Known.Order()))
+            .Validate(o => string.IsNullOrWhiteSpace(o.MasterKey) || string.IsNullOrWhiteSpace(o.MasterKeyFile),
+                "Set only one of Fundament:MasterKey and Fundament:MasterKeyFile.")
+            .ValidateOnStart();
+        services.TryAddSingleton(sp =>
+        {
+            FundamentRoles.TryParse(sp.GetRequiredService<IOptions<FundamentOptions>>().Value.Roles, out var roles, out _);
+            return new RoleSet(roles);
+        });
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddFundamentStorage(configuration);
+        services.AddFundamentKeys();
+        services.AddFundamentNotifications(configuration);
+        services.AddFundamentHttp();
+        // First hosted service so its StartingAsync runs before any other module's.
+        services.Insert(0, ServiceDescriptor.Singleton<IHostedService, FundamentInitializer>());
+        return services;
+    }
+}

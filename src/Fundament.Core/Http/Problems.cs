@@ -1,0 +1,65 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Fundament.Http;
+
+/// <summary>Problem-details answers used across modules.</summary>
+public static class Problems
+{
+    public static ValidationProblem Validation(string field, string message) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] });
+
+    public static ValidationProblem Validation(IDictionary<string, string[]> errors) =>
+        TypedResults.ValidationProblem(errors);
+
+    public static ProblemHttpResult NotFound(string what) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Not found", detail: $"{what} was not found.");
+
+    public static ProblemHttpResult Conflict(string detail) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Conflict", detail: detail);
+
+    public static ProblemHttpResult Forbidden(string detail) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden", detail: detail);
+
+    public static ProblemHttpResult Unauthorized(string detail) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status401Unauthorized, title: "Unauthorized", detail: detail);
+}
+
+/// <summary>Collects field errors for one request.</summary>
+public sealed class ValidationErrors
+{
+    private readonly Dictionary<string, List<string>> _errors = new(StringComparer.Ordinal);
+
+    public bool Any => _errors.Count > 0;
+
+    public ValidationErrors Add(string field, string message)
+    {
+        if (!_errors.TryGetValue(field, out var list))
+        {
+            _errors[field] = list = [];
+        }
+        list.Add(message);
+        return this;
+    }
+
+    public ValidationErrors Required(string field, string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            Add(field, $"{field} is required.");
+        }
+        return this;
+    }
+
+    public ValidationErrors MaxLength(string field, string? value, int max)
+    {
+        if (value is not null && value.Length > max)
+        {
+            Add(field, $"{field} must be at most {max} characters.");
+        }
+        return this;
+    }
+
+    public ValidationProblem ToProblem() =>
+        TypedResults.ValidationProblem(_errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal));
+}

@@ -1,0 +1,35 @@
+using MailKit.Net.Smtp;
+using MailKit.Security;
+using Microsoft.Extensions.Options;
+using MimeKit;
+
+namespace Fundament.Notifications;
+
+/// <summary>Sends mail through the configured SMTP server with MailKit.</summary>
+internal sealed class SmtpNotificationSender(IOptions<NotificationOptions> options) : INotificationSender
+{
+    public async Task SendAsync(NotificationMessage message, CancellationToken cancellationToken)
+    {
+        var smtp = options.Value.Smtp;
+        var mime = new MimeMessage();
+        mime.From.Add(MailboxAddress.Parse(smtp.From!));
+        mime.To.Add(MailboxAddress.Parse(message.To));
+        mime.Subject = message.Subject;
+        mime.Body = new TextPart("plain") { Text = message.Body };
+
+        using var client = new SmtpClient { Timeout = smtp.TimeoutSeconds * 1000 };
+        var security = smtp.Security.ToLowerInvariant() switch
+        {
+            "tls" => SecureSocketOptions.SslOnConnect,
+            "none" => SecureSocketOptions.None,
+            _ => SecureSocketOptions.StartTls,
+        };
+        await client.ConnectAsync(smtp.Host!, smtp.Port, security, cancellationToken);
+        if (!string.IsNullOrEmpty(smtp.Username))
+        {
+            await client.AuthenticateAsync(smtp.Username, smtp.Password ?? string.Empty, cancellationToken);
+        }
+        await client.SendAsync(mime, cancellationToken);
+        await client.DisconnectAsync(quit: true, cancellationToken);
+    }
+}

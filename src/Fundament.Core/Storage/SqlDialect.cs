@@ -1,0 +1,61 @@
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace Fundament.Storage;
+
+/// <summary>
+/// The few places SQL differs between SQLite and PostgreSQL. Module SQL is written once, portable,
+/// with tokens (<c>{blob}</c>, <c>{bool}</c>, <c>{json}</c>, <c>{for_update}</c>) this class expands.
+/// </summary>
+public abstract class SqlDialect
+{
+    public abstract string Name { get; }
+
+    /// <summary>Column type for binary data.</summary>
+    public abstract string Blob { get; }
+
+    /// <summary>Column type for booleans. Compare with the literals TRUE/FALSE, which both engines accept.</summary>
+    public abstract string Bool { get; }
+
+    /// <summary>Column type for JSON documents stored as text.</summary>
+    public abstract string Json { get; }
+
+    /// <summary>Row-lock suffix for SELECT; SQLite has no row locks (its writers are serialized).</summary>
+    public abstract string ForUpdate { get; }
+
+    public abstract bool IsUniqueViolation(Exception exception);
+
+    public string Expand(string sql) => sql
+        .Replace("{blob}", Blob, StringComparison.Ordinal)
+        .Replace("{bool}", Bool, StringComparison.Ordinal)
+        .Replace("{json}", Json, StringComparison.Ordinal)
+        .Replace("{for_update}", ForUpdate, StringComparison.Ordinal);
+
+    public static SqlDialect Sqlite { get; } = new SqliteDialect();
+    public static SqlDialect Postgres { get; } = new PostgresDialect();
+
+    private sealed class SqliteDialect : SqlDialect
+    {
+        public override string Name => "sqlite";
+        public override string Blob => "BLOB";
+        public override string Bool => "INTEGER";
+        public override string Json => "TEXT";
+        public override string ForUpdate => "";
+
+        // SQLITE_CONSTRAINT_UNIQUE (2067) and SQLITE_CONSTRAINT_PRIMARYKEY (1555).
+        public override bool IsUniqueViolation(Exception exception) =>
+            exception is SqliteException { SqliteErrorCode: 19, SqliteExtendedErrorCode: 2067 or 1555 };
+    }
+
+    private sealed class PostgresDialect : SqlDialect
+    {
+        public override string Name => "postgres";
+        public override string Blob => "BYTEA";
+        public override string Bool => "BOOLEAN";
+        public override string Json => "TEXT";
+        public override string ForUpdate => " FOR UPDATE";
+
+        public override bool IsUniqueViolation(Exception exception) =>
+            exception is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };
+    }
+}

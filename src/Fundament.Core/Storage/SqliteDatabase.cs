@@ -1,0 +1,76 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+
+namespace Fundament.Storage;
+
+internal sealed class SqliteDatabase : IDatabase
+{
+    private readonly string _connectionString;
+
+    public SqliteDatabase(string connectionString)
+    {
+        var builder = new SqliteConnectionStringBuilder(connectionString)
+        {
+            ForeignKeys = true,
+            Pooling = true,
+            Cache = SqliteCacheMode.Private,
+        };
+        if (builder.DefaultTimeout < 30)
+        {
+            builder.DefaultTimeout = 30;
+        }
+        _connectionString = builder.ToString();
+        var dataSource = builder.DataSource;
+        if (!string.IsNullOrEmpty(dataSource) && dataSource != ":memory:")
+        {
+            var folder = Path.GetDirectoryName(Path.GetFullPath(dataSource));
+            if (!string.IsNullOrEmpty(folder))
+            {
+                Directory.CreateDirectory(folder);
+            }
+        }
+        // WAL lets readers run beside the single writer; the mode is stored in the file.
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode=WAL;";
+        command.ExecuteNonQuery();
+    }
+
+    public SqlDialect Dialect => SqlDialect.Sqlite;
+
+    public string ConnectionString => _connectionString;
+
+    public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task<T> InTransactionAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
+        // deferred: false issues BEGIN IMMEDIATE.
+        await using var transaction = connection.BeginTransaction(deferred: false);
+        var result = await work(connection, transaction);
+        await transaction.CommitAsync(cancellationToken);
+        return result;
+    }
+
+    public async Task PingAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT 1";
+        await command.ExecuteScalarAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,51 @@
+using Fundament.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Fundament.Storage;
+
+public static class StorageServiceCollectionExtensions
+{
+    /// <summary>Registers <see cref="IDatabase"/> for the configured provider and the migration runner.</summary>
+    public static IServiceCollection AddFundamentStorage(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<StorageOptions>()
+            .Bind(configuration.GetSection(StorageOptions.SectionName))
+            .PostConfigure(o => o.ConnectionString ??= configuration.GetConnectionString("Fundament"))
+            .Validate(o => o.IsPostgres || string.Equals(o.Provider, "sqlite", StringComparison.OrdinalIgnoreCase),
+                "Fundament:Storage:Provider must be 'sqlite' or 'postgres'.")
+            .Validate(o => !o.IsPostgres || !string.IsNullOrWhiteSpace(o.ConnectionString),
+                "ConnectionStrings:Fundament is required when Fundament:Storage:Provider is 'postgres'.")
+            .Validate(o => o.CommandTimeoutSeconds is > 0 and <= 3600,
+                "Fundament:Storage:CommandTimeoutSeconds must be between 1 and 3600.")
+            .ValidateOnStart();
+
+        services.TryAddSingleton<IDatabase>(sp =>
+        {
+            var storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+            if (storage.IsPostgres)
+            {
+                var builder = new NpgsqlDataSourceBuilder(storage.ConnectionString);
+                builder.ConnectionStringBuilder.CommandTimeout = storage.CommandTimeoutSeconds;
+                return new PostgresDatabase(builder.Build());
+            }
+            var fundament = sp.GetRequiredService<IOptions<FundamentOptions>>().Value;
+            var connectionString = string.IsNullOrWhiteSpace(storage.ConnectionString)
+                ? $"Data Source={Path.Combine(fundament.FullDataDir, "fundament.db")}"
+                : storage.ConnectionString;
+            return new SqliteDatabase(connectionString);
+        });
+        services.TryAddSingleton<MigrationRunner>();
+        return services;
+    }
+
+    /// <summary>Adds a module's migrations; they run at start-up before any endpoint serves.</summary>
+    public static IServiceCollection AddMigrations(this IServiceCollection services, IMigrationSource source)
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton(typeof(IMigrationSource), source));
+        return services;
+    }
+}
