@@ -13,12 +13,12 @@ public static class FundamentClaims
     public const string TokenId = "jti";
 
     /// <summary><c>user</c> or <c>client</c>.</summary>
-    public const string SubjectType = "fundament_subject_type";
+    public const string SubjectType = "subject_type";
 
     /// <summary>How the caller authenticated: <c>jwt</c> or <c>apikey</c>.</summary>
-    public const string AuthMethod = "fundament_auth";
+    public const string AuthMethod = "auth_method";
 
-    public const string ApiKeyId = "fundament_api_key_id";
+    public const string ApiKeyId = "api_key_id";
 
     public static string? UserId(this ClaimsPrincipal principal) =>
         principal.FindFirst(SubjectType)?.Value == "user" ? principal.FindFirst(Subject)?.Value : null;

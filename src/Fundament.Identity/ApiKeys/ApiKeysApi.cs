@@ -1,0 +1,70 @@
+using Fundament.Audit;
+using Fundament.Http;
+using Fundament.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Fundament.Identity.ApiKeys;
+
+internal static class ApiKeysApi
+{
+    public static RouteGroupBuilder MapApiKeysApi(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/api-keys").WithTags("API keys").RequireAuthorization(Permissions.ApiKeysOwn);
+        group.MapPost("", CreateAsync).WithName("CreateApiKey")
+            .WithSummary("Creates a key for the caller, scoped to some or all of the caller's roles. The key is shown only in this answer.");
+        group.MapGet("", ListAsync).WithName("ListApiKeys");
+        group.MapDelete("/{id}", RevokeAsync).WithName("RevokeApiKey");
+        return group;
+    }
+
+    private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
+        CreateApiKeyRequest request, ApiKeyStore keys, TimeProvider time, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var userId = context.User.UserId();
+        if (userId is null)
+        {
+            return Problems.Forbidden("Only users have API keys; service clients use client credentials.");
+        }
+        var errors = new ValidationErrors().Required("name", request.Name).MaxLength("name", request.Name, 100);
+        if (request.ExpiresAt is { } expires && expires <= time.GetUtcNow())
+        {
+            errors.Add("expiresAt", "expiresAt must be in the future.");
+        }
+        // The caller's roles as authenticated now: a key made with a scoped key cannot exceed that key.
+        var held = context.User.RolesOf();
+        var roles = request.Roles ?? held;
+        foreach (var role in roles.Where(r => !held.Contains(r)))
+        {
+            errors.Add("roles", $"You do not hold role '{(role.Length > 64 ? role[..64] : role)}'.");
+        }
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var (key, secret) = await keys.CreateAsync(userId, request.Name!, roles.Distinct().ToList(), request.ExpiresAt, cancellationToken);
+        await audit.AppendAsync(new AuditEvent("apikey.create", AuditOutcome.Success)
+        {
+            Target = $"apikey:{key.Id}",
+            Details = new Dictionary<string, string> { ["name"] = key.Name, ["roles"] = string.Join(",", key.Roles) },
+        }.From(context), cancellationToken);
+        return TypedResults.Created($"/api/v1/api-keys/{key.Id}", new CreatedApiKeyResponse(key.Id, key.Name, secret, key.Prefix, key.Roles, key.CreatedAt, key.ExpiresAt));
+    }
+
+    private static async Task<Results<Ok<IReadOnlyList<ApiKeyResponse>>, ProblemHttpResult>> ListAsync(ApiKeyStore keys, HttpContext context, CancellationToken cancellationToken) =>
+        context.User.UserId() is { } userId
+            ? TypedResults.Ok(await keys.ListAsync(userId, cancellationToken))
+            : Problems.Forbidden("Only users have API keys.");
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(string id, ApiKeyStore keys, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (context.User.UserId() is not { } userId || !await keys.RevokeAsync(userId, id, cancellationToken))
+        {
+            return Problems.NotFound("The API key");
+        }
+        await audit.AppendAsync(new AuditEvent("apikey.revoke", AuditOutcome.Success) { Target = $"apikey:{id}" }.From(context), cancellationToken);
+        return TypedResults.NoContent();
+    }
+}

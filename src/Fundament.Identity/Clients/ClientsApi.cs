@@ -1,0 +1,149 @@
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+using Fundament.Audit;
+using Fundament.Http;
+using Fundament.Identity.Authentication;
+using Fundament.Identity.Roles;
+using Fundament.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Fundament.Identity.Clients;
+
+internal static partial class ClientsApi
+{
+    public static RouteGroupBuilder MapClientsApi(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/clients").WithTags("Clients");
+        group.MapPost("", CreateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("CreateClient")
+            .WithSummary("Creates a service client; the answer holds client_secret, shown only this once.");
+        group.MapGet("", ListAsync).RequireAuthorization(Permissions.ClientsRead).WithName("ListClients");
+        group.MapGet("/{id}", GetAsync).RequireAuthorization(Permissions.ClientsRead).WithName("GetClient");
+        group.MapPatch("/{id}", UpdateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("UpdateClient");
+        group.MapPost("/{id}/rotate-secret", RotateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("RotateClientSecret")
+            .WithSummary("Replaces the client's secret; the old one stops working at once.");
+        group.MapDelete("/{id}", DeleteAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("DeleteClient");
+        return group;
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")]
+    private static partial Regex NamePattern();
+
+    private static async Task<Results<Created<CreatedClientResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
+        CreateClientRequest request, ClientStore clients, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors().Required("name", request.Name);
+        if (request.Name is { Length: > 0 } n && !NamePattern().IsMatch(n))
+        {
+            errors.Add("name", "name must be 2-64 characters of letters, digits, '.', '_' and '-'.");
+        }
+        if (request.Roles is { Count: > 50 })
+        {
+            errors.Add("roles", "At most 50 roles.");
+        }
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var roles = request.Roles ?? [];
+        var check = await guard.CheckAssignableAsync(context.User, roles, cancellationToken);
+        if (!check.Allowed)
+        {
+            return check.IsForbidden ? Problems.Forbidden(check.Message!) : Problems.Validation("roles", check.Message!);
+        }
+        var created = await clients.CreateAsync(request.Name!, roles, context.User.ActorId(), cancellationToken);
+        if (created is not { } c)
+        {
+            return Problems.Conflict("A client with this name already exists.");
+        }
+        await audit.AppendAsync(new AuditEvent("client.create", AuditOutcome.Success)
+        {
+            Target = $"client:{c.Client.ClientId}",
+            Details = new Dictionary<string, string> { ["name"] = c.Client.Name, ["roles"] = string.Join(",", roles) },
+        }.From(context), cancellationToken);
+        return TypedResults.Created($"/api/v1/clients/{c.Client.ClientId}", new CreatedClientResponse(c.Client.ClientId, c.Secret, c.Client.Name, c.Client.Roles));
+    }
+
+    private static async Task<Ok<IReadOnlyList<ClientResponse>>> ListAsync(ClientStore clients, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await clients.ListAsync(cancellationToken));
+
+    private static async Task<Results<Ok<ClientResponse>, ProblemHttpResult>> GetAsync(string id, ClientStore clients, CancellationToken cancellationToken) =>
+        await clients.GetAsync(id, cancellationToken) is { } client ? TypedResults.Ok(client) : Problems.NotFound("The client");
+
+    private static async Task<Results<Ok<ClientResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(
+        string id, UpdateClientRequest request, ClientStore clients, RoleGuard guard, PrincipalStatus status, IAuditLog audit,
+        HttpContext context, CancellationToken cancellationToken)
+    {
+        var client = await clients.GetAsync(id, cancellationToken);
+        if (client is null)
+        {
+            return Problems.NotFound("The client");
+        }
+        if (request.Roles is { Count: > 50 })
+        {
+            return Problems.Validation("roles", "At most 50 roles.");
+        }
+        if (request.Roles is not null)
+        {
+            var check = await guard.CheckAssignableAsync(context.User, request.Roles.Concat(client.Roles).Distinct().ToList(), cancellationToken);
+            if (!check.Allowed)
+            {
+                return check.IsForbidden ? Problems.Forbidden(check.Message!) : Problems.Validation("roles", check.Message!);
+            }
+        }
+        await clients.UpdateAsync(id, request.Roles, request.Disabled, cancellationToken);
+        status.Invalidate();
+        await audit.AppendAsync(new AuditEvent("client.update", AuditOutcome.Success)
+        {
+            Target = $"client:{id}",
+            Details = new Dictionary<string, string>
+            {
+                ["roles"] = request.Roles is null ? "(unchanged)" : string.Join(",", request.Roles),
+                ["disabled"] = request.Disabled?.ToString() ?? "(unchanged)",
+            },
+        }.From(context), cancellationToken);
+        return TypedResults.Ok((await clients.GetAsync(id, cancellationToken))!);
+    }
+
+    private static async Task<Results<Ok<CreatedClientResponse>, ProblemHttpResult>> RotateAsync(
+        string id, ClientStore clients, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var client = await clients.GetAsync(id, cancellationToken);
+        var secret = client is null ? null : await clients.RotateSecretAsync(id, cancellationToken);
+        if (client is null || secret is null)
+        {
+            return Problems.NotFound("The client");
+        }
+        await audit.AppendAsync(new AuditEvent("client.rotate_secret", AuditOutcome.Success) { Target = $"client:{id}" }.From(context), cancellationToken);
+        return TypedResults.Ok(new CreatedClientResponse(client.ClientId, secret, client.Name, client.Roles));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
+        string id, ClientStore clients, PrincipalStatus status, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (!await clients.DeleteAsync(id, cancellationToken))
+        {
+            return Problems.NotFound("The client");
+        }
+        status.Invalidate();
+        await audit.AppendAsync(new AuditEvent("client.delete", AuditOutcome.Success) { Target = $"client:{id}" }.From(context), cancellationToken);
+        return TypedResults.NoContent();
+    }
+}
+
+/// <summary>Body of <c>POST /api/v1/clients</c>.</summary>
+/// <param name="Name">Required, unique: 2-64 of letters, digits, '.', '_', '-'.</param>
+/// <param name="Roles">Optional roles for the client's tokens; default none.</param>
+public sealed record CreateClientRequest(string? Name, IReadOnlyList<string>? Roles);
+
+/// <summary>Body of <c>PATCH /api/v1/clients/{id}</c>; left-out fields are unchanged.</summary>
+public sealed record UpdateClientRequest(IReadOnlyList<string>? Roles, bool? Disabled);
+
+/// <summary>The only time a client secret is shown.</summary>
+public sealed record CreatedClientResponse(
+    [property: JsonPropertyName("client_id")] string ClientId,
+    [property: JsonPropertyName("client_secret")] string ClientSecret,
+    string Name,
+    IReadOnlyList<string> Roles);
