@@ -3,7 +3,6 @@ using Fundament.Identity.Tokens;
 using Fundament.Security;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
-using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
@@ -76,12 +75,9 @@ internal static class AuthenticationSetup
                 };
             });
 
-        services.AddAuthorization(options =>
-        {
-            options.AddPolicy(Policies.Authenticated, policy => policy.RequireAuthenticatedUser());
-            // An endpoint that forgets to name a policy is closed, not open.
-            options.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build();
-        });
+        // No fallback policy: it would also answer unknown routes with 401 instead of 404. Instead the
+        // server refuses to start when an endpoint names no policy (EndpointAuthorizationGuard).
+        services.AddAuthorization(options => options.AddPolicy(Policies.Authenticated, policy => policy.RequireAuthenticatedUser()));
         return services;
     }
 }

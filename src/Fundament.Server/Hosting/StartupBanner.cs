@@ -1,0 +1,56 @@
+using Fundament.Hosting;
+using Fundament.Identity.Bootstrap;
+using Fundament.Storage;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Options;
+
+namespace Fundament.Server.Hosting;
+
+/// <summary>
+/// Prints where everything is once the server listens. Written to the console directly, not
+/// through the logger: the first-start admin password must not travel into log collectors.
+/// </summary>
+internal sealed class StartupBanner(
+    IHostApplicationLifetime lifetime,
+    IServer server,
+    IServiceProvider services,
+    IOptions<FundamentOptions> options,
+    IOptions<StorageOptions> storage,
+    RoleSet roles) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        lifetime.ApplicationStarted.Register(Print);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private void Print()
+    {
+        var addresses = server.Features.Get<IServerAddressesFeature>()?.Addresses.ToList() ?? [];
+        var api = addresses.FirstOrDefault() ?? "(no HTTP listener)";
+        var version = typeof(StartupBanner).Assembly.GetName().Version?.ToString(3);
+        var store = storage.Value.IsPostgres ? "postgres" : $"sqlite ({Path.Combine(options.Value.FullDataDir, "fundament.db")})";
+        var lines = new List<string>
+        {
+            $"Fundament {version} is running",
+            $"  roles:    {roles}",
+            $"  API:      {string.Join(", ", addresses.DefaultIfEmpty(api))}",
+            $"  OpenAPI:  {api}/openapi/v1.json",
+            $"  health:   {api}/health/ready",
+            $"  metrics:  {api}/metrics",
+            $"  data:     {options.Value.FullDataDir}",
+            $"  storage:  {store}",
+        };
+        var password = services.GetService<BootstrapAdmin>()?.TakeGeneratedPassword();
+        if (password is not null)
+        {
+            lines.Add($"  admin:    username '{BootstrapAdmin.Username}', password '{password}'");
+            lines.Add("            (shown only now; log in and change it: POST /api/v1/me/password)");
+        }
+        Console.Out.WriteLine(string.Join(Environment.NewLine, lines));
+        Console.Out.Flush();
+    }
+}

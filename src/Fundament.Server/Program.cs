@@ -1,0 +1,103 @@
+using Fundament.Audit;
+using Fundament.Hosting;
+using Fundament.Http;
+using Fundament.Identity;
+using Fundament.Security;
+using Fundament.Server.Health;
+using Fundament.Server.Hosting;
+using Fundament.Server.Telemetry;
+using Microsoft.Extensions.Options;
+
+const string DefaultUrl = "http://localhost:5080";
+
+WebApplication app;
+try
+{
+    var builder = WebApplication.CreateBuilder(args);
+    builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
+    {
+        ["--roles"] = "Fundament:Roles",
+        ["--log-format"] = "Fundament:LogFormat",
+        ["--data-dir"] = "Fundament:DataDir",
+    });
+    if (string.IsNullOrWhiteSpace(builder.Configuration[WebHostDefaults.ServerUrlsKey]) && string.IsNullOrWhiteSpace(builder.Configuration["HTTP_PORTS"]))
+    {
+        builder.Configuration[WebHostDefaults.ServerUrlsKey] = DefaultUrl;
+        builder.WebHost.UseUrls(DefaultUrl);
+    }
+
+    if (string.Equals(builder.Configuration["Fundament:LogFormat"], "json", StringComparison.OrdinalIgnoreCase))
+    {
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            o.IncludeScopes = true;
+        });
+    }
+
+    if (!FundamentRoles.TryParse(builder.Configuration["Fundament:Roles"] ?? FundamentRoles.All, out var roles, out var roleError))
+    {
+        throw new StartupException($"Fundament:Roles (--roles): {roleError}");
+    }
+    var control = roles.Contains(FundamentRoles.Control);
+
+    builder.Services.AddFundamentCore(builder.Configuration);
+    builder.Services.AddAudit();
+    builder.Services.AddIdentity(builder.Configuration, control);
+    builder.Services.AddFundamentTelemetry(builder.Configuration);
+    builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
+    builder.Services.AddFundamentOpenApi();
+    builder.Services.AddHostedService<StartupBanner>();
+
+    app = builder.Build();
+
+    app.UseFundamentHttp();
+    app.UseAuthentication();
+    app.UseAuthorization();
+
+    app.MapFundamentHealth();
+    app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
+    app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
+    app.MapGet("/", (IOptions<FundamentOptions> options) => TypedResults.Ok(new
+    {
+        name = "fundament",
+        version = typeof(Program).Assembly.GetName().Version?.ToString(3),
+        roles = options.Value.Roles,
+        openapi = "/openapi/v1.json",
+    })).AllowAnonymous().ExcludeFromDescription();
+    if (control)
+    {
+        app.MapIdentity();
+        app.MapAudit();
+    }
+    app.EnsureEveryEndpointHasAPolicy();
+}
+catch (StartupException ex)
+{
+    return ConfigurationError(ex.Message);
+}
+
+try
+{
+    await app.RunAsync();
+    return 0;
+}
+catch (OptionsValidationException ex)
+{
+    return ConfigurationError(string.Join(Environment.NewLine + "  - ", ex.Failures));
+}
+catch (StartupException ex)
+{
+    return ConfigurationError(ex.Message);
+}
+
+static int ConfigurationError(string message)
+{
+    Console.Error.WriteLine($"fundament: cannot start: {message}");
+    return 2;
+}
+
+/// <summary>Entry point; public for the in-process test host.</summary>
+public partial class Program;

@@ -1,0 +1,53 @@
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace Fundament.Server.Telemetry;
+
+internal static class TelemetryServiceCollectionExtensions
+{
+    /// <summary>Metrics (Prometheus at /metrics, OTLP when configured) and traces (OTLP when configured).</summary>
+    public static IServiceCollection AddFundamentTelemetry(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
+        if (options.OtlpEndpoint is { Length: > 0 } endpoint && !Uri.TryCreate(endpoint, UriKind.Absolute, out _))
+        {
+            throw new Fundament.Hosting.StartupException($"{TelemetryOptions.SectionName}:OtlpEndpoint must be an absolute URL.");
+        }
+        var otlp = !string.IsNullOrWhiteSpace(options.OtlpEndpoint) || !string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        var version = typeof(TelemetryServiceCollectionExtensions).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService(options.ServiceName, serviceVersion: version))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter("Fundament.*", "System.Runtime")
+                    .AddAspNetCoreInstrumentation()
+                    .AddHttpClientInstrumentation()
+                    .AddPrometheusExporter();
+                if (otlp)
+                {
+                    metrics.AddOtlpExporter(o => SetEndpoint(o, options));
+                }
+            })
+            .WithTracing(tracing =>
+            {
+                tracing.AddSource("Fundament.*")
+                    .AddAspNetCoreInstrumentation(o => o.Filter = context => !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/health"))
+                    .AddHttpClientInstrumentation();
+                if (otlp)
+                {
+                    tracing.AddOtlpExporter(o => SetEndpoint(o, options));
+                }
+            });
+        return services;
+    }
+
+    private static void SetEndpoint(OpenTelemetry.Exporter.OtlpExporterOptions exporter, TelemetryOptions options)
+    {
+        if (!string.IsNullOrWhiteSpace(options.OtlpEndpoint))
+        {
+            exporter.Endpoint = new Uri(options.OtlpEndpoint);
+        }
+    }
+}
