@@ -1,0 +1,235 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Fundament.Tests.Infrastructure;
+using Jose;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Protocols;
+using Microsoft.IdentityModel.Protocols.OpenIdConnect;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Fundament.Tests.Identity;
+
+/// <summary>
+/// Tokens verify with standard libraries through discovery and the JWKS; forged tokens are
+/// refused by every protected endpoint.
+/// </summary>
+public sealed class TokenValidationTests(SqliteFundamentFactory factory) : IClassFixture<SqliteFundamentFactory>
+{
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    private async Task<OpenIdConnectConfiguration> DiscoverAsync()
+    {
+        using var http = factory.CreateClient();
+        var manager = new ConfigurationManager<OpenIdConnectConfiguration>(
+            FundamentFactory.Issuer + "/.well-known/openid-configuration",
+            new OpenIdConnectConfigurationRetriever(),
+            new HttpDocumentRetriever(http) { RequireHttps = false });
+        return await manager.GetConfigurationAsync(_ct);
+    }
+
+    private TokenValidationParameters Parameters(OpenIdConnectConfiguration configuration) => new()
+    {
+        ValidIssuer = configuration.Issuer,
+        ValidAudience = "fundament",
+        IssuerSigningKeys = configuration.SigningKeys,
+        // The library's own clock: our fake clock sits at a fixed date, so validate lifetime against it.
+        LifetimeValidator = (nbf, exp, _, _) => exp > factory.Time.GetUtcNow().UtcDateTime,
+    };
+
+    [Fact]
+    public async Task LoginToken_VerifiesThroughDiscoveryAndJwks_WithMicrosoftIdentityModel()
+    {
+        var tokens = await factory.LoginAsync("admin", FundamentFactory.AdminPassword);
+        var configuration = await DiscoverAsync();
+        Assert.Equal(FundamentFactory.Issuer, configuration.Issuer);
+        Assert.NotEmpty(configuration.SigningKeys);
+
+        var result = await new JsonWebTokenHandler().ValidateTokenAsync(tokens["access_token"]!.GetValue<string>(), Parameters(configuration));
+
+        Assert.True(result.IsValid, result.Exception?.Message);
+        var jwt = (JsonWebToken)result.SecurityToken;
+        Assert.Equal("ES256", jwt.Alg);
+        Assert.Equal("at+jwt", jwt.Typ);
+        foreach (var claim in new[] { "iss", "aud", "sub", "jti", "exp", "iat", "client_id" })
+        {
+            Assert.True(jwt.TryGetClaim(claim, out _), $"claim {claim} missing");
+        }
+        Assert.Contains(jwt.Claims, c => c.Type == "roles" && c.Value == "admin");
+    }
+
+    [Fact]
+    public async Task ClientCredentialsToken_VerifiesWithJoseJwt_UsingTheJwk()
+    {
+        using var admin = await factory.AdminAsync();
+        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = Api.UniqueName("svc") }, _ct)).JsonAsync();
+        using var client = factory.CreateClient();
+        var response = await client.PostAsync("/oauth2/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = created["client_id"]!.GetValue<string>(),
+            ["client_secret"] = created["client_secret"]!.GetValue<string>(),
+        }), _ct);
+        var token = (await response.JsonAsync())["access_token"]!.GetValue<string>();
+
+        var jwks = await (await client.GetAsync((await DiscoverAsync()).JwksUri, _ct)).JsonAsync();
+        var kid = Jose.JWT.Headers(token)["kid"].ToString();
+        var jwk = jwks["keys"]!.AsArray().Single(k => k!["kid"]!.GetValue<string>() == kid)!;
+        var key = new Jwk(crv: jwk["crv"]!.GetValue<string>(), x: jwk["x"]!.GetValue<string>(), y: jwk["y"]!.GetValue<string>(), d: null);
+
+        var payload = JsonNode.Parse(Jose.JWT.Decode(token, key, JwsAlgorithm.ES256))!;
+        Assert.Equal(created["client_id"]!.GetValue<string>(), payload["sub"]!.GetValue<string>());
+        Assert.Equal(created["client_id"]!.GetValue<string>(), payload["client_id"]!.GetValue<string>());
+        Assert.Equal(FundamentFactory.Issuer, payload["iss"]!.GetValue<string>());
+    }
+
+    public static TheoryData<string> Forgeries() => ["alg-none", "wrong-key", "hs256-with-public-key", "wrong-issuer", "wrong-audience", "expired", "wrong-typ", "tampered-payload"];
+
+    [Theory]
+    [MemberData(nameof(Forgeries))]
+    public async Task ForgedToken_IsRefusedByEveryProtectedEndpoint(string forgery)
+    {
+        var tokens = await factory.LoginAsync("admin", FundamentFactory.AdminPassword);
+        var genuine = tokens["access_token"]!.GetValue<string>();
+        var forged = await ForgeAsync(forgery, genuine);
+
+        foreach (var (method, path) in ProtectedEndpoints())
+        {
+            using var client = factory.Bearer(forged);
+            using var request = new HttpRequestMessage(new HttpMethod(method), path);
+            if (method is "POST" or "PUT" or "PATCH")
+            {
+                request.Content = JsonContent.Create(new { });
+            }
+            var response = await client.SendAsync(request, _ct);
+            Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{forgery}: {method} {path} answered {(int)response.StatusCode}");
+        }
+        if (forgery == "expired")
+        {
+            return;
+        }
+        // The genuine token still works, so the refusals above are about the forgery.
+        using var ok = factory.Bearer(genuine);
+        Assert.Equal(HttpStatusCode.OK, (await ok.GetAsync("/api/v1/users", _ct)).StatusCode);
+    }
+
+    private async Task<string> ForgeAsync(string forgery, string genuine)
+    {
+        var parts = genuine.Split('.');
+        var header = JsonNode.Parse(Base64UrlEncoder.Decode(parts[0]))!.AsObject();
+        var payload = JsonNode.Parse(Base64UrlEncoder.Decode(parts[1]))!.AsObject();
+        var kid = header["kid"]!.GetValue<string>();
+
+        string Encode(JsonObject json) => Base64UrlEncoder.Encode(json.ToJsonString());
+        string SignEs256(JsonObject h, JsonObject p, ECDsa key)
+        {
+            var input = Encode(h) + "." + Encode(p);
+            var signature = key.SignData(Encoding.ASCII.GetBytes(input), HashAlgorithmName.SHA256);
+            return input + "." + Base64UrlEncoder.Encode(signature);
+        }
+
+        switch (forgery)
+        {
+            case "alg-none":
+                header["alg"] = "none";
+                return Encode(header) + "." + Encode(payload) + ".";
+            case "wrong-key":
+            {
+                using var attacker = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+                return SignEs256(header, payload, attacker);
+            }
+            case "hs256-with-public-key":
+            {
+                var jwks = await (await factory.CreateClient().GetAsync("/.well-known/jwks.json", _ct)).Content.ReadAsStringAsync(_ct);
+                var jwk = JsonNode.Parse(jwks)!["keys"]!.AsArray().Single(k => k!["kid"]!.GetValue<string>() == kid)!.ToJsonString();
+                header["alg"] = "HS256";
+                var input = Encode(header) + "." + Encode(payload);
+                // Classic confusion attack: the public key (as published) used as the HMAC secret.
+                var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(jwk), Encoding.ASCII.GetBytes(input));
+                return input + "." + Base64UrlEncoder.Encode(mac);
+            }
+            case "wrong-issuer":
+                payload["iss"] = "https://evil.example";
+                return await ResignWithServerKeyAsync(header, payload);
+            case "wrong-audience":
+                payload["aud"] = "someone-else";
+                return await ResignWithServerKeyAsync(header, payload);
+            case "wrong-typ":
+                header.Remove("typ");
+                return await ResignWithServerKeyAsync(header, payload);
+            case "expired":
+                factory.Time.Advance(TimeSpan.FromMinutes(16));
+                return genuine;
+            case "tampered-payload":
+                payload["roles"] = new JsonArray("admin", "superuser");
+                payload["sub"] = Guid.NewGuid().ToString();
+                return Encode(header) + "." + Encode(payload) + "." + parts[2];
+            default:
+                throw new ArgumentOutOfRangeException(nameof(forgery));
+        }
+    }
+
+    /// <summary>
+    /// Signs with the server's own current key, taken from the store as an insider would, to show
+    /// that iss, aud and typ are checked on their own and not only the signature.
+    /// </summary>
+    private Task<string> ResignWithServerKeyAsync(JsonObject header, JsonObject payload)
+    {
+        var credentials = factory.Services.GetRequiredService<Fundament.Identity.Tokens.SigningKeyStore>().CurrentSigner();
+        var handler = new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false };
+        // Without a typ header the handler writes "JWT", which is not the access token type either.
+        var typ = header["typ"]?.GetValue<string>() ?? "JWT";
+        return Task.FromResult(handler.CreateToken(payload.ToJsonString(), credentials, new Dictionary<string, object> { ["typ"] = typ }));
+    }
+
+    /// <summary>Every endpoint that requires a caller, with its route parameters filled in.</summary>
+    private IEnumerable<(string Method, string Path)> ProtectedEndpoints()
+    {
+        var source = factory.Services.GetRequiredService<EndpointDataSource>();
+        foreach (var endpoint in source.Endpoints.OfType<RouteEndpoint>())
+        {
+            if (endpoint.Metadata.GetMetadata<IAllowAnonymous>() is not null || endpoint.Metadata.GetMetadata<IAuthorizeData>() is null)
+            {
+                continue;
+            }
+            var path = "/" + string.Join("/", endpoint.RoutePattern.PathSegments.Select(segment =>
+                string.Concat(segment.Parts.Select(part => part switch
+                {
+                    Microsoft.AspNetCore.Routing.Patterns.RoutePatternLiteralPart literal => literal.Content,
+                    Microsoft.AspNetCore.Routing.Patterns.RoutePatternParameterPart => "some-id",
+                    _ => "",
+                }))));
+            foreach (var method in endpoint.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()?.HttpMethods ?? ["GET"])
+            {
+                yield return (method, path);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ProtectedEndpoints_AreDiscovered()
+    {
+        var endpoints = ProtectedEndpoints().ToList();
+        Assert.Contains(("POST", "/api/v1/users"), endpoints);
+        Assert.Contains(("GET", "/api/v1/audit"), endpoints);
+        Assert.True(endpoints.Count > 25, $"only {endpoints.Count} protected endpoints found");
+        await Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Jwks_PublishesOnlyPublicParts()
+    {
+        var jwks = JsonDocument.Parse(await factory.CreateClient().GetStringAsync("/.well-known/jwks.json", _ct));
+        foreach (var key in jwks.RootElement.GetProperty("keys").EnumerateArray())
+        {
+            Assert.False(key.TryGetProperty("d", out _), "private key material in the JWKS");
+            Assert.Equal("sig", key.GetProperty("use").GetString());
+        }
+    }
+}

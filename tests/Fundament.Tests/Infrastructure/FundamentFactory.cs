@@ -1,0 +1,71 @@
+using Fundament.Notifications;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Fundament.Tests.Infrastructure;
+
+/// <summary>
+/// The whole server in process, on a fresh data folder, with a fake clock and a notification
+/// sender that keeps what it was asked to deliver. Subclasses pick the storage backend.
+/// </summary>
+public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncLifetime
+{
+    public const string AdminPassword = "Correct-Horse-Battery-42";
+    public const string Issuer = "http://localhost";
+
+    protected FundamentFactory()
+    {
+        DataDir = Path.Combine(Path.GetTempPath(), "fundament-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(DataDir);
+    }
+
+    public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero));
+
+    public CapturingNotificationSender Notifications { get; } = new();
+
+    public string DataDir { get; }
+
+    /// <summary>Extra settings (key, value) for a subclass or a test.</summary>
+    protected virtual IEnumerable<KeyValuePair<string, string>> Settings() => [];
+
+    public virtual ValueTask InitializeAsync() => ValueTask.CompletedTask;
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Production");
+        builder.UseSetting("Fundament:DataDir", DataDir);
+        builder.UseSetting("Fundament:Identity:BootstrapAdminPassword", AdminPassword);
+        builder.UseSetting("Fundament:Identity:Issuer", Issuer);
+        // The minimum the validator allows: the suite logs in hundreds of times.
+        builder.UseSetting("Fundament:Identity:PasswordHashIterations", "10000");
+        foreach (var (key, value) in Settings())
+        {
+            builder.UseSetting(key, value);
+        }
+        builder.ConfigureTestServices(services =>
+        {
+            services.AddSingleton<TimeProvider>(Time);
+            services.AddSingleton<INotificationSender>(Notifications);
+        });
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        GC.SuppressFinalize(this);
+        try
+        {
+            Directory.Delete(DataDir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file still held by a pooled connection; the temp folder is cleaned by the OS.
+        }
+    }
+}
+
+/// <summary>The embedded default: SQLite in the data folder.</summary>
+public sealed class SqliteFundamentFactory : FundamentFactory;
