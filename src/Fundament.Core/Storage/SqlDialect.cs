@@ -25,6 +25,12 @@ public abstract class SqlDialect
 
     public abstract bool IsUniqueViolation(Exception exception);
 
+    /// <summary>
+    /// "<paramref name="column"/> is one of the list in parameter <paramref name="parameter"/>": Dapper
+    /// expands a list for SQLite, while PostgreSQL takes the array whole.
+    /// </summary>
+    public abstract string InList(string column, string parameter);
+
     public string Expand(string sql) => sql
         .Replace("{blob}", Blob, StringComparison.Ordinal)
         .Replace("{bool}", Bool, StringComparison.Ordinal)
@@ -42,6 +48,8 @@ public abstract class SqlDialect
         public override string Json => "TEXT";
         public override string ForUpdate => "";
 
+        public override string InList(string column, string parameter) => $"{column} IN @{parameter}";
+
         // SQLITE_CONSTRAINT_UNIQUE (2067) and SQLITE_CONSTRAINT_PRIMARYKEY (1555).
         public override bool IsUniqueViolation(Exception exception) =>
             exception is SqliteException { SqliteErrorCode: 19, SqliteExtendedErrorCode: 2067 or 1555 };
@@ -54,6 +62,8 @@ public abstract class SqlDialect
         public override string Bool => "BOOLEAN";
         public override string Json => "TEXT";
         public override string ForUpdate => " FOR UPDATE";
+
+        public override string InList(string column, string parameter) => $"{column} = ANY(@{parameter})";
 
         public override bool IsUniqueViolation(Exception exception) =>
             exception is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };

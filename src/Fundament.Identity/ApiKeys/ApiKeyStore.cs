@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Dapper;
+using Fundament.Security;
 using Fundament.Storage;
 
 namespace Fundament.Identity.ApiKeys;
@@ -8,7 +9,7 @@ namespace Fundament.Identity.ApiKeys;
 /// Per-user API keys: <c>fk_&lt;8-char prefix&gt;_&lt;secret&gt;</c>, shown once, stored as SHA-256.
 /// The prefix is kept in clear so a person can tell their keys apart.
 /// </summary>
-internal sealed class ApiKeyStore(IDatabase database, TimeProvider time)
+internal sealed class ApiKeyStore(IDatabase database, TimeProvider time, IRolePermissions rolePermissions)
 {
     public const string Scheme = "ApiKey";
 
@@ -61,10 +62,20 @@ internal sealed class ApiKeyStore(IDatabase database, TimeProvider time)
         {
             return null;
         }
-        // A key never grants more than its owner holds today.
+        // A key never grants more than its owner holds today: a role whose permissions the owner
+        // no longer has drops out of the key.
         var userRoles = (await connection.QueryAsync<string>(new CommandDefinition(
-            "SELECT role FROM identity_user_roles WHERE user_id = @userId", new { userId = row.UserId }, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
-        var roles = (JsonSerializer.Deserialize<string[]>(row.Roles) ?? []).Where(userRoles.Contains).ToList();
+            "SELECT role FROM identity_user_roles WHERE user_id = @userId", new { userId = row.UserId }, cancellationToken: cancellationToken))).ToList();
+        var held = await rolePermissions.PermissionsOfAsync(userRoles, cancellationToken);
+        var roles = new List<string>();
+        foreach (var role in JsonSerializer.Deserialize<string[]>(row.Roles) ?? [])
+        {
+            var granted = await rolePermissions.PermissionsOfAsync([role], cancellationToken);
+            if (held.Contains(Permissions.All) || granted.All(held.Contains))
+            {
+                roles.Add(role);
+            }
+        }
         if (row.LastUsedAt is null || now - row.LastUsedAt.Value > LastUsedGranularity.TotalMilliseconds)
         {
             await connection.ExecuteAsync(new CommandDefinition(
@@ -108,7 +119,7 @@ public sealed record ApiKeyResponse(string Id, string Name, string Prefix, IRead
 
 /// <summary>Body of <c>POST /api/v1/api-keys</c>.</summary>
 /// <param name="Name">Required, 1-100 characters.</param>
-/// <param name="Roles">Optional subset of the caller's roles; default all of them.</param>
+/// <param name="Roles">Optional roles for the key, granting nothing beyond the caller's own permissions; default the caller's roles.</param>
 /// <param name="ExpiresAt">Optional expiry in the future.</param>
 public sealed record CreateApiKeyRequest(string? Name, IReadOnlyList<string>? Roles, DateTimeOffset? ExpiresAt);
 

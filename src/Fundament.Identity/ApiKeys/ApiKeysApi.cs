@@ -1,5 +1,6 @@
 using Fundament.Audit;
 using Fundament.Http;
+using Fundament.Identity.Roles;
 using Fundament.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -21,7 +22,7 @@ internal static class ApiKeysApi
     }
 
     private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        CreateApiKeyRequest request, ApiKeyStore keys, TimeProvider time, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        CreateApiKeyRequest request, ApiKeyStore keys, RoleGuard guard, TimeProvider time, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var userId = context.User.UserId();
         if (userId is null)
@@ -33,16 +34,20 @@ internal static class ApiKeysApi
         {
             errors.Add("expiresAt", "expiresAt must be in the future.");
         }
-        // The caller's roles as authenticated now: a key made with a scoped key cannot exceed that key.
-        var held = context.User.RolesOf();
-        var roles = request.Roles ?? held;
-        foreach (var role in roles.Where(r => !held.Contains(r)))
+        if (request.Roles is { Count: > 50 })
         {
-            errors.Add("roles", $"You do not hold role '{(role.Length > 64 ? role[..64] : role)}'.");
+            errors.Add("roles", "At most 50 roles.");
         }
         if (errors.Any)
         {
             return errors.ToProblem();
+        }
+        // Checked against the caller as authenticated now, so a key made with a scoped key cannot exceed that key.
+        var roles = request.Roles ?? context.User.RolesOf();
+        var check = await guard.CheckAssignableAsync(context.User, roles, cancellationToken);
+        if (!check.Allowed)
+        {
+            return check.IsForbidden ? Problems.Forbidden(check.Message!) : Problems.Validation("roles", check.Message!);
         }
         var (key, secret) = await keys.CreateAsync(userId, request.Name!, roles.Distinct().ToList(), request.ExpiresAt, cancellationToken);
         await audit.AppendAsync(new AuditEvent("apikey.create", AuditOutcome.Success)

@@ -154,14 +154,14 @@ internal sealed class UserStore(IDatabase database, TimeProvider time)
         }
     }
 
-    private static async Task<IReadOnlyList<UserRecord>> WithRolesAsync(DbConnection connection, IReadOnlyList<UserRecord> users, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<UserRecord>> WithRolesAsync(DbConnection connection, IReadOnlyList<UserRecord> users, CancellationToken cancellationToken)
     {
         if (users.Count == 0)
         {
             return users;
         }
         var rows = await connection.QueryAsync<(string UserId, string Role)>(new CommandDefinition(
-            "SELECT user_id, role FROM identity_user_roles WHERE user_id IN @ids ORDER BY role", new { ids = users.Select(u => u.Id).ToArray() }, cancellationToken: cancellationToken));
+            $"SELECT user_id, role FROM identity_user_roles WHERE {database.Dialect.InList("user_id", "ids")} ORDER BY role", new { ids = users.Select(u => u.Id).ToArray() }, cancellationToken: cancellationToken));
         var byUser = rows.ToLookup(r => r.UserId, r => r.Role, StringComparer.Ordinal);
         return users.Select(u => u with { Roles = byUser[u.Id].ToList() }).ToList();
     }
