@@ -1,0 +1,159 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Dapper;
+using Fundament.Storage;
+using Fundament.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Fundament.Tests.Audit;
+
+public abstract class AuditLogTests(FundamentFactory factory)
+{
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    private IDatabase Database => factory.Services.GetRequiredService<IDatabase>();
+
+    private async Task<JsonNode> VerifyAsync()
+    {
+        using var admin = await factory.AdminAsync();
+        var response = await admin.GetAsync("/api/v1/audit/verify", _ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await response.JsonAsync();
+    }
+
+    private async Task<List<JsonNode>> AllEntriesAsync(HttpClient admin)
+    {
+        var entries = new List<JsonNode>();
+        string url = "/api/v1/audit?limit=100";
+        while (true)
+        {
+            var page = await (await admin.GetAsync(url, _ct)).JsonAsync();
+            entries.AddRange(page["items"]!.AsArray().Select(e => e!));
+            if (page["next"] is not JsonValue next)
+            {
+                return entries;
+            }
+            url = $"/api/v1/audit?limit=100&before={next.GetValue<long>()}";
+        }
+    }
+
+    [Fact]
+    public async Task SecurityActions_AreRecorded_WithWhoWhatOutcome()
+    {
+        var (id, username) = await factory.CreateUserAsync();
+        using var anonymous = factory.CreateClient();
+        await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { username, password = "definitely-wrong-pw" }, _ct);
+        await factory.LoginAsync(username, Api.UserPassword);
+        using var admin = await factory.AdminAsync();
+
+        var created = await (await admin.GetAsync($"/api/v1/audit?action=user.create&target=user:{id}", _ct)).JsonAsync();
+        var entry = created["items"]!.AsArray().Single()!;
+        Assert.StartsWith("user:", entry["actor"]!.GetValue<string>());
+        Assert.Equal("admin", entry["actorName"]!.GetValue<string>());
+        Assert.Equal("success", entry["outcome"]!.GetValue<string>());
+
+        var logins = (await (await admin.GetAsync($"/api/v1/audit?action=auth.&actor=user:{id}", _ct)).JsonAsync())["items"]!.AsArray();
+        Assert.Contains(logins, e => e!["outcome"]!.GetValue<string>() == "failure" && e["details"]!["reason"]!.GetValue<string>() == "bad_password");
+        Assert.Contains(logins, e => e!["outcome"]!.GetValue<string>() == "success");
+    }
+
+    [Fact]
+    public async Task Chain_Verifies_AndDetectsAnEditedEntry()
+    {
+        await factory.CreateUserAsync();
+        var before = await VerifyAsync();
+        Assert.True(before["valid"]!.GetValue<bool>(), before.ToJsonString());
+        Assert.True(before["entries"]!.GetValue<long>() > 0);
+
+        await using var connection = await Database.OpenAsync(_ct);
+        var seq = await connection.ExecuteScalarAsync<long>("SELECT MIN(seq) FROM audit_entries WHERE action = 'user.create'");
+        var original = await connection.ExecuteScalarAsync<string>("SELECT outcome FROM audit_entries WHERE seq = @seq", new { seq });
+        await connection.ExecuteAsync("UPDATE audit_entries SET outcome = 'failure' WHERE seq = @seq", new { seq });
+        try
+        {
+            var after = await VerifyAsync();
+            Assert.False(after["valid"]!.GetValue<bool>());
+            Assert.Equal(seq, after["firstInvalidSeq"]!.GetValue<long>());
+        }
+        finally
+        {
+            await connection.ExecuteAsync("UPDATE audit_entries SET outcome = @original WHERE seq = @seq", new { seq, original });
+        }
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task Chain_DetectsARemovedEntry_InTheMiddleOrAtTheEnd()
+    {
+        await factory.CreateUserAsync();
+        await factory.CreateUserAsync();
+        await using var connection = await Database.OpenAsync(_ct);
+        var last = await connection.ExecuteScalarAsync<long>("SELECT MAX(seq) FROM audit_entries");
+        foreach (var seq in new[] { 1L, last })
+        {
+            var row = await connection.QuerySingleAsync("SELECT * FROM audit_entries WHERE seq = @seq", new { seq });
+            var columns = ((IDictionary<string, object>)row).ToDictionary(kv => kv.Key, kv => kv.Value);
+            await connection.ExecuteAsync("DELETE FROM audit_entries WHERE seq = @seq", new { seq });
+            try
+            {
+                Assert.False((await VerifyAsync())["valid"]!.GetValue<bool>(), $"removing entry {seq} went unnoticed");
+            }
+            finally
+            {
+                await connection.ExecuteAsync(
+                    $"INSERT INTO audit_entries ({string.Join(", ", columns.Keys)}) VALUES ({string.Join(", ", columns.Keys.Select(k => "@" + k))})",
+                    new DynamicParameters(columns));
+            }
+        }
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task NoSecretEverReachesTheLog()
+    {
+        var password = "Secret-Canary-Password-" + Guid.NewGuid().ToString("N")[..8];
+        using var admin = await factory.AdminAsync();
+        var username = Api.UniqueName("canary");
+        (await admin.PostAsJsonAsync("/api/v1/users", new { username, password }, _ct)).EnsureSuccessStatusCode();
+        var tokens = await factory.LoginAsync(username, password);
+        using var anonymous = factory.CreateClient();
+        await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { username, password = password + "-wrong" }, _ct);
+        var key = (await (await admin.PostAsJsonAsync("/api/v1/api-keys", new { name = "canary" }, _ct)).JsonAsync())["key"]!.GetValue<string>();
+        var client = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = Api.UniqueName("canary") }, _ct)).JsonAsync();
+        var refresh = tokens["refresh_token"]!.GetValue<string>();
+        await anonymous.PostAsJsonAsync("/api/v1/auth/refresh", new { refresh_token = refresh }, _ct);
+        await anonymous.PostAsJsonAsync("/api/v1/auth/refresh", new { refresh_token = refresh }, _ct);
+
+        var everything = string.Join("\n", (await AllEntriesAsync(admin)).Select(e => e.ToJsonString()));
+        await using var connection = await Database.OpenAsync(_ct);
+        everything += string.Join("\n", (await connection.QueryAsync("SELECT * FROM audit_entries")).Select(r => string.Join("|", ((IDictionary<string, object>)r).Values)));
+        foreach (var secret in new[] { password, key, client["client_secret"]!.GetValue<string>(), refresh, tokens["access_token"]!.GetValue<string>() })
+        {
+            Assert.DoesNotContain(secret, everything, StringComparison.Ordinal);
+        }
+        Assert.Contains(username, everything, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Audit_IsForAdminsOnly_AndValidatesFilters()
+    {
+        var (guest, _, _) = await factory.UserClientAsync("guest");
+        await (await guest.GetAsync("/api/v1/audit", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        await (await guest.GetAsync("/api/v1/audit/verify", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        using var admin = await factory.AdminAsync();
+        await (await admin.GetAsync("/api/v1/audit?limit=0", _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        await (await admin.GetAsync("/api/v1/audit?from=yesterday", _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        var page = await (await admin.GetAsync("/api/v1/audit?limit=1", _ct)).JsonAsync();
+        Assert.Single(page["items"]!.AsArray());
+        Assert.NotNull(page["next"]);
+    }
+}
+
+public sealed class SqliteAuditLogTests(SqliteFundamentFactory factory) : AuditLogTests(factory), IClassFixture<SqliteFundamentFactory>;
+
+public sealed class PostgresAuditLogTests : AuditLogTests, IClassFixture<PostgresFundamentFactory>
+{
+    public PostgresAuditLogTests(PostgresFundamentFactory factory) : base(factory) =>
+        Assert.SkipUnless(PostgresFundamentFactory.Available, $"set {PostgresFundamentFactory.Variable} to run against PostgreSQL");
+}
