@@ -1,3 +1,4 @@
+using Fundament.Identity.Passwords;
 using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity;
@@ -67,6 +68,11 @@ internal sealed class IdentityOptionsValidator : IValidateOptions<IdentityOption
         if (o.Lockout.FailureWindow <= TimeSpan.Zero)
         {
             errors.Add($"{S}:Lockout:FailureWindow must be positive.");
+        }
+        if (o.BootstrapAdminPassword is { Length: > 0 } bootstrap && errors.Count == 0 &&
+            new PasswordPolicy(Options.Create(o)).Check(bootstrap, Bootstrap.BootstrapAdmin.Username) is { } problem)
+        {
+            errors.Add($"{S}:BootstrapAdminPassword is not acceptable: {problem}");
         }
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

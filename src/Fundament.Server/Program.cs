@@ -2,6 +2,7 @@ using Fundament.Audit;
 using Fundament.Hosting;
 using Fundament.Http;
 using Fundament.Identity;
+using Fundament.Keys;
 using Fundament.Security;
 using Fundament.Server.Health;
 using Fundament.Server.Hosting;
@@ -81,6 +82,9 @@ catch (StartupException ex)
 
 try
 {
+    // Settings first, before the host starts, so a bad value is one clear line and not a host failure log.
+    app.Services.GetRequiredService<IStartupValidator>().Validate();
+    _ = app.Services.GetRequiredService<MasterKeyRing>();
     await app.RunAsync();
     return 0;
 }

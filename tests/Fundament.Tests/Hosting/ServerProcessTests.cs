@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+
+namespace Fundament.Tests.Hosting;
+
+/// <summary>The real <c>fundament</c> process: start-up errors and readiness, as an operator sees them.</summary>
+public sealed class ServerProcessTests : IDisposable
+{
+    private readonly string _dataDir = Path.Combine(Path.GetTempPath(), "fundament-tests", Guid.NewGuid().ToString("N"));
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dataDir))
+        {
+            Directory.Delete(_dataDir, true);
+        }
+    }
+
+    private static string ServerDll => Path.Combine(AppContext.BaseDirectory, "fundament.dll");
+
+    private Process Start(IDictionary<string, string> environment, params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetTempPath(),
+        };
+        info.ArgumentList.Add(ServerDll);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        info.Environment["Fundament__DataDir"] = _dataDir;
+        info.Environment["Fundament__Identity__PasswordHashIterations"] = "10000";
+        foreach (var (key, value) in environment)
+        {
+            info.Environment[key] = value;
+        }
+        return Process.Start(info)!;
+    }
+
+    private async Task<(int ExitCode, string Output)> RunToExitAsync(IDictionary<string, string> environment, params string[] args)
+    {
+        using var process = Start(environment, args);
+        var stdout = process.StandardOutput.ReadToEndAsync(_ct);
+        var stderr = process.StandardError.ReadToEndAsync(_ct);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    [Theory]
+    [InlineData("Fundament__Identity__SigningAlgorithm", "HS256", "Fundament:Identity:SigningAlgorithm")]
+    [InlineData("Fundament__Identity__AccessTokenLifetime", "00:00:05", "Fundament:Identity:AccessTokenLifetime")]
+    [InlineData("Fundament__Storage__Provider", "oracle", "Fundament:Storage:Provider")]
+    [InlineData("Fundament__MasterKey", "bm90LTMyLWJ5dGVz", "Fundament:MasterKey")]
+    [InlineData("Fundament__Roles", "control,teapot", "Fundament:Roles")]
+    [InlineData("Fundament__Identity__BootstrapAdminPassword", "password", "Fundament:Identity:BootstrapAdminPassword")]
+    public async Task BadSetting_StopsTheProcess_NamingTheKey(string variable, string value, string key)
+    {
+        var (exitCode, output) = await RunToExitAsync(new Dictionary<string, string> { [variable] = value }, "--urls", "http://127.0.0.1:0");
+        Assert.Equal(2, exitCode);
+        Assert.Contains(key, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task FirstStart_OnEmbeddedDefaults_PrintsWhereEverythingIs_AndBecomesReady()
+    {
+        var port = FreePort();
+        using var process = Start(new Dictionary<string, string>(), "--urls", $"http://127.0.0.1:{port}");
+        var output = new System.Text.StringBuilder();
+        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.BeginOutputReadLine();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            HttpResponseMessage? ready = null;
+            for (var i = 0; i < 120 && ready?.StatusCode != HttpStatusCode.OK; i++)
+            {
+                try
+                {
+                    ready = await http.GetAsync("/health/ready", _ct);
+                }
+                catch (HttpRequestException)
+                {
+                    await Task.Delay(500, _ct);
+                }
+            }
+            Assert.Equal(HttpStatusCode.OK, ready?.StatusCode);
+            var health = JsonNode.Parse(await ready!.Content.ReadAsStringAsync(_ct))!;
+            Assert.Equal("Healthy", health["checks"]!["database"]!["status"]!.GetValue<string>());
+
+            for (var i = 0; i < 50 && !output.ToString().Contains("password '", StringComparison.Ordinal); i++)
+            {
+                await Task.Delay(100, _ct);
+            }
+            string text;
+            lock (output)
+            {
+                text = output.ToString();
+            }
+            Assert.Contains($"http://127.0.0.1:{port}", text, StringComparison.Ordinal);
+            Assert.Contains(_dataDir, text, StringComparison.Ordinal);
+            Assert.Matches("password '[A-Za-z0-9]{24}'", text);
+            Assert.True(File.Exists(Path.Combine(_dataDir, "fundament.db")));
+            Assert.True(File.Exists(Path.Combine(_dataDir, "master.key")));
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(_ct);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
