@@ -22,6 +22,11 @@ internal static class TelemetryServiceCollectionExtensions
             .WithMetrics(metrics =>
             {
                 metrics.AddMeter("Fundament.*", "System.Runtime")
+                    // Prometheus reserves a _count suffix for histograms and summaries (promtool
+                    // rejects these gauges otherwise), so the three runtime counts get other names.
+                    .AddView("dotnet.assembly.count", new MetricStreamConfiguration { Name = "dotnet.assemblies.loaded" })
+                    .AddView("dotnet.process.cpu.count", new MetricStreamConfiguration { Name = "dotnet.process.cpus" })
+                    .AddView("dotnet.timer.count", new MetricStreamConfiguration { Name = "dotnet.timers" })
                     .AddAspNetCoreInstrumentation()
                     .AddHttpClientInstrumentation()
                     .AddPrometheusExporter();
