@@ -22,7 +22,10 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         Directory.CreateDirectory(DataDir);
     }
 
-    public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero));
+    public FakeTimeProvider Time { get; init; } = new(new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero));
+
+    /// <summary>When true (default) messages are kept in <see cref="Notifications"/> instead of being sent.</summary>
+    protected virtual bool CaptureNotifications => true;
 
     public CapturingNotificationSender Notifications { get; } = new();
 
@@ -48,7 +51,10 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         builder.ConfigureTestServices(services =>
         {
             services.AddSingleton<TimeProvider>(Time);
-            services.AddSingleton<INotificationSender>(Notifications);
+            if (CaptureNotifications)
+            {
+                services.AddSingleton<INotificationSender>(Notifications);
+            }
         });
     }
 
@@ -69,3 +75,11 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
 
 /// <summary>The embedded default: SQLite in the data folder.</summary>
 public sealed class SqliteFundamentFactory : FundamentFactory;
+
+/// <summary>A server with exactly the settings given, e.g. one of several replicas on one database.</summary>
+public sealed class ConfiguredFundamentFactory(IEnumerable<KeyValuePair<string, string>> settings, bool captureNotifications = true) : FundamentFactory
+{
+    protected override bool CaptureNotifications => captureNotifications;
+
+    protected override IEnumerable<KeyValuePair<string, string>> Settings() => settings;
+}
