@@ -2,9 +2,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using Fundament.Tests.Infrastructure;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.AspNetCore.Routing.Patterns;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Fundament.Tests.Http;
 
@@ -95,7 +92,7 @@ public sealed class MalformedRequestTests(SqliteFundamentFactory factory) : ICla
             {
                 foreach (var id in Ids)
                 {
-                    var path = template.Replace("{id}", id, StringComparison.Ordinal).Replace("{name}", id, StringComparison.Ordinal);
+                    var path = EndpointCatalog.Fill(template, id);
                     if (hasBody)
                     {
                         foreach (var body in Bodies)
@@ -121,7 +118,7 @@ public sealed class MalformedRequestTests(SqliteFundamentFactory factory) : ICla
             }
             foreach (var authorization in Authorizations)
             {
-                await SendAsync(method, template.Replace("{id}", "x", StringComparison.Ordinal).Replace("{name}", "x", StringComparison.Ordinal), hasBody ? new StringContent("{}", Encoding.UTF8, "application/json") : null, authorization);
+                await SendAsync(method, EndpointCatalog.Fill(template, "x"), hasBody ? new StringContent("{}", Encoding.UTF8, "application/json") : null, authorization);
             }
         }
 
@@ -139,25 +136,6 @@ public sealed class MalformedRequestTests(SqliteFundamentFactory factory) : ICla
         await (await client.DeleteAsync("/api/v1/auth/login", _ct)).AssertProblemAsync(HttpStatusCode.MethodNotAllowed);
     }
 
-    private IEnumerable<(string Method, string Path)> Endpoints()
-    {
-        var source = factory.Services.GetRequiredService<EndpointDataSource>();
-        foreach (var endpoint in source.Endpoints.OfType<RouteEndpoint>())
-        {
-            var path = "/" + string.Join("/", endpoint.RoutePattern.PathSegments.Select(segment => string.Concat(segment.Parts.Select(part => part switch
-            {
-                RoutePatternLiteralPart literal => literal.Content,
-                RoutePatternParameterPart parameter => "{" + parameter.Name + "}",
-                _ => "",
-            }))));
-            if (path.StartsWith("/openapi", StringComparison.Ordinal))
-            {
-                continue;
-            }
-            foreach (var method in endpoint.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["GET"])
-            {
-                yield return (method, path);
-            }
-        }
-    }
+    private IEnumerable<(string Method, string Path)> Endpoints() =>
+        EndpointCatalog.All(factory).Where(e => !e.Template.StartsWith("/openapi", StringComparison.Ordinal)).Select(e => (e.Method, e.Template));
 }

@@ -6,8 +6,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Fundament.Tests.Infrastructure;
 using Jose;
-using Microsoft.AspNetCore.Authorization;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Protocols;
@@ -189,28 +187,8 @@ public sealed class TokenValidationTests(SqliteFundamentFactory factory) : IClas
     }
 
     /// <summary>Every endpoint that requires a caller, with its route parameters filled in.</summary>
-    private IEnumerable<(string Method, string Path)> ProtectedEndpoints()
-    {
-        var source = factory.Services.GetRequiredService<EndpointDataSource>();
-        foreach (var endpoint in source.Endpoints.OfType<RouteEndpoint>())
-        {
-            if (endpoint.Metadata.GetMetadata<IAllowAnonymous>() is not null || endpoint.Metadata.GetMetadata<IAuthorizeData>() is null)
-            {
-                continue;
-            }
-            var path = "/" + string.Join("/", endpoint.RoutePattern.PathSegments.Select(segment =>
-                string.Concat(segment.Parts.Select(part => part switch
-                {
-                    Microsoft.AspNetCore.Routing.Patterns.RoutePatternLiteralPart literal => literal.Content,
-                    Microsoft.AspNetCore.Routing.Patterns.RoutePatternParameterPart => "some-id",
-                    _ => "",
-                }))));
-            foreach (var method in endpoint.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()?.HttpMethods ?? ["GET"])
-            {
-                yield return (method, path);
-            }
-        }
-    }
+    private IEnumerable<(string Method, string Path)> ProtectedEndpoints() =>
+        EndpointCatalog.All(factory).Where(e => e.Protected).Select(e => (e.Method, EndpointCatalog.Fill(e.Template, "some-id")));
 
     [Fact]
     public async Task ProtectedEndpoints_AreDiscovered()
