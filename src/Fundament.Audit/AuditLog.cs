@@ -13,7 +13,7 @@ namespace Fundament.Audit;
 /// Appends, queries and verifies the audit log. Appends are serialized on the chain head row
 /// (a row lock on PostgreSQL, the single writer on SQLite), so replicas extend one chain.
 /// </summary>
-internal sealed class AuditLog : IAuditLog, IStartupTask
+internal sealed class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
 {
     private static readonly byte[] ChainKeyContext = Encoding.ASCII.GetBytes("fundament:audit:chain-key");
 
@@ -32,6 +32,21 @@ internal sealed class AuditLog : IAuditLog, IStartupTask
     }
 
     public int Order => 0;
+
+    public string Name => "audit chain key";
+
+    public async Task<int> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        var sealedKey = await connection.ExecuteScalarAsync<byte[]>(new CommandDefinition("SELECT chain_key FROM audit_chain WHERE id = 1", cancellationToken: cancellationToken));
+        if (sealedKey is null || EnvelopeEncryption.KeyIdOf(sealedKey) == current.CurrentKeyId)
+        {
+            return 0;
+        }
+        return await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE audit_chain SET chain_key = @next WHERE id = 1 AND chain_key = @old",
+            new { next = current.Rewrap(sealedKey), old = sealedKey }, cancellationToken: cancellationToken));
+    }
 
     /// <summary>Creates the chain head and its key on first start.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)

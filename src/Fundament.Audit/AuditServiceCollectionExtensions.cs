@@ -1,4 +1,5 @@
 using Fundament.Hosting;
+using Fundament.Keys;
 using Fundament.Security;
 using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
@@ -17,6 +18,7 @@ public static class AuditServiceCollectionExtensions
         services.TryAddSingleton<AuditLog>();
         services.TryAddSingleton<IAuditLog>(sp => sp.GetRequiredService<AuditLog>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, AuditLog>(sp => sp.GetRequiredService<AuditLog>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, AuditLog>(sp => sp.GetRequiredService<AuditLog>()));
         services.AddPermissions(Permissions.AuditRead);
         return services;
     }

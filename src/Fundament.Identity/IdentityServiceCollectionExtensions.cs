@@ -9,6 +9,7 @@ using Fundament.Identity.Roles;
 using Fundament.Identity.Sessions;
 using Fundament.Identity.Tokens;
 using Fundament.Identity.Users;
+using Fundament.Keys;
 using Fundament.Security;
 using Fundament.Storage;
 using Microsoft.AspNetCore.Routing;
@@ -53,6 +54,7 @@ public static class IdentityServiceCollectionExtensions
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, RoleStore>(sp => sp.GetRequiredService<RoleStore>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, SigningKeyStore>(sp => sp.GetRequiredService<SigningKeyStore>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, SigningKeyStore>(sp => sp.GetRequiredService<SigningKeyStore>()));
         if (runsControl)
         {
             services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, BootstrapAdmin>(sp => sp.GetRequiredService<BootstrapAdmin>()));

@@ -7,6 +7,7 @@ using Fundament.Security;
 using Fundament.Server.Health;
 using Fundament.Server.Hosting;
 using Fundament.Server.Telemetry;
+using Fundament.Vault;
 using Microsoft.Extensions.Options;
 
 const string DefaultUrl = "http://localhost:5080";
@@ -47,6 +48,7 @@ try
     builder.Services.AddFundamentCore(builder.Configuration);
     builder.Services.AddAudit();
     builder.Services.AddIdentity(builder.Configuration, control);
+    builder.Services.AddVault(builder.Configuration);
     builder.Services.AddFundamentTelemetry(builder.Configuration);
     builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
     builder.Services.AddFundamentOpenApi();
@@ -72,6 +74,7 @@ try
     {
         app.MapIdentity();
         app.MapAudit();
+        app.MapVault();
     }
     app.EnsureEveryEndpointHasAPolicy();
 }

@@ -25,6 +25,12 @@ public sealed class FundamentOptions
     /// <summary>Path of a file holding the master key (base64 or 32 raw bytes). Optional.</summary>
     public string? MasterKeyFile { get; set; }
 
+    /// <summary>
+    /// Earlier master keys (base64), kept only while <c>POST /api/v1/vault/rotate-master-key</c>
+    /// re-wraps what they protect. Remove them once it reports nothing left.
+    /// </summary>
+    public string[] PreviousMasterKeys { get; set; } = [];
+
     /// <summary>Largest request body accepted by the JSON APIs, in bytes. Default 1 MiB.</summary>
     [Range(1024, 1L << 30)]
     public long MaxRequestBodyBytes { get; set; } = 1 << 20;

@@ -58,6 +58,12 @@ internal static partial class MasterKeyLoader
         return key;
     }
 
+    public static IReadOnlyList<MasterKey> LoadPrevious(FundamentOptions options) =>
+        options.PreviousMasterKeys
+            .Where(k => !string.IsNullOrWhiteSpace(k))
+            .Select((k, i) => new MasterKey(DecodeBase64Key(k, $"Fundament:PreviousMasterKeys:{i}")))
+            .ToList();
+
     private static byte[] ReadKeyFile(string path, string name)
     {
         var bytes = File.ReadAllBytes(path);

@@ -24,6 +24,9 @@ public sealed class MasterKeyRing
     public MasterKey Current { get; }
 
     public bool TryGet(string id, out MasterKey key) => _byId.TryGetValue(id, out key!);
+
+    /// <summary>Ids of the earlier keys still held for unwrapping.</summary>
+    public IReadOnlyList<string> PreviousIds => _byId.Keys.Where(id => id != Current.Id).ToList();
 }
 
 /// <summary>An AES-256 key and its public identifier (a truncated hash, safe to store and log).</summary>

@@ -25,7 +25,7 @@ internal sealed partial class SigningKeyStore(
     EnvelopeEncryption encryption,
     TimeProvider time,
     IOptions<IdentityOptions> options,
-    ILogger<SigningKeyStore> logger) : IStartupTask
+    ILogger<SigningKeyStore> logger) : IStartupTask, IEnvelopeHolder
 {
     /// <summary>How far ahead of use a new key is published; more than <see cref="RefreshInterval"/>.</summary>
     public static readonly TimeSpan Prepublish = TimeSpan.FromMinutes(2);
@@ -39,6 +39,24 @@ internal sealed partial class SigningKeyStore(
     private volatile IReadOnlyList<StoredKey> _keys = [];
 
     public int Order => 5;
+
+    public string Name => "token signing keys";
+
+    public async Task<int> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = (await connection.QueryAsync<(string Kid, byte[] PrivateKey)>(new CommandDefinition(
+            "SELECT kid, private_key FROM identity_signing_keys", cancellationToken: cancellationToken))).ToList();
+        var count = 0;
+        foreach (var row in rows.Where(r => EnvelopeEncryption.KeyIdOf(r.PrivateKey) != current.CurrentKeyId))
+        {
+            count += await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE identity_signing_keys SET private_key = @next WHERE kid = @kid AND private_key = @old",
+                new { next = current.Rewrap(row.PrivateKey), kid = row.Kid, old = row.PrivateKey }, cancellationToken: cancellationToken));
+        }
+        await RefreshAsync(cancellationToken);
+        return count;
+    }
 
     public async Task RunAsync(CancellationToken cancellationToken) => await RotateIfDueAsync(cancellationToken);
 

@@ -1,0 +1,14 @@
+namespace Fundament.Keys;
+
+/// <summary>
+/// A module that stores envelopes (<see cref="EnvelopeEncryption"/>) implements this so a master
+/// key rotation can re-wrap everything it holds, online and in batches.
+/// </summary>
+public interface IEnvelopeHolder
+{
+    /// <summary>Name for reports, e.g. <c>vault secrets</c>.</summary>
+    string Name { get; }
+
+    /// <summary>Re-wraps every envelope not yet under the current master key; returns how many.</summary>
+    Task<int> RewrapAsync(EnvelopeEncryption encryption, CancellationToken cancellationToken);
+}

@@ -1,0 +1,46 @@
+using Fundament.Audit;
+using Fundament.Keys;
+using Fundament.Vault.Policies;
+using Fundament.Vault.Secrets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Fundament.Vault;
+
+internal static class VaultAdminApi
+{
+    public static RouteGroupBuilder MapVaultAdminApi(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/vault").WithTags("Vault").RequireAuthorization(VaultPermissions.Admin);
+        group.MapGet("/rotation-due", RotationDueAsync).WithName("SecretsDueForRotation")
+            .WithSummary("Secrets whose current version is older than their rotateEvery.");
+        group.MapPost("/rotate-master-key", RotateMasterKeyAsync).WithName("RotateMasterKey")
+            .WithSummary("Re-wraps every data key under the current master key (configure the new key as Fundament:MasterKey and the old one in Fundament:PreviousMasterKeys first).");
+        return group;
+    }
+
+    private static async Task<Ok<IReadOnlyList<RotationDue>>> RotationDueAsync(SecretStore store, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await store.RotationDueAsync(cancellationToken));
+
+    private static async Task<Ok<MasterKeyRotationResponse>> RotateMasterKeyAsync(
+        IEnumerable<IEnvelopeHolder> holders, EnvelopeEncryption encryption, MasterKeyRing ring, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var holder in holders)
+        {
+            counts[holder.Name] = await holder.RewrapAsync(encryption, cancellationToken);
+        }
+        await audit.AppendAsync(new AuditEvent("vault.rotate_master_key", AuditOutcome.Success)
+        {
+            Target = $"master_key:{encryption.CurrentKeyId}",
+            Details = counts.ToDictionary(c => c.Key, c => c.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        }.From(context), cancellationToken);
+        return TypedResults.Ok(new MasterKeyRotationResponse(encryption.CurrentKeyId, counts, ring.PreviousIds));
+    }
+}
+
+/// <summary>Result of a master key rotation: what was re-wrapped under <see cref="KeyId"/>.</summary>
+/// <param name="PreviousKeyIds">Earlier keys still configured; remove them from the settings once this reports no more re-wraps.</param>
+public sealed record MasterKeyRotationResponse(string KeyId, IReadOnlyDictionary<string, int> Rewrapped, IReadOnlyList<string> PreviousKeyIds);

@@ -1,0 +1,13 @@
+namespace Fundament.Vault;
+
+/// <summary>Section <c>Fundament:Vault</c>.</summary>
+public sealed class VaultOptions
+{
+    public const string SectionName = "Fundament:Vault";
+
+    /// <summary>Versions kept per secret when the secret sets none; older ones are destroyed. Default 10.</summary>
+    public int DefaultMaxVersions { get; set; } = 10;
+
+    /// <summary>Largest secret value, in bytes of its JSON text. Default 65536.</summary>
+    public int MaxValueBytes { get; set; } = 64 * 1024;
+}
