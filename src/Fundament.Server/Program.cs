@@ -1,4 +1,5 @@
 using Fundament.Audit;
+using Fundament.Config;
 using Fundament.Hosting;
 using Fundament.Http;
 using Fundament.Identity;
@@ -49,6 +50,7 @@ try
     builder.Services.AddAudit();
     builder.Services.AddIdentity(builder.Configuration, control);
     builder.Services.AddVault(builder.Configuration);
+    builder.Services.AddConfig(builder.Configuration);
     builder.Services.AddFundamentTelemetry(builder.Configuration);
     builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
     builder.Services.AddFundamentOpenApi();
@@ -75,6 +77,7 @@ try
         app.MapIdentity();
         app.MapAudit();
         app.MapVault();
+        app.MapConfig();
     }
     app.EnsureEveryEndpointHasAPolicy();
 }

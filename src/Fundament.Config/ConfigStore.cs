@@ -1,0 +1,206 @@
+using System.Data.Common;
+using System.Text.Json;
+using Dapper;
+using Fundament.Storage;
+using Fundament.Watch;
+using Microsoft.Extensions.Options;
+
+namespace Fundament.Config;
+
+/// <summary>
+/// Configuration entries, their history and the change index (tables <c>config_*</c>). Every
+/// change takes the next value of one counter in its transaction, so the index of a resolved view
+/// (the newest change in its scopes) only ever grows, deletes included.
+/// </summary>
+internal sealed class ConfigStore(IDatabase database, TimeProvider time, IOptions<ConfigOptions> options)
+{
+    public ChangeSignal Changes { get; } = new();
+
+    public async Task<ConfigEntryResponse> SetAsync(string service, string environment, string key, string valueJson, string change, string actor, CancellationToken cancellationToken)
+    {
+        var result = await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var (index, version, now) = await NextChangeAsync(connection, transaction, service, environment, key, cancellationToken);
+            await connection.ExecuteAsync(new CommandDefinition("""
+                INSERT INTO config_entries (service, environment, key, value, version, change_index, updated_at, updated_by)
+                VALUES (@service, @environment, @key, @value, @version, @index, @now, @actor)
+                ON CONFLICT (service, environment, key) DO UPDATE SET value = excluded.value, version = excluded.version,
+                    change_index = excluded.change_index, updated_at = excluded.updated_at, updated_by = excluded.updated_by
+                """, new { service, environment, key, value = valueJson, version, index, now, actor }, transaction, cancellationToken: cancellationToken));
+            await RecordAsync(connection, transaction, service, environment, key, version, valueJson, change, index, now, actor, cancellationToken);
+            return new ConfigEntryResponse(service, environment, key, Parse(valueJson), version, index, DateTimeOffset.FromUnixTimeMilliseconds(now), actor);
+        }, cancellationToken);
+        Changes.Notify();
+        return result;
+    }
+
+    /// <returns>False when there was no such entry.</returns>
+    public async Task<bool> DeleteAsync(string service, string environment, string key, string actor, CancellationToken cancellationToken)
+    {
+        var deleted = await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var exists = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                "SELECT COUNT(*) FROM config_entries WHERE service = @service AND environment = @environment AND key = @key",
+                new { service, environment, key }, transaction, cancellationToken: cancellationToken));
+            if (exists == 0)
+            {
+                return false;
+            }
+            var (index, version, now) = await NextChangeAsync(connection, transaction, service, environment, key, cancellationToken);
+            await connection.ExecuteAsync(new CommandDefinition(
+                "DELETE FROM config_entries WHERE service = @service AND environment = @environment AND key = @key",
+                new { service, environment, key }, transaction, cancellationToken: cancellationToken));
+            await RecordAsync(connection, transaction, service, environment, key, version, null, "delete", index, now, actor, cancellationToken);
+            return true;
+        }, cancellationToken);
+        if (deleted)
+        {
+            Changes.Notify();
+        }
+        return deleted;
+    }
+
+    public async Task<ConfigHistoryEntry?> HistoryVersionAsync(string service, string environment, string key, int version, CancellationToken cancellationToken) =>
+        (await HistoryAsync(service, environment, key, cancellationToken)).FirstOrDefault(h => h.Version == version);
+
+    public async Task<IReadOnlyList<ConfigHistoryEntry>> HistoryAsync(string service, string environment, string key, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<HistoryRow>(new CommandDefinition("""
+            SELECT version, value, change, change_index AS ChangeIndex, changed_at AS ChangedAt, changed_by AS ChangedBy
+            FROM config_history WHERE service = @service AND environment = @environment AND key = @key ORDER BY version DESC
+            """, new { service, environment, key }, cancellationToken: cancellationToken));
+        return rows.Select(r => new ConfigHistoryEntry((int)r.Version, r.Value is null ? null : Parse(r.Value), r.Change, r.ChangeIndex,
+            DateTimeOffset.FromUnixTimeMilliseconds(r.ChangedAt), r.ChangedBy)).ToList();
+    }
+
+    public async Task<IReadOnlyList<ConfigEntryResponse>> ListAsync(string? service, string? environment, string? prefix, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var like = prefix is null ? null : prefix.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%";
+        var rows = await connection.QueryAsync<EntryRow>(new CommandDefinition("""
+            SELECT service, environment, key, value, version, change_index AS ChangeIndex, updated_at AS UpdatedAt, updated_by AS UpdatedBy
+            FROM config_entries
+            WHERE (@service IS NULL OR service = @service) AND (@environment IS NULL OR environment = @environment) AND (@like IS NULL OR key LIKE @like ESCAPE '\')
+            ORDER BY service, environment, key LIMIT 10000
+            """, new { service, environment, like }, cancellationToken: cancellationToken));
+        return rows.Select(r => r.ToResponse()).ToList();
+    }
+
+    /// <summary>The overlay for one service in one environment, and the index it reflects.</summary>
+    public async Task<ResolvedConfig> ResolveAsync(string service, string environment, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        // Index first: a change landing between the two reads shows newer values under an older
+        // index, and the client's next watch then answers at once. Never the other way round.
+        var index = await IndexAsync(connection, null, service, environment, cancellationToken);
+        var rows = await connection.QueryAsync<(string Service, string Environment, string Key, string Value)>(new CommandDefinition("""
+            SELECT service, environment, key, value FROM config_entries
+            WHERE service IN (@service, '*') AND environment IN (@environment, '*')
+            """, new { service, environment }, cancellationToken: cancellationToken));
+        var values = new SortedDictionary<string, JsonElement>(StringComparer.Ordinal);
+        foreach (var row in rows.OrderBy(r => ConfigScope.Precedence(r.Service, r.Environment)))
+        {
+            values[row.Key] = Parse(row.Value);
+        }
+        return new ResolvedConfig(index, values);
+    }
+
+    public async Task<long> IndexAsync(string service, string environment, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await IndexAsync(connection, null, service, environment, cancellationToken);
+    }
+
+    public async Task SetSchemaAsync(string keyPrefix, string schemaJson, string actor, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO config_schemas (key_prefix, schema, updated_at, updated_by) VALUES (@keyPrefix, @schemaJson, @now, @actor)
+            ON CONFLICT (key_prefix) DO UPDATE SET schema = excluded.schema, updated_at = excluded.updated_at, updated_by = excluded.updated_by
+            """, new { keyPrefix, schemaJson, now = time.GetUtcNow().ToUnixTimeMilliseconds(), actor }, cancellationToken: cancellationToken));
+    }
+
+    public async Task<IReadOnlyList<ConfigSchemaResponse>> ListSchemasAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(string KeyPrefix, string Schema, long UpdatedAt, string UpdatedBy)>(new CommandDefinition(
+            "SELECT key_prefix, schema, updated_at, updated_by FROM config_schemas ORDER BY key_prefix", cancellationToken: cancellationToken));
+        return rows.Select(r => new ConfigSchemaResponse(r.KeyPrefix, Parse(r.Schema), DateTimeOffset.FromUnixTimeMilliseconds(r.UpdatedAt), r.UpdatedBy)).ToList();
+    }
+
+    public async Task<bool> DeleteSchemaAsync(string keyPrefix, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM config_schemas WHERE key_prefix = @keyPrefix", new { keyPrefix }, cancellationToken: cancellationToken)) == 1;
+    }
+
+    private static async Task<long> IndexAsync(DbConnection connection, DbTransaction? transaction, string service, string environment, CancellationToken cancellationToken) =>
+        await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "SELECT MAX(change_index) FROM config_history WHERE service IN (@service, '*') AND environment IN (@environment, '*')",
+            new { service, environment }, transaction, cancellationToken: cancellationToken)) ?? 0;
+
+    private async Task<(long Index, int Version, long Now)> NextChangeAsync(DbConnection connection, DbTransaction transaction, string service, string environment, string key, CancellationToken cancellationToken)
+    {
+        // The counter row serializes writers across replicas; its value orders every change.
+        var index = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "UPDATE config_index SET value = value + 1 WHERE id = 1 RETURNING value", transaction: transaction, cancellationToken: cancellationToken));
+        var last = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "SELECT MAX(version) FROM config_history WHERE service = @service AND environment = @environment AND key = @key",
+            new { service, environment, key }, transaction, cancellationToken: cancellationToken)) ?? 0;
+        return (index, (int)last + 1, time.GetUtcNow().ToUnixTimeMilliseconds());
+    }
+
+    private async Task RecordAsync(DbConnection connection, DbTransaction transaction, string service, string environment, string key, int version, string? value, string change, long index, long now, string actor, CancellationToken cancellationToken)
+    {
+        await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO config_history (service, environment, key, version, value, change, change_index, changed_at, changed_by)
+            VALUES (@service, @environment, @key, @version, @value, @change, @index, @now, @actor)
+            """, new { service, environment, key, version, value, change, index, now, actor }, transaction, cancellationToken: cancellationToken));
+        // Keep the newest versions; the one just written always stays, so the scope's index never goes back.
+        await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM config_history WHERE service = @service AND environment = @environment AND key = @key AND version <= @cutoff",
+            new { service, environment, key, cutoff = version - options.Value.HistoryPerKey }, transaction, cancellationToken: cancellationToken));
+    }
+
+    private static JsonElement Parse(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.Clone();
+    }
+
+    private sealed class EntryRow
+    {
+        public string Service { get; init; } = "";
+        public string Environment { get; init; } = "";
+        public string Key { get; init; } = "";
+        public string Value { get; init; } = "null";
+        public long Version { get; init; }
+        public long ChangeIndex { get; init; }
+        public long UpdatedAt { get; init; }
+        public string UpdatedBy { get; init; } = "";
+
+        public ConfigEntryResponse ToResponse() => new(Service, Environment, Key, Parse(Value), (int)Version, ChangeIndex, DateTimeOffset.FromUnixTimeMilliseconds(UpdatedAt), UpdatedBy);
+    }
+
+    private sealed class HistoryRow
+    {
+        public long Version { get; init; }
+        public string? Value { get; init; }
+        public string Change { get; init; } = "";
+        public long ChangeIndex { get; init; }
+        public long ChangedAt { get; init; }
+        public string ChangedBy { get; init; } = "";
+    }
+}
+
+/// <summary>Answer of <c>GET /api/v1/config/resolved</c>.</summary>
+public sealed record ResolvedConfig(long Index, IReadOnlyDictionary<string, JsonElement> Values);
+
+/// <summary>One configuration entry.</summary>
+public sealed record ConfigEntryResponse(string Service, string Environment, string Key, JsonElement Value, int Version, long Index, DateTimeOffset UpdatedAt, string UpdatedBy);
+
+/// <summary>One version of a key; <see cref="Value"/> is null where the key was deleted.</summary>
+public sealed record ConfigHistoryEntry(int Version, JsonElement? Value, string Change, long Index, DateTimeOffset ChangedAt, string ChangedBy);
+
+public sealed record ConfigSchemaResponse(string KeyPrefix, JsonElement Schema, DateTimeOffset UpdatedAt, string UpdatedBy);

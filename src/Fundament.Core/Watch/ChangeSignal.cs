@@ -1,0 +1,16 @@
+namespace Fundament.Watch;
+
+/// <summary>
+/// Wakes every waiter when something changed in this process. Cross-replica changes are caught by
+/// the waiters' own polling (see <see cref="BlockingQuery"/>).
+/// </summary>
+public sealed class ChangeSignal
+{
+    private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>A task that completes at the next <see cref="Notify"/>.</summary>
+    public Task NextAsync() => Volatile.Read(ref _next).Task;
+
+    public void Notify() =>
+        Interlocked.Exchange(ref _next, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+}
