@@ -20,6 +20,7 @@ public static class ConfigServiceCollectionExtensions
         services.AddMigrations(new ConfigMigrations());
         services.TryAddSingleton<ConfigStore>();
         services.TryAddSingleton<ConfigSchemas>();
+        services.TryAddSingleton<Fundament.Modules.IConfigResolver, ConfigResolver>();
         services.AddPermissions(ConfigPermissions.Read, ConfigPermissions.Write);
         return services;
     }

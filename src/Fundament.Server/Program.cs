@@ -4,6 +4,7 @@ using Fundament.Hosting;
 using Fundament.Http;
 using Fundament.Identity;
 using Fundament.Keys;
+using Fundament.Registry;
 using Fundament.Security;
 using Fundament.Server.Health;
 using Fundament.Server.Hosting;
@@ -51,6 +52,7 @@ try
     builder.Services.AddIdentity(builder.Configuration, control);
     builder.Services.AddVault(builder.Configuration);
     builder.Services.AddConfig(builder.Configuration);
+    builder.Services.AddRegistry(builder.Configuration, runMonitor: control);
     builder.Services.AddFundamentTelemetry(builder.Configuration);
     builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
     builder.Services.AddFundamentOpenApi();
@@ -78,6 +80,7 @@ try
         app.MapAudit();
         app.MapVault();
         app.MapConfig();
+        app.MapRegistry();
     }
     app.EnsureEveryEndpointHasAPolicy();
 }

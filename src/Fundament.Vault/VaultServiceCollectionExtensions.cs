@@ -26,6 +26,7 @@ public static class VaultServiceCollectionExtensions
         services.TryAddSingleton<PolicyStore>();
         services.TryAddSingleton<VaultMetrics>();
         services.TryAddSingleton<VaultAuditor>();
+        services.TryAddSingleton<Fundament.Modules.ISecretDirectory, SecretDirectory>();
         services.AddPermissions(VaultPermissions.Admin, VaultPermissions.Policies);
         return services;
     }

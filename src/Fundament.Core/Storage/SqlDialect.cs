@@ -23,6 +23,9 @@ public abstract class SqlDialect
     /// <summary>Row-lock suffix for SELECT; SQLite has no row locks (its writers are serialized).</summary>
     public abstract string ForUpdate { get; }
 
+    /// <summary>Row-lock suffix that skips rows other transactions hold: work claiming across replicas.</summary>
+    public abstract string SkipLocked { get; }
+
     public abstract bool IsUniqueViolation(Exception exception);
 
     /// <summary>
@@ -35,7 +38,8 @@ public abstract class SqlDialect
         .Replace("{blob}", Blob, StringComparison.Ordinal)
         .Replace("{bool}", Bool, StringComparison.Ordinal)
         .Replace("{json}", Json, StringComparison.Ordinal)
-        .Replace("{for_update}", ForUpdate, StringComparison.Ordinal);
+        .Replace("{for_update}", ForUpdate, StringComparison.Ordinal)
+        .Replace("{skip_locked}", SkipLocked, StringComparison.Ordinal);
 
     public static SqlDialect Sqlite { get; } = new SqliteDialect();
     public static SqlDialect Postgres { get; } = new PostgresDialect();
@@ -47,6 +51,8 @@ public abstract class SqlDialect
         public override string Bool => "INTEGER";
         public override string Json => "TEXT";
         public override string ForUpdate => "";
+
+        public override string SkipLocked => "";
 
         public override string InList(string column, string parameter) => $"{column} IN @{parameter}";
 
@@ -62,6 +68,8 @@ public abstract class SqlDialect
         public override string Bool => "BOOLEAN";
         public override string Json => "TEXT";
         public override string ForUpdate => " FOR UPDATE";
+
+        public override string SkipLocked => " FOR UPDATE SKIP LOCKED";
 
         public override string InList(string column, string parameter) => $"{column} = ANY(@{parameter})";
 

@@ -1,0 +1,13 @@
+using System.Security.Claims;
+
+namespace Fundament.Modules;
+
+/// <summary>What the vault can tell other modules without revealing a value.</summary>
+public interface ISecretDirectory
+{
+    /// <summary>Paths the caller's policies let it read.</summary>
+    Task<IReadOnlyList<string>> ReadablePathsAsync(ClaimsPrincipal principal, CancellationToken cancellationToken);
+
+    /// <summary>Secrets overdue for rotation, with when they fell due.</summary>
+    Task<IReadOnlyList<(string Path, DateTimeOffset DueAt)>> OverdueAsync(CancellationToken cancellationToken);
+}

@@ -1,0 +1,367 @@
+using System.Security.Claims;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Fundament.Audit;
+using Fundament.Hosting;
+using Fundament.Http;
+using Fundament.Modules;
+using Fundament.Security;
+using Fundament.Watch;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Fundament.Registry.Instances;
+
+internal static partial class RegistryApi
+{
+    public static RouteGroupBuilder MapRegistryApi(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/registry").WithTags("Registry");
+        group.MapPost("/instances", RegisterAsync).RequireAuthorization(Policies.Authenticated).WithName("RegisterInstance")
+            .WithSummary("Registers (or re-registers) an instance; service clients may register only service names granted to them (their own client name is).");
+        group.MapPut("/instances/{id}/heartbeat", HeartbeatAsync).RequireAuthorization(Policies.Authenticated).WithName("Heartbeat")
+            .WithSummary("Keeps a TTL-checked instance passing; optional body {status, output}.");
+        group.MapDelete("/instances/{id}", DeregisterAsync).RequireAuthorization(Policies.Authenticated).WithName("DeregisterInstance");
+        group.MapGet("/instances/{id}", GetAsync).RequireAuthorization(RegistryPermissions.Read).WithName("GetInstance");
+        group.MapGet("/instances/{id}/history", HistoryAsync).RequireAuthorization(RegistryPermissions.Read).WithName("InstanceStatusHistory");
+        group.MapGet("/services", ServicesAsync).RequireAuthorization(RegistryPermissions.Read).WithName("ListServices")
+            .WithSummary("Instances per service by status. Blocking watch with index and wait.");
+        group.MapGet("/services/{name}/instances", InstancesAsync).RequireAuthorization(RegistryPermissions.Read).WithName("ListServiceInstances")
+            .WithSummary("Instances of a service; healthy=true keeps passing ones, tag filters. Blocking watch with index and wait.");
+        group.MapPost("/grants", GrantAsync).RequireAuthorization(RegistryPermissions.Write).WithName("GrantServiceName")
+            .WithSummary("Lets a service client register instances under a service name.");
+        group.MapGet("/grants", GrantsAsync).RequireAuthorization(RegistryPermissions.Write).WithName("ListGrants");
+        group.MapDelete("/grants", RevokeGrantAsync).RequireAuthorization(RegistryPermissions.Write).WithName("RevokeGrant");
+        return group;
+    }
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
+    private static partial Regex ServicePattern();
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+    private static partial Regex InstanceIdPattern();
+
+    private static async Task<Results<Created<RegisterResponse>, ValidationProblem, ProblemHttpResult>> RegisterAsync(
+        RegisterRequest request, RegistryStore store, IRolePermissions permissions, IOptions<RegistryOptions> options, IAuditLog audit,
+        IServiceProvider services, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var definition = Validate(request, options.Value, errors);
+        if (definition is null)
+        {
+            return errors.ToProblem();
+        }
+        if (!await MayRegisterAsync(context.User, definition.Service, store, permissions, cancellationToken))
+        {
+            await audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Denied) { Target = $"service:{definition.Service}" }.From(context), cancellationToken);
+            return Problems.Forbidden($"You may not register instances of '{definition.Service}'. An admin grants it with POST /api/v1/registry/grants.");
+        }
+        var record = await store.RegisterAsync(definition, context.User.ActorId() ?? "unknown", cancellationToken);
+        if (record is null)
+        {
+            return Problems.Conflict($"Instance id '{definition.Id}' belongs to another service.");
+        }
+        await audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Success)
+        {
+            Target = $"instance:{record.Id}",
+            Details = new Dictionary<string, string> { ["service"] = record.Service, ["address"] = $"{record.Address}:{record.Port}" },
+        }.From(context), cancellationToken);
+
+        var config = services.GetService<IConfigResolver>() is { } resolver
+            ? await resolver.ResolveAsync(definition.Service, definition.Environment, cancellationToken)
+            : new Dictionary<string, JsonElement>();
+        var secrets = services.GetService<ISecretDirectory>() is { } directory
+            ? await directory.ReadablePathsAsync(context.User, cancellationToken)
+            : [];
+        var heartbeat = definition.Ttl is { } ttl ? Durations.Format(TimeSpan.FromMilliseconds(Math.Max(1000, ttl.TotalMilliseconds / 3))) : null;
+        return TypedResults.Created($"/api/v1/registry/instances/{record.Id}", new RegisterResponse(record.Id, heartbeat, config, secrets));
+    }
+
+    private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> HeartbeatAsync(
+        string id, HeartbeatRequest? request, RegistryStore store, IRolePermissions permissions, HttpContext context, CancellationToken cancellationToken)
+    {
+        var status = request?.Status ?? InstanceStatus.Passing;
+        if (!InstanceStatus.IsValid(status))
+        {
+            return Problems.Validation("status", "status must be passing, warning or critical.");
+        }
+        if (request?.Output is { Length: > 500 })
+        {
+            return Problems.Validation("output", "output must be at most 500 characters.");
+        }
+        var instance = await store.GetAsync(id, cancellationToken);
+        if (instance is null)
+        {
+            return Problems.NotFound("The instance");
+        }
+        if (!await OwnsAsync(context.User, instance, permissions, cancellationToken))
+        {
+            return Problems.Forbidden("Only the client that registered the instance may heartbeat for it.");
+        }
+        if (instance.CheckKind != "ttl")
+        {
+            return Problems.Conflict("This instance has no TTL check; its status comes from its HTTP check.");
+        }
+        return await store.HeartbeatAsync(id, status, request?.Output, cancellationToken) ? TypedResults.NoContent() : Problems.NotFound("The instance");
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeregisterAsync(
+        string id, RegistryStore store, IRolePermissions permissions, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var instance = await store.GetAsync(id, cancellationToken);
+        if (instance is null)
+        {
+            return Problems.NotFound("The instance");
+        }
+        if (!await OwnsAsync(context.User, instance, permissions, cancellationToken))
+        {
+            return Problems.Forbidden("Only the client that registered the instance (or an admin) may deregister it.");
+        }
+        await store.DeregisterAsync(id, "deregistered by " + (context.User.ActorId() ?? "unknown"), cancellationToken);
+        await audit.AppendAsync(new AuditEvent("registry.deregister", AuditOutcome.Success) { Target = $"instance:{id}" }.From(context), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Results<Ok<InstanceDetail>, ProblemHttpResult>> GetAsync(string id, RegistryStore store, CancellationToken cancellationToken) =>
+        await store.GetAsync(id, cancellationToken) is { } instance ? TypedResults.Ok(instance.ToDetail()) : Problems.NotFound("The instance");
+
+    private static async Task<Ok<IReadOnlyList<StatusChange>>> HistoryAsync(string id, RegistryStore store, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await store.HistoryAsync(id, cancellationToken));
+
+    private static async Task<Results<Ok<IReadOnlyList<ServiceSummary>>, ValidationProblem>> ServicesAsync(
+        long? index, string? wait, RegistryStore store, TimeProvider time, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (WatchProblem(index, wait, out var waitFor) is { } problem)
+        {
+            return problem;
+        }
+        if (index is { } known)
+        {
+            await BlockingQuery.WaitAsync(store.GlobalIndexAsync, known, waitFor, store.Changes, time, cancellationToken);
+        }
+        var current = await store.GlobalIndexAsync(cancellationToken);
+        var services = await store.ServicesAsync(cancellationToken);
+        BlockingQuery.SetIndex(context.Response, current);
+        return TypedResults.Ok(services);
+    }
+
+    private static async Task<Results<Ok<IReadOnlyList<InstanceResponse>>, ValidationProblem>> InstancesAsync(
+        string name, bool? healthy, string? tag, long? index, string? wait, RegistryStore store, TimeProvider time, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (!ServicePattern().IsMatch(name))
+        {
+            return Problems.Validation("name", "name must be a service name (a-z, 0-9, '.', '_', '-').");
+        }
+        if (tag is { Length: > 64 })
+        {
+            return Problems.Validation("tag", "tag must be at most 64 characters.");
+        }
+        if (WatchProblem(index, wait, out var waitFor) is { } problem)
+        {
+            return problem;
+        }
+        if (index is { } known)
+        {
+            await BlockingQuery.WaitAsync(ct => store.ServiceIndexAsync(name, ct), known, waitFor, store.Changes, time, cancellationToken);
+        }
+        var current = await store.ServiceIndexAsync(name, cancellationToken);
+        var instances = (await store.InstancesAsync(name, cancellationToken))
+            .Where(i => healthy != true || i.Status == InstanceStatus.Passing)
+            .Where(i => tag is null || i.TagList.Contains(tag))
+            .Select(i => i.ToResponse())
+            .ToList();
+        BlockingQuery.SetIndex(context.Response, current);
+        return TypedResults.Ok<IReadOnlyList<InstanceResponse>>(instances);
+    }
+
+    private static async Task<Results<Created<GrantRequest>, ValidationProblem>> GrantAsync(
+        GrantRequest request, RegistryStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors().Required("clientId", request.ClientId).MaxLength("clientId", request.ClientId, 100);
+        if (request.Service is null || !ServicePattern().IsMatch(request.Service))
+        {
+            errors.Add("service", "service must be a service name (a-z, 0-9, '.', '_', '-').");
+        }
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        await store.AddGrantAsync(request.ClientId!, request.Service!, cancellationToken);
+        await audit.AppendAsync(new AuditEvent("registry.grant", AuditOutcome.Success)
+        {
+            Target = $"client:{request.ClientId}",
+            Details = new Dictionary<string, string> { ["service"] = request.Service! },
+        }.From(context), cancellationToken);
+        return TypedResults.Created("/api/v1/registry/grants", request);
+    }
+
+    private static async Task<Ok<IReadOnlyList<GrantRequest>>> GrantsAsync(RegistryStore store, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await store.GrantsAsync(cancellationToken));
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeGrantAsync(
+        string? clientId, string? service, RegistryStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (clientId is null || service is null || !await store.RemoveGrantAsync(clientId, service, cancellationToken))
+        {
+            return Problems.NotFound("The grant");
+        }
+        await audit.AppendAsync(new AuditEvent("registry.revoke_grant", AuditOutcome.Success)
+        {
+            Target = $"client:{clientId}",
+            Details = new Dictionary<string, string> { ["service"] = service },
+        }.From(context), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    private static ValidationProblem? WatchProblem(long? index, string? wait, out TimeSpan waitFor)
+    {
+        waitFor = BlockingQuery.ParseWait(wait, out var error) ?? BlockingQuery.DefaultWait;
+        if (error is not null)
+        {
+            return Problems.Validation("wait", error);
+        }
+        return index is < 0 ? Problems.Validation("index", "index must not be negative.") : null;
+    }
+
+    private static async Task<bool> MayRegisterAsync(ClaimsPrincipal user, string service, RegistryStore store, IRolePermissions permissions, CancellationToken cancellationToken)
+    {
+        if (await IsRegistryAdminAsync(user, permissions, cancellationToken))
+        {
+            return true;
+        }
+        if (user.ClientIdOf() is not { } clientId)
+        {
+            return false;
+        }
+        return string.Equals(user.FindFirst(FundamentClaims.Name)?.Value, service, StringComparison.Ordinal)
+            || await store.IsGrantedAsync(clientId, service, cancellationToken);
+    }
+
+    private static async Task<bool> OwnsAsync(ClaimsPrincipal user, InstanceRecord instance, IRolePermissions permissions, CancellationToken cancellationToken) =>
+        string.Equals(user.ActorId(), instance.RegisteredBy, StringComparison.Ordinal) || await IsRegistryAdminAsync(user, permissions, cancellationToken);
+
+    private static async Task<bool> IsRegistryAdminAsync(ClaimsPrincipal user, IRolePermissions permissions, CancellationToken cancellationToken)
+    {
+        var held = await permissions.PermissionsOfAsync(user.RolesOf(), cancellationToken);
+        return held.Contains(Permissions.All) || held.Contains(RegistryPermissions.Write);
+    }
+
+    private static InstanceDefinition? Validate(RegisterRequest r, RegistryOptions options, ValidationErrors errors)
+    {
+        if (r.Service is null || !ServicePattern().IsMatch(r.Service))
+        {
+            errors.Add("service", "service is required: 1-63 characters of a-z, 0-9, '.', '_' and '-'.");
+        }
+        if (r.InstanceId is not null && !InstanceIdPattern().IsMatch(r.InstanceId))
+        {
+            errors.Add("instanceId", "instanceId must be 1-128 characters of letters, digits, '.', '_', ':' and '-'.");
+        }
+        if (string.IsNullOrWhiteSpace(r.Address) || r.Address.Length > 253 || Uri.CheckHostName(r.Address.Trim('[', ']')) == UriHostNameType.Unknown)
+        {
+            errors.Add("address", "address is required: a host name or an IP address.");
+        }
+        if (r.Port is not (>= 1 and <= 65535))
+        {
+            errors.Add("port", "port is required: 1-65535.");
+        }
+        var scheme = r.Scheme ?? "http";
+        if (scheme is not ("http" or "https"))
+        {
+            errors.Add("scheme", "scheme must be http or https.");
+        }
+        errors.MaxLength("version", r.Version, 64);
+        var environment = r.Environment ?? "*";
+        if (environment != "*" && !ServicePattern().IsMatch(environment))
+        {
+            errors.Add("environment", "environment must be a name (a-z, 0-9, '.', '_', '-') or *.");
+        }
+        var tags = r.Tags ?? [];
+        if (tags.Count > 32 || tags.Any(t => string.IsNullOrEmpty(t) || t.Length > 64))
+        {
+            errors.Add("tags", "at most 32 tags of 1-64 characters.");
+        }
+        var metadata = r.Metadata ?? new Dictionary<string, string>();
+        if (metadata.Count > 32 || metadata.Any(m => m.Key.Length is 0 or > 64 || m.Value is null || m.Value.Length > 512))
+        {
+            errors.Add("metadata", "at most 32 entries, keys of 1-64 and values of at most 512 characters.");
+        }
+
+        string checkKind = "none";
+        string? checkPath = null;
+        TimeSpan? interval = null, timeout = null, ttl = null, deregisterAfter = null;
+        if (r.Check is { } check)
+        {
+            if ((check.Http is null) == (check.Ttl is null))
+            {
+                errors.Add("check", "a check has either http (with interval and timeout) or ttl.");
+            }
+            else if (check.Http is { } http)
+            {
+                checkKind = "http";
+                checkPath = http;
+                if (!http.StartsWith('/') || http.Length > 256 || http.Contains("//", StringComparison.Ordinal))
+                {
+                    errors.Add("check.http", "check.http must be a path on the instance, such as /health/ready.");
+                }
+                interval = Duration(check.Interval ?? "10s", "check.interval", options.MinCheckInterval, TimeSpan.FromHours(1), errors);
+                timeout = Duration(check.Timeout ?? "2s", "check.timeout", TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5), errors);
+                if (interval is { } i && timeout is { } t && t > i)
+                {
+                    errors.Add("check.timeout", "check.timeout must not exceed check.interval.");
+                }
+            }
+            else
+            {
+                checkKind = "ttl";
+                ttl = Duration(check.Ttl, "check.ttl", options.MinCheckInterval, TimeSpan.FromHours(1), errors);
+            }
+        }
+        if (r.DeregisterAfter is not null)
+        {
+            deregisterAfter = Duration(r.DeregisterAfter, "deregisterAfter", TimeSpan.FromSeconds(1), TimeSpan.FromDays(30), errors);
+        }
+        var routes = "[]";
+        if (r.Routes is { ValueKind: not (JsonValueKind.Undefined or JsonValueKind.Null) } routesElement)
+        {
+            if (routesElement.ValueKind != JsonValueKind.Array || routesElement.GetArrayLength() > 32 ||
+                routesElement.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("path", out var p) || p.ValueKind != JsonValueKind.String || p.GetString()?.StartsWith('/') != true))
+            {
+                errors.Add("routes", "routes must be an array of at most 32 objects, each with a path starting with '/'.");
+            }
+            else
+            {
+                routes = routesElement.GetRawText();
+            }
+        }
+        if (errors.Any)
+        {
+            return null;
+        }
+        var id = r.InstanceId ?? $"{r.Service}-{Guid.NewGuid().ToString("N")[..12]}";
+        return new InstanceDefinition(id, r.Service!, environment, r.Address!.Trim('[', ']'), r.Port!.Value, scheme, r.Version, tags.Distinct().ToList(),
+            metadata, routes, checkKind, checkPath, interval, timeout, ttl, deregisterAfter);
+    }
+
+    private static TimeSpan? Duration(string? text, string field, TimeSpan min, TimeSpan max, ValidationErrors errors)
+    {
+        if (!Durations.TryParse(text, out var value) || value < min || value > max)
+        {
+            errors.Add(field, $"{field} must be a duration between {Durations.Format(min)} and {Durations.Format(max)}, such as 10s.");
+            return null;
+        }
+        return value;
+    }
+}
+
+public static class RegistryPermissions
+{
+    /// <summary>Discovery: list services and instances.</summary>
+    public const string Read = "registry.read";
+
+    /// <summary>Register any service, deregister any instance, manage grants.</summary>
+    public const string Write = "registry.write";
+}

@@ -1,0 +1,51 @@
+using Fundament.Registry.Instances;
+using Fundament.Registry.Monitoring;
+using Fundament.Security;
+using Fundament.Storage;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace Fundament.Registry;
+
+public static class RegistryServiceCollectionExtensions
+{
+    /// <summary>Module <c>registry</c>; with <paramref name="runMonitor"/> this process also checks instances.</summary>
+    public static IServiceCollection AddRegistry(this IServiceCollection services, IConfiguration configuration, bool runMonitor)
+    {
+        services.AddOptions<RegistryOptions>()
+            .Bind(configuration.GetSection(RegistryOptions.SectionName))
+            .Validate(o => o.MonitorInterval >= TimeSpan.FromMilliseconds(100) && o.MonitorInterval <= TimeSpan.FromMinutes(1), "Fundament:Registry:MonitorInterval must be between 00:00:00.1 and 00:01:00.")
+            .Validate(o => o.MaxConcurrentChecks is >= 1 and <= 1024, "Fundament:Registry:MaxConcurrentChecks must be between 1 and 1024.")
+            .Validate(o => o.MinCheckInterval >= TimeSpan.FromMilliseconds(100), "Fundament:Registry:MinCheckInterval must be at least 00:00:00.1.")
+            .Validate(o => o.DefaultDeregisterAfter is null || o.DefaultDeregisterAfter >= TimeSpan.FromSeconds(1), "Fundament:Registry:DefaultDeregisterAfter must be at least 00:00:01.")
+            .Validate(o => o.HistoryPerInstance is >= 1 and <= 10_000, "Fundament:Registry:HistoryPerInstance must be between 1 and 10000.")
+            .ValidateOnStart();
+        services.AddMigrations(new RegistryMigrations());
+        services.TryAddSingleton<RegistryStore>();
+        services.TryAddSingleton<RegistryMetrics>();
+        services.TryAddSingleton<HttpChecker>();
+        services.AddHttpClient(HttpChecker.ClientName)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                UseCookies = false,
+                ConnectTimeout = TimeSpan.FromSeconds(5),
+                PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+            });
+        services.TryAddSingleton<HealthMonitor>();
+        if (runMonitor && configuration.GetValue(RegistryOptions.SectionName + ":" + nameof(RegistryOptions.MonitorEnabled), true))
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<HealthMonitor>());
+        }
+        services.AddPermissions(RegistryPermissions.Read, RegistryPermissions.Write);
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapRegistry(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapRegistryApi();
+        return endpoints;
+    }
+}

@@ -1,0 +1,18 @@
+using System.Security.Claims;
+using Fundament.Modules;
+using Fundament.Vault.Policies;
+using Fundament.Vault.Secrets;
+
+namespace Fundament.Vault;
+
+internal sealed class SecretDirectory(SecretStore store, PolicyStore policies) : ISecretDirectory
+{
+    public async Task<IReadOnlyList<string>> ReadablePathsAsync(ClaimsPrincipal principal, CancellationToken cancellationToken)
+    {
+        var access = await policies.AccessForAsync(principal, cancellationToken);
+        return (await store.ListAsync("", cancellationToken)).Where(p => access.Allows("read", p)).ToList();
+    }
+
+    public async Task<IReadOnlyList<(string Path, DateTimeOffset DueAt)>> OverdueAsync(CancellationToken cancellationToken) =>
+        (await store.RotationDueAsync(cancellationToken)).Select(d => (d.Path, d.DueAt)).ToList();
+}
