@@ -25,6 +25,7 @@ public static class RegistryServiceCollectionExtensions
         services.AddMigrations(new RegistryMigrations());
         services.TryAddSingleton<RegistryStore>();
         services.TryAddSingleton<RegistryMetrics>();
+        services.TryAddSingleton<Fundament.Modules.IServiceDirectory, ServiceDirectory>();
         services.TryAddSingleton<HttpChecker>();
         services.AddHttpClient(HttpChecker.ClientName)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler

@@ -1,5 +1,7 @@
+using Fundament.Alerts;
 using Fundament.Audit;
 using Fundament.Config;
+using Fundament.Delivery;
 using Fundament.Hosting;
 using Fundament.Http;
 using Fundament.Identity;
@@ -53,6 +55,8 @@ try
     builder.Services.AddVault(builder.Configuration);
     builder.Services.AddConfig(builder.Configuration);
     builder.Services.AddRegistry(builder.Configuration, runMonitor: control);
+    builder.Services.AddDelivery(builder.Configuration, runDispatcher: control);
+    builder.Services.AddAlerts(builder.Configuration, runEvaluator: control);
     builder.Services.AddFundamentTelemetry(builder.Configuration);
     builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
     builder.Services.AddFundamentOpenApi();
@@ -81,6 +85,8 @@ try
         app.MapVault();
         app.MapConfig();
         app.MapRegistry();
+        app.MapDelivery();
+        app.MapAlerts();
     }
     app.EnsureEveryEndpointHasAPolicy();
 }

@@ -39,6 +39,8 @@ public static class StorageServiceCollectionExtensions
             return new SqliteDatabase(connectionString);
         });
         services.TryAddSingleton<MigrationRunner>();
+        services.TryAddSingleton<LeaseStore>();
+        services.AddMigrations(new PlatformMigrations());
         return services;
     }
 

@@ -46,6 +46,8 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         builder.UseSetting("Fundament:Identity:PasswordHashIterations", "10000");
         // Tests drive monitor passes themselves (HealthMonitor.PassAsync), so results are deterministic.
         builder.UseSetting("Fundament:Registry:MonitorEnabled", "false");
+        builder.UseSetting("Fundament:Delivery:DispatcherEnabled", "false");
+        builder.UseSetting("Fundament:Alerts:EvaluatorEnabled", "false");
         foreach (var (key, value) in Settings())
         {
             builder.UseSetting(key, value);

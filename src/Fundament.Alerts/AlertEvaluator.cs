@@ -1,0 +1,203 @@
+using System.Diagnostics.Metrics;
+using System.Text.Json;
+using Fundament.Delivery;
+using Fundament.Modules;
+using Fundament.Storage;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Fundament.Alerts;
+
+/// <summary>
+/// Evaluates the rules against the platform's state every interval, on one replica at a time (the
+/// one holding the <c>alerts-evaluator</c> lease). A condition opens a pending alert; once it has
+/// held for the rule's <c>for</c> the alert fires; when it stops holding a firing alert resolves.
+/// Each firing and resolution is handed to the durable delivery queue for every enabled channel,
+/// outbox-style: an alert remembers the last state it announced, so a crash between the change
+/// and the hand-over repeats the notification rather than losing it.
+/// </summary>
+internal sealed partial class AlertEvaluator : BackgroundService
+{
+    public const string LeaseName = "alerts-evaluator";
+
+    private readonly AlertStore _store;
+    private readonly IDeliveryQueue _deliveries;
+    private readonly LeaseStore _leases;
+    private readonly IServiceProvider _services;
+    private readonly TimeProvider _time;
+    private readonly IOptions<AlertsOptions> _options;
+    private readonly ILogger<AlertEvaluator> _logger;
+    private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
+    private readonly Counter<long> _notifications;
+    private volatile IReadOnlyList<AlertStore.AlertRow> _open = [];
+
+    public AlertEvaluator(AlertStore store, IDeliveryQueue deliveries, LeaseStore leases, IServiceProvider services, TimeProvider time,
+        IOptions<AlertsOptions> options, IMeterFactory meters, ILogger<AlertEvaluator> logger)
+    {
+        _store = store;
+        _deliveries = deliveries;
+        _leases = leases;
+        _services = services;
+        _time = time;
+        _options = options;
+        _logger = logger;
+        var meter = meters.Create("Fundament.Alerts");
+        meter.CreateObservableGauge("fundament.alerts.open", ObserveOpen, "{alert}", "Open alerts by rule and state.");
+        _notifications = meter.CreateCounter<long>("fundament.alerts.notifications", "{notification}", "Notifications handed to delivery, by state.");
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(_options.Value.EvaluationInterval, _time);
+        do
+        {
+            try
+            {
+                if (await _leases.TryAcquireAsync(LeaseName, _owner, _options.Value.EvaluationInterval * 3, stoppingToken))
+                {
+                    await EvaluateAsync(stoppingToken);
+                }
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                LogEvaluationFailed(_logger, ex);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>One evaluation of every enabled rule, then the notification outbox.</summary>
+    public async Task EvaluateAsync(CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var rules = (await _store.RulesAsync(cancellationToken)).Where(r => r.Enabled).ToList();
+        var conditions = new Dictionary<string, Condition>(StringComparer.Ordinal);
+        foreach (var rule in rules)
+        {
+            foreach (var condition in await ConditionsAsync(rule, cancellationToken))
+            {
+                conditions[condition.Fingerprint] = condition;
+            }
+        }
+
+        var open = (await _store.OpenAlertsAsync(cancellationToken)).ToDictionary(a => a.Fingerprint, StringComparer.Ordinal);
+        foreach (var condition in conditions.Values)
+        {
+            if (!open.TryGetValue(condition.Fingerprint, out var alert))
+            {
+                await _store.OpenAsync(condition.Rule.Id, condition.Fingerprint, condition.Subject, condition.Rule.Severity, condition.Summary, condition.Since ?? now, cancellationToken);
+                continue;
+            }
+            var heldFor = now - DateTimeOffset.FromUnixTimeMilliseconds(alert.StartedAt);
+            if (alert.State == AlertState.Pending && heldFor >= TimeSpan.FromMilliseconds(condition.Rule.ForMs))
+            {
+                await _store.TransitionAsync(alert.Id, AlertState.Firing, condition.Summary, cancellationToken);
+                LogFiring(_logger, condition.Rule.Id, condition.Subject, condition.Summary);
+            }
+        }
+        foreach (var alert in open.Values.Where(a => !conditions.ContainsKey(a.Fingerprint)))
+        {
+            await _store.TransitionAsync(alert.Id, AlertState.Resolved, alert.Summary, cancellationToken);
+            if (alert.State == AlertState.Firing)
+            {
+                LogResolved(_logger, alert.RuleId, alert.Subject);
+            }
+        }
+        // A condition first seen with an old start (an instance critical for an hour) may fire in the same pass.
+        foreach (var alert in await _store.OpenAlertsAsync(cancellationToken))
+        {
+            if (alert.State == AlertState.Pending && conditions.TryGetValue(alert.Fingerprint, out var c) &&
+                now - DateTimeOffset.FromUnixTimeMilliseconds(alert.StartedAt) >= TimeSpan.FromMilliseconds(c.Rule.ForMs))
+            {
+                await _store.TransitionAsync(alert.Id, AlertState.Firing, c.Summary, cancellationToken);
+                LogFiring(_logger, c.Rule.Id, c.Subject, c.Summary);
+            }
+        }
+        await NotifyAsync(cancellationToken);
+        _open = await _store.OpenAlertsAsync(cancellationToken);
+    }
+
+    private async Task NotifyAsync(CancellationToken cancellationToken)
+    {
+        var pending = await _store.UnnotifiedAsync(cancellationToken);
+        if (pending.Count == 0)
+        {
+            return;
+        }
+        var channels = (await _store.ChannelsAsync(cancellationToken)).Where(c => c.Enabled).ToList();
+        foreach (var alert in pending)
+        {
+            var evt = alert.State == AlertState.Firing ? "alert.firing" : "alert.resolved";
+            foreach (var channel in channels)
+            {
+                var text = $"[{alert.State.ToUpperInvariant()}] {alert.Summary}";
+                var payload = channel.Kind == DeliveryKind.Webhook
+                    ? JsonSerializer.Serialize(new { @event = evt, alert = alert.ToResponse() }, JsonSerializerOptions.Web)
+                    : text;
+                await _deliveries.EnqueueAsync(new DeliveryRequest(channel.Kind, channel.Target, evt, payload,
+                    Subject: $"[Fundament] {text}", Secret: _store.SecretOf(channel), Source: $"alert:{alert.Id}"), cancellationToken);
+            }
+            await _store.MarkNotifiedAsync(alert.Id, alert.State, cancellationToken);
+            _notifications.Add(1, new KeyValuePair<string, object?>("state", alert.State));
+        }
+    }
+
+    private async Task<IReadOnlyList<Condition>> ConditionsAsync(AlertStore.RuleRow rule, CancellationToken cancellationToken)
+    {
+        var found = new List<Condition>();
+        switch (rule.Kind)
+        {
+            case RuleKind.ServiceNoPassing when _services.GetService(typeof(IServiceDirectory)) is IServiceDirectory directory:
+                foreach (var s in await directory.ServicesAsync(cancellationToken))
+                {
+                    if (s.Total > 0 && s.Passing == 0 && (rule.Service is null || rule.Service == s.Service))
+                    {
+                        found.Add(new Condition(rule, $"service:{s.Service}", $"Service {s.Service} has no passing instance ({s.Critical} critical, {s.Warning} warning).", null));
+                    }
+                }
+                break;
+            case RuleKind.InstanceCritical when _services.GetService(typeof(IServiceDirectory)) is IServiceDirectory directory:
+                foreach (var i in await directory.CriticalInstancesAsync(cancellationToken))
+                {
+                    if (rule.Service is null || rule.Service == i.Service)
+                    {
+                        found.Add(new Condition(rule, $"instance:{i.InstanceId}", $"Instance {i.InstanceId} of {i.Service} is critical: {i.Output}", i.CriticalSince));
+                    }
+                }
+                break;
+            case RuleKind.BackendDown when _services.GetService(typeof(HealthCheckService)) is HealthCheckService health:
+                var report = await health.CheckHealthAsync(r => r.Tags.Contains("ready"), cancellationToken);
+                foreach (var (name, entry) in report.Entries.Where(e => e.Value.Status == HealthStatus.Unhealthy))
+                {
+                    found.Add(new Condition(rule, $"backend:{name}", $"Backend {name} is down: {entry.Description}", null));
+                }
+                break;
+            case RuleKind.SecretRotationOverdue when _services.GetService(typeof(ISecretDirectory)) is ISecretDirectory secrets:
+                foreach (var (path, dueAt) in await secrets.OverdueAsync(cancellationToken))
+                {
+                    found.Add(new Condition(rule, $"secret:{path}", $"Secret {path} was due for rotation at {dueAt:u}.", dueAt));
+                }
+                break;
+        }
+        return found;
+    }
+
+    private IEnumerable<Measurement<long>> ObserveOpen() =>
+        _open.GroupBy(a => (a.RuleId, a.State)).Select(g => new Measurement<long>(g.Count(), new("rule", g.Key.RuleId), new("state", g.Key.State)));
+
+    private sealed record Condition(AlertStore.RuleRow Rule, string Subject, string Summary, DateTimeOffset? Since)
+    {
+        public string Fingerprint => $"{Rule.Id}|{Subject}";
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Alert evaluation failed")]
+    private static partial void LogEvaluationFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Alert firing: rule {RuleId}, {Subject}: {Summary}")]
+    private static partial void LogFiring(ILogger logger, string ruleId, string subject, string summary);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Alert resolved: rule {RuleId}, {Subject}")]
+    private static partial void LogResolved(ILogger logger, string ruleId, string subject);
+}

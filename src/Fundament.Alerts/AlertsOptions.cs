@@ -1,0 +1,13 @@
+namespace Fundament.Alerts;
+
+/// <summary>Section <c>Fundament:Alerts</c>.</summary>
+public sealed class AlertsOptions
+{
+    public const string SectionName = "Fundament:Alerts";
+
+    /// <summary>Whether this process evaluates rules (control role). Default true; one replica at a time holds the evaluator lease.</summary>
+    public bool EvaluatorEnabled { get; set; } = true;
+
+    /// <summary>How often rules are evaluated. Default 5s.</summary>
+    public TimeSpan EvaluationInterval { get; set; } = TimeSpan.FromSeconds(5);
+}

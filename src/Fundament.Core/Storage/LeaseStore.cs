@@ -1,0 +1,30 @@
+using Dapper;
+
+namespace Fundament.Storage;
+
+/// <summary>
+/// Named leases in the shared store, for work one replica should do at a time (evaluating alert
+/// rules, say). A holder renews before the lease runs out; if it dies, another takes over after.
+/// </summary>
+public sealed class LeaseStore(IDatabase database, TimeProvider time)
+{
+    /// <summary>Takes or renews <paramref name="name"/> for <paramref name="owner"/>; false while someone else holds it.</summary>
+    public async Task<bool> TryAcquireAsync(string name, string owner, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var changed = await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO fundament_leases (name, owner, until_at) VALUES (@name, @owner, @until)
+            ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_at = excluded.until_at
+            WHERE fundament_leases.owner = excluded.owner OR fundament_leases.until_at < @now
+            """, new { name, owner, until = now + (long)duration.TotalMilliseconds, now }, cancellationToken: cancellationToken));
+        return changed == 1;
+    }
+
+    public async Task ReleaseAsync(string name, string owner, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM fundament_leases WHERE name = @name AND owner = @owner", new { name, owner }, cancellationToken: cancellationToken));
+    }
+}

@@ -1,0 +1,72 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Fundament.Notifications;
+using Microsoft.Extensions.Options;
+
+namespace Fundament.Delivery;
+
+/// <summary>
+/// Sends one delivery. Webhooks carry <c>X-Fundament-Event</c>, <c>X-Fundament-Delivery</c> (the
+/// same on every retry, for deduplication), <c>X-Fundament-Timestamp</c> and
+/// <c>X-Fundament-Signature: sha256=&lt;hex HMAC-SHA256 of the body&gt;</c>.
+/// </summary>
+internal sealed class DeliverySender(IHttpClientFactory clients, INotificationSender mail, TimeProvider time, IOptions<DeliveryOptions> options)
+{
+    public const string ClientName = "fundament-delivery";
+
+    public static string Sign(string secret, byte[] body) =>
+        "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body));
+
+    public async Task<AttemptResult> SendAsync(DeliveryItem item, string? secret, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            if (item.Kind == DeliveryKind.Email)
+            {
+                await mail.SendAsync(new NotificationMessage(item.Target, item.Subject ?? item.Event, item.Payload), cancellationToken);
+                return new AttemptResult(true, false, null, null, Stopwatch.GetElapsedTime(started));
+            }
+            var body = item.Kind == DeliveryKind.Slack
+                ? JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["text"] = item.Payload })
+                : Encoding.UTF8.GetBytes(item.Payload);
+            using var request = new HttpRequestMessage(HttpMethod.Post, item.Target) { Content = new ByteArrayContent(body) };
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+            request.Headers.UserAgent.ParseAdd("Fundament-Delivery/1");
+            if (item.Kind == DeliveryKind.Webhook)
+            {
+                request.Headers.Add("X-Fundament-Event", item.Event);
+                request.Headers.Add("X-Fundament-Delivery", item.Id);
+                request.Headers.Add("X-Fundament-Timestamp", time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture));
+                if (secret is not null)
+                {
+                    request.Headers.Add("X-Fundament-Signature", Sign(secret, body));
+                }
+            }
+            using var timeout = new CancellationTokenSource(options.Value.Timeout, time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+            using var client = clients.CreateClient(ClientName);
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token);
+            var code = (int)response.StatusCode;
+            var success = code is >= 200 and < 300;
+            // 410 Gone: the receiver says this endpoint will never take it.
+            return new AttemptResult(success, code == 410, code, success ? null : $"HTTP {code} {response.ReasonPhrase}", Stopwatch.GetElapsedTime(started));
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new AttemptResult(false, false, null, $"no answer within {options.Value.Timeout.TotalSeconds:0}s", Stopwatch.GetElapsedTime(started));
+        }
+        catch (HttpRequestException ex)
+        {
+            return new AttemptResult(false, false, null, $"connection failed: {ex.HttpRequestError}", Stopwatch.GetElapsedTime(started));
+        }
+        catch (Exception ex) when (ex is MailKit.CommandException or MailKit.ProtocolException or System.Net.Sockets.SocketException or IOException)
+        {
+            return new AttemptResult(false, false, null, $"mail failed: {ex.GetType().Name}", Stopwatch.GetElapsedTime(started));
+        }
+    }
+}
