@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+
+namespace Fundament.Tests.Samples;
+
+/// <summary>
+/// The real thing: the fundament server and the Orders sample as two processes. The sample
+/// registers, turns passing, reads a secret and a config value, sees a config change live, and
+/// disappears on SIGTERM.
+/// </summary>
+public sealed class OrdersSampleTests : IAsyncDisposable
+{
+    private const string AdminPassword = "Sample-Root-Password-1";
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+    private readonly string _dataDir = Path.Combine(Path.GetTempPath(), "fundament-tests", Guid.NewGuid().ToString("N"));
+    private readonly List<Process> _processes = [];
+
+    private static string ServerDll => Path.Combine(AppContext.BaseDirectory, "fundament.dll");
+
+    private static string OrdersDll
+    {
+        get
+        {
+            var testBin = AppContext.BaseDirectory;
+            var marker = Path.Combine("tests", "Fundament.Tests", "bin");
+            var index = testBin.LastIndexOf(marker, StringComparison.Ordinal);
+            return Path.Combine(testBin[..index], "samples", "Orders", "bin", testBin[(index + marker.Length)..].Trim(Path.DirectorySeparatorChar), "Orders.dll");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var process in _processes)
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync(CancellationToken.None);
+            }
+            process.Dispose();
+        }
+        if (Directory.Exists(_dataDir))
+        {
+            Directory.Delete(_dataDir, true);
+        }
+    }
+
+    private Process Start(string dll, Dictionary<string, string> environment, params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetDirectoryName(dll)! };
+        info.ArgumentList.Add(dll);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        foreach (var (key, value) in environment)
+        {
+            info.Environment[key] = value;
+        }
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _processes.Add(process);
+        return process;
+    }
+
+    private async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, string what)
+    {
+        for (var i = 0; i < 300; i++)
+        {
+            try
+            {
+                if (await probe() is { } value)
+                {
+                    return value;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            await Task.Delay(100, _ct);
+        }
+        throw new TimeoutException($"gave up waiting for {what}");
+    }
+
+    [Fact]
+    public async Task Sample_Registers_TurnsPassing_ReadsSecretAndConfig_FollowsAChange_AndLeavesOnSigterm()
+    {
+        Assert.True(File.Exists(OrdersDll), $"the sample was not built at {OrdersDll}");
+        var apiPort = FreePort();
+        Start(ServerDll, new()
+        {
+            ["Fundament__DataDir"] = _dataDir,
+            ["Fundament__Identity__BootstrapAdminPassword"] = AdminPassword,
+            ["Fundament__Identity__PasswordHashIterations"] = "10000",
+        }, "--urls", $"http://127.0.0.1:{apiPort}");
+        using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
+        await EventuallyAsync(async () => (await api.GetAsync("/health/ready", _ct)).IsSuccessStatusCode ? "ready" : null, "fundament to be ready");
+
+        var login = await (await api.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = AdminPassword }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
+        api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login!["access_token"]!.GetValue<string>());
+        (await api.PostAsJsonAsync("/api/v1/roles", new { name = "service", permissions = new[] { "registry.read", "config.read" } }, _ct)).EnsureSuccessStatusCode();
+        var client = await (await api.PostAsJsonAsync("/api/v1/clients", new { name = "orders", roles = new[] { "service" } }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
+        var clientId = client!["client_id"]!.GetValue<string>();
+        (await api.PutAsJsonAsync("/api/v1/config/entries", new { service = "orders", environment = "*", key = "Orders", value = new { MaxItems = 25, Greeting = "hi" } }, _ct)).EnsureSuccessStatusCode();
+        (await api.PutAsJsonAsync("/api/v1/secrets/orders/db-password", new { value = "s3cret-db-pass" }, _ct)).EnsureSuccessStatusCode();
+        (await api.PostAsJsonAsync("/api/v1/secret-policies", new { principal = $"client:{clientId}", pathPrefix = "orders", capabilities = new[] { "read" } }, _ct)).EnsureSuccessStatusCode();
+
+        var ordersPort = FreePort();
+        var orders = Start(OrdersDll, new()
+        {
+            ["Fundament__Client__Url"] = $"http://127.0.0.1:{apiPort}",
+            ["Fundament__Client__ClientId"] = clientId,
+            ["Fundament__Client__ClientSecret"] = client["client_secret"]!.GetValue<string>(),
+            ["Fundament__Client__Address"] = "127.0.0.1",
+            ["Fundament__Client__CheckInterval"] = "1s",
+            ["Fundament__Client__CheckTimeout"] = "1s",
+        }, "--urls", $"http://127.0.0.1:{ordersPort}");
+        using var sample = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{ordersPort}") };
+
+        // Registers, and Fundament's own active check turns it passing.
+        var instance = await EventuallyAsync(async () =>
+        {
+            var list = await api.GetFromJsonAsync<JsonArray>("/api/v1/registry/services/orders/instances?healthy=true", _ct);
+            return list is { Count: 1 } ? list[0] : null;
+        }, "the sample to register and pass its check");
+        Assert.Equal(ordersPort, instance["port"]!.GetValue<int>());
+
+        var settings = await sample.GetFromJsonAsync<JsonNode>("/orders/settings", _ct);
+        Assert.Equal(25, settings!["maxItems"]!.GetValue<int>());
+        var database = await sample.GetFromJsonAsync<JsonNode>("/orders/database", _ct);
+        Assert.True(database!["configured"]!.GetValue<bool>());
+        Assert.Equal("s3cret-db-pass".Length, database["length"]!.GetValue<int>());
+
+        // A change in Fundament reaches IOptionsMonitor in the running service.
+        (await api.PutAsJsonAsync("/api/v1/config/entries", new { service = "orders", environment = "*", key = "Orders", value = new { MaxItems = 40, Greeting = "hi" } }, _ct)).EnsureSuccessStatusCode();
+        await EventuallyAsync(async () => (await sample.GetFromJsonAsync<JsonNode>("/orders/settings", _ct))!["maxItems"]!.GetValue<int>() == 40 ? "changed" : null, "the config change to arrive");
+
+        // Discovery: http://billing/ reaches a passing billing instance found in the registry.
+        await using var billing = await Registry.CheckedService.StartAsync();
+        (await api.PostAsJsonAsync("/api/v1/registry/instances", new
+        {
+            service = "billing",
+            address = "127.0.0.1",
+            port = billing.Port,
+            check = new { http = "/health/ready", interval = "1s", timeout = "1s" },
+        }, _ct)).EnsureSuccessStatusCode();
+        await EventuallyAsync(async () => (await api.GetFromJsonAsync<JsonArray>("/api/v1/registry/services/billing/instances?healthy=true", _ct))!.Count == 1 ? "passing" : null, "billing to pass");
+        var viaDiscovery = await EventuallyAsync(async () =>
+        {
+            var answer = await sample.GetFromJsonAsync<JsonNode>("/orders/billing", _ct);
+            return answer!["reachable"]!.GetValue<bool>() ? answer : null;
+        }, "the sample to reach billing through discovery");
+        Assert.Equal(200, viaDiscovery["status"]!.GetValue<int>());
+        Assert.True(billing.Checks > 0);
+
+        // SIGTERM: a graceful stop that deregisters.
+        using (var kill = Process.Start("kill", ["-TERM", orders.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync(_ct);
+        }
+        await orders.WaitForExitAsync(_ct).WaitAsync(TimeSpan.FromSeconds(30), _ct);
+        var remaining = await api.GetFromJsonAsync<JsonArray>("/api/v1/registry/services/orders/instances", _ct);
+        Assert.Empty(remaining!);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
