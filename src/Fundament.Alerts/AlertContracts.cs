@@ -15,7 +15,10 @@ public static class RuleKind
     /// <summary>A secret is overdue for rotation.</summary>
     public const string SecretRotationOverdue = "secret_rotation_overdue";
 
-    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal) { ServiceNoPassing, InstanceCritical, BackendDown, SecretRotationOverdue };
+    /// <summary>A stored secret failed its integrity check within the last hour (tampering or corruption).</summary>
+    public const string SecretIntegrity = "secret_integrity";
+
+    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal) { ServiceNoPassing, InstanceCritical, BackendDown, SecretRotationOverdue, SecretIntegrity };
 }
 
 public static class AlertState

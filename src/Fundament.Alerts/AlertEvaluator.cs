@@ -180,6 +180,13 @@ internal sealed partial class AlertEvaluator : BackgroundService
                     found.Add(new Condition(rule, $"secret:{path}", $"Secret {path} was due for rotation at {dueAt:u}.", dueAt));
                 }
                 break;
+            case RuleKind.SecretIntegrity when _services.GetService(typeof(ISecretDirectory)) is ISecretDirectory vault:
+                // Holds for an hour after the last failure, so it fires once and then resolves.
+                foreach (var (path, at) in await vault.IntegrityFailuresSinceAsync(_time.GetUtcNow() - TimeSpan.FromHours(1), cancellationToken))
+                {
+                    found.Add(new Condition(rule, $"secret:{path}", $"Secret {path} failed its integrity check at {at:u}: its stored ciphertext was altered, moved or corrupted.", at));
+                }
+                break;
         }
         return found;
     }

@@ -16,6 +16,7 @@ internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encrypti
         ("instance-critical", RuleKind.InstanceCritical, "An instance has been critical for 5 minutes", TimeSpan.FromMinutes(5), "warning"),
         ("backend-down", RuleKind.BackendDown, "A backend of Fundament is down", TimeSpan.FromSeconds(30), "critical"),
         ("secret-rotation-overdue", RuleKind.SecretRotationOverdue, "A secret is overdue for rotation", TimeSpan.Zero, "warning"),
+        ("secret-integrity", RuleKind.SecretIntegrity, "A stored secret failed its integrity check", TimeSpan.Zero, "critical"),
     ];
 
     public int Order => 20;

@@ -15,4 +15,7 @@ internal sealed class SecretDirectory(SecretStore store, PolicyStore policies) :
 
     public async Task<IReadOnlyList<(string Path, DateTimeOffset DueAt)>> OverdueAsync(CancellationToken cancellationToken) =>
         (await store.RotationDueAsync(cancellationToken)).Select(d => (d.Path, d.DueAt)).ToList();
+
+    public Task<IReadOnlyList<(string Path, DateTimeOffset At)>> IntegrityFailuresSinceAsync(DateTimeOffset since, CancellationToken cancellationToken) =>
+        store.IntegrityFailuresSinceAsync(since, cancellationToken);
 }

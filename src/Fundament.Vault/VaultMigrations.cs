@@ -36,5 +36,13 @@ internal sealed class VaultMigrations : IMigrationSource
                 created_by TEXT NULL);
             CREATE INDEX ix_vault_policies_principal ON vault_policies (principal);
             """),
+        new(2, "integrity events", """
+            CREATE TABLE vault_integrity_events (
+                id TEXT NOT NULL PRIMARY KEY,
+                path TEXT NOT NULL,
+                version INTEGER NULL,
+                at BIGINT NOT NULL);
+            CREATE INDEX ix_vault_integrity_events_at ON vault_integrity_events (at);
+            """),
     ];
 }

@@ -10,4 +10,7 @@ public interface ISecretDirectory
 
     /// <summary>Secrets overdue for rotation, with when they fell due.</summary>
     Task<IReadOnlyList<(string Path, DateTimeOffset DueAt)>> OverdueAsync(CancellationToken cancellationToken);
+
+    /// <summary>Secrets whose stored ciphertext failed authentication since <paramref name="since"/>, with the latest time.</summary>
+    Task<IReadOnlyList<(string Path, DateTimeOffset At)>> IntegrityFailuresSinceAsync(DateTimeOffset since, CancellationToken cancellationToken);
 }

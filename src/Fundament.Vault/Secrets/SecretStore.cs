@@ -191,6 +191,23 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
             DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt + r.RotateEveryMs))).ToList();
     }
 
+    /// <summary>Records that a stored ciphertext failed authentication, for the integrity alert.</summary>
+    public async Task RecordIntegrityFailureAsync(string path, int? version, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO vault_integrity_events (id, path, version, at) VALUES (@id, @path, @version, @now)",
+            new { id = Guid.CreateVersion7().ToString(), path, version, now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
+    }
+
+    public async Task<IReadOnlyList<(string Path, DateTimeOffset At)>> IntegrityFailuresSinceAsync(DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(string Path, long At)>(new CommandDefinition(
+            "SELECT path, MAX(at) FROM vault_integrity_events WHERE at >= @since GROUP BY path", new { since = since.ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
+        return rows.Select(r => (r.Path, DateTimeOffset.FromUnixTimeMilliseconds(r.At))).ToList();
+    }
+
     public async Task<int> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);

@@ -138,6 +138,7 @@ internal static partial class SecretsApi
         {
             metrics.IntegrityFailure();
             LogIntegrityFailure(loggers.CreateLogger("Fundament.Vault"), path, version);
+            await store.RecordIntegrityFailureAsync(path, version, CancellationToken.None);
             await auditor.RecordAsync(context, "secret.read", path, version, AuditOutcome.Failure, cancellationToken, "integrity_check_failed");
             return TypedResults.Problem(statusCode: 500, title: "Secret integrity check failed",
                 detail: "The stored secret did not pass its integrity check and was not returned. The event was logged and audited.");

@@ -76,4 +76,22 @@ public sealed class RegistryReplicaTests : IAsyncLifetime
         var passing = (await (await adminB.GetAsync("/api/v1/registry/services/checked/instances?healthy=true", _ct)).JsonAsync()).AsArray();
         Assert.Equal(6, passing.Count);
     }
+
+    [Fact]
+    public async Task AWatchOnOneReplica_AnswersAChangeMadeThroughTheOther()
+    {
+        using var adminA = await _a.AdminAsync();
+        using var adminB = await _b.AdminAsync();
+        var first = await adminB.GetAsync("/api/v1/registry/services/watched/instances", _ct);
+        var index = long.Parse(first.Headers.GetValues("X-Fundament-Index").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        var watch = adminB.GetAsync($"/api/v1/registry/services/watched/instances?index={index}&wait=5m", _ct);
+        (await adminA.PostAsJsonAsync("/api/v1/registry/instances", new { service = "watched", address = "127.0.0.1", port = 7000 }, _ct)).EnsureSuccessStatusCode();
+        await Task.Delay(100, _ct);
+        Assert.False(watch.IsCompleted);
+
+        // Replica B notices at its next poll of the index (every 500 ms), not at the end of the wait.
+        _a.Time.Advance(TimeSpan.FromMilliseconds(600));
+        var answered = await watch.WaitAsync(TimeSpan.FromSeconds(30), _ct);
+        Assert.Single((await answered.JsonAsync()).AsArray());
+    }
 }

@@ -170,6 +170,11 @@ public abstract class SecretsApiTests(FundamentFactory factory)
         var audit = await (await admin.GetAsync($"/api/v1/audit?action=secret.read&target=secret:{b}&outcome=failure", _ct)).JsonAsync();
         Assert.Equal("integrity_check_failed", audit["items"]![0]!["details"]!["reason"]!.GetValue<string>());
         Assert.Equal("alpha-secret-value", (await (await admin.GetAsync($"/api/v1/secrets/{a}", _ct)).JsonAsync())["value"]!.GetValue<string>());
+
+        // ... and raises the integrity alert.
+        await factory.Services.GetRequiredService<Fundament.Alerts.AlertEvaluator>().EvaluateAsync(_ct);
+        var alerts = (await (await admin.GetAsync("/api/v1/alerts?state=firing", _ct)).JsonAsync()).AsArray();
+        Assert.Contains(alerts, x => x!["ruleId"]!.GetValue<string>() == "secret-integrity" && x["subject"]!.GetValue<string>() == $"secret:{b}");
     }
 
     [Fact]
