@@ -65,7 +65,9 @@ public sealed class PlatformEndpointTests(SqliteFundamentFactory factory) : ICla
         using var client = factory.CreateClient();
         var document = JsonNode.Parse(await client.GetStringAsync("/openapi/v1.json", _ct))!;
         var paths = document["paths"]!.AsObject().Select(p => p.Key).ToList();
-        foreach (var expected in new[] { "/api/v1/auth/login", "/api/v1/users", "/api/v1/users/{id}", "/api/v1/clients", "/api/v1/api-keys", "/api/v1/audit", "/api/v1/audit/verify", "/oauth2/token", "/.well-known/jwks.json", "/api/v1/me/sessions" })
+        foreach (var expected in new[] { "/api/v1/auth/login", "/api/v1/users", "/api/v1/users/{id}", "/api/v1/clients", "/api/v1/api-keys", "/api/v1/audit", "/api/v1/audit/verify", "/oauth2/token", "/.well-known/jwks.json", "/api/v1/me/sessions",
+            "/api/v1/secrets/{path}", "/api/v1/secret-policies", "/api/v1/vault/rotate-master-key", "/api/v1/config/resolved", "/api/v1/config/entries",
+            "/api/v1/registry/instances", "/api/v1/registry/services/{name}/instances", "/api/v1/alerts", "/api/v1/alerts/channels", "/api/v1/deliveries/{id}" })
         {
             Assert.Contains(expected, paths);
         }
