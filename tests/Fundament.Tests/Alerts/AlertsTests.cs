@@ -131,6 +131,22 @@ public abstract class AlertsTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task SlackChannel_ReceivesATextMessage()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        using var admin = await factory.AdminAsync();
+        var channel = await (await admin.PostAsJsonAsync("/api/v1/alerts/channels", new { name = "slack-" + Guid.NewGuid().ToString("N")[..8], kind = "slack", target = receiver.Url }, _ct)).JsonAsync();
+        Assert.Null(channel["secret"]);
+        var test = await admin.PostAsync($"/api/v1/alerts/channels/{channel["channel"]!["id"]!.GetValue<string>()}/test", null, _ct);
+        Assert.Equal(HttpStatusCode.Accepted, test.StatusCode);
+        await DispatchAsync();
+        var (headers, body) = Assert.Single(receiver.Received);
+        Assert.StartsWith("Test notification from Fundament", JsonNode.Parse(body)!["text"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.False(headers.ContainsKey("X-Fundament-Signature"));
+        await (await admin.DeleteAsync($"/api/v1/alerts/channels/{channel["channel"]!["id"]!.GetValue<string>()}", _ct)).Content.ReadAsStringAsync(_ct);
+    }
+
+    [Fact]
     public async Task GoneReceiver_KillsTheDelivery_AndRetryRevivesIt()
     {
         await using var receiver = await WebhookReceiver.StartAsync();

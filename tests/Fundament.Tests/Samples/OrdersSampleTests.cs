@@ -89,8 +89,10 @@ public sealed class OrdersSampleTests : IAsyncDisposable
         throw new TimeoutException($"gave up waiting for {what}");
     }
 
-    [Fact]
-    public async Task Sample_Registers_TurnsPassing_ReadsSecretAndConfig_FollowsAChange_AndLeavesOnSigterm()
+    [Theory]
+    [InlineData("http-check")]
+    [InlineData("ttl")]
+    public async Task Sample_Registers_TurnsPassing_ReadsSecretAndConfig_FollowsAChange_AndLeavesOnSigterm(string mode)
     {
         Assert.True(File.Exists(OrdersDll), $"the sample was not built at {OrdersDll}");
         var apiPort = FreePort();
@@ -113,7 +115,7 @@ public sealed class OrdersSampleTests : IAsyncDisposable
         (await api.PostAsJsonAsync("/api/v1/secret-policies", new { principal = $"client:{clientId}", pathPrefix = "orders", capabilities = new[] { "read" } }, _ct)).EnsureSuccessStatusCode();
 
         var ordersPort = FreePort();
-        var orders = Start(OrdersDll, new()
+        var ordersEnvironment = new Dictionary<string, string>
         {
             ["Fundament__Client__Url"] = $"http://127.0.0.1:{apiPort}",
             ["Fundament__Client__ClientId"] = clientId,
@@ -121,7 +123,13 @@ public sealed class OrdersSampleTests : IAsyncDisposable
             ["Fundament__Client__Address"] = "127.0.0.1",
             ["Fundament__Client__CheckInterval"] = "1s",
             ["Fundament__Client__CheckTimeout"] = "1s",
-        }, "--urls", $"http://127.0.0.1:{ordersPort}");
+        };
+        if (mode == "ttl")
+        {
+            // Heartbeats every second instead of being checked.
+            ordersEnvironment["Fundament__Client__Ttl"] = "3s";
+        }
+        var orders = Start(OrdersDll, ordersEnvironment, "--urls", $"http://127.0.0.1:{ordersPort}");
         using var sample = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{ordersPort}") };
 
         // Registers, and Fundament's own active check turns it passing.
@@ -159,6 +167,14 @@ public sealed class OrdersSampleTests : IAsyncDisposable
         }, "the sample to reach billing through discovery");
         Assert.Equal(200, viaDiscovery["status"]!.GetValue<int>());
         Assert.True(billing.Checks > 0);
+
+        if (mode == "ttl")
+        {
+            // Past the 3s TTL several times over: the heartbeats keep it passing.
+            await Task.Delay(TimeSpan.FromSeconds(7), _ct);
+            var still = await api.GetFromJsonAsync<JsonArray>("/api/v1/registry/services/orders/instances?healthy=true", _ct);
+            Assert.Single(still!);
+        }
 
         // SIGTERM: a graceful stop that deregisters.
         using (var kill = Process.Start("kill", ["-TERM", orders.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
