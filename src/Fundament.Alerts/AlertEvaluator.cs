@@ -132,12 +132,23 @@ internal sealed partial class AlertEvaluator : BackgroundService
             var evt = alert.State == AlertState.Firing ? "alert.firing" : "alert.resolved";
             foreach (var channel in channels)
             {
+                string? secret;
+                try
+                {
+                    secret = _store.SecretOf(channel);
+                }
+                catch (System.Security.Cryptography.CryptographicException ex)
+                {
+                    // One broken channel must not block (or endlessly repeat) the others.
+                    LogChannelSecretFailed(_logger, channel.Name, ex);
+                    continue;
+                }
                 var text = $"[{alert.State.ToUpperInvariant()}] {alert.Summary}";
                 var payload = channel.Kind == DeliveryKind.Webhook
                     ? JsonSerializer.Serialize(new { @event = evt, alert = alert.ToResponse() }, JsonSerializerOptions.Web)
                     : text;
                 await _deliveries.EnqueueAsync(new DeliveryRequest(channel.Kind, channel.Target, evt, payload,
-                    Subject: $"[Fundament] {text}", Secret: _store.SecretOf(channel), Source: $"alert:{alert.Id}"), cancellationToken);
+                    Subject: $"[Fundament] {text}", Secret: secret, Source: $"alert:{alert.Id}"), cancellationToken);
             }
             await _store.MarkNotifiedAsync(alert.Id, alert.State, cancellationToken);
             _notifications.Add(1, new KeyValuePair<string, object?>("state", alert.State));
@@ -198,6 +209,9 @@ internal sealed partial class AlertEvaluator : BackgroundService
     {
         public string Fingerprint => $"{Rule.Id}|{Subject}";
     }
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The secret of alert channel {Channel} cannot be decrypted; the channel is skipped")]
+    private static partial void LogChannelSecretFailed(ILogger logger, string channel, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Alert evaluation failed")]
     private static partial void LogEvaluationFailed(ILogger logger, Exception exception);

@@ -92,8 +92,10 @@ internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encrypti
         {
             return null;
         }
-        return new AlertChannelResponse(id, name, kind, target, true, secret is not null, DateTimeOffset.FromUnixTimeMilliseconds(now));
+        return new AlertChannelResponse(id, name, kind, DisplayTarget(kind, target), true, secret is not null, DateTimeOffset.FromUnixTimeMilliseconds(now));
     }
+
+    private static string DisplayTarget(string kind, string target) => Fundament.Delivery.DeliveryKind.Display(kind, target);
 
     public async Task<IReadOnlyList<ChannelRow>> ChannelsAsync(CancellationToken cancellationToken)
     {
@@ -176,18 +178,8 @@ internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encrypti
             "UPDATE alerts SET notified_state = @state WHERE id = @id", new { id, state }, cancellationToken: cancellationToken));
     }
 
-    public async Task<int> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var count = 0;
-        foreach (var channel in (await ChannelsAsync(cancellationToken)).Where(c => c.Secret is not null && EnvelopeEncryption.KeyIdOf(c.Secret) != current.CurrentKeyId))
-        {
-            count += await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE alert_channels SET secret = @next WHERE id = @id AND secret = @old",
-                new { next = current.Rewrap(channel.Secret!), id = channel.Id, old = channel.Secret }, cancellationToken: cancellationToken));
-        }
-        return count;
-    }
+    public Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken) =>
+        EnvelopeColumn.RewrapAsync(database, current, "alert_channels", ["id"], "secret", null, cancellationToken);
 
     internal sealed class RuleRow
     {
@@ -215,7 +207,7 @@ internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encrypti
         public bool Enabled { get; init; }
         public long CreatedAt { get; init; }
 
-        public AlertChannelResponse ToResponse() => new(Id, Name, Kind, Target, Enabled, Secret is not null, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt));
+        public AlertChannelResponse ToResponse() => new(Id, Name, Kind, DisplayTarget(Kind, Target), Enabled, Secret is not null, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt));
     }
 
     internal sealed class AlertRow

@@ -138,7 +138,7 @@ internal static partial class AlertsApi
         await audit.AppendAsync(new AuditEvent("alert_channel.create", AuditOutcome.Success)
         {
             Target = $"alert_channel:{channel.Id}",
-            Details = new Dictionary<string, string> { ["kind"] = channel.Kind, ["target"] = channel.Target },
+            Details = new Dictionary<string, string> { ["kind"] = channel.Kind, ["target"] = channel.Target },  // already masked for Slack
         }.From(context), cancellationToken);
         return TypedResults.Created($"/api/v1/alerts/channels/{channel.Id}", new CreatedChannelResponse(channel, request.Secret is null ? secret : null));
     }

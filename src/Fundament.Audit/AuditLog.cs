@@ -35,18 +35,8 @@ internal sealed class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
 
     public string Name => "audit chain key";
 
-    public async Task<int> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)
-    {
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        var sealedKey = await connection.ExecuteScalarAsync<byte[]>(new CommandDefinition("SELECT chain_key FROM audit_chain WHERE id = 1", cancellationToken: cancellationToken));
-        if (sealedKey is null || EnvelopeEncryption.KeyIdOf(sealedKey) == current.CurrentKeyId)
-        {
-            return 0;
-        }
-        return await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE audit_chain SET chain_key = @next WHERE id = 1 AND chain_key = @old",
-            new { next = current.Rewrap(sealedKey), old = sealedKey }, cancellationToken: cancellationToken));
-    }
+    public Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken) =>
+        EnvelopeColumn.RewrapAsync(_database, current, "audit_chain", ["id"], "chain_key", null, cancellationToken);
 
     /// <summary>Creates the chain head and its key on first start.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)

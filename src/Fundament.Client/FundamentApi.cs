@@ -10,6 +10,9 @@ internal sealed class FundamentApi : IDisposable
 {
     public const string IndexHeader = "X-Fundament-Index";
 
+    /// <summary>Deadline of a call that does not wait for changes; a watch gets its wait plus this.</summary>
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(15);
+
     private readonly HttpClient _http;
 
     public FundamentApi(FundamentClientOptions options, TimeProvider time)
@@ -24,6 +27,8 @@ internal sealed class FundamentApi : IDisposable
 
     public async Task<JsonElement> RegisterAsync(object body, CancellationToken cancellationToken)
     {
+        using var deadline = Deadline(CallTimeout, cancellationToken);
+        cancellationToken = deadline.Token;
         using var response = await _http.PostAsJsonAsync("/api/v1/registry/instances", body, cancellationToken).ConfigureAwait(false);
         await EnsureAsync(response, "register", cancellationToken).ConfigureAwait(false);
         return await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken).ConfigureAwait(false);
@@ -31,12 +36,16 @@ internal sealed class FundamentApi : IDisposable
 
     public async Task HeartbeatAsync(string instanceId, CancellationToken cancellationToken)
     {
+        using var deadline = Deadline(CallTimeout, cancellationToken);
+        cancellationToken = deadline.Token;
         using var response = await _http.PutAsync($"/api/v1/registry/instances/{Uri.EscapeDataString(instanceId)}/heartbeat", null, cancellationToken).ConfigureAwait(false);
         await EnsureAsync(response, "heartbeat", cancellationToken).ConfigureAwait(false);
     }
 
     public async Task DeregisterAsync(string instanceId, CancellationToken cancellationToken)
     {
+        using var deadline = Deadline(CallTimeout, cancellationToken);
+        cancellationToken = deadline.Token;
         using var response = await _http.DeleteAsync($"/api/v1/registry/instances/{Uri.EscapeDataString(instanceId)}", cancellationToken).ConfigureAwait(false);
         if (response.StatusCode != HttpStatusCode.NotFound)
         {
@@ -46,6 +55,8 @@ internal sealed class FundamentApi : IDisposable
 
     public async Task<(long Index, Dictionary<string, JsonElement> Values)> ResolvedAsync(string service, string environment, long? index, TimeSpan wait, CancellationToken cancellationToken)
     {
+        using var deadline = Deadline(index is null ? CallTimeout : wait + CallTimeout, cancellationToken);
+        cancellationToken = deadline.Token;
         var url = $"/api/v1/config/resolved?service={Uri.EscapeDataString(service)}&environment={Uri.EscapeDataString(environment)}{Watch(index, wait)}";
         using var response = await _http.GetAsync(url, cancellationToken).ConfigureAwait(false);
         await EnsureAsync(response, "read configuration", cancellationToken).ConfigureAwait(false);
@@ -55,6 +66,8 @@ internal sealed class FundamentApi : IDisposable
 
     public async Task<JsonElement?> SecretAsync(string path, CancellationToken cancellationToken)
     {
+        using var deadline = Deadline(CallTimeout, cancellationToken);
+        cancellationToken = deadline.Token;
         using var response = await _http.GetAsync($"/api/v1/secrets/{path}", cancellationToken).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
@@ -67,11 +80,20 @@ internal sealed class FundamentApi : IDisposable
 
     public async Task<(long Index, List<InstanceAnswer> Instances)> HealthyInstancesAsync(string service, long? index, TimeSpan wait, CancellationToken cancellationToken)
     {
+        using var deadline = Deadline(index is null ? CallTimeout : wait + CallTimeout, cancellationToken);
+        cancellationToken = deadline.Token;
         var url = $"/api/v1/registry/services/{Uri.EscapeDataString(service)}/instances?healthy=true{Watch(index, wait)}";
         using var response = await _http.GetAsync(url, cancellationToken).ConfigureAwait(false);
         await EnsureAsync(response, $"discover '{service}'", cancellationToken).ConfigureAwait(false);
         var index2 = response.Headers.TryGetValues(IndexHeader, out var values) && long.TryParse(values.FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var i) ? i : 0;
         return (index2, await response.Content.ReadFromJsonAsync<List<InstanceAnswer>>(cancellationToken).ConfigureAwait(false) ?? []);
+    }
+
+    private static CancellationTokenSource Deadline(TimeSpan after, CancellationToken cancellationToken)
+    {
+        var source = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        source.CancelAfter(after);
+        return source;
     }
 
     private static string Watch(long? index, TimeSpan wait) =>

@@ -9,8 +9,9 @@ namespace Fundament.Client;
 
 /// <summary>
 /// Registers the service once the server listens (retrying while Fundament is unreachable),
-/// heartbeats when it uses a TTL, re-registers if Fundament forgot it, and deregisters on a
-/// graceful shutdown (SIGTERM) before the server stops taking requests.
+/// heartbeats when it uses a TTL (an HTTP-checked instance checks every 15 s that it is still
+/// registered), registers again when Fundament has removed it, and deregisters on a graceful
+/// shutdown (SIGTERM) before the server stops taking requests.
 /// </summary>
 internal sealed partial class RegistrationService(
     FundamentApi api,
@@ -19,6 +20,9 @@ internal sealed partial class RegistrationService(
     IHostApplicationLifetime lifetime,
     ILogger<RegistrationService> logger) : BackgroundService
 {
+    /// <summary>How often an HTTP-checked instance confirms it is still registered.</summary>
+    private static readonly TimeSpan ExistenceCheckInterval = TimeSpan.FromSeconds(15);
+
     private string? _instanceId;
 
     /// <summary>The registered instance id, once registered.</summary>
@@ -48,12 +52,9 @@ internal sealed partial class RegistrationService(
                 var answer = await api.RegisterAsync(body, stoppingToken).ConfigureAwait(false);
                 _instanceId = answer.GetProperty("instanceId").GetString();
                 LogRegistered(logger, _instanceId!, options.Service!);
-                if (options.Ttl is null)
-                {
-                    await Task.Delay(Timeout.Infinite, stoppingToken).ConfigureAwait(false);
-                    return;
-                }
-                var interval = ParseSeconds(answer.TryGetProperty("heartbeatInterval", out var h) ? h.GetString() : null) ?? TimeSpan.FromSeconds(5);
+                var interval = options.Ttl is null
+                    ? ExistenceCheckInterval
+                    : ParseSeconds(answer.TryGetProperty("heartbeatInterval", out var h) ? h.GetString() : null) ?? TimeSpan.FromSeconds(5);
                 while (!stoppingToken.IsCancellationRequested)
                 {
                     await Task.Delay(interval, stoppingToken).ConfigureAwait(false);
@@ -63,8 +64,12 @@ internal sealed partial class RegistrationService(
                     }
                     catch (HttpRequestException ex) when (ex.StatusCode == HttpStatusCode.NotFound)
                     {
-                        // Removed after a long outage: register again.
+                        // Removed (critical longer than deregisterAfter, or by an operator): register again.
                         break;
+                    }
+                    catch (HttpRequestException ex) when (ex.StatusCode == HttpStatusCode.Conflict && options.Ttl is null)
+                    {
+                        // An HTTP-checked instance answers 409 to a heartbeat: it still exists, nothing to do.
                     }
                     catch (HttpRequestException ex)
                     {

@@ -18,6 +18,11 @@ internal sealed class TokenHandler(FundamentClientOptions options, TimeProvider 
     {
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(force: false, cancellationToken).ConfigureAwait(false));
         var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        if (response.StatusCode == System.Net.HttpStatusCode.Unauthorized)
+        {
+            // Revoked, or signed by a key Fundament no longer has: never reuse it.
+            _token = null;
+        }
         if (response.StatusCode == System.Net.HttpStatusCode.Unauthorized && request.Content is null)
         {
             response.Dispose();

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using NJsonSchema;
+using NJsonSchema.Generation;
 using NJsonSchema.Validation;
 
 namespace Fundament.Config;
@@ -17,13 +18,33 @@ internal sealed class ConfigSchemas(ConfigStore store)
     {
         try
         {
-            await JsonSchema.FromJsonAsync(schemaJson);
+            await ParseAsync(schemaJson, CancellationToken.None);
             return null;
         }
-        catch (Exception ex) when (ex is Newtonsoft.Json.JsonException or InvalidOperationException or NotSupportedException or ArgumentException)
+        catch (NotSupportedException)
+        {
+            return "schema may only use references inside itself ($ref to #/...), not files or URLs.";
+        }
+        catch (Exception ex) when (ex is Newtonsoft.Json.JsonException or InvalidOperationException or ArgumentException)
         {
             return "schema is not a valid JSON Schema document.";
         }
+    }
+
+    /// <summary>
+    /// Parses with a resolver that refuses file and URL references: a schema must not make the
+    /// server read local files or fetch addresses (and must not break when such a URL goes away).
+    /// </summary>
+    private static Task<JsonSchema> ParseAsync(string schemaJson, CancellationToken cancellationToken) =>
+        JsonSchema.FromJsonAsync(schemaJson, null, schema => new LocalReferencesOnly(new JsonSchemaAppender(schema, new DefaultTypeNameGenerator())), cancellationToken);
+
+    private sealed class LocalReferencesOnly(JsonSchemaAppender appender) : JsonReferenceResolver(appender)
+    {
+        public override Task<NJsonSchema.References.IJsonReference> ResolveFileReferenceAsync(string filePath, CancellationToken cancellationToken = default) =>
+            throw new NotSupportedException("File references are not allowed in configuration schemas.");
+
+        public override Task<NJsonSchema.References.IJsonReference> ResolveUrlReferenceAsync(string url, CancellationToken cancellationToken = default) =>
+            throw new NotSupportedException("URL references are not allowed in configuration schemas.");
     }
 
     /// <summary>Validation errors of <paramref name="valueJson"/> for <paramref name="key"/>, empty when it conforms.</summary>
@@ -35,7 +56,7 @@ internal sealed class ConfigSchemas(ConfigStore store)
             var text = schema.Schema.GetRawText();
             if (!_parsed.TryGetValue(text, out var parsed))
             {
-                parsed = await JsonSchema.FromJsonAsync(text, cancellationToken);
+                parsed = await ParseAsync(text, cancellationToken);
                 _parsed[text] = parsed;
             }
             foreach (var error in parsed.Validate(valueJson))

@@ -77,13 +77,14 @@ internal sealed class ConfigStore(IDatabase database, TimeProvider time, IOption
     public async Task<IReadOnlyList<ConfigEntryResponse>> ListAsync(string? service, string? environment, string? prefix, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var like = prefix is null ? null : prefix.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%";
+
         var rows = await connection.QueryAsync<EntryRow>(new CommandDefinition("""
             SELECT service, environment, key, value, version, change_index AS ChangeIndex, updated_at AS UpdatedAt, updated_by AS UpdatedBy
             FROM config_entries
-            WHERE (@service IS NULL OR service = @service) AND (@environment IS NULL OR environment = @environment) AND (@like IS NULL OR key LIKE @like ESCAPE '\')
+            WHERE (@service IS NULL OR service = @service) AND (@environment IS NULL OR environment = @environment)
+              AND (@prefix IS NULL OR substr(key, 1, @length) = @prefix)
             ORDER BY service, environment, key LIMIT 10000
-            """, new { service, environment, like }, cancellationToken: cancellationToken));
+            """, new { service, environment, prefix, length = prefix?.Length ?? 0 }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToResponse()).ToList();
     }
 

@@ -13,6 +13,13 @@ public static class DeliveryKind
     public const string Email = "email";
 
     public static bool IsValid(string? kind) => kind is Webhook or Slack or Email;
+
+    /// <summary>
+    /// The target as answers and audit entries show it: a Slack incoming-webhook URL is itself the
+    /// credential, so only its scheme and host are shown.
+    /// </summary>
+    public static string Display(string kind, string target) =>
+        kind == Slack && Uri.TryCreate(target, UriKind.Absolute, out var url) ? $"{url.Scheme}://{url.Host}/…" : target;
 }
 
 /// <summary>Something to deliver; once enqueued it survives restarts until delivered or given up.</summary>

@@ -27,7 +27,7 @@ public static class DeliveryServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, DeliveryStore>(sp => sp.GetRequiredService<DeliveryStore>()));
         services.TryAddSingleton<DeliverySender>();
         services.TryAddSingleton<DeliveryDispatcher>();
-        services.AddHttpClient(DeliverySender.ClientName)
+        services.AddHttpClient(DeliverySender.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, ConnectTimeout = TimeSpan.FromSeconds(10) });
         if (runDispatcher && configuration.GetValue(DeliveryOptions.SectionName + ":" + nameof(DeliveryOptions.DispatcherEnabled), true))
         {

@@ -116,20 +116,9 @@ internal sealed class DeliveryStore(IDatabase database, EnvelopeEncryption encry
             new { id, now = time.GetUtcNow().ToUnixTimeMilliseconds(), more = options.Value.MaxAttempts }, cancellationToken: cancellationToken)) == 1;
     }
 
-    public async Task<int> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = (await connection.QueryAsync<(string Id, byte[] Secret)>(new CommandDefinition(
-            "SELECT id, secret FROM delivery_items WHERE secret IS NOT NULL AND state = 'pending'", cancellationToken: cancellationToken))).ToList();
-        var count = 0;
-        foreach (var row in rows.Where(r => EnvelopeEncryption.KeyIdOf(r.Secret) != current.CurrentKeyId))
-        {
-            count += await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE delivery_items SET secret = @next WHERE id = @id AND secret = @old",
-                new { next = current.Rewrap(row.Secret), id = row.Id, old = row.Secret }, cancellationToken: cancellationToken));
-        }
-        return count;
-    }
+    // Dead items too: an operator may retry them after the old key is gone.
+    public Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken) =>
+        EnvelopeColumn.RewrapAsync(database, current, "delivery_items", ["id"], "secret", "state <> 'delivered'", cancellationToken);
 
     private TimeSpan Backoff(int attempt)
     {
@@ -159,7 +148,7 @@ internal sealed class DeliveryItem
     public long CreatedAt { get; init; }
     public long? DeliveredAt { get; init; }
 
-    public DeliveryResponse ToResponse() => new(Id, Kind, Target, Event, Source, State, (int)Attempts, (int)MaxAttempts,
+    public DeliveryResponse ToResponse() => new(Id, Kind, DeliveryKind.Display(Kind, Target), Event, Source, State, (int)Attempts, (int)MaxAttempts,
         DateTimeOffset.FromUnixTimeMilliseconds(NextAttemptAt), LastError, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
         DeliveredAt is { } d ? DateTimeOffset.FromUnixTimeMilliseconds(d) : null);
 }

@@ -27,7 +27,8 @@ public static class RegistryServiceCollectionExtensions
         services.TryAddSingleton<RegistryMetrics>();
         services.TryAddSingleton<Fundament.Modules.IServiceDirectory, ServiceDirectory>();
         services.TryAddSingleton<HttpChecker>();
-        services.AddHttpClient(HttpChecker.ClientName)
+        // No client-wide timeout: each check has its own (up to 5 minutes, above HttpClient's 100 s default).
+        services.AddHttpClient(HttpChecker.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
             {
                 AllowAutoRedirect = false,

@@ -28,19 +28,31 @@ internal static class VaultAdminApi
         IEnumerable<IEnvelopeHolder> holders, EnvelopeEncryption encryption, MasterKeyRing ring, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        var failures = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var holder in holders)
         {
-            counts[holder.Name] = await holder.RewrapAsync(encryption, cancellationToken);
+            var result = await holder.RewrapAsync(encryption, cancellationToken);
+            counts[holder.Name] = result.Rewrapped;
+            if (result.Failed > 0)
+            {
+                failures[holder.Name] = result.Failed;
+            }
         }
-        await audit.AppendAsync(new AuditEvent("vault.rotate_master_key", AuditOutcome.Success)
+        var details = counts.ToDictionary(c => c.Key, c => c.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        foreach (var (name, failed) in failures)
+        {
+            details[name + " (failed)"] = failed.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        await audit.AppendAsync(new AuditEvent("vault.rotate_master_key", failures.Count == 0 ? AuditOutcome.Success : AuditOutcome.Failure)
         {
             Target = $"master_key:{encryption.CurrentKeyId}",
-            Details = counts.ToDictionary(c => c.Key, c => c.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            Details = details,
         }.From(context), cancellationToken);
-        return TypedResults.Ok(new MasterKeyRotationResponse(encryption.CurrentKeyId, counts, ring.PreviousIds));
+        return TypedResults.Ok(new MasterKeyRotationResponse(encryption.CurrentKeyId, counts, failures, ring.PreviousIds));
     }
 }
 
 /// <summary>Result of a master key rotation: what was re-wrapped under <see cref="KeyId"/>.</summary>
+/// <param name="Failed">Envelopes that could not be unwrapped (corrupted, or under a key no longer configured), by holder; they are left as they are.</param>
 /// <param name="PreviousKeyIds">Earlier keys still configured; remove them from the settings once this reports no more re-wraps.</param>
-public sealed record MasterKeyRotationResponse(string KeyId, IReadOnlyDictionary<string, int> Rewrapped, IReadOnlyList<string> PreviousKeyIds);
+public sealed record MasterKeyRotationResponse(string KeyId, IReadOnlyDictionary<string, int> Rewrapped, IReadOnlyDictionary<string, int> Failed, IReadOnlyList<string> PreviousKeyIds);

@@ -9,6 +9,6 @@ public interface IEnvelopeHolder
     /// <summary>Name for reports, e.g. <c>vault secrets</c>.</summary>
     string Name { get; }
 
-    /// <summary>Re-wraps every envelope not yet under the current master key; returns how many.</summary>
-    Task<int> RewrapAsync(EnvelopeEncryption encryption, CancellationToken cancellationToken);
+    /// <summary>Re-wraps every envelope not yet under the current master key.</summary>
+    Task<RewrapResult> RewrapAsync(EnvelopeEncryption encryption, CancellationToken cancellationToken);
 }

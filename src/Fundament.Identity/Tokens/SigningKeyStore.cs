@@ -42,18 +42,9 @@ internal sealed partial class SigningKeyStore(
 
     public string Name => "token signing keys";
 
-    public async Task<int> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)
+    public async Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)
     {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = (await connection.QueryAsync<(string Kid, byte[] PrivateKey)>(new CommandDefinition(
-            "SELECT kid, private_key FROM identity_signing_keys", cancellationToken: cancellationToken))).ToList();
-        var count = 0;
-        foreach (var row in rows.Where(r => EnvelopeEncryption.KeyIdOf(r.PrivateKey) != current.CurrentKeyId))
-        {
-            count += await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE identity_signing_keys SET private_key = @next WHERE kid = @kid AND private_key = @old",
-                new { next = current.Rewrap(row.PrivateKey), kid = row.Kid, old = row.PrivateKey }, cancellationToken: cancellationToken));
-        }
+        var count = await EnvelopeColumn.RewrapAsync(database, current, "identity_signing_keys", ["kid"], "private_key", null, cancellationToken);
         await RefreshAsync(cancellationToken);
         return count;
     }

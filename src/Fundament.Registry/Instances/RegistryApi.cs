@@ -77,7 +77,8 @@ internal static partial class RegistryApi
         var secrets = services.GetService<ISecretDirectory>() is { } directory
             ? await directory.ReadablePathsAsync(context.User, cancellationToken)
             : [];
-        var heartbeat = definition.Ttl is { } ttl ? Durations.Format(TimeSpan.FromMilliseconds(Math.Max(1000, ttl.TotalMilliseconds / 3))) : null;
+        // Whole seconds, a third of the TTL, so any client parses it and three beats fit in one TTL.
+        var heartbeat = definition.Ttl is { } ttl ? Durations.Format(TimeSpan.FromSeconds(Math.Max(1, Math.Floor(ttl.TotalSeconds / 3)))) : null;
         return TypedResults.Created($"/api/v1/registry/instances/{record.Id}", new RegisterResponse(record.Id, heartbeat, config, secrets));
     }
 

@@ -26,6 +26,19 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
     /// <summary>Registers or re-registers; null when the id belongs to another service.</summary>
     public async Task<InstanceRecord?> RegisterAsync(InstanceDefinition d, string registeredBy, CancellationToken cancellationToken)
     {
+        try
+        {
+            return await TryRegisterAsync(d, registeredBy, cancellationToken);
+        }
+        catch (DbException ex) when (database.Dialect.IsUniqueViolation(ex))
+        {
+            // Two first registrations of one id raced; the second now finds the first and updates it.
+            return await TryRegisterAsync(d, registeredBy, cancellationToken);
+        }
+    }
+
+    private async Task<InstanceRecord?> TryRegisterAsync(InstanceDefinition d, string registeredBy, CancellationToken cancellationToken)
+    {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var ok = await database.InTransactionAsync(async (connection, transaction) =>
         {
@@ -99,15 +112,24 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
             $"SELECT {Columns} FROM registry_instances WHERE id = @id", new { id }, cancellationToken: cancellationToken));
     }
 
-    public async Task<bool> DeregisterAsync(string id, string reason, CancellationToken cancellationToken)
+    public Task<bool> DeregisterAsync(string id, string reason, CancellationToken cancellationToken) =>
+        DeregisterAsync(id, reason, onlyIfCriticalBefore: null, cancellationToken);
+
+    /// <param name="onlyIfCriticalBefore">When set, remove only an instance still critical since before this time (checked under the row lock).</param>
+    private async Task<bool> DeregisterAsync(string id, string reason, long? onlyIfCriticalBefore, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var removed = await database.InTransactionAsync(async (connection, transaction) =>
         {
-            var row = await connection.QuerySingleOrDefaultAsync<(string Service, string Status)?>(new CommandDefinition(
-                database.Dialect.Expand("SELECT service, status FROM registry_instances WHERE id = @id{for_update}"), new { id }, transaction, cancellationToken: cancellationToken));
+            var row = await connection.QuerySingleOrDefaultAsync<(string Service, string Status, long? CriticalSince)?>(new CommandDefinition(
+                database.Dialect.Expand("SELECT service, status, critical_since FROM registry_instances WHERE id = @id{for_update}"), new { id }, transaction, cancellationToken: cancellationToken));
             if (row is not { } r)
             {
+                return false;
+            }
+            if (onlyIfCriticalBefore is { } cutoff && (r.Status != InstanceStatus.Critical || r.CriticalSince is not { } since || since >= cutoff))
+            {
+                // It recovered (or re-registered) after the reaper picked it.
                 return false;
             }
             await NextIndexAsync(connection, transaction, r.Service, cancellationToken);
@@ -293,19 +315,23 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var fallback = options.Value.DefaultDeregisterAfter is { } d ? (long?)d.TotalMilliseconds : null;
         await using var connection = await database.OpenAsync(cancellationToken);
-        var due = (await connection.QueryAsync<string>(new CommandDefinition("""
-            SELECT id FROM registry_instances
+        var due = (await connection.QueryAsync<(string Id, long Cutoff)>(new CommandDefinition("""
+            SELECT id, @now - COALESCE(deregister_after_ms, @fallback) FROM registry_instances
             WHERE status = 'critical' AND critical_since IS NOT NULL AND COALESCE(deregister_after_ms, @fallback) IS NOT NULL
               AND critical_since + COALESCE(deregister_after_ms, @fallback) < @now
             """, new { now, fallback }, cancellationToken: cancellationToken))).ToList();
         var removed = new List<string>();
-        foreach (var id in due)
+        foreach (var (id, cutoff) in due)
         {
-            if (await DeregisterAsync(id, "critical longer than deregisterAfter", cancellationToken))
+            if (await DeregisterAsync(id, "critical longer than deregisterAfter", cutoff, cancellationToken))
             {
                 removed.Add(id);
             }
         }
+        // The history of instances gone for a week goes too (new instance ids appear on every deploy).
+        await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM registry_status_history WHERE at < @before AND instance_id NOT IN (SELECT id FROM registry_instances)",
+            new { before = now - (long)TimeSpan.FromDays(7).TotalMilliseconds }, cancellationToken: cancellationToken));
         return removed;
     }
 

@@ -27,7 +27,7 @@ internal sealed class HttpChecker(IHttpClientFactory clients, TimeProvider time)
             var status = code is >= 200 and < 300 ? InstanceStatus.Passing : code == 429 ? InstanceStatus.Warning : InstanceStatus.Critical;
             return (status, $"HTTP GET {work.CheckPath}: {code} {response.ReasonPhrase}", Stopwatch.GetElapsedTime(started));
         }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return (InstanceStatus.Critical, $"HTTP GET {work.CheckPath}: no answer within {work.CheckTimeoutMs} ms", Stopwatch.GetElapsedTime(started));
         }

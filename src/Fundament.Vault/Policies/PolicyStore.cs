@@ -53,7 +53,9 @@ internal sealed class PolicyStore(IDatabase database, IRolePermissions rolePermi
             return VaultAccess.Everything;
         }
         var principals = roles.Select(r => "role:" + r).ToList();
-        if (user.ActorId() is { } actor)
+        // An API key acts with the roles it was scoped to; the owner's personal (user:) policies
+        // would let a narrowly scoped key read whatever its owner can.
+        if (user.ActorId() is { } actor && user.FindFirst(FundamentClaims.AuthMethod)?.Value != "apikey")
         {
             principals.Add(actor);
         }

@@ -100,9 +100,10 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
     public async Task<IReadOnlyList<string>> ListAsync(string prefix, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var like = prefix.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%";
+        // An exact, case-sensitive prefix on both engines (LIKE ignores case on SQLite).
         return (await connection.QueryAsync<string>(new CommandDefinition(
-            "SELECT path FROM vault_secrets WHERE path LIKE @like ESCAPE '\\' ORDER BY path LIMIT 10000", new { like }, cancellationToken: cancellationToken))).ToList();
+            "SELECT path FROM vault_secrets WHERE substr(path, 1, @length) = @prefix ORDER BY path",
+            new { prefix, length = prefix.Length }, cancellationToken: cancellationToken))).ToList();
     }
 
     public async Task<SecretMetadata?> MetadataAsync(string path, CancellationToken cancellationToken)
@@ -208,21 +209,8 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
         return rows.Select(r => (r.Path, DateTimeOffset.FromUnixTimeMilliseconds(r.At))).ToList();
     }
 
-    public async Task<int> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = (await connection.QueryAsync<(string Path, long Version, byte[] Ciphertext)>(new CommandDefinition(
-            "SELECT path, version, ciphertext FROM vault_secret_versions WHERE ciphertext IS NOT NULL", cancellationToken: cancellationToken))).ToList();
-        var count = 0;
-        foreach (var row in rows.Where(r => EnvelopeEncryption.KeyIdOf(r.Ciphertext) != current.CurrentKeyId))
-        {
-            // Conditional on the old bytes: a concurrent destroy or rewrap wins.
-            count += await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE vault_secret_versions SET ciphertext = @next WHERE path = @path AND version = @version AND ciphertext = @old",
-                new { next = current.Rewrap(row.Ciphertext), path = row.Path, version = row.Version, old = row.Ciphertext }, cancellationToken: cancellationToken));
-        }
-        return count;
-    }
+    public Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken) =>
+        EnvelopeColumn.RewrapAsync(database, current, "vault_secret_versions", ["path", "version"], "ciphertext", null, cancellationToken);
 
     private sealed class VersionRow
     {

@@ -21,20 +21,6 @@ public abstract class AlertsTests(FundamentFactory factory)
 
     private Task MonitorAsync() => factory.Services.GetRequiredService<HealthMonitor>().PassAsync(true, _ct);
 
-    private async Task<HttpClient> ServiceClientAsync(string service)
-    {
-        using var admin = await factory.AdminAsync();
-        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = service }, _ct)).JsonAsync();
-        using var anonymous = factory.CreateClient();
-        var token = await (await anonymous.PostAsync("/oauth2/token", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["grant_type"] = "client_credentials",
-            ["client_id"] = created["client_id"]!.GetValue<string>(),
-            ["client_secret"] = created["client_secret"]!.GetValue<string>(),
-        }), _ct)).JsonAsync();
-        return factory.Bearer(token["access_token"]!.GetValue<string>());
-    }
-
     [Fact]
     public async Task LosingTheLastPassingInstance_FiresASignedWebhook_RetriedUntilAccepted_ThenResolves()
     {
@@ -47,7 +33,7 @@ public abstract class AlertsTests(FundamentFactory factory)
         // Only this test's service, so other tests' services do not add notifications here.
         (await admin.PutAsJsonAsync("/api/v1/alerts/rules/service-no-passing", new { service }, _ct)).EnsureSuccessStatusCode();
 
-        var client = await ServiceClientAsync(service);
+        var (client, _) = await factory.ServiceClientAsync(service);
         var id = (await (await client.PostAsJsonAsync("/api/v1/registry/instances", new { service, address = "127.0.0.1", port = 9999, check = new { ttl = "15s" } }, _ct)).JsonAsync())["instanceId"]!.GetValue<string>();
         await EvaluateAsync();
         Assert.DoesNotContain((await (await admin.GetAsync("/api/v1/alerts", _ct)).JsonAsync()).AsArray(), a => a!["subject"]!.GetValue<string>() == $"service:{service}");
@@ -137,6 +123,9 @@ public abstract class AlertsTests(FundamentFactory factory)
         using var admin = await factory.AdminAsync();
         var channel = await (await admin.PostAsJsonAsync("/api/v1/alerts/channels", new { name = "slack-" + Guid.NewGuid().ToString("N")[..8], kind = "slack", target = receiver.Url }, _ct)).JsonAsync();
         Assert.Null(channel["secret"]);
+        // The incoming-webhook URL is a credential: answers show only scheme and host.
+        Assert.DoesNotContain("/hook", channel["channel"]!["target"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.DoesNotContain("/hook", (await (await admin.GetAsync("/api/v1/alerts/channels", _ct)).Content.ReadAsStringAsync(_ct)), StringComparison.Ordinal);
         var test = await admin.PostAsync($"/api/v1/alerts/channels/{channel["channel"]!["id"]!.GetValue<string>()}/test", null, _ct);
         Assert.Equal(HttpStatusCode.Accepted, test.StatusCode);
         await DispatchAsync();

@@ -84,6 +84,11 @@ public abstract class ConfigApiTests(FundamentFactory factory)
         Assert.DoesNotContain(prefix + "main", (await (await admin.GetAsync($"/api/v1/config/entries?service={service}&prefix=zzz", _ct)).JsonAsync()).ToJsonString(), StringComparison.Ordinal);
 
         await (await admin.PutAsJsonAsync("/api/v1/config/schemas", new { keyPrefix = "x.", schema = "not a schema" }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        // A schema must not make the server fetch URLs or read files.
+        var remote = JsonNode.Parse("""{"$ref":"http://169.254.169.254/latest/meta-data"}""");
+        await (await admin.PutAsJsonAsync("/api/v1/config/schemas", new { keyPrefix = "y.", schema = remote }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        var file = JsonNode.Parse("""{"$ref":"/etc/passwd"}""");
+        await (await admin.PutAsJsonAsync("/api/v1/config/schemas", new { keyPrefix = "z.", schema = file }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
     }
 
     [Fact]

@@ -61,6 +61,22 @@ public static class Api
         return (factory.Bearer(tokens["access_token"]!.GetValue<string>()), id, tokens);
     }
 
+    /// <summary>A new service client named <paramref name="name"/>, logged in with client credentials.</summary>
+    public static async Task<(HttpClient Client, string ClientId)> ServiceClientAsync(this FundamentFactory factory, string name, params string[] roles)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var admin = await factory.AdminAsync();
+        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name, roles }, ct)).JsonAsync();
+        using var anonymous = factory.CreateClient();
+        var token = await (await anonymous.PostAsync("/oauth2/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = created["client_id"]!.GetValue<string>(),
+            ["client_secret"] = created["client_secret"]!.GetValue<string>(),
+        }), ct)).JsonAsync();
+        return (factory.Bearer(token["access_token"]!.GetValue<string>()), created["client_id"]!.GetValue<string>());
+    }
+
     public static async Task<JsonNode> JsonAsync(this HttpResponseMessage response) =>
         (await response.Content.ReadFromJsonAsync<JsonNode>(TestContext.Current.CancellationToken))!;
 

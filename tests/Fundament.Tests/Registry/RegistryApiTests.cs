@@ -15,21 +15,6 @@ public abstract class RegistryApiTests(FundamentFactory factory)
 
     private static string Svc() => "svc-" + Guid.NewGuid().ToString("N")[..10];
 
-    /// <summary>A service client named after <paramref name="service"/>, logged in with client credentials.</summary>
-    private async Task<(HttpClient Client, string ClientId)> ServiceClientAsync(string service)
-    {
-        using var admin = await factory.AdminAsync();
-        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = service }, _ct)).JsonAsync();
-        using var anonymous = factory.CreateClient();
-        var token = await (await anonymous.PostAsync("/oauth2/token", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["grant_type"] = "client_credentials",
-            ["client_id"] = created["client_id"]!.GetValue<string>(),
-            ["client_secret"] = created["client_secret"]!.GetValue<string>(),
-        }), _ct)).JsonAsync();
-        return (factory.Bearer(token["access_token"]!.GetValue<string>()), created["client_id"]!.GetValue<string>());
-    }
-
     private async Task<JsonNode> RegisterAsync(HttpClient client, object body)
     {
         var response = await client.PostAsJsonAsync("/api/v1/registry/instances", body, _ct);
@@ -47,7 +32,7 @@ public abstract class RegistryApiTests(FundamentFactory factory)
         using var admin = await factory.AdminAsync();
         await admin.PutAsJsonAsync("/api/v1/config/entries", new { service, environment = "prod", key = "db.pool", value = 20 }, _ct);
         await admin.PutAsJsonAsync($"/api/v1/secrets/{service}/db", new { value = "pw" }, _ct);
-        var (client, clientId) = await ServiceClientAsync(service);
+        var (client, clientId) = await factory.ServiceClientAsync(service);
         await admin.PostAsJsonAsync("/api/v1/secret-policies", new { principal = $"client:{clientId}", pathPrefix = service, capabilities = new[] { "read" } }, _ct);
 
         var body = new { service, instanceId = service + "-1", address = "10.1.2.3", port = 8080, environment = "prod", version = "1.4.2", tags = new[] { "blue" }, metadata = new Dictionary<string, string> { ["zone"] = "a" }, check = new { ttl = "15s" }, deregisterAfter = "1m" };
@@ -72,7 +57,7 @@ public abstract class RegistryApiTests(FundamentFactory factory)
     {
         var service = Svc();
         var other = Svc();
-        var (client, clientId) = await ServiceClientAsync(service);
+        var (client, clientId) = await factory.ServiceClientAsync(service);
         var denied = await client.PostAsJsonAsync("/api/v1/registry/instances", new { service = other, address = "127.0.0.1", port = 9000 }, _ct);
         await denied.AssertProblemAsync(HttpStatusCode.Forbidden);
 
@@ -91,7 +76,7 @@ public abstract class RegistryApiTests(FundamentFactory factory)
     public async Task Ttl_LapsesToCritical_HeartbeatRestores_DeregisterAfterRemoves()
     {
         var service = Svc();
-        var (client, _) = await ServiceClientAsync(service);
+        var (client, _) = await factory.ServiceClientAsync(service);
         using var admin = await factory.AdminAsync();
         var id = (await RegisterAsync(client, new { service, address = "127.0.0.1", port = 9001, check = new { ttl = "15s" }, deregisterAfter = "1m" }))["instanceId"]!.GetValue<string>();
 
@@ -124,7 +109,7 @@ public abstract class RegistryApiTests(FundamentFactory factory)
     {
         await using var server = await CheckedService.StartAsync();
         var service = Svc();
-        var (client, _) = await ServiceClientAsync(service);
+        var (client, _) = await factory.ServiceClientAsync(service);
         var id = (await RegisterAsync(client, new { service, address = "127.0.0.1", port = server.Port, check = new { http = "/health/ready", interval = "10s", timeout = "2s" } }))["instanceId"]!.GetValue<string>();
         using var admin = await factory.AdminAsync();
         Assert.Equal("critical", await StatusAsync(admin, id));
@@ -161,7 +146,7 @@ public abstract class RegistryApiTests(FundamentFactory factory)
     public async Task Discovery_FiltersHealthyAndTag_AndCountsByStatus()
     {
         var service = Svc();
-        var (client, _) = await ServiceClientAsync(service);
+        var (client, _) = await factory.ServiceClientAsync(service);
         await RegisterAsync(client, new { service, instanceId = service + "-a", address = "127.0.0.1", port = 9101, tags = new[] { "blue" }, check = new { ttl = "15s" } });
         await RegisterAsync(client, new { service, instanceId = service + "-b", address = "127.0.0.1", port = 9102, tags = new[] { "green" }, check = new { ttl = "15s" } });
         await RegisterAsync(client, new { service, instanceId = service + "-c", address = "127.0.0.1", port = 9103, tags = new[] { "blue" }, check = new { ttl = "15s" } });
@@ -180,7 +165,7 @@ public abstract class RegistryApiTests(FundamentFactory factory)
     public async Task BlockingWatch_AnswersWhenTheServiceChanges()
     {
         var service = Svc();
-        var (client, _) = await ServiceClientAsync(service);
+        var (client, _) = await factory.ServiceClientAsync(service);
         await RegisterAsync(client, new { service, instanceId = service + "-1", address = "127.0.0.1", port = 9201, check = new { ttl = "15s" } });
         using var admin = await factory.AdminAsync();
         var first = await admin.GetAsync($"/api/v1/registry/services/{service}/instances", _ct);
@@ -206,8 +191,8 @@ public abstract class RegistryApiTests(FundamentFactory factory)
     public async Task OnlyTheOwner_HeartbeatsOrDeregisters()
     {
         var service = Svc();
-        var (owner, _) = await ServiceClientAsync(service);
-        var (stranger, _) = await ServiceClientAsync(Svc());
+        var (owner, _) = await factory.ServiceClientAsync(service);
+        var (stranger, _) = await factory.ServiceClientAsync(Svc());
         var id = (await RegisterAsync(owner, new { service, address = "127.0.0.1", port = 9301, check = new { ttl = "15s" } }))["instanceId"]!.GetValue<string>();
         await (await stranger.PutAsync($"/api/v1/registry/instances/{id}/heartbeat", null, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
         await (await stranger.DeleteAsync($"/api/v1/registry/instances/{id}", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);

@@ -1,4 +1,5 @@
 using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Fundament.Tests.Infrastructure;
 
 namespace Fundament.Tests.Vault;
@@ -43,9 +44,20 @@ public abstract class MasterKeyRotationTests
         await using (var during = Start(newKey, oldKey))
         {
             using var admin = await during.AdminAsync();
+            // One corrupted item is reported, not fatal: everything else still moves to the new key.
+            (await admin.PutAsJsonAsync("/api/v1/secrets/rotation/corrupt", new { value = "x" }, _ct)).EnsureSuccessStatusCode();
+            await using (var connection = await during.Services.GetRequiredService<Fundament.Storage.IDatabase>().OpenAsync(_ct))
+            {
+                await Dapper.SqlMapper.ExecuteAsync(connection, "UPDATE vault_secret_versions SET ciphertext = @junk WHERE path = 'rotation/corrupt'", new { junk = new byte[] { 1, 2, 3 } });
+                var old = await Dapper.SqlMapper.ExecuteScalarAsync<byte[]>(connection, "SELECT ciphertext FROM vault_secret_versions WHERE path = 'rotation/s0'");
+                var broken = (byte[])old!.Clone();
+                broken[20] ^= 0xFF;
+                await Dapper.SqlMapper.ExecuteAsync(connection, "UPDATE vault_secret_versions SET ciphertext = @broken WHERE path = 'rotation/corrupt'", new { broken });
+            }
             var report = await (await admin.PostAsync("/api/v1/vault/rotate-master-key", null, _ct)).JsonAsync();
             Assert.True(report["rewrapped"] is not null, report.ToJsonString());
             Assert.Equal(5, report["rewrapped"]!["vault secrets"]!.GetValue<int>());
+            Assert.Equal(1, report["failed"]!["vault secrets"]!.GetValue<int>());
             Assert.Equal(1, report["rewrapped"]!["audit chain key"]!.GetValue<int>());
             Assert.True(report["rewrapped"]!["token signing keys"]!.GetValue<int>() >= 1);
             Assert.Single(report["previousKeyIds"]!.AsArray());

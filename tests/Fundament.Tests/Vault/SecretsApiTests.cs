@@ -16,20 +16,6 @@ public abstract class SecretsApiTests(FundamentFactory factory)
 
     private static string NewPath(string prefix = "app") => $"{prefix}/{Guid.NewGuid():N}/db";
 
-    private async Task<(HttpClient Client, string ClientId)> CreateServiceAsync()
-    {
-        using var admin = await factory.AdminAsync();
-        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = Api.UniqueName("svc") }, _ct)).JsonAsync();
-        using var anonymous = factory.CreateClient();
-        var token = await (await anonymous.PostAsync("/oauth2/token", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["grant_type"] = "client_credentials",
-            ["client_id"] = created["client_id"]!.GetValue<string>(),
-            ["client_secret"] = created["client_secret"]!.GetValue<string>(),
-        }), _ct)).JsonAsync();
-        return (factory.Bearer(token["access_token"]!.GetValue<string>()), created["client_id"]!.GetValue<string>());
-    }
-
     [Fact]
     public async Task Secrets_AreVersioned_AndAnyJsonValueRoundTrips()
     {
@@ -106,7 +92,7 @@ public abstract class SecretsApiTests(FundamentFactory factory)
         using var admin = await factory.AdminAsync();
         var path = NewPath("orders");
         await admin.PutAsJsonAsync($"/api/v1/secrets/{path}", new { value = "pw" }, _ct);
-        var (service, clientId) = await CreateServiceAsync();
+        var (service, clientId) = await factory.ServiceClientAsync(Api.UniqueName("svc"));
 
         await (await service.GetAsync($"/api/v1/secrets/{path}", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
         var audit = await (await admin.GetAsync($"/api/v1/audit?action=secret.read&actor=client:{clientId}", _ct)).JsonAsync();
@@ -123,7 +109,7 @@ public abstract class SecretsApiTests(FundamentFactory factory)
         await admin.PutAsJsonAsync($"/api/v1/secrets/orders-{id}/db", new { value = "orders-pw" }, _ct);
         await admin.PutAsJsonAsync($"/api/v1/secrets/orders-{id}x/db", new { value = "lookalike" }, _ct);
         await admin.PutAsJsonAsync($"/api/v1/secrets/billing-{id}/db", new { value = "billing-pw" }, _ct);
-        var (service, clientId) = await CreateServiceAsync();
+        var (service, clientId) = await factory.ServiceClientAsync(Api.UniqueName("svc"));
         var policy = await admin.PostAsJsonAsync("/api/v1/secret-policies", new { principal = $"client:{clientId}", pathPrefix = $"orders-{id}", capabilities = new[] { "read", "list" } }, _ct);
         Assert.Equal(HttpStatusCode.Created, policy.StatusCode);
 
@@ -146,6 +132,21 @@ public abstract class SecretsApiTests(FundamentFactory factory)
         await admin.PostAsJsonAsync("/api/v1/secret-policies", new { principal = $"role:{role}", pathPrefix = $"billing-{id}/", capabilities = new[] { "read" } }, _ct);
         var (person, _, _) = await factory.UserClientAsync(role);
         Assert.Equal(HttpStatusCode.OK, (await person.GetAsync($"/api/v1/secrets/billing-{id}/db", _ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task ScopedApiKey_DoesNotInheritItsOwnersPersonalPolicies()
+    {
+        using var admin = await factory.AdminAsync();
+        var path = NewPath("personal");
+        await admin.PutAsJsonAsync($"/api/v1/secrets/{path}", new { value = "mine" }, _ct);
+        var (person, userId, _) = await factory.UserClientAsync("user");
+        await admin.PostAsJsonAsync("/api/v1/secret-policies", new { principal = $"user:{userId}", pathPrefix = path, capabilities = new[] { "read" } }, _ct);
+        Assert.Equal(HttpStatusCode.OK, (await person.GetAsync($"/api/v1/secrets/{path}", _ct)).StatusCode);
+
+        var key = (await (await person.PostAsJsonAsync("/api/v1/api-keys", new { name = "narrow", roles = new[] { "guest" } }, _ct)).JsonAsync())["key"]!.GetValue<string>();
+        using var withKey = factory.WithApiKey(key);
+        await (await withKey.GetAsync($"/api/v1/secrets/{path}", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
     }
 
     [Fact]
