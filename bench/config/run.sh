@@ -22,7 +22,7 @@ echo "== build"
 dotnet build src/Fundament.Server -c Release -o "$WORK/bin" -v quiet -nologo >/dev/null
 PASSWORD="Bench-Root-Password-77"
 Fundament__Identity__BootstrapAdminPassword=$PASSWORD Logging__LogLevel__Default=Warning \
-  "$WORK/bin/fundament" --urls http://127.0.0.1:5180 --data-dir "$WORK/data" >"$WORK/fundament.log" 2>&1 &
+  "$WORK/bin/fundament" --urls http://127.0.0.1:5180 --data-dir "$WORK/data" --Fundament:Gateway:Urls=http://127.0.0.1:5181 >"$WORK/fundament.log" 2>&1 &
 PIDS+=($!)
 etcd --data-dir "$WORK/etcd" --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
   --listen-peer-urls http://127.0.0.1:2380 --log-level error >"$WORK/etcd.log" 2>&1 &

@@ -3,8 +3,21 @@ using Fundament.Registry.Instances;
 
 namespace Fundament.Registry;
 
-internal sealed class ServiceDirectory(RegistryStore store) : IServiceDirectory
+internal sealed class ServiceDirectory(RegistryStore store, TimeProvider time) : IServiceDirectory
 {
+    public async Task<(long Index, IReadOnlyList<RoutableInstance> Instances)> RoutableInstancesAsync(long? knownIndex, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        if (knownIndex is { } known)
+        {
+            await Fundament.Watch.BlockingQuery.WaitAsync(store.GlobalIndexAsync, known, wait, store.Changes, time, cancellationToken);
+        }
+        var index = await store.GlobalIndexAsync(cancellationToken);
+        var instances = (await store.AllAsync(cancellationToken))
+            .Select(i => new RoutableInstance(i.Id, i.Service, i.Address, (int)i.Port, i.Scheme, i.Status, i.Version, i.Routes))
+            .ToList();
+        return (index, instances);
+    }
+
     public async Task<IReadOnlyList<ServiceHealth>> ServicesAsync(CancellationToken cancellationToken) =>
         (await store.ServicesAsync(cancellationToken)).Select(s => new ServiceHealth(s.Service, s.Passing, s.Warning, s.Critical, s.Total)).ToList();
 

@@ -2,6 +2,7 @@ using Fundament.Alerts;
 using Fundament.Audit;
 using Fundament.Config;
 using Fundament.Delivery;
+using Fundament.Gateway;
 using Fundament.Hosting;
 using Fundament.Http;
 using Fundament.Identity;
@@ -48,6 +49,13 @@ try
         throw new StartupException($"Fundament:Roles (--roles): {roleError}");
     }
     var control = roles.Contains(FundamentRoles.Control);
+    var gateway = roles.Contains(FundamentRoles.Gateway);
+    if (gateway)
+    {
+        // The gateway listens on its own URLs in the same process; requests are told apart by port.
+        var gatewayUrls = builder.Configuration["Fundament:Gateway:Urls"] ?? new GatewayOptions().Urls;
+        builder.WebHost.UseUrls($"{builder.Configuration[WebHostDefaults.ServerUrlsKey]};{gatewayUrls}");
+    }
 
     builder.Services.AddFundamentCore(builder.Configuration);
     builder.Services.AddAudit();
@@ -57,6 +65,10 @@ try
     builder.Services.AddRegistry(builder.Configuration, runMonitor: control);
     builder.Services.AddDelivery(builder.Configuration, runDispatcher: control);
     builder.Services.AddAlerts(builder.Configuration, runEvaluator: control);
+    if (gateway)
+    {
+        builder.Services.AddGateway(builder.Configuration);
+    }
     builder.Services.AddFundamentTelemetry(builder.Configuration);
     builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
     builder.Services.AddFundamentOpenApi();
@@ -64,6 +76,14 @@ try
 
     app = builder.Build();
 
+    // Settings first, before the pipeline resolves services, so a bad value is one clear line.
+    app.Services.GetRequiredService<IStartupValidator>().Validate();
+    _ = app.Services.GetRequiredService<MasterKeyRing>();
+
+    if (gateway)
+    {
+        app.UseGateway();
+    }
     app.UseFundamentHttp();
     app.UseAuthentication();
     app.UseAuthorization();
@@ -94,12 +114,13 @@ catch (StartupException ex)
 {
     return ConfigurationError(ex.Message);
 }
+catch (OptionsValidationException ex)
+{
+    return ConfigurationError(string.Join(Environment.NewLine + "  - ", ex.Failures));
+}
 
 try
 {
-    // Settings first, before the host starts, so a bad value is one clear line and not a host failure log.
-    app.Services.GetRequiredService<IStartupValidator>().Validate();
-    _ = app.Services.GetRequiredService<MasterKeyRing>();
     await app.RunAsync();
     return 0;
 }

@@ -42,6 +42,7 @@ internal sealed class StartupBanner(
             $"  health:   {api}/health/ready",
             $"  metrics:  {api}/metrics",
             $"  data:     {options.Value.FullDataDir}",
+            roles.Runs(FundamentRoles.Gateway) ? $"  gateway:  {services.GetService<IOptions<Fundament.Gateway.GatewayOptions>>()?.Value.Urls}" : "  gateway:  (not in this process's roles)",
             $"  storage:  {store}",
         };
         var password = services.GetService<BootstrapAdmin>()?.TakeGeneratedPassword();

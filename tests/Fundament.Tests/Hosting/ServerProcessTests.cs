@@ -37,6 +37,8 @@ public sealed class ServerProcessTests : IDisposable
         }
         info.Environment["Fundament__DataDir"] = _dataDir;
         info.Environment["Fundament__Identity__PasswordHashIterations"] = "10000";
+        // Every process gets its own gateway port: tests run side by side.
+        info.Environment["Fundament__Gateway__Urls"] = $"http://127.0.0.1:{FreePort()}";
         foreach (var (key, value) in environment)
         {
             info.Environment[key] = value;

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Fundament.Tests.Infrastructure;
@@ -29,6 +30,9 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
 
     public CapturingNotificationSender Notifications { get; } = new();
 
+    /// <summary>Gateway log lines (access log included), to check what they contain.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> GatewayLog { get; } = new();
+
     public string DataDir { get; }
 
     /// <summary>Extra settings (key, value) for a subclass or a test.</summary>
@@ -52,6 +56,7 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         {
             builder.UseSetting(key, value);
         }
+        builder.ConfigureLogging(logging => logging.AddProvider(new CapturingLoggerProvider("Fundament.Gateway", GatewayLog)));
         builder.ConfigureTestServices(services =>
         {
             services.AddSingleton<TimeProvider>(Time);

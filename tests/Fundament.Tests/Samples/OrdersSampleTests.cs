@@ -101,6 +101,7 @@ public sealed class OrdersSampleTests : IAsyncDisposable
             ["Fundament__DataDir"] = _dataDir,
             ["Fundament__Identity__BootstrapAdminPassword"] = AdminPassword,
             ["Fundament__Identity__PasswordHashIterations"] = "10000",
+            ["Fundament__Gateway__Urls"] = $"http://127.0.0.1:{FreePort()}",
         }, "--urls", $"http://127.0.0.1:{apiPort}");
         using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
         await EventuallyAsync(async () => (await api.GetAsync("/health/ready", _ct)).IsSuccessStatusCode ? "ready" : null, "fundament to be ready");

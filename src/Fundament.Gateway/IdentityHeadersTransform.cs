@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Fundament.Security;
+using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace Fundament.Gateway;
+
+/// <summary>
+/// On every route: drops any <c>X-Fundament-*</c> header the client sent (so nobody can claim to be
+/// a user by header), then tells the upstream who the caller is (<c>X-Fundament-User</c>,
+/// <c>X-Fundament-Roles</c>) and which request this is (<c>X-Request-Id</c>, echoed to the client).
+/// W3C <c>traceparent</c> is propagated by the forwarder from the current activity.
+/// </summary>
+internal sealed partial class IdentityHeadersTransform : ITransformProvider
+{
+    public const string Prefix = "X-Fundament-";
+
+    [GeneratedRegex("^[A-Za-z0-9._-]{1,128}$")]
+    private static partial Regex RequestIdPattern();
+
+    public void ValidateRoute(TransformRouteValidationContext context)
+    {
+    }
+
+    public void ValidateCluster(TransformClusterValidationContext context)
+    {
+    }
+
+    public void Apply(TransformBuilderContext context)
+    {
+        context.AddRequestTransform(transform =>
+        {
+            var headers = transform.ProxyRequest.Headers;
+            foreach (var name in headers.Select(h => h.Key).Where(k => k.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)).ToList())
+            {
+                headers.Remove(name);
+            }
+            var user = transform.HttpContext.User;
+            if (user.Identity?.IsAuthenticated == true)
+            {
+                if (user.ActorId() is { } actor)
+                {
+                    headers.TryAddWithoutValidation("X-Fundament-User", actor);
+                }
+                var roles = user.RolesOf();
+                if (roles.Count > 0)
+                {
+                    headers.TryAddWithoutValidation("X-Fundament-Roles", string.Join(",", roles));
+                }
+            }
+            var incoming = transform.HttpContext.Request.Headers["X-Request-Id"].ToString();
+            var requestId = RequestIdPattern().IsMatch(incoming) ? incoming : Activity.Current?.TraceId.ToString() ?? Guid.NewGuid().ToString("N");
+            headers.Remove("X-Request-Id");
+            headers.TryAddWithoutValidation("X-Request-Id", requestId);
+            transform.HttpContext.Response.Headers["X-Request-Id"] = requestId;
+            return ValueTask.CompletedTask;
+        });
+    }
+}

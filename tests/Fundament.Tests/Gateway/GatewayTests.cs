@@ -1,0 +1,183 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Fundament.Tests.Infrastructure;
+
+namespace Fundament.Tests.Gateway;
+
+/// <summary>The gateway on a real port, fed by the registry, in front of a real upstream.</summary>
+public sealed class GatewayTests : IAsyncLifetime
+{
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+    private readonly int _apiPort = FreePort();
+    private readonly int _gatewayPort = FreePort();
+    private ConfiguredFundamentFactory _factory = null!;
+    private HttpClient _api = null!;
+    private HttpClient _gateway = null!;
+    private EchoService _upstream = null!;
+    private string _adminToken = "";
+
+    public async ValueTask InitializeAsync()
+    {
+        _factory = new ConfiguredFundamentFactory([new("Fundament:Gateway:Urls", $"http://127.0.0.1:{_gatewayPort}")]);
+        _factory.UseKestrel(options =>
+        {
+            options.Listen(IPAddress.Loopback, _apiPort);
+            options.Listen(IPAddress.Loopback, _gatewayPort);
+        });
+        _factory.StartServer();
+        _api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_apiPort}") };
+        _gateway = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_gatewayPort}") };
+        _upstream = await EchoService.StartAsync();
+        _adminToken = await LoginAsync("admin", FundamentFactory.AdminPassword);
+        _api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _adminToken);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _api.Dispose();
+        _gateway.Dispose();
+        await _upstream.DisposeAsync();
+        await _factory.DisposeAsync();
+    }
+
+    private async Task<string> LoginAsync(string username, string password)
+    {
+        using var anonymous = new HttpClient { BaseAddress = _api?.BaseAddress ?? new Uri($"http://127.0.0.1:{_apiPort}") };
+        var body = await (await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { username, password }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
+        return body!["access_token"]!.GetValue<string>();
+    }
+
+    private async Task<string> RegisterAsync(string service, object[] routes, object? check = null)
+    {
+        var response = await _api.PostAsJsonAsync("/api/v1/registry/instances", new { service, address = "127.0.0.1", port = _upstream.Port, routes, check }, _ct);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync(_ct));
+        return (await response.Content.ReadFromJsonAsync<JsonNode>(_ct))!["instanceId"]!.GetValue<string>();
+    }
+
+    private async Task<HttpResponseMessage> EventuallyAsync(Func<Task<HttpResponseMessage>> send, HttpStatusCode expected)
+    {
+        HttpResponseMessage response = null!;
+        for (var i = 0; i < 100; i++)
+        {
+            response = await send();
+            if (response.StatusCode == expected)
+            {
+                return response;
+            }
+            await Task.Delay(50, _ct);
+        }
+        Assert.Fail($"expected {(int)expected}, still {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(_ct)}");
+        return response;
+    }
+
+    private HttpRequestMessage Get(string path, string? bearer = null, params (string Name, string Value)[] headers)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, path);
+        if (bearer is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        }
+        foreach (var (name, value) in headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+        return request;
+    }
+
+    [Fact]
+    public async Task Route_AppearsOnRegistration_StripsItsPrefix_AndDisappearsOnDeregistration()
+    {
+        var id = await RegisterAsync("orders", [new { path = "/orders/{**rest}", stripPrefix = "/orders", auth = "anonymous" }]);
+        var response = await EventuallyAsync(() => _gateway.GetAsync("/orders/items?page=2", _ct), HttpStatusCode.OK);
+        var echoed = await response.Content.ReadFromJsonAsync<JsonNode>(_ct);
+        Assert.Equal("/items?page=2", echoed!["path"]!.GetValue<string>());
+        Assert.True(response.Headers.Contains("X-Request-Id"));
+        Assert.False(string.IsNullOrEmpty(echoed["headers"]!["traceparent"]?.GetValue<string>()), "traceparent was not propagated");
+
+        Assert.Equal(HttpStatusCode.NoContent, (await _api.DeleteAsync($"/api/v1/registry/instances/{id}", _ct)).StatusCode);
+        var gone = await EventuallyAsync(() => _gateway.GetAsync("/orders/items", _ct), HttpStatusCode.NotFound);
+        Assert.Equal("application/problem+json", gone.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task RoutePolicies_AnonymousAuthenticatedRole_AndForgedTokensAre401()
+    {
+        await RegisterAsync("billing", [
+            new { path = "/billing/{**rest}", auth = "authenticated" },
+            new { path = "/billing-admin/{**rest}", auth = "role:admin" },
+        ]);
+        await EventuallyAsync(() => _gateway.SendAsync(Get("/billing/x", _adminToken), _ct), HttpStatusCode.OK);
+
+        var none = await _gateway.GetAsync("/billing/x", _ct);
+        Assert.Equal(HttpStatusCode.Unauthorized, none.StatusCode);
+        Assert.Equal("application/problem+json", none.Content.Headers.ContentType?.MediaType);
+        var parts = _adminToken.Split('.');
+        var algNone = Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode("{\"alg\":\"none\",\"typ\":\"at+jwt\"}") + "." + parts[1] + ".";
+        Assert.Equal(HttpStatusCode.Unauthorized, (await _gateway.SendAsync(Get("/billing/x", algNone), _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await _gateway.SendAsync(Get("/billing/x", parts[0] + "." + parts[1] + ".AAAA"), _ct)).StatusCode);
+
+        // A plain user may use the authenticated route, not the admin one.
+        var userCreated = await _api.PostAsJsonAsync("/api/v1/users", new { username = "gateway-user", password = Api.UserPassword, roles = new[] { "user" } }, _ct);
+        Assert.Equal(HttpStatusCode.Created, userCreated.StatusCode);
+        var userToken = await LoginAsync("gateway-user", Api.UserPassword);
+        Assert.Equal(HttpStatusCode.OK, (await _gateway.SendAsync(Get("/billing/x", userToken), _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await _gateway.SendAsync(Get("/billing-admin/x", userToken), _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _gateway.SendAsync(Get("/billing-admin/x", _adminToken), _ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task SpoofedIdentityHeaders_NeverReachTheUpstream()
+    {
+        await RegisterAsync("profile", [new { path = "/profile/{**rest}", auth = "authenticated" }]);
+        var response = await EventuallyAsync(
+            () => _gateway.SendAsync(Get("/profile/me", _adminToken, ("X-Fundament-User", "user:someone-else"), ("X-Fundament-Roles", "admin"), ("X-Fundament-Anything", "x")), _ct),
+            HttpStatusCode.OK);
+        var headers = (await response.Content.ReadFromJsonAsync<JsonNode>(_ct))!["headers"]!;
+        Assert.StartsWith("user:", headers["x-fundament-user"]!.GetValue<string>());
+        Assert.NotEqual("user:someone-else", headers["x-fundament-user"]!.GetValue<string>());
+        Assert.Equal("admin", headers["x-fundament-roles"]!.GetValue<string>());
+        Assert.Null(headers["x-fundament-anything"]);
+
+        var anonymousRoute = await RegisterAsync("open", [new { path = "/open/{**rest}", auth = "anonymous" }]);
+        var open = await EventuallyAsync(() => _gateway.SendAsync(Get("/open/x", null, ("X-Fundament-User", "user:admin")), _ct), HttpStatusCode.OK);
+        Assert.Null((await open.Content.ReadFromJsonAsync<JsonNode>(_ct))!["headers"]!["x-fundament-user"]);
+        _ = anonymousRoute;
+    }
+
+    [Fact]
+    public async Task NoPassingInstance_Is503_AndTheApiIsNotServedOnTheGatewayPort()
+    {
+        var id = await RegisterAsync("flaky", [new { path = "/flaky/{**rest}", auth = "anonymous" }], new { ttl = "30s" });
+        await EventuallyAsync(() => _gateway.GetAsync("/flaky/x", _ct), HttpStatusCode.OK);
+        (await _api.PutAsJsonAsync($"/api/v1/registry/instances/{id}/heartbeat", new { status = "critical" }, _ct)).EnsureSuccessStatusCode();
+        var unavailable = await EventuallyAsync(() => _gateway.GetAsync("/flaky/x", _ct), HttpStatusCode.ServiceUnavailable);
+        Assert.Equal("application/problem+json", unavailable.Content.Headers.ContentType?.MediaType);
+
+        Assert.Equal(HttpStatusCode.NotFound, (await _gateway.GetAsync("/api/v1/users", _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _gateway.GetAsync("/metrics", _ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task AccessLog_HasOneLinePerRequest_AndNoCredentials()
+    {
+        await RegisterAsync("logged", [new { path = "/logged/{**rest}", auth = "authenticated" }]);
+        await EventuallyAsync(() => _gateway.SendAsync(Get("/logged/a", _adminToken, ("Cookie", "session=cookie-secret-value")), _ct), HttpStatusCode.OK);
+        var lines = _factory.GatewayLog.Where(l => l.Contains("/logged/a", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(lines);
+        Assert.Contains(lines, l => l.Contains("service=logged", StringComparison.Ordinal) && l.Contains("status=200", StringComparison.Ordinal) && l.Contains("user=user:", StringComparison.Ordinal));
+        var all = string.Join("\n", _factory.GatewayLog);
+        Assert.DoesNotContain(_adminToken, all, StringComparison.Ordinal);
+        Assert.DoesNotContain(_adminToken.Split('.')[2], all, StringComparison.Ordinal);
+        Assert.DoesNotContain("cookie-secret-value", all, StringComparison.Ordinal);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
