@@ -21,7 +21,10 @@ public static class GatewayServiceCollectionExtensions
             .Validate(o => o.DefaultTimeout > TimeSpan.Zero && o.DefaultTimeout <= TimeSpan.FromHours(1), "Fundament:Gateway:DefaultTimeout must be between 0 and 01:00:00.")
             .Validate(o => o.FailureThreshold is >= 1 and <= 1000, "Fundament:Gateway:FailureThreshold must be between 1 and 1000.")
             .Validate(o => o.ReactivationPeriod >= TimeSpan.FromSeconds(1), "Fundament:Gateway:ReactivationPeriod must be at least 00:00:01.")
+            .Validate(o => o.RateLimits.All(r => RateLimiting.Problem(r.Key, r.Value) is null),
+                "Fundament:Gateway:RateLimits has an invalid policy (Algorithm fixed|sliding|tokenBucket|concurrency, positive limits and windows, PartitionBy global|user|ip|apiKey|header:<name>).")
             .ValidateOnStart();
+        services.AddGatewayRateLimits();
         services.AddSingleton<RegistryProxyConfigProvider>();
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<RegistryProxyConfigProvider>());
         services.AddHostedService(sp => sp.GetRequiredService<RegistryProxyConfigProvider>());
@@ -55,6 +58,7 @@ public static class GatewayServiceCollectionExtensions
             gateway.UseRouting();
             gateway.UseAuthentication();
             gateway.UseAuthorization();
+            gateway.UseRateLimiter();
             gateway.UseRequestTimeouts();
             gateway.UseEndpoints(endpoints => endpoints.MapReverseProxy());
         });

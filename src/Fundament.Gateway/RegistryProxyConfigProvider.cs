@@ -108,6 +108,7 @@ internal sealed partial class RegistryProxyConfigProvider(
                         var role => role,
                     },
                     Timeout = route.Timeout ?? o.DefaultTimeout,
+                    RateLimiterPolicy = route.RateLimit,
                     Transforms = transforms,
                     Metadata = new Dictionary<string, string> { [ServiceMetadata] = service.Key },
                 });
@@ -131,12 +132,19 @@ internal sealed partial class RegistryProxyConfigProvider(
                 var auth = route.TryGetProperty("auth", out var a) ? a.GetString() : null;
                 var strip = route.TryGetProperty("stripPrefix", out var s) ? s.GetString() : null;
                 TimeSpan? timeout = route.TryGetProperty("timeout", out var t) && Durations.TryParse(t.GetString(), out var parsed) ? parsed : null;
+                var rateLimit = route.TryGetProperty("rateLimit", out var rl) ? rl.GetString() : null;
+                if (rateLimit is not null && !options.Value.RateLimits.ContainsKey(rateLimit))
+                {
+                    // An unknown policy name would make YARP reject the whole table; serve the route unlimited and say so.
+                    LogUnknownRateLimit(logger, path ?? "(none)", rateLimit);
+                    rateLimit = null;
+                }
                 if (path is null || !ValidTemplate(path) || (auth is not (null or "anonymous" or "authenticated") && auth?.StartsWith("role:", StringComparison.Ordinal) != true))
                 {
                     LogInvalidRoute(logger, path ?? "(none)");
                     continue;
                 }
-                routes.Add(new DeclaredRoute(path, auth, strip, timeout));
+                routes.Add(new DeclaredRoute(path, auth, strip, timeout, rateLimit));
             }
         }
         catch (JsonException)
@@ -158,7 +166,7 @@ internal sealed partial class RegistryProxyConfigProvider(
         }
     }
 
-    private sealed record DeclaredRoute(string Path, string? Auth, string? StripPrefix, TimeSpan? Timeout);
+    private sealed record DeclaredRoute(string Path, string? Auth, string? StripPrefix, TimeSpan? Timeout, string? RateLimit);
 
     private sealed class Snapshot(IReadOnlyList<RouteConfig> routes, IReadOnlyList<ClusterConfig> clusters, CancellationTokenSource changed) : IProxyConfig
     {
@@ -176,6 +184,9 @@ internal sealed partial class RegistryProxyConfigProvider(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Route {Path} of {Service} is already served by another service; ignored")]
     private static partial void LogDuplicateRoute(ILogger logger, string path, string service);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Route {Path} names rate limit {Policy}, which is not configured; served without a limit")]
+    private static partial void LogUnknownRateLimit(ILogger logger, string path, string policy);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ignoring invalid gateway route {Path}")]
     private static partial void LogInvalidRoute(ILogger logger, string path);

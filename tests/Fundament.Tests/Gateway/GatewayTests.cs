@@ -21,7 +21,14 @@ public sealed class GatewayTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        _factory = new ConfiguredFundamentFactory([new("Fundament:Gateway:Urls", $"http://127.0.0.1:{_gatewayPort}")]);
+        _factory = new ConfiguredFundamentFactory(
+        [
+            new("Fundament:Gateway:Urls", $"http://127.0.0.1:{_gatewayPort}"),
+            new("Fundament:Gateway:RateLimits:five-per-10s:Algorithm", "fixed"),
+            new("Fundament:Gateway:RateLimits:five-per-10s:PermitLimit", "5"),
+            new("Fundament:Gateway:RateLimits:five-per-10s:Window", "00:00:10"),
+            new("Fundament:Gateway:RateLimits:five-per-10s:PartitionBy", "global"),
+        ]);
         _factory.UseKestrel(options =>
         {
             options.Listen(IPAddress.Loopback, _apiPort);
@@ -172,6 +179,34 @@ public sealed class GatewayTests : IAsyncLifetime
         Assert.DoesNotContain(_adminToken, all, StringComparison.Ordinal);
         Assert.DoesNotContain(_adminToken.Split('.')[2], all, StringComparison.Ordinal);
         Assert.DoesNotContain("cookie-secret-value", all, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RateLimit_FivePerTenSeconds_GivesExactlyFiveThen429WithHeaders()
+    {
+        // An unlimited probe route arrives in the same table update, so waiting on it spends none of the budget.
+        await RegisterAsync("limited", [
+            new { path = "/limited/{**rest}", auth = "anonymous", rateLimit = "five-per-10s" },
+            new { path = "/limited-probe/{**rest}", auth = "anonymous" },
+        ]);
+        await EventuallyAsync(() => _gateway.GetAsync("/limited-probe/x", _ct), HttpStatusCode.OK);
+        var before = _upstream.Requests;
+        var statuses = new List<HttpStatusCode>();
+        HttpResponseMessage? refused = null;
+        for (var i = 0; i < 8; i++)
+        {
+            var response = await _gateway.GetAsync($"/limited/{i}", _ct);
+            statuses.Add(response.StatusCode);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                refused ??= response;
+            }
+        }
+        Assert.Equal([.. Enumerable.Repeat(HttpStatusCode.OK, 5), .. Enumerable.Repeat(HttpStatusCode.TooManyRequests, 3)], statuses);
+        Assert.Equal("application/problem+json", refused!.Content.Headers.ContentType?.MediaType);
+        Assert.InRange(int.Parse(refused.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture), 1, 10);
+        Assert.Equal("\"five-per-10s\";q=5;w=10", refused.Headers.GetValues("RateLimit-Policy").Single());
+        Assert.Equal(5, _upstream.Requests - before);
     }
 
     private static int FreePort()
