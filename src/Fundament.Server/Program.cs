@@ -84,6 +84,9 @@ try
     {
         app.UseGateway();
     }
+    // Explicit, after the gateway branch: otherwise the host adds endpoint routing first, and
+    // every gateway request would be matched against the API's routes before being proxied.
+    app.UseRouting();
     app.UseFundamentHttp();
     app.UseAuthentication();
     app.UseAuthorization();
