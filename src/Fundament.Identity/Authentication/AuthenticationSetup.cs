@@ -34,6 +34,8 @@ internal static class AuthenticationSetup
                 var skew = identity.Value.ClockSkew;
                 options.MapInboundClaims = false;
                 options.RequireHttpsMetadata = false;
+                options.TokenHandlers.Clear();
+                options.TokenHandlers.Add(new CachingTokenHandler(time) { MapInboundClaims = false });
                 options.TokenValidationParameters = new TokenValidationParameters
                 {
                     ValidIssuer = issuer.Value,

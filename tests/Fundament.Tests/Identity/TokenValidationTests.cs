@@ -201,6 +201,18 @@ public sealed class TokenValidationTests(SqliteFundamentFactory factory) : IClas
     }
 
     [Fact]
+    public async Task AToken_AlreadyAcceptedOnce_StillExpiresOnTime()
+    {
+        var token = (await factory.LoginAsync("admin", FundamentFactory.AdminPassword))["access_token"]!.GetValue<string>();
+        using var client = factory.Bearer(token);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me", _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me", _ct)).StatusCode);
+        // Past expiry plus the configured 30 s clock skew.
+        factory.Time.Advance(TimeSpan.FromMinutes(15) + TimeSpan.FromSeconds(31));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/v1/me", _ct)).StatusCode);
+    }
+
+    [Fact]
     public async Task Jwks_PublishesOnlyPublicParts()
     {
         var jwks = JsonDocument.Parse(await factory.CreateClient().GetStringAsync("/.well-known/jwks.json", _ct));
