@@ -54,17 +54,7 @@ run_round() { # name → "rps p50ms p99ms"
     out=$(wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_ROUND}s --latency -s bench/config/etcd-range.lua http://127.0.0.1:2379/v3/kv/range)
   fi
   echo "$out" >"$WORK/last-$1.txt"
-  echo "$out" | python3 -c '
-import re,sys
-t=sys.stdin.read()
-def ms(v):
-    m=re.fullmatch(r"([\d.]+)(us|ms|s|m)",v)
-    if not m: sys.exit("cannot read latency " + repr(v) + " in:\n" + t)
-    return float(m.group(1))*{"us":0.001,"ms":1,"s":1000,"m":60000}[m.group(2)]
-rps=float(re.search(r"Requests/sec:\s+([\d.]+)",t).group(1))
-p50=ms(re.search(r"^\s+50%\s+(\S+)",t,re.M).group(1)); p99=ms(re.search(r"^\s+99%\s+(\S+)",t,re.M).group(1))
-errors=re.search(r"Non-2xx or 3xx responses: (\d+)",t)
-print(f"{rps:.0f} {p50:.2f} {p99:.2f} {errors.group(1) if errors else 0}")'
+  echo "$out" | python3 bench/wrk_summary.py
 }
 
 echo "== warm-up"

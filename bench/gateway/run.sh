@@ -77,17 +77,7 @@ run_round() { # name -> "rps p50ms p99ms non2xx"
     fundament) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency http://127.0.0.1:5304/plain/);;
     fundament-jwt) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency -H "Authorization: Bearer $TOKEN" http://127.0.0.1:5304/secure/);;
   esac
-  echo "$out" | python3 -c '
-import re,sys
-t=sys.stdin.read()
-def ms(v):
-    m=re.fullmatch(r"([\d.]+)(us|ms|s|m)",v)
-    if not m: sys.exit("cannot read latency " + repr(v) + " in:\n" + t)
-    return float(m.group(1))*{"us":0.001,"ms":1,"s":1000,"m":60000}[m.group(2)]
-rps=float(re.search(r"Requests/sec:\s+([\d.]+)",t).group(1))
-p50=ms(re.search(r"^\s+50%\s+(\S+)",t,re.M).group(1)); p99=ms(re.search(r"^\s+99%\s+(\S+)",t,re.M).group(1))
-e=re.search(r"Non-2xx or 3xx responses: (\d+)",t)
-print(f"{rps:.0f} {p50:.2f} {p99:.2f} {e.group(1) if e else 0}")'
+  echo "$out" | python3 bench/wrk_summary.py
 }
 
 echo "== warm-up"

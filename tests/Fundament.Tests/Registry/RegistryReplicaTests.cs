@@ -10,36 +10,19 @@ namespace Fundament.Tests.Registry;
 public sealed class RegistryReplicaTests : IAsyncLifetime
 {
     private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
-    private string? _connectionString;
-    private ConfiguredFundamentFactory _a = null!;
-    private ConfiguredFundamentFactory _b = null!;
+    private ReplicaPair _pair = null!;
 
-    public async ValueTask InitializeAsync()
-    {
-        Assert.SkipUnless(PostgresFundamentFactory.Available, $"set {PostgresFundamentFactory.Variable} to run against PostgreSQL");
-        _connectionString = await TestDatabases.CreateAsync(PostgresFundamentFactory.AdminConnectionString!);
-        KeyValuePair<string, string>[] settings =
-        [
-            new("Fundament:Storage:Provider", "postgres"),
-            new("ConnectionStrings:Fundament", _connectionString),
-            new("Fundament:MasterKey", Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))),
-        ];
-        _a = new ConfiguredFundamentFactory(settings);
-        _b = new ConfiguredFundamentFactory(settings) { Time = _a.Time };
-        _a.CreateClient().Dispose();
-        _b.CreateClient().Dispose();
-    }
+    private ConfiguredFundamentFactory ReplicaA => _pair.A;
+
+    private ConfiguredFundamentFactory ReplicaB => _pair.B;
+
+    public async ValueTask InitializeAsync() => _pair = await ReplicaPair.StartAsync();
 
     public async ValueTask DisposeAsync()
     {
-        if (_a is not null)
+        if (_pair is not null)
         {
-            await _a.DisposeAsync();
-            await _b.DisposeAsync();
-        }
-        if (_connectionString is not null)
-        {
-            await TestDatabases.DropAsync(PostgresFundamentFactory.AdminConnectionString!, _connectionString);
+            await _pair.DisposeAsync();
         }
     }
 
@@ -47,8 +30,8 @@ public sealed class RegistryReplicaTests : IAsyncLifetime
     public async Task ARegistrationThroughOne_IsVisibleThroughTheOther_AndEachCheckRunsOnce()
     {
         await using var server = await CheckedService.StartAsync();
-        using var adminA = await _a.AdminAsync();
-        using var adminB = await _b.AdminAsync();
+        using var adminA = await ReplicaA.AdminAsync();
+        using var adminB = await ReplicaB.AdminAsync();
         var ids = new List<string>();
         for (var i = 0; i < 6; i++)
         {
@@ -65,13 +48,13 @@ public sealed class RegistryReplicaTests : IAsyncLifetime
         }
         Assert.Equal(6, (await (await adminB.GetAsync("/api/v1/registry/services/checked/instances", _ct)).JsonAsync()).AsArray().Count);
 
-        var monitorA = _a.Services.GetRequiredService<HealthMonitor>();
-        var monitorB = _b.Services.GetRequiredService<HealthMonitor>();
+        var monitorA = ReplicaA.Services.GetRequiredService<HealthMonitor>();
+        var monitorB = ReplicaB.Services.GetRequiredService<HealthMonitor>();
         for (var round = 1; round <= 3; round++)
         {
             await Task.WhenAll(monitorA.PassAsync(true, _ct), monitorB.PassAsync(true, _ct), monitorA.PassAsync(true, _ct), monitorB.PassAsync(true, _ct));
             Assert.Equal(6 * round, server.Checks);
-            _a.Time.Advance(TimeSpan.FromSeconds(12));
+            ReplicaA.Time.Advance(TimeSpan.FromSeconds(12));
         }
         var passing = (await (await adminB.GetAsync("/api/v1/registry/services/checked/instances?healthy=true", _ct)).JsonAsync()).AsArray();
         Assert.Equal(6, passing.Count);
@@ -80,8 +63,8 @@ public sealed class RegistryReplicaTests : IAsyncLifetime
     [Fact]
     public async Task AWatchOnOneReplica_AnswersAChangeMadeThroughTheOther()
     {
-        using var adminA = await _a.AdminAsync();
-        using var adminB = await _b.AdminAsync();
+        using var adminA = await ReplicaA.AdminAsync();
+        using var adminB = await ReplicaB.AdminAsync();
         var first = await adminB.GetAsync("/api/v1/registry/services/watched/instances", _ct);
         var index = long.Parse(first.Headers.GetValues("X-Fundament-Index").Single(), System.Globalization.CultureInfo.InvariantCulture);
         var watch = adminB.GetAsync($"/api/v1/registry/services/watched/instances?index={index}&wait=5m", _ct);
@@ -90,7 +73,7 @@ public sealed class RegistryReplicaTests : IAsyncLifetime
         Assert.False(watch.IsCompleted);
 
         // Replica B notices at its next poll of the index (every 500 ms), not at the end of the wait.
-        _a.Time.Advance(TimeSpan.FromMilliseconds(600));
+        ReplicaA.Time.Advance(TimeSpan.FromMilliseconds(600));
         var answered = await watch.WaitAsync(TimeSpan.FromSeconds(30), _ct);
         Assert.Single((await answered.JsonAsync()).AsArray());
     }
