@@ -17,6 +17,21 @@ public sealed class GatewayOptions
     /// <summary>How long an ejected destination stays out. Default 30s.</summary>
     public TimeSpan ReactivationPeriod { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Retries per request for idempotent methods after a connection failure or a 502/503, each on another destination. Routes may set <c>retries</c>. Default 2.</summary>
+    public int MaxRetries { get; set; } = 2;
+
+    /// <summary>Retries may add at most this percentage to a service's requests over ten seconds. Default 20.</summary>
+    public int RetryBudgetPercent { get; set; } = 20;
+
+    /// <summary>Retries per second a service may always make, whatever its traffic. Default 10.</summary>
+    public int RetryBudgetMinPerSecond { get; set; } = 10;
+
+    /// <summary>Largest request body buffered so the request can be retried; larger bodies are sent once. Default 64 KiB.</summary>
+    public long RetryBodyLimit { get; set; } = 64 * 1024;
+
+    /// <summary>Named CORS policies routes refer to with <c>"cors":"&lt;name&gt;"</c>.</summary>
+    public Dictionary<string, CorsPolicyOptions> Cors { get; set; } = new(StringComparer.Ordinal);
+
     /// <summary>Named rate-limit policies routes refer to with <c>"rateLimit":"&lt;name&gt;"</c>.</summary>
     public Dictionary<string, RateLimitPolicyOptions> RateLimits { get; set; } = new(StringComparer.Ordinal);
 
@@ -54,4 +69,26 @@ public sealed class RateLimitPolicyOptions
 
     /// <summary>Who shares a limit: <c>global</c>, <c>user</c> (default), <c>ip</c>, <c>apiKey</c> or <c>header:&lt;name&gt;</c>.</summary>
     public string PartitionBy { get; set; } = "user";
+}
+
+/// <summary>One CORS policy, section <c>Fundament:Gateway:Cors:&lt;name&gt;</c>.</summary>
+public sealed class CorsPolicyOptions
+{
+    /// <summary>Origins allowed to call (<c>https://app.example.com</c>), or <c>*</c> for any. Required.</summary>
+    public string[] AllowedOrigins { get; set; } = [];
+
+    /// <summary>Methods allowed in cross-origin requests. Default GET, POST, PUT, PATCH, DELETE.</summary>
+    public string[] AllowedMethods { get; set; } = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+    /// <summary>Request headers allowed. Default <c>Authorization</c>, <c>Content-Type</c>, <c>api-version</c>.</summary>
+    public string[] AllowedHeaders { get; set; } = ["Authorization", "Content-Type", "api-version"];
+
+    /// <summary>Response headers the browser may read. Default <c>X-Request-Id</c>, <c>Retry-After</c>.</summary>
+    public string[] ExposedHeaders { get; set; } = ["X-Request-Id", "Retry-After"];
+
+    /// <summary>Whether cookies and credentials may be sent (not with origin <c>*</c>). Default false.</summary>
+    public bool AllowCredentials { get; set; }
+
+    /// <summary>How long browsers may cache a preflight answer. Default 10 minutes.</summary>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromMinutes(10);
 }

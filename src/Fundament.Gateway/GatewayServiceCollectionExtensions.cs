@@ -1,11 +1,13 @@
 using Fundament.Http;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Cors.Infrastructure;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Fundament.Gateway;
@@ -23,14 +25,45 @@ public static class GatewayServiceCollectionExtensions
             .Validate(o => o.ReactivationPeriod >= TimeSpan.FromSeconds(1), "Fundament:Gateway:ReactivationPeriod must be at least 00:00:01.")
             .Validate(o => o.RateLimits.All(r => RateLimiting.Problem(r.Key, r.Value) is null),
                 "Fundament:Gateway:RateLimits has an invalid policy (Algorithm fixed|sliding|tokenBucket|concurrency, positive limits and windows, PartitionBy global|user|ip|apiKey|header:<name>).")
+            .Validate(o => o.MaxRetries is >= 0 and <= 5, "Fundament:Gateway:MaxRetries must be between 0 and 5.")
+            .Validate(o => o.RetryBudgetPercent is >= 0 and <= 100, "Fundament:Gateway:RetryBudgetPercent must be between 0 and 100.")
+            .Validate(o => o.RetryBudgetMinPerSecond >= 0, "Fundament:Gateway:RetryBudgetMinPerSecond must not be negative.")
+            .Validate(o => o.RetryBodyLimit is >= 0 and <= 16 << 20, "Fundament:Gateway:RetryBodyLimit must be between 0 and 16 MiB.")
+            .Validate(o => o.Cors.All(c => c.Value.AllowedOrigins.Length > 0 && !(c.Value.AllowCredentials && c.Value.AllowedOrigins.Contains("*"))),
+                "Fundament:Gateway:Cors: every policy needs AllowedOrigins, and AllowCredentials cannot be combined with origin *.")
             .ValidateOnStart();
         services.AddGatewayRateLimits();
+        services.AddCors();
+        services.AddOptions<CorsOptions>().Configure<IOptions<GatewayOptions>>((cors, gateway) =>
+        {
+            foreach (var (name, p) in gateway.Value.Cors)
+            {
+                cors.AddPolicy(name, policy =>
+                {
+                    if (p.AllowedOrigins.Contains("*"))
+                    {
+                        policy.AllowAnyOrigin();
+                    }
+                    else
+                    {
+                        policy.WithOrigins(p.AllowedOrigins);
+                    }
+                    policy.WithMethods(p.AllowedMethods).WithHeaders(p.AllowedHeaders).WithExposedHeaders(p.ExposedHeaders).SetPreflightMaxAge(p.MaxAge);
+                    if (p.AllowCredentials)
+                    {
+                        policy.AllowCredentials();
+                    }
+                });
+            }
+        });
+        services.AddSingleton<IPassiveHealthCheckPolicy, ConsecutiveFailuresPolicy>();
+        services.AddSingleton<ITransformProvider, RetryTransform>();
         services.AddSingleton<RegistryProxyConfigProvider>();
         services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<RegistryProxyConfigProvider>());
         services.AddHostedService(sp => sp.GetRequiredService<RegistryProxyConfigProvider>());
         services.AddSingleton<ITransformProvider, IdentityHeadersTransform>();
         services.AddSingleton<IAuthorizationPolicyProvider, RolePolicyProvider>();
-        services.AddReverseProxy().LoadFromConfig(configuration.GetSection(GatewayOptions.SectionName + ":Static"));
+        services.AddReverseProxy().LoadFromConfig(configuration.GetSection(GatewayOptions.SectionName + ":Static")).AddConfigFilter<GatewayDefaultsFilter>();
         services.AddRequestTimeouts();
         return services;
     }
@@ -56,11 +89,20 @@ public static class GatewayServiceCollectionExtensions
             gateway.UseExceptionHandler();
             gateway.UseStatusCodePages();
             gateway.UseRouting();
+            gateway.UseCors();
             gateway.UseAuthentication();
             gateway.UseAuthorization();
             gateway.UseRateLimiter();
             gateway.UseRequestTimeouts();
-            gateway.UseEndpoints(endpoints => endpoints.MapReverseProxy());
+            gateway.UseEndpoints(endpoints => endpoints.MapReverseProxy(proxy =>
+            {
+                proxy.UseMiddleware<BodySizeMiddleware>();
+                proxy.UseMiddleware<TimeoutMiddleware>();
+                proxy.UseMiddleware<RetryMiddleware>();
+                proxy.UseSessionAffinity();
+                proxy.UseLoadBalancing();
+                proxy.UsePassiveHealthChecks();
+            }));
         });
         return app;
     }

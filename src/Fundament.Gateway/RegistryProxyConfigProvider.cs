@@ -1,7 +1,7 @@
+using System.Globalization;
 using System.Text.Json;
 using Fundament.Hosting;
 using Fundament.Modules;
-using Microsoft.AspNetCore.Routing.Patterns;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -24,6 +24,7 @@ internal sealed partial class RegistryProxyConfigProvider(
     ILogger<RegistryProxyConfigProvider> logger) : BackgroundService, IProxyConfigProvider
 {
     public const string ServiceMetadata = "fundament.service";
+    public const string ApiVersionHeader = "api-version";
 
     private volatile Snapshot _current = new([], [], new CancellationTokenSource());
 
@@ -60,29 +61,19 @@ internal sealed partial class RegistryProxyConfigProvider(
     {
         var o = options.Value;
         var routes = new List<RouteConfig>();
-        var clusters = new List<ClusterConfig>();
+        var clusters = new Dictionary<string, ClusterConfig>(StringComparer.Ordinal);
         var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var service in instances.GroupBy(i => i.Service, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
-            var declared = service.SelectMany(i => ParseRoutes(i.RoutesJson)).GroupBy(r => r.Path, StringComparer.OrdinalIgnoreCase).Select(g => g.First()).ToList();
+            var declared = service.SelectMany(i => ParseRoutes(service.Key, i.RoutesJson)).GroupBy(r => r.Path, StringComparer.OrdinalIgnoreCase).Select(g => g.First()).ToList();
             if (declared.Count == 0)
             {
                 continue;
             }
-            var clusterId = "svc-" + service.Key;
-            clusters.Add(new ClusterConfig
-            {
-                ClusterId = clusterId,
-                LoadBalancingPolicy = LoadBalancingPolicies.PowerOfTwoChoices,
-                HealthCheck = new HealthCheckConfig
-                {
-                    Passive = new PassiveHealthCheckConfig { Enabled = true, Policy = HealthCheckConstants.PassivePolicy.TransportFailureRate, ReactivationPeriod = o.ReactivationPeriod },
-                },
-                Destinations = service.Where(i => i.Status == "passing").ToDictionary(
-                    i => i.InstanceId,
-                    i => new DestinationConfig { Address = $"{i.Scheme}://{(i.Address.Contains(':', StringComparison.Ordinal) ? $"[{i.Address}]" : i.Address)}:{i.Port}/" },
-                    StringComparer.Ordinal),
-            });
+            var passing = service.Where(i => i.Status == "passing").ToList();
+            // API versions: when instances carry more than one major version, each gets /v<N>/... and
+            // api-version: N routes; requests naming no version go to the newest.
+            var versions = passing.Select(i => ApiVersion(i.Version)).OfType<int>().Distinct().Order().ToList();
             var n = 0;
             foreach (var route in declared)
             {
@@ -91,60 +82,123 @@ internal sealed partial class RegistryProxyConfigProvider(
                     LogDuplicateRoute(logger, route.Path, service.Key);
                     continue;
                 }
-                var transforms = new List<IReadOnlyDictionary<string, string>>();
-                if (route.StripPrefix is { Length: > 0 } prefix)
+                if (versions.Count < 2)
                 {
-                    transforms.Add(new Dictionary<string, string> { ["PathRemovePrefix"] = prefix });
+                    routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, null, passing, route.LoadBalancing), route, route.Path, null, null));
+                    continue;
                 }
-                routes.Add(new RouteConfig
+                var latest = versions[^1];
+                routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, latest, passing, route.LoadBalancing), route, route.Path, null, null));
+                foreach (var version in versions)
                 {
-                    RouteId = $"{clusterId}-{n++}",
-                    ClusterId = clusterId,
-                    Match = new RouteMatch { Path = route.Path },
-                    AuthorizationPolicy = route.Auth switch
+                    var cluster = Cluster(service.Key, version, passing, route.LoadBalancing);
+                    var prefix = "/v" + version.ToString(CultureInfo.InvariantCulture);
+                    if (taken.Add(prefix + route.Path))
                     {
-                        "anonymous" => "anonymous",
-                        null or "authenticated" => Fundament.Security.Policies.Authenticated,
-                        var role => role,
-                    },
-                    Timeout = route.Timeout ?? o.DefaultTimeout,
-                    RateLimiterPolicy = route.RateLimit,
-                    Transforms = transforms,
-                    Metadata = new Dictionary<string, string> { [ServiceMetadata] = service.Key },
-                });
+                        routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", cluster, route, prefix + route.Path, null, prefix));
+                    }
+                    routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", cluster, route, route.Path, version, null));
+                }
             }
         }
+
+        string Cluster(string service, int? version, List<RoutableInstance> passing, string balancing)
+        {
+            var id = "svc-" + service + (version is { } v ? "@v" + v.ToString(CultureInfo.InvariantCulture) : "")
+                + (balancing == LoadBalancingPolicies.PowerOfTwoChoices ? "" : "~" + balancing);
+            if (!clusters.ContainsKey(id))
+            {
+                clusters[id] = new ClusterConfig
+                {
+                    ClusterId = id,
+                    LoadBalancingPolicy = balancing,
+                    HealthCheck = new HealthCheckConfig
+                    {
+                        Passive = new PassiveHealthCheckConfig { Enabled = true, Policy = ConsecutiveFailuresPolicy.PolicyName, ReactivationPeriod = o.ReactivationPeriod },
+                    },
+                    Destinations = passing.Where(i => version is null || ApiVersion(i.Version) == version).ToDictionary(
+                        i => i.InstanceId,
+                        i => new DestinationConfig { Address = $"{i.Scheme}://{(i.Address.Contains(':', StringComparison.Ordinal) ? $"[{i.Address}]" : i.Address)}:{i.Port}/" },
+                        StringComparer.Ordinal),
+                };
+            }
+            return id;
+        }
+
         var previous = _current;
-        _current = new Snapshot(routes, clusters, new CancellationTokenSource());
+        _current = new Snapshot(routes, [.. clusters.Values], new CancellationTokenSource());
         previous.Changed.Cancel();
         LogApplied(logger, routes.Count, clusters.Count);
     }
 
-    private IEnumerable<DeclaredRoute> ParseRoutes(string json)
+    private RouteConfig Route(string service, string routeId, string clusterId, RouteDeclaration route, string path, int? headerVersion, string? versionPrefix)
     {
-        var routes = new List<DeclaredRoute>();
+        var metadata = new Dictionary<string, string> { [ServiceMetadata] = service };
+        if (route.Retries is { } retries)
+        {
+            metadata[RetryMiddleware.RetriesMetadata] = retries.ToString(CultureInfo.InvariantCulture);
+        }
+        return new RouteConfig
+        {
+            RouteId = routeId,
+            ClusterId = clusterId,
+            // Version-header routes first, so they win over the same path without a header.
+            Order = headerVersion is null ? 0 : -1,
+            Match = new RouteMatch
+            {
+                Path = path,
+                Headers = headerVersion is { } v
+                    ? [new RouteHeader { Name = ApiVersionHeader, Values = [v.ToString(CultureInfo.InvariantCulture)], Mode = HeaderMatchMode.ExactHeader }]
+                    : null,
+            },
+            AuthorizationPolicy = route.Auth switch
+            {
+                "anonymous" => "anonymous",
+                null or "authenticated" => Fundament.Security.Policies.Authenticated,
+                var role => role,
+            },
+            Timeout = route.Timeout ?? options.Value.DefaultTimeout,
+            RateLimiterPolicy = route.RateLimit,
+            CorsPolicy = route.Cors,
+            MaxRequestBodySize = route.MaxBodySize,
+            Transforms = route.Transforms(versionPrefix),
+            Metadata = metadata,
+        };
+    }
+
+    /// <summary>The major version of an instance's version tag: <c>2</c>, <c>v2</c> and <c>2.3.1</c> are all 2.</summary>
+    internal static int? ApiVersion(string? version)
+    {
+        if (string.IsNullOrEmpty(version))
+        {
+            return null;
+        }
+        var span = version.AsSpan().TrimStart('v').TrimStart('V');
+        var end = span.IndexOfAnyExceptInRange('0', '9');
+        var digits = end < 0 ? span : span[..end];
+        return int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var major) ? major : null;
+    }
+
+    private List<RouteDeclaration> ParseRoutes(string service, string json)
+    {
+        var routes = new List<RouteDeclaration>();
         try
         {
             using var document = JsonDocument.Parse(json);
-            foreach (var route in document.RootElement.EnumerateArray())
+            if (document.RootElement.ValueKind != JsonValueKind.Array)
             {
-                var path = route.TryGetProperty("path", out var p) ? p.GetString() : null;
-                var auth = route.TryGetProperty("auth", out var a) ? a.GetString() : null;
-                var strip = route.TryGetProperty("stripPrefix", out var s) ? s.GetString() : null;
-                TimeSpan? timeout = route.TryGetProperty("timeout", out var t) && Durations.TryParse(t.GetString(), out var parsed) ? parsed : null;
-                var rateLimit = route.TryGetProperty("rateLimit", out var rl) ? rl.GetString() : null;
-                if (rateLimit is not null && !options.Value.RateLimits.ContainsKey(rateLimit))
+                return routes;
+            }
+            foreach (var element in document.RootElement.EnumerateArray())
+            {
+                if (RouteDeclaration.Parse(element, options.Value, out var problem) is { } route)
                 {
-                    // An unknown policy name would make YARP reject the whole table; serve the route unlimited and say so.
-                    LogUnknownRateLimit(logger, path ?? "(none)", rateLimit);
-                    rateLimit = null;
+                    routes.Add(route);
                 }
-                if (path is null || !ValidTemplate(path) || (auth is not (null or "anonymous" or "authenticated") && auth?.StartsWith("role:", StringComparison.Ordinal) != true))
+                else
                 {
-                    LogInvalidRoute(logger, path ?? "(none)");
-                    continue;
+                    LogInvalidRoute(logger, service, problem ?? "invalid");
                 }
-                routes.Add(new DeclaredRoute(path, auth, strip, timeout, rateLimit));
             }
         }
         catch (JsonException)
@@ -152,21 +206,6 @@ internal sealed partial class RegistryProxyConfigProvider(
         }
         return routes;
     }
-
-    private static bool ValidTemplate(string path)
-    {
-        try
-        {
-            RoutePatternFactory.Parse(path);
-            return true;
-        }
-        catch (RoutePatternException)
-        {
-            return false;
-        }
-    }
-
-    private sealed record DeclaredRoute(string Path, string? Auth, string? StripPrefix, TimeSpan? Timeout, string? RateLimit);
 
     private sealed class Snapshot(IReadOnlyList<RouteConfig> routes, IReadOnlyList<ClusterConfig> clusters, CancellationTokenSource changed) : IProxyConfig
     {
@@ -185,11 +224,8 @@ internal sealed partial class RegistryProxyConfigProvider(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Route {Path} of {Service} is already served by another service; ignored")]
     private static partial void LogDuplicateRoute(ILogger logger, string path, string service);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Route {Path} names rate limit {Policy}, which is not configured; served without a limit")]
-    private static partial void LogUnknownRateLimit(ILogger logger, string path, string policy);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Ignoring invalid gateway route {Path}")]
-    private static partial void LogInvalidRoute(ILogger logger, string path);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Ignoring a gateway route of {Service}: {Problem}")]
+    private static partial void LogInvalidRoute(ILogger logger, string service, string problem);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Refreshing gateway routes from the registry failed")]
     private static partial void LogRefreshFailed(ILogger logger, Exception exception);

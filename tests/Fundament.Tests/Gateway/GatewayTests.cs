@@ -1,98 +1,20 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Fundament.Tests.Infrastructure;
 
 namespace Fundament.Tests.Gateway;
 
 /// <summary>The gateway on a real port, fed by the registry, in front of a real upstream.</summary>
-public sealed class GatewayTests : IAsyncLifetime
+public sealed class GatewayTests : GatewayTestBase
 {
-    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
-    private readonly int _apiPort = FreePort();
-    private readonly int _gatewayPort = FreePort();
-    private ConfiguredFundamentFactory _factory = null!;
-    private HttpClient _api = null!;
-    private HttpClient _gateway = null!;
-    private EchoService _upstream = null!;
-    private string _adminToken = "";
-
-    public async ValueTask InitializeAsync()
-    {
-        _factory = new ConfiguredFundamentFactory(
-        [
-            new("Fundament:Gateway:Urls", $"http://127.0.0.1:{_gatewayPort}"),
-            new("Fundament:Gateway:RateLimits:five-per-10s:Algorithm", "fixed"),
-            new("Fundament:Gateway:RateLimits:five-per-10s:PermitLimit", "5"),
-            new("Fundament:Gateway:RateLimits:five-per-10s:Window", "00:00:10"),
-            new("Fundament:Gateway:RateLimits:five-per-10s:PartitionBy", "global"),
-        ]);
-        _factory.UseKestrel(options =>
-        {
-            options.Listen(IPAddress.Loopback, _apiPort);
-            options.Listen(IPAddress.Loopback, _gatewayPort);
-        });
-        _factory.StartServer();
-        _api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_apiPort}") };
-        _gateway = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_gatewayPort}") };
-        _upstream = await EchoService.StartAsync();
-        _adminToken = await LoginAsync("admin", FundamentFactory.AdminPassword);
-        _api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _adminToken);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        _api.Dispose();
-        _gateway.Dispose();
-        await _upstream.DisposeAsync();
-        await _factory.DisposeAsync();
-    }
-
-    private async Task<string> LoginAsync(string username, string password)
-    {
-        using var anonymous = new HttpClient { BaseAddress = _api?.BaseAddress ?? new Uri($"http://127.0.0.1:{_apiPort}") };
-        var body = await (await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { username, password }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
-        return body!["access_token"]!.GetValue<string>();
-    }
-
-    private async Task<string> RegisterAsync(string service, object[] routes, object? check = null)
-    {
-        var response = await _api.PostAsJsonAsync("/api/v1/registry/instances", new { service, address = "127.0.0.1", port = _upstream.Port, routes, check }, _ct);
-        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync(_ct));
-        return (await response.Content.ReadFromJsonAsync<JsonNode>(_ct))!["instanceId"]!.GetValue<string>();
-    }
-
-    private async Task<HttpResponseMessage> EventuallyAsync(Func<Task<HttpResponseMessage>> send, HttpStatusCode expected)
-    {
-        HttpResponseMessage response = null!;
-        for (var i = 0; i < 100; i++)
-        {
-            response = await send();
-            if (response.StatusCode == expected)
-            {
-                return response;
-            }
-            await Task.Delay(50, _ct);
-        }
-        Assert.Fail($"expected {(int)expected}, still {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(_ct)}");
-        return response;
-    }
-
-    private HttpRequestMessage Get(string path, string? bearer = null, params (string Name, string Value)[] headers)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Get, path);
-        if (bearer is not null)
-        {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
-        }
-        foreach (var (name, value) in headers)
-        {
-            request.Headers.TryAddWithoutValidation(name, value);
-        }
-        return request;
-    }
+    protected override IEnumerable<KeyValuePair<string, string>> Settings() =>
+    [
+        new("Fundament:Gateway:RateLimits:five-per-10s:Algorithm", "fixed"),
+        new("Fundament:Gateway:RateLimits:five-per-10s:PermitLimit", "5"),
+        new("Fundament:Gateway:RateLimits:five-per-10s:Window", "00:00:10"),
+        new("Fundament:Gateway:RateLimits:five-per-10s:PartitionBy", "global"),
+    ];
 
     [Fact]
     public async Task Route_AppearsOnRegistration_StripsItsPrefix_AndDisappearsOnDeregistration()
@@ -207,12 +129,5 @@ public sealed class GatewayTests : IAsyncLifetime
         Assert.InRange(int.Parse(refused.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture), 1, 10);
         Assert.Equal("\"five-per-10s\";q=5;w=10", refused.Headers.GetValues("RateLimit-Policy").Single());
         Assert.Equal(5, _upstream.Requests - before);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
