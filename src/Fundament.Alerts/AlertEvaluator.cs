@@ -180,7 +180,8 @@ internal sealed partial class AlertEvaluator : BackgroundService
                 break;
             case RuleKind.BackendDown when _services.GetService(typeof(HealthCheckService)) is HealthCheckService health:
                 var report = await health.CheckHealthAsync(r => r.Tags.Contains("ready"), cancellationToken);
-                foreach (var (name, entry) in report.Entries.Where(e => e.Value.Status == HealthStatus.Unhealthy))
+                // Degraded counts: a backend the process can work around (Redis for rate limits) is still down.
+                foreach (var (name, entry) in report.Entries.Where(e => e.Value.Status != HealthStatus.Healthy))
                 {
                     found.Add(new Condition(rule, $"backend:{name}", $"Backend {name} is down: {entry.Description}", null));
                 }

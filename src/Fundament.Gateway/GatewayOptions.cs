@@ -32,6 +32,9 @@ public sealed class GatewayOptions
     /// <summary>Named CORS policies routes refer to with <c>"cors":"&lt;name&gt;"</c>.</summary>
     public Dictionary<string, CorsPolicyOptions> Cors { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>With Redis configured: let requests through when Redis cannot decide (true, default) or refuse them with 429.</summary>
+    public bool RateLimitFailOpen { get; set; } = true;
+
     /// <summary>Named rate-limit policies routes refer to with <c>"rateLimit":"&lt;name&gt;"</c>.</summary>
     public Dictionary<string, RateLimitPolicyOptions> RateLimits { get; set; } = new(StringComparer.Ordinal);
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Threading.RateLimiting;
+using Fundament.Redis;
 using Fundament.Security;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
@@ -12,8 +13,8 @@ namespace Fundament.Gateway;
 
 /// <summary>
 /// The named policies of <c>Fundament:Gateway:RateLimits</c> as ASP.NET Core rate limiters, which
-/// routes name in <c>rateLimit</c>. Limits are per process; limits shared by every replica through
-/// Redis are the next step (issue 4). A refusal is a 429 problem with <c>Retry-After</c>,
+/// routes name in <c>rateLimit</c>. Limits are per process, or shared by every replica when
+/// <c>Fundament:Redis</c> is configured (<see cref="RedisRateLimiter"/>). A refusal is a 429 problem with <c>Retry-After</c>,
 /// <c>RateLimit-Policy</c> and <c>RateLimit</c> (IETF draft) headers.
 /// </summary>
 internal static class RateLimiting
@@ -39,6 +40,7 @@ internal static class RateLimiting
     public static IServiceCollection AddGatewayRateLimits(this IServiceCollection services)
     {
         services.AddRateLimiter(_ => { });
+        services.AddSingleton<RedisRateLimitHealth>();
         services.AddOptions<RateLimiterOptions>().Configure<IOptions<GatewayOptions>>((limiter, gateway) =>
         {
             foreach (var (name, policy) in gateway.Value.RateLimits)
@@ -61,6 +63,14 @@ internal static class RateLimiting
             var header => "h:" + context.Request.Headers[header["header:".Length..]].ToString(),
         };
         var key = $"{name}|{who}";
+        var redis = context.RequestServices.GetRequiredService<RedisConnection>();
+        if (redis.Options.Enabled)
+        {
+            return RateLimitPartition.Get(key, k => new RedisRateLimiter(name, p, k, redis,
+                context.RequestServices.GetRequiredService<RedisRateLimitHealth>(),
+                context.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value.RateLimitFailOpen,
+                context.RequestServices.GetRequiredService<TimeProvider>()));
+        }
         return p.Algorithm switch
         {
             "sliding" => RateLimitPartition.GetSlidingWindowLimiter(key, _ => new SlidingWindowRateLimiterOptions

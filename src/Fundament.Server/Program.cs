@@ -70,7 +70,11 @@ try
         builder.Services.AddGateway(builder.Configuration);
     }
     builder.Services.AddFundamentTelemetry(builder.Configuration);
-    builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
+    var health = builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
+    if (!string.IsNullOrWhiteSpace(builder.Configuration["Fundament:Redis:Configuration"]))
+    {
+        health.AddCheck<RedisHealthCheck>("redis", failureStatus: Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Degraded, tags: [HealthEndpoints.ReadyTag]);
+    }
     builder.Services.AddFundamentOpenApi();
     builder.Services.AddHostedService<StartupBanner>();
 

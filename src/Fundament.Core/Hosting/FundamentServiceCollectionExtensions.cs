@@ -1,6 +1,7 @@
 using Fundament.Http;
 using Fundament.Keys;
 using Fundament.Notifications;
+using Fundament.Redis;
 using Fundament.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -35,6 +36,7 @@ public static class FundamentServiceCollectionExtensions
         services.AddFundamentKeys();
         services.AddFundamentNotifications(configuration);
         services.AddFundamentHttp();
+        services.AddFundamentRedis(configuration);
         // First hosted service so its StartingAsync runs before any other module's.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, FundamentInitializer>());
         return services;

@@ -7,12 +7,76 @@ using Fundament.Tests.Infrastructure;
 
 namespace Fundament.Tests.Gateway;
 
-/// <summary>A Fundament server with its API and its gateway on two real loopback ports, and an echo upstream.</summary>
+/// <summary>One Fundament process (in the test host) with its API and its gateway on two real loopback ports.</summary>
+public sealed class GatewayNode : IAsyncDisposable
+{
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    private GatewayNode(ConfiguredFundamentFactory factory, HttpClient api, HttpClient gateway)
+    {
+        Factory = factory;
+        Api = api;
+        Gateway = gateway;
+    }
+
+    public ConfiguredFundamentFactory Factory { get; }
+
+    /// <summary>The API, signed in as the bootstrap admin.</summary>
+    public HttpClient Api { get; }
+
+    public HttpClient Gateway { get; }
+
+    public string AdminToken { get; private set; } = "";
+
+    public int ApiPort { get; private init; }
+
+    public static async Task<GatewayNode> StartAsync(IEnumerable<KeyValuePair<string, string>> settings)
+    {
+        int apiPort = GatewayTestBase.FreePort(), gatewayPort = GatewayTestBase.FreePort();
+        var factory = new ConfiguredFundamentFactory([new("Fundament:Gateway:Urls", $"http://127.0.0.1:{gatewayPort}"), .. settings]);
+        factory.UseKestrel(options =>
+        {
+            options.Listen(IPAddress.Loopback, apiPort);
+            options.Listen(IPAddress.Loopback, gatewayPort);
+        });
+        factory.StartServer();
+        var node = new GatewayNode(factory, new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") }, new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gatewayPort}") })
+        {
+            ApiPort = apiPort,
+        };
+        node.AdminToken = await node.LoginAsync("admin", FundamentFactory.AdminPassword);
+        node.Api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", node.AdminToken);
+        return node;
+    }
+
+    public async Task<string> LoginAsync(string username, string password)
+    {
+        using var anonymous = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{ApiPort}") };
+        var body = await (await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { username, password }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
+        return body!["access_token"]!.GetValue<string>();
+    }
+
+    /// <summary>Registers an instance on 127.0.0.1:<paramref name="port"/> and returns its id.</summary>
+    public async Task<string> RegisterAsync(string service, object[] routes, int port, object? check = null, string? version = null, string? instanceId = null)
+    {
+        var response = await Api.PostAsJsonAsync("/api/v1/registry/instances", new { service, instanceId, address = "127.0.0.1", port, version, routes, check }, _ct);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync(_ct));
+        return (await response.Content.ReadFromJsonAsync<JsonNode>(_ct))!["instanceId"]!.GetValue<string>();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Api.Dispose();
+        Gateway.Dispose();
+        await Factory.DisposeAsync();
+    }
+}
+
+/// <summary>A <see cref="GatewayNode"/> and an echo upstream per test.</summary>
 public abstract class GatewayTestBase : IAsyncLifetime
 {
     protected readonly CancellationToken _ct = TestContext.Current.CancellationToken;
-    protected readonly int _apiPort = FreePort();
-    protected readonly int _gatewayPort = FreePort();
+    private GatewayNode _node = null!;
     protected ConfiguredFundamentFactory _factory = null!;
     protected HttpClient _api = null!;
     protected HttpClient _gateway = null!;
@@ -24,43 +88,23 @@ public abstract class GatewayTestBase : IAsyncLifetime
 
     public virtual async ValueTask InitializeAsync()
     {
-        _factory = new ConfiguredFundamentFactory([new("Fundament:Gateway:Urls", $"http://127.0.0.1:{_gatewayPort}"), .. Settings()]);
-        _factory.UseKestrel(options =>
-        {
-            options.Listen(IPAddress.Loopback, _apiPort);
-            options.Listen(IPAddress.Loopback, _gatewayPort);
-        });
-        _factory.StartServer();
-        _api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_apiPort}") };
-        _gateway = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_gatewayPort}") };
+        _node = await GatewayNode.StartAsync(Settings());
+        (_factory, _api, _gateway, _adminToken) = (_node.Factory, _node.Api, _node.Gateway, _node.AdminToken);
         _upstream = await EchoService.StartAsync();
-        _adminToken = await LoginAsync("admin", FundamentFactory.AdminPassword);
-        _api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _adminToken);
     }
 
     public virtual async ValueTask DisposeAsync()
     {
-        _api.Dispose();
-        _gateway.Dispose();
         await _upstream.DisposeAsync();
-        await _factory.DisposeAsync();
+        await _node.DisposeAsync();
         GC.SuppressFinalize(this);
     }
 
-    protected async Task<string> LoginAsync(string username, string password)
-    {
-        using var anonymous = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_apiPort}") };
-        var body = await (await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { username, password }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
-        return body!["access_token"]!.GetValue<string>();
-    }
+    protected Task<string> LoginAsync(string username, string password) => _node.LoginAsync(username, password);
 
     /// <summary>Registers an instance (the echo upstream unless a port is given) and returns its id.</summary>
-    protected async Task<string> RegisterAsync(string service, object[] routes, object? check = null, int? port = null, string? version = null, string? instanceId = null)
-    {
-        var response = await _api.PostAsJsonAsync("/api/v1/registry/instances", new { service, instanceId, address = "127.0.0.1", port = port ?? _upstream.Port, version, routes, check }, _ct);
-        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync(_ct));
-        return (await response.Content.ReadFromJsonAsync<JsonNode>(_ct))!["instanceId"]!.GetValue<string>();
-    }
+    protected Task<string> RegisterAsync(string service, object[] routes, object? check = null, int? port = null, string? version = null, string? instanceId = null) =>
+        _node.RegisterAsync(service, routes, port ?? _upstream.Port, check, version, instanceId);
 
     protected async Task<HttpResponseMessage> EventuallyAsync(Func<Task<HttpResponseMessage>> send, HttpStatusCode expected)
     {
@@ -92,7 +136,7 @@ public abstract class GatewayTestBase : IAsyncLifetime
         return request;
     }
 
-    protected static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
