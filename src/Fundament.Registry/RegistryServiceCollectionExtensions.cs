@@ -41,6 +41,16 @@ public static class RegistryServiceCollectionExtensions
         {
             services.AddHostedService(sp => sp.GetRequiredService<HealthMonitor>());
         }
+        services.AddOptions<SelfRegistrationOptions>()
+            .Bind(configuration.GetSection(RegistryOptions.SectionName + ":Self"))
+            .Validate(o => o.Ttl >= TimeSpan.FromSeconds(3) && o.Ttl <= TimeSpan.FromMinutes(10), "Fundament:Registry:Self:Ttl must be between 00:00:03 and 00:10:00.")
+            .Validate(o => o.AdvertiseUrl is null || Uri.TryCreate(o.AdvertiseUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https", "Fundament:Registry:Self:AdvertiseUrl must be an absolute http(s) URL.")
+            .Validate(o => o.Paths.Length is > 0 and <= 32 && o.Paths.All(p => p.StartsWith('/')), "Fundament:Registry:Self:Paths must hold 1 to 32 paths starting with '/'.")
+            .ValidateOnStart();
+        if (runMonitor && configuration.GetValue(RegistryOptions.SectionName + ":Self:Enabled", false))
+        {
+            services.AddHostedService<SelfRegistration>();
+        }
         services.AddPermissions(RegistryPermissions.Read, RegistryPermissions.Write);
         return services;
     }

@@ -14,6 +14,7 @@ public sealed class GatewayRoutingTests : GatewayTestBase
     protected override IEnumerable<KeyValuePair<string, string>> Settings() =>
     [
         new("Fundament:Gateway:Cors:web:AllowedOrigins:0", "https://app.example.com"),
+        new("Fundament:Registry:Self:Enabled", "true"),
         new("Fundament:Gateway:Static:Routes:docs:ClusterId", "docs"),
         new("Fundament:Gateway:Static:Routes:docs:Match:Path", "/docs/{**rest}"),
         new("Fundament:Gateway:Static:Routes:docs:AuthorizationPolicy", "anonymous"),
@@ -154,5 +155,21 @@ public sealed class GatewayRoutingTests : GatewayTestBase
         var closed = await _gateway.GetAsync("/private/x", _ct);
         Assert.Equal(HttpStatusCode.Unauthorized, closed.StatusCode);
         Assert.Equal("static", await InstanceAsync(await _gateway.SendAsync(Get("/private/x", _adminToken), _ct)));
+    }
+
+    [Fact]
+    public async Task FundamentsOwnApi_IsExposedThroughTheGateway_LikeAnyService()
+    {
+        await EventuallyAsync(() => _gateway.GetAsync("/.well-known/openid-configuration", _ct), HttpStatusCode.OK);
+        // Anonymous at the edge; the API still enforces its own policies.
+        var anonymous = await _gateway.GetAsync("/api/v1/users", _ct);
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _gateway.SendAsync(Get("/api/v1/users", _adminToken), _ct)).StatusCode);
+        var login = await _gateway.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = Infrastructure.FundamentFactory.AdminPassword }, _ct);
+        Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+
+        var instances = await (await _api.GetAsync("/api/v1/registry/services/fundament/instances", _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
+        var self = Assert.Single(instances!.AsArray());
+        Assert.Equal("passing", self!["status"]!.GetValue<string>());
     }
 }

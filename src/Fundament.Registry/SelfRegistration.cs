@@ -1,0 +1,156 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Fundament.Registry.Instances;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Fundament.Registry;
+
+/// <summary>Section <c>Fundament:Registry:Self</c>: Fundament registering its own API as a service.</summary>
+public sealed class SelfRegistrationOptions
+{
+    /// <summary>
+    /// Register each control node as an instance of service <c>fundament</c> whose routes expose the API
+    /// through the gateway like any other service. Default false.
+    /// </summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>Where gateways reach this node's API. Default: the first API address the server listens on (a wildcard host becomes the machine's host name).</summary>
+    public string? AdvertiseUrl { get; set; }
+
+    /// <summary>Paths routed to the API. Default <c>/api/{**rest}</c>, <c>/.well-known/{**rest}</c>, <c>/openapi/{**rest}</c>.</summary>
+    public string[] Paths { get; set; } = ["/api/{**rest}", "/.well-known/{**rest}", "/openapi/{**rest}"];
+
+    /// <summary>Optional gateway rate-limit policy for those routes (the API still enforces its own login lockout).</summary>
+    public string? RateLimit { get; set; }
+
+    /// <summary>TTL of the registration; the node heartbeats at a third of it, and a dead node drops out after it. Default 15s.</summary>
+    public TimeSpan Ttl { get; set; } = TimeSpan.FromSeconds(15);
+}
+
+/// <summary>
+/// Registers this control node as service <c>fundament</c> once the server listens, heartbeats its
+/// TTL, registers again if it was removed, and deregisters on shutdown. The routes are anonymous at
+/// the edge: every API endpoint enforces its own policy, and login must stay reachable.
+/// </summary>
+internal sealed partial class SelfRegistration(
+    RegistryStore store,
+    IServer server,
+    IConfiguration configuration,
+    IOptions<SelfRegistrationOptions> options,
+    IHostApplicationLifetime lifetime,
+    TimeProvider time,
+    ILogger<SelfRegistration> logger) : BackgroundService
+{
+    public const string ServiceName = "fundament";
+
+    private InstanceDefinition? _definition;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var started = new TaskCompletionSource();
+        using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
+        {
+            await started.Task.WaitAsync(stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        if (stoppingToken.IsCancellationRequested || Definition() is not { } definition)
+        {
+            return;
+        }
+        _definition = definition;
+        var o = options.Value;
+        using var timer = new PeriodicTimer(o.Ttl / 3, time);
+        var registered = false;
+        while (true)
+        {
+            try
+            {
+                if (!registered || !await store.HeartbeatAsync(definition.Id, "passing", "heartbeat from the node itself", stoppingToken))
+                {
+                    await store.RegisterAsync(definition, "system:self-registration", stoppingToken);
+                    if (!registered)
+                    {
+                        LogRegistered(logger, definition.Id, $"{definition.Scheme}://{definition.Address}:{definition.Port}");
+                    }
+                    registered = true;
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogFailed(logger, ex);
+            }
+            try
+            {
+                if (!await timer.WaitForNextTickAsync(stoppingToken))
+                {
+                    return;
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        if (_definition is { } definition)
+        {
+            try
+            {
+                await store.DeregisterAsync(definition.Id, "the node shut down", cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogFailed(logger, ex);
+            }
+        }
+    }
+
+    private InstanceDefinition? Definition()
+    {
+        var o = options.Value;
+        var url = o.AdvertiseUrl ?? ApiAddress();
+        if (url is null || !Uri.TryCreate(url.Replace("://+", "://" + Dns.GetHostName(), StringComparison.Ordinal).Replace("://*", "://" + Dns.GetHostName(), StringComparison.Ordinal), UriKind.Absolute, out var uri))
+        {
+            LogNoAddress(logger);
+            return null;
+        }
+        var host = uri.Host is "0.0.0.0" or "[::]" or "::" ? Dns.GetHostName() : uri.Host.Trim('[', ']');
+        var routes = JsonSerializer.Serialize(o.Paths.Select(p => new Dictionary<string, string>
+        {
+            ["path"] = p,
+            ["auth"] = "anonymous",
+        }.Concat(o.RateLimit is { } rl ? [new("rateLimit", rl)] : []).ToDictionary()));
+        var id = $"{ServiceName}-{host}-{uri.Port.ToString(CultureInfo.InvariantCulture)}".ToLowerInvariant();
+        return new InstanceDefinition(id, ServiceName, "*", host, uri.Port, uri.Scheme, typeof(SelfRegistration).Assembly.GetName().Version?.ToString(3),
+            ["fundament"], new Dictionary<string, string>(), routes, "ttl", null, null, null, o.Ttl, o.Ttl * 4);
+    }
+
+    /// <summary>The first address the server listens on that is not a gateway port.</summary>
+    private string? ApiAddress()
+    {
+        var gatewayPorts = (configuration["Fundament:Gateway:Urls"] ?? "http://localhost:8080")
+            .Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(u => Uri.TryCreate(u.Replace("://+", "://h", StringComparison.Ordinal).Replace("://*", "://h", StringComparison.Ordinal), UriKind.Absolute, out var parsed) ? parsed.Port : -1)
+            .ToHashSet();
+        return server.Features.Get<IServerAddressesFeature>()?.Addresses
+            .FirstOrDefault(a => Uri.TryCreate(a.Replace("://+", "://h", StringComparison.Ordinal).Replace("://*", "://h", StringComparison.Ordinal).Replace("://[::]", "://h", StringComparison.Ordinal), UriKind.Absolute, out var parsed) && !gatewayPorts.Contains(parsed.Port));
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Registered this node as {InstanceId} at {Url}; the gateway routes its API")]
+    private static partial void LogRegistered(ILogger logger, string instanceId, string url);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Self-registration found no API address; set Fundament:Registry:Self:AdvertiseUrl")]
+    private static partial void LogNoAddress(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Self-registration failed; retrying at the next heartbeat")]
+    private static partial void LogFailed(ILogger logger, Exception exception);
+}
