@@ -20,7 +20,7 @@ public sealed class SelfRegistrationOptions
     /// </summary>
     public bool Enabled { get; set; }
 
-    /// <summary>Where gateways reach this node's API. Default: the first API address the server listens on (a wildcard host becomes the machine's host name).</summary>
+    /// <summary>Where gateways reach this node's API. Default: the first API address the server listens on (a wildcard host becomes the machine's IPv4 address).</summary>
     public string? AdvertiseUrl { get; set; }
 
     /// <summary>Paths routed to the API. Default <c>/api/{**rest}</c>, <c>/.well-known/{**rest}</c>, <c>/openapi/{**rest}</c>.</summary>
@@ -118,12 +118,12 @@ internal sealed partial class SelfRegistration(
     {
         var o = options.Value;
         var url = o.AdvertiseUrl ?? ApiAddress();
-        if (url is null || !Uri.TryCreate(url.Replace("://+", "://" + Dns.GetHostName(), StringComparison.Ordinal).Replace("://*", "://" + Dns.GetHostName(), StringComparison.Ordinal), UriKind.Absolute, out var uri))
+        if (url is null || !Uri.TryCreate(url.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var uri))
         {
             LogNoAddress(logger);
             return null;
         }
-        var host = uri.Host is "0.0.0.0" or "[::]" or "::" ? Dns.GetHostName() : uri.Host.Trim('[', ']');
+        var host = uri.Host is "0.0.0.0" or "[::]" or "::" ? MachineAddress() : uri.Host.Trim('[', ']');
         var routes = JsonSerializer.Serialize(o.Paths.Select(p => new Dictionary<string, string>
         {
             ["path"] = p,
@@ -132,6 +132,20 @@ internal sealed partial class SelfRegistration(
         var id = $"{ServiceName}-{host}-{uri.Port.ToString(CultureInfo.InvariantCulture)}".ToLowerInvariant();
         return new InstanceDefinition(id, ServiceName, "*", host, uri.Port, uri.Scheme, typeof(SelfRegistration).Assembly.GetName().Version?.ToString(3),
             ["fundament"], new Dictionary<string, string>(), routes, "ttl", null, null, null, o.Ttl, o.Ttl * 4);
+    }
+
+    /// <summary>For a wildcard listener: this machine's first non-loopback IPv4 address (a container's or pod's IP), else its host name.</summary>
+    private static string MachineAddress()
+    {
+        var name = Dns.GetHostName();
+        try
+        {
+            return Dns.GetHostAddresses(name).FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !IPAddress.IsLoopback(a))?.ToString() ?? name;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return name;
+        }
     }
 
     /// <summary>The first address the server listens on that is not a gateway port.</summary>
