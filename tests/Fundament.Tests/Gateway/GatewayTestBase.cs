@@ -53,7 +53,19 @@ public sealed class GatewayNode : IAsyncDisposable
     {
         using var anonymous = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{ApiPort}") };
         var body = await (await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { username, password }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
-        return body!["access_token"]!.GetValue<string>();
+        var token = body!["access_token"]!.GetValue<string>();
+        Credentials.Add(token);
+        Credentials.Add(body["refresh_token"]?.GetValue<string>() ?? "");
+        return token;
+    }
+
+    /// <summary>Creates an API key of the admin and returns it.</summary>
+    public async Task<string> ApiKeyAsync()
+    {
+        var created = await (await Api.PostAsJsonAsync("/api/v1/api-keys", new { name = "gateway-" + Guid.NewGuid().ToString("N")[..8] }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
+        var key = created!["key"]!.GetValue<string>();
+        Credentials.Add(key);
+        return key;
     }
 
     /// <summary>Registers an instance on 127.0.0.1:<paramref name="port"/> and returns its id.</summary>
@@ -64,8 +76,23 @@ public sealed class GatewayNode : IAsyncDisposable
         return (await response.Content.ReadFromJsonAsync<JsonNode>(_ct))!["instanceId"]!.GetValue<string>();
     }
 
+    /// <summary>Credentials used against this node; none may appear in its gateway logs.</summary>
+    public List<string> Credentials { get; } = [];
+
     public async ValueTask DisposeAsync()
     {
+        // Every gateway test ends by proving its access and gateway logs hold no credential.
+        var log = string.Join("\n", Factory.GatewayLog);
+        foreach (var credential in Credentials.Append(AdminToken).Where(c => c.Length > 0))
+        {
+            Assert.DoesNotContain(credential, log, StringComparison.Ordinal);
+            if (credential.Split('.') is [_, _, var signature] && signature.Length > 0)
+            {
+                Assert.DoesNotContain(signature, log, StringComparison.Ordinal);
+            }
+        }
+        Assert.DoesNotContain("Bearer ", log, StringComparison.Ordinal);
+        Assert.DoesNotContain("ApiKey ", log, StringComparison.Ordinal);
         Api.Dispose();
         Gateway.Dispose();
         await Factory.DisposeAsync();
@@ -101,6 +128,8 @@ public abstract class GatewayTestBase : IAsyncLifetime
     }
 
     protected Task<string> LoginAsync(string username, string password) => _node.LoginAsync(username, password);
+
+    protected Task<string> ApiKeyAsync() => _node.ApiKeyAsync();
 
     /// <summary>Registers an instance (the echo upstream unless a port is given) and returns its id.</summary>
     protected Task<string> RegisterAsync(string service, object[] routes, object? check = null, int? port = null, string? version = null, string? instanceId = null) =>

@@ -58,6 +58,17 @@ public sealed class GatewayTests : GatewayTestBase
     }
 
     [Fact]
+    public async Task ApiKeys_AreAcceptedAtTheEdge_AndUnknownKeysAre401()
+    {
+        await RegisterAsync("keyed", [new { path = "/keyed/{**rest}", auth = "role:admin" }]);
+        var key = await ApiKeyAsync();
+        var response = await EventuallyAsync(() => _gateway.SendAsync(Get("/keyed/x", null, ("Authorization", "ApiKey " + key)), _ct), HttpStatusCode.OK);
+        var headers = (await response.Content.ReadFromJsonAsync<JsonNode>(_ct))!["headers"]!;
+        Assert.StartsWith("user:", headers["x-fundament-user"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.Unauthorized, (await _gateway.SendAsync(Get("/keyed/x", null, ("Authorization", "ApiKey fk_not-a-real-key")), _ct)).StatusCode);
+    }
+
+    [Fact]
     public async Task SpoofedIdentityHeaders_NeverReachTheUpstream()
     {
         await RegisterAsync("profile", [new { path = "/profile/{**rest}", auth = "authenticated" }]);
