@@ -40,10 +40,12 @@ internal sealed partial class AccessLogMiddleware
             var service = proxy?.Route.Config.Metadata?.GetValueOrDefault(RegistryProxyConfigProvider.ServiceMetadata) ?? "(none)";
             var instance = proxy?.ProxiedDestination?.DestinationId ?? "(none)";
             var status = context.Response.StatusCode;
-            _duration.Record(elapsed.TotalSeconds,
-                new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("service", service), new KeyValuePair<string, object?>("status", status));
-            LogAccess(_logger, context.Request.Method, context.Request.Path.Value ?? "", route, service, instance, status, Math.Round(elapsed.TotalMilliseconds, 2),
-                context.Response.ContentLength ?? -1, context.User.ActorId() ?? "-", Activity.Current?.TraceId.ToString() ?? context.TraceIdentifier);
+            _duration.Record(elapsed.TotalSeconds, new TagList { { "route", route }, { "service", service }, { "status", status } });
+            if (_logger.IsEnabled(LogLevel.Information))
+            {
+                LogAccess(_logger, context.Request.Method, context.Request.Path.Value ?? "", route, service, instance, status, Math.Round(elapsed.TotalMilliseconds, 2),
+                    context.Response.ContentLength ?? -1, context.User.ActorId() ?? "-", Activity.Current?.TraceId.ToString() ?? context.TraceIdentifier);
+            }
         }
     }
 

@@ -53,8 +53,13 @@ internal sealed partial class RetryMiddleware
         }
 
         var all = proxy.AvailableDestinations;
-        var tried = new List<DestinationState>(2);
-        var attempt = new RetryAttempt(() => maxRetries > tried.Count && all.Any(d => !tried.Contains(d) && d != proxy.ProxiedDestination) && budget.TryRetry());
+        if (all.Count < 2)
+        {
+            // Nowhere else to go: no retry state needed (the common single-instance case costs nothing).
+            await _next(context);
+            return;
+        }
+        var attempt = new RetryAttempt(proxy, all, maxRetries, budget);
         context.Features.Set(attempt);
         while (true)
         {
@@ -63,10 +68,6 @@ internal sealed partial class RetryMiddleware
             if (!attempt.Claimed && !(IsConnectionFailure(error) && !context.Response.HasStarted && attempt.TryClaim()))
             {
                 return;
-            }
-            if (proxy.ProxiedDestination is { } failed)
-            {
-                tried.Add(failed);
             }
             var route = proxy.Route.Config.RouteId;
             LogRetry(_logger, context.Request.Method, route, proxy.ProxiedDestination?.DestinationId ?? "(none)", error?.Error.ToString() ?? context.Response.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -78,8 +79,7 @@ internal sealed partial class RetryMiddleware
             {
                 context.Request.Body.Position = 0;
             }
-            proxy.AvailableDestinations = all.Where(d => !tried.Contains(d)).ToList();
-            attempt.Reset();
+            proxy.AvailableDestinations = attempt.NextDestinations();
         }
     }
 
@@ -113,14 +113,26 @@ internal sealed partial class RetryMiddleware
 }
 
 /// <summary>Per-request retry state, shared by <see cref="RetryMiddleware"/> and <see cref="RetryTransform"/>.</summary>
-internal sealed class RetryAttempt(Func<bool> mayRetry)
+internal sealed class RetryAttempt(IReverseProxyFeature proxy, IReadOnlyList<DestinationState> all, int maxRetries, RetryBudget budget)
 {
+    private readonly List<DestinationState> _tried = new(2);
+
     public bool Claimed { get; private set; }
 
-    /// <summary>Takes a retry if one is allowed now (spends budget).</summary>
-    public bool TryClaim() => Claimed = mayRetry();
+    /// <summary>Takes a retry if one is allowed now: retries left, an untried destination, and budget (which it spends).</summary>
+    public bool TryClaim() =>
+        Claimed = _tried.Count < maxRetries && all.Any(d => d != proxy.ProxiedDestination && !_tried.Contains(d)) && budget.TryRetry();
 
-    public void Reset() => Claimed = false;
+    /// <summary>Marks the current destination as tried and returns the ones left.</summary>
+    public List<DestinationState> NextDestinations()
+    {
+        if (proxy.ProxiedDestination is { } failed)
+        {
+            _tried.Add(failed);
+        }
+        Claimed = false;
+        return all.Where(d => !_tried.Contains(d)).ToList();
+    }
 }
 
 /// <summary>
