@@ -57,6 +57,23 @@ public sealed class GatewayTests : GatewayTestBase
         Assert.Equal(HttpStatusCode.OK, (await _gateway.SendAsync(Get("/billing-admin/x", _adminToken), _ct)).StatusCode);
     }
 
+    public static TheoryData<string> Forgeries() => TokenForgery.Kinds();
+
+    [Theory]
+    [MemberData(nameof(Forgeries))]
+    public async Task ForgedTokens_Are401ProblemsOnProtectedRoutes_EvenAfterTheGenuineTokenWasCached(string forgery)
+    {
+        await RegisterAsync("guarded", [new { path = "/guarded/{**rest}", auth = "authenticated" }]);
+        // The genuine token is validated (and remembered) first, so a cache keyed loosely would let forgeries in.
+        await EventuallyAsync(() => _gateway.SendAsync(Get("/guarded/x", _adminToken), _ct), HttpStatusCode.OK);
+        var before = _upstream.Requests;
+        var forged = await TokenForgery.ForgeAsync(_factory, _api, forgery, _adminToken, _ct);
+        var response = await _gateway.SendAsync(Get("/guarded/x", forged), _ct);
+        Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{forgery}: {(int)response.StatusCode}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(before, _upstream.Requests);
+    }
+
     [Fact]
     public async Task ApiKeys_AreAcceptedAtTheEdge_AndUnknownKeysAre401()
     {
