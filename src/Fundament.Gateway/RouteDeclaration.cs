@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using Fundament.Hosting;
 using Microsoft.AspNetCore.Routing.Patterns;
@@ -150,8 +149,6 @@ internal sealed record RouteDeclaration(
         }
         return transforms;
     }
-
-    public string Describe() => string.Create(CultureInfo.InvariantCulture, $"{Path} ({Auth ?? "authenticated"})");
 
     private static string? String(JsonElement route, string name) =>
         route.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
