@@ -25,6 +25,9 @@ public static class DeliveryServiceCollectionExtensions
         services.TryAddSingleton<DeliveryStore>();
         services.TryAddSingleton<IDeliveryQueue>(sp => sp.GetRequiredService<DeliveryStore>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, DeliveryStore>(sp => sp.GetRequiredService<DeliveryStore>()));
+        services.TryAddSingleton<WebhookStore>();
+        services.TryAddSingleton<Fundament.Modules.IEventPublisher>(sp => sp.GetRequiredService<WebhookStore>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, WebhookStore>(sp => sp.GetRequiredService<WebhookStore>()));
         services.TryAddSingleton<DeliverySender>();
         services.TryAddSingleton<DeliveryDispatcher>();
         services.AddHttpClient(DeliverySender.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
@@ -33,13 +36,14 @@ public static class DeliveryServiceCollectionExtensions
         {
             services.AddHostedService(sp => sp.GetRequiredService<DeliveryDispatcher>());
         }
-        services.AddPermissions(DeliveryPermissions.Manage);
+        services.AddPermissions(DeliveryPermissions.Manage, Permissions.WebhooksOwn);
         return services;
     }
 
     public static IEndpointRouteBuilder MapDelivery(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapDeliveryApi();
+        endpoints.MapWebhooksApi();
         return endpoints;
     }
 }

@@ -6,6 +6,8 @@ using Fundament.Gateway;
 using Fundament.Hosting;
 using Fundament.Http;
 using Fundament.Identity;
+using Fundament.Jobs;
+using Fundament.Media;
 using Fundament.Keys;
 using Fundament.Registry;
 using Fundament.Security;
@@ -50,6 +52,8 @@ try
     }
     var control = roles.Contains(FundamentRoles.Control);
     var gateway = roles.Contains(FundamentRoles.Gateway);
+    var mediaApi = roles.Contains(FundamentRoles.Media);
+    var mediaWorker = roles.Contains(FundamentRoles.MediaWorker);
     if (gateway)
     {
         // The gateway listens on its own URLs in the same process; requests are told apart by port.
@@ -65,6 +69,11 @@ try
     builder.Services.AddRegistry(builder.Configuration, runMonitor: control);
     builder.Services.AddDelivery(builder.Configuration, runDispatcher: control);
     builder.Services.AddAlerts(builder.Configuration, runEvaluator: control);
+    builder.Services.AddJobs(builder.Configuration);
+    if (mediaApi || mediaWorker)
+    {
+        builder.Services.AddMedia(builder.Configuration, worker: mediaWorker);
+    }
     if (gateway)
     {
         builder.Services.AddGateway(builder.Configuration);
@@ -114,6 +123,11 @@ try
         app.MapRegistry();
         app.MapDelivery();
         app.MapAlerts();
+        app.MapJobs();
+    }
+    if (mediaApi)
+    {
+        app.MapMedia();
     }
     app.EnsureEveryEndpointHasAPolicy();
 }

@@ -23,6 +23,18 @@ public static class Permissions
     public const string ApiKeysOwn = "apikeys.own";
     public const string AuditRead = "audit.read";
 
+    /// <summary>Subscribe webhooks to one's own events.</summary>
+    public const string WebhooksOwn = "webhooks.own";
+
+    /// <summary>Upload and manage one's own media.</summary>
+    public const string MediaOwn = "media.own";
+
+    /// <summary>Read media others shared with one.</summary>
+    public const string MediaShared = "media.shared";
+
+    /// <summary>Every asset, lifecycle policies and all webhooks.</summary>
+    public const string MediaAdmin = "media.admin";
+
     private static readonly HashSet<string> Registered = new(StringComparer.Ordinal)
     {
         UsersRead, UsersWrite, RolesRead, RolesWrite, ClientsRead, ClientsWrite, ApiKeysOwn, AuditRead,

@@ -23,8 +23,8 @@ internal sealed class RoleStore(IDatabase database, TimeProvider time) : IRolePe
         new Dictionary<string, (string, string[])>(StringComparer.Ordinal)
         {
             [Admin] = ("Everything, including managing users, roles, clients and the audit log.", [Permissions.All]),
-            [User] = ("A person using the platform: own profile, sessions and API keys.", [Permissions.ApiKeysOwn]),
-            [Guest] = ("Read-only access to what is shared with them.", []),
+            [User] = ("A person using the platform: own profile, sessions, API keys, media and webhooks.", [Permissions.ApiKeysOwn, Permissions.MediaOwn, Permissions.MediaShared, Permissions.WebhooksOwn]),
+            [Guest] = ("Read-only access to what is shared with them.", [Permissions.MediaShared]),
         };
 
     private volatile Snapshot? _snapshot;

@@ -1,0 +1,222 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Dapper;
+using Fundament.Audit;
+using Fundament.Http;
+using Fundament.Keys;
+using Fundament.Modules;
+using Fundament.Security;
+using Fundament.Storage;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Fundament.Delivery;
+
+/// <summary>
+/// Webhook subscriptions (table <c>delivery_webhooks</c>): a URL, the events it wants and a signing
+/// secret (envelope-encrypted). Publishing an event enqueues one durable delivery per matching
+/// subscription on the delivery queue, which signs (HMAC-SHA256), retries and logs every attempt.
+/// A subscription receives its owner's events; an admin's subscription may ask for everyone's.
+/// </summary>
+internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, TimeProvider time) : IEventPublisher, IEnvelopeHolder
+{
+    public string Name => "webhook secrets";
+
+    private static byte[] Aad(string id) => Encoding.UTF8.GetBytes("fundament:webhook:secret:" + id);
+
+    public async Task<WebhookResponse> CreateAsync(string owner, bool allOwners, string url, IReadOnlyList<string> events, string secret, CancellationToken cancellationToken)
+    {
+        var id = Guid.CreateVersion7().ToString();
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO delivery_webhooks (id, owner, all_owners, url, events, secret, created_at) VALUES (@id, @owner, @allOwners, @url, @events, @secret, @now)
+            """, new { id, owner, allOwners, url, events = JsonSerializer.Serialize(events), secret = encryption.Encrypt(Encoding.UTF8.GetBytes(secret), Aad(id)), now }, cancellationToken: cancellationToken));
+        return new WebhookResponse(id, url, events, allOwners, owner, DateTimeOffset.FromUnixTimeMilliseconds(now));
+    }
+
+    public async Task<IReadOnlyList<WebhookResponse>> ListAsync(string? owner, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<WebhookRow>(new CommandDefinition(
+            "SELECT id AS Id, owner AS Owner, all_owners AS AllOwners, url AS Url, events AS Events, secret AS Secret, created_at AS CreatedAt FROM delivery_webhooks WHERE (@owner IS NULL OR owner = @owner) ORDER BY id",
+            new { owner }, cancellationToken: cancellationToken))).Select(r => r.ToResponse()).ToList();
+    }
+
+    public async Task<WebhookResponse?> GetAsync(string id, CancellationToken cancellationToken) =>
+        (await ListRowsAsync("id = @id", new { id }, cancellationToken)).FirstOrDefault()?.ToResponse();
+
+    public async Task<bool> DeleteAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM delivery_webhooks WHERE id = @id", new { id }, cancellationToken: cancellationToken)) == 1;
+    }
+
+    public async Task PublishAsync(string eventName, string audience, object data, CancellationToken cancellationToken)
+    {
+        var subscribers = await ListRowsAsync("owner = @audience OR all_owners = TRUE", new { audience }, cancellationToken);
+        foreach (var hook in subscribers)
+        {
+            var events = JsonSerializer.Deserialize<List<string>>(hook.Events) ?? [];
+            if (!events.Contains(eventName) && !events.Contains("*"))
+            {
+                continue;
+            }
+            var payload = JsonSerializer.Serialize(new { @event = eventName, webhook = hook.Id, at = time.GetUtcNow(), data }, JsonSerializerOptions.Web);
+            var secret = Encoding.UTF8.GetString(encryption.Decrypt(hook.Secret, Aad(hook.Id)));
+            await queue.EnqueueAsync(new DeliveryRequest(DeliveryKind.Webhook, hook.Url, eventName, payload, Secret: secret, Source: $"webhook:{hook.Id}"), cancellationToken);
+        }
+    }
+
+    public Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken) =>
+        EnvelopeColumn.RewrapAsync(database, current, "delivery_webhooks", ["id"], "secret", "1 = 1", cancellationToken);
+
+    private async Task<IReadOnlyList<WebhookRow>> ListRowsAsync(string where, object args, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<WebhookRow>(new CommandDefinition(
+            $"SELECT id AS Id, owner AS Owner, all_owners AS AllOwners, url AS Url, events AS Events, secret AS Secret, created_at AS CreatedAt FROM delivery_webhooks WHERE {where}",
+            args, cancellationToken: cancellationToken))).ToList();
+    }
+
+    private sealed class WebhookRow
+    {
+        public string Id { get; set; } = "";
+        public string Owner { get; set; } = "";
+        public bool AllOwners { get; set; }
+        public string Url { get; set; } = "";
+        public string Events { get; set; } = "[]";
+        public byte[] Secret { get; set; } = [];
+        public long CreatedAt { get; set; }
+
+        public WebhookResponse ToResponse() => new(Id, Url, JsonSerializer.Deserialize<List<string>>(Events) ?? [], AllOwners, Owner, DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt));
+    }
+}
+
+public sealed record WebhookRequest(string? Url, IReadOnlyList<string>? Events, string? Secret, bool? AllOwners);
+
+public sealed record WebhookResponse(string Id, string Url, IReadOnlyList<string> Events, bool AllOwners, string Owner, DateTimeOffset CreatedAt);
+
+/// <summary>The answer to a create: the secret is shown this once.</summary>
+public sealed record WebhookCreated(string Id, string Url, IReadOnlyList<string> Events, bool AllOwners, string Secret);
+
+/// <summary>Event names a subscription may ask for; modules add theirs.</summary>
+public static class WebhookEvents
+{
+    private static readonly HashSet<string> Known = new(StringComparer.Ordinal) { "*" };
+    private static readonly Lock Gate = new();
+
+    public static void Register(IEnumerable<string> events)
+    {
+        lock (Gate)
+        {
+            Known.UnionWith(events);
+        }
+    }
+
+    public static bool IsKnown(string name)
+    {
+        lock (Gate)
+        {
+            return Known.Contains(name);
+        }
+    }
+
+    public static IReadOnlyList<string> All
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return Known.Order(StringComparer.Ordinal).ToList();
+            }
+        }
+    }
+}
+
+internal static class WebhooksApi
+{
+    public static RouteGroupBuilder MapWebhooksApi(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/webhooks").WithTags("Webhooks").RequireAuthorization(Permissions.WebhooksOwn);
+        group.MapGet("", ListAsync).WithName("ListWebhooks").WithSummary("The caller's webhook subscriptions (all of them for deliveries.manage).");
+        group.MapPost("", CreateAsync).WithName("CreateWebhook").WithSummary("Subscribes a URL to events (e.g. media.ready); deliveries are signed with the secret (generated when not given, shown once).");
+        group.MapGet("/{id}", GetAsync).WithName("GetWebhook");
+        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteWebhook");
+        group.MapGet("/{id}/deliveries", DeliveriesAsync).WithName("ListWebhookDeliveries").WithSummary("The delivery log of one subscription, newest first.");
+        return group;
+    }
+
+    private static async Task<bool> IsManagerAsync(HttpContext context, IAuthorizationService authorization) =>
+        (await authorization.AuthorizeAsync(context.User, DeliveryPermissions.Manage)).Succeeded;
+
+    private static async Task<Ok<IReadOnlyList<WebhookResponse>>> ListAsync(HttpContext context, WebhookStore store, IAuthorizationService authorization, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await store.ListAsync(await IsManagerAsync(context, authorization) ? null : context.User.ActorId(), cancellationToken));
+
+    private static async Task<Results<Created<WebhookCreated>, ValidationProblem>> CreateAsync(
+        WebhookRequest request, HttpContext context, WebhookStore store, IAuthorizationService authorization, IAuditLog audit, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors().Required("url", request.Url).MaxLength("url", request.Url, 2000);
+        if (request.Url is not null && (!Uri.TryCreate(request.Url, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(url.UserInfo)))
+        {
+            errors.Add("url", "url must be an absolute http or https URL without credentials.");
+        }
+        if (request.Events is not { Count: > 0 and <= 50 })
+        {
+            errors.Add("events", "events lists 1-50 event names.");
+        }
+        else if (request.Events.FirstOrDefault(e => !WebhookEvents.IsKnown(e)) is { } unknown)
+        {
+            errors.Add("events", $"unknown event '{unknown}'; known: {string.Join(", ", WebhookEvents.All)}.");
+        }
+        if (request.Secret is not null && request.Secret.Length is < 16 or > 200)
+        {
+            errors.Add("secret", "secret must be 16-200 characters (or left out to have one generated).");
+        }
+        var manager = await IsManagerAsync(context, authorization);
+        if (request.AllOwners == true && !manager)
+        {
+            errors.Add("allOwners", "Only deliveries.manage may subscribe to everyone's events.");
+        }
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var secret = request.Secret ?? Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        var owner = context.User.ActorId() ?? "anonymous";
+        var created = await store.CreateAsync(owner, request.AllOwners == true, request.Url!, request.Events!.Distinct(StringComparer.Ordinal).ToList(), secret, cancellationToken);
+        await audit.AppendAsync(new AuditEvent("webhook.create", AuditOutcome.Success) { Target = $"webhook:{created.Id}", Details = new Dictionary<string, string> { ["url"] = created.Url } }.From(context), cancellationToken);
+        return TypedResults.Created($"/api/v1/webhooks/{created.Id}", new WebhookCreated(created.Id, created.Url, created.Events, created.AllOwners, secret));
+    }
+
+    private static async Task<WebhookResponse?> VisibleAsync(string id, HttpContext context, WebhookStore store, IAuthorizationService authorization, CancellationToken cancellationToken) =>
+        await store.GetAsync(id, cancellationToken) is { } hook && (hook.Owner == context.User.ActorId() || await IsManagerAsync(context, authorization)) ? hook : null;
+
+    private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult>> GetAsync(string id, HttpContext context, WebhookStore store, IAuthorizationService authorization, CancellationToken cancellationToken) =>
+        await VisibleAsync(id, context, store, authorization, cancellationToken) is { } hook ? TypedResults.Ok(hook) : Problems.NotFound("The webhook");
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, HttpContext context, WebhookStore store, IAuthorizationService authorization, IAuditLog audit, CancellationToken cancellationToken)
+    {
+        if (await VisibleAsync(id, context, store, authorization, cancellationToken) is null)
+        {
+            return Problems.NotFound("The webhook");
+        }
+        await store.DeleteAsync(id, cancellationToken);
+        await audit.AppendAsync(new AuditEvent("webhook.delete", AuditOutcome.Success) { Target = $"webhook:{id}" }.From(context), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Results<Ok<IReadOnlyList<DeliveryResponse>>, ProblemHttpResult>> DeliveriesAsync(
+        string id, int? limit, HttpContext context, WebhookStore store, DeliveryStore deliveries, IAuthorizationService authorization, CancellationToken cancellationToken)
+    {
+        if (await VisibleAsync(id, context, store, authorization, cancellationToken) is null)
+        {
+            return Problems.NotFound("The webhook");
+        }
+        return TypedResults.Ok(await deliveries.ListAsync(null, $"webhook:{id}", Math.Clamp(limit ?? 100, 1, 500), cancellationToken));
+    }
+}

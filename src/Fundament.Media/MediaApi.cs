@@ -1,0 +1,353 @@
+using Fundament.Audit;
+using Fundament.Http;
+using Fundament.Media.Storage;
+using Fundament.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Net.Http.Headers;
+
+namespace Fundament.Media;
+
+internal static class MediaApi
+{
+    public const int MaxTags = 50;
+    public const int MaxTagLength = 64;
+    public const int MaxTitleLength = 200;
+
+    public static RouteGroupBuilder MapMediaApi(this IEndpointRouteBuilder endpoints, long maxUpload)
+    {
+        var group = endpoints.MapGroup("/api/v1/media").WithTags("Media").RequireAuthorization(Policies.Authenticated);
+        group.MapPost("", UploadAsync).RequireAuthorization(MediaPermissions.Own)
+            .WithMetadata(new UploadSizeLimit(maxUpload + (1 << 20))).DisableAntiforgery()
+            .Accepts<IFormFile>("multipart/form-data")
+            .WithName("UploadMedia").WithSummary("Uploads one file (multipart field `file`; optional `title` and `tags`, comma-separated or repeated). The same content again returns the existing asset (200).");
+        group.MapGet("", ListAsync).WithName("ListMedia").WithSummary("Assets the caller may see, newest first, with filters and a cursor (next).");
+        group.MapGet("/stats", StatsAsync).WithName("MediaStats").WithSummary("Counts and bytes by type and state, processing time p50/p95 and failure rate (the caller's own, or all for admins).");
+        group.MapGet("/{id}", GetAsync).WithName("GetMedia").WithSummary("One asset: state, normalized metadata with raw tags, derivatives and history.");
+        group.MapMethods("/{id}/content", ["GET", "HEAD"], ContentAsync).WithName("GetMediaContent").WithSummary("The original bytes, with Range and ETag.");
+        group.MapGet("/{id}/thumbnail", ThumbnailAsync).WithName("GetMediaThumbnail").WithSummary("The small (default) or large thumbnail.");
+        group.MapMethods("/{id}/derivatives/{name}", ["GET", "HEAD"], DerivativeAsync).WithName("GetMediaDerivative").WithSummary("A derivative: thumb-small, thumb-large, poster, preview, waveform or page1.");
+        group.MapPatch("/{id}", PatchAsync).WithName("PatchMedia").WithSummary("Changes title, tags, legal hold or who it is shared with.");
+        group.MapDelete("/{id}", TrashAsync).WithName("TrashMedia").WithSummary("Moves the asset to the trash (restorable until the retention ends). 423 under legal hold.");
+        group.MapPost("/{id}/restore", RestoreAsync).WithName("RestoreMedia").WithSummary("Back from the trash, or from the archive to ready.");
+        group.MapPost("/{id}/archive", ArchiveAsync).WithName("ArchiveMedia").WithSummary("Moves a ready asset's original to the cold store. 423 under legal hold.");
+        return group;
+    }
+
+    private static async Task<Results<Created<MediaResponse>, Ok<MediaResponse>, ValidationProblem, ProblemHttpResult>> UploadAsync(
+        HttpContext context, MediaService media, MediaStore store, CancellationToken cancellationToken)
+    {
+        var request = context.Request;
+        if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var contentType) || !contentType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
+            || HeaderUtilities.RemoveQuotes(contentType.Boundary).Value is not { Length: > 0 and <= 200 } boundary)
+        {
+            return Problems.Validation("file", "The body must be multipart/form-data with a boundary and a `file` field.");
+        }
+        var reader = new MultipartReader(boundary, request.Body) { HeadersLengthLimit = 16 * 1024 };
+        StagedContent? staged = null;
+        string? filename = null, title = null;
+        var tags = new List<string>();
+        try
+        {
+            MultipartSection? section;
+            while ((section = await reader.ReadNextSectionAsync(cancellationToken)) is not null)
+            {
+                if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) || !disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase))
+                {
+                    continue;
+                }
+                var name = HeaderUtilities.RemoveQuotes(disposition.Name).Value;
+                if (name == "file" && disposition.IsFileDisposition())
+                {
+                    if (staged is not null)
+                    {
+                        return Problems.Validation("file", "Send one file per request.");
+                    }
+                    filename = HeaderUtilities.RemoveQuotes(disposition.FileNameStar.HasValue ? disposition.FileNameStar : disposition.FileName).Value;
+                    staged = await media.StageAsync(section.Body, cancellationToken);
+                }
+                else if (name is "title" or "tags")
+                {
+                    using var text = new StreamReader(section.Body);
+                    var value = await ReadLimitedAsync(text, 8 * 1024);
+                    if (value is null)
+                    {
+                        return Problems.Validation(name, $"{name} is too long.");
+                    }
+                    if (name == "title")
+                    {
+                        title = value.Trim();
+                    }
+                    else
+                    {
+                        tags.AddRange(value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+                    }
+                }
+            }
+        }
+        catch (UploadTooLargeException ex)
+        {
+            return TooLarge(ex.Limit);
+        }
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return TooLarge(media.Options.MaxUploadBytes);
+        }
+        catch (InvalidDataException ex)
+        {
+            DeleteStaged(staged);
+            return Problems.Validation("file", "The multipart body is malformed: " + ex.Message);
+        }
+        if (staged is null)
+        {
+            return Problems.Validation("file", "The `file` field is required.");
+        }
+        if (ValidateText(title, tags) is { } invalid)
+        {
+            DeleteStaged(staged);
+            return invalid;
+        }
+        if (staged.Size == 0)
+        {
+            DeleteStaged(staged);
+            return Problems.Validation("file", "The file is empty.");
+        }
+        if (staged.Type is null)
+        {
+            DeleteStaged(staged);
+            return Unsupported();
+        }
+        var actor = context.User.Actor();
+        var (asset, created) = await media.AdmitAsync(staged, actor, actor, filename, string.IsNullOrEmpty(title) ? null : title, NormalizeTags(tags), cancellationToken);
+        var body = asset.ToResponse();
+        return created ? TypedResults.Created($"/api/v1/media/{asset.Id}", body) : TypedResults.Ok(body);
+    }
+
+    public static ProblemHttpResult TooLarge(long limit) => TypedResults.Problem(statusCode: StatusCodes.Status413PayloadTooLarge,
+        title: "Upload too large", detail: $"This server accepts uploads of at most {limit} bytes (Fundament:Media:MaxUploadBytes).");
+
+    public static ProblemHttpResult Unsupported() => TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type",
+        detail: "The content is not a supported image (JPEG, PNG, GIF, WebP, TIFF, HEIC, AVIF), video (MP4, MOV, MKV, WebM, AVI), audio (MP3, WAV, FLAC, OGG, M4A) or PDF file. The type is read from the content, not the name.");
+
+    private static void DeleteStaged(StagedContent? staged)
+    {
+        if (staged is not null)
+        {
+            MediaService.TryDelete(staged.Path);
+        }
+    }
+
+    private static async Task<string?> ReadLimitedAsync(StreamReader reader, int limit)
+    {
+        var buffer = new char[limit + 1];
+        var total = 0;
+        int read;
+        while (total <= limit && (read = await reader.ReadAsync(buffer.AsMemory(total))) > 0)
+        {
+            total += read;
+        }
+        return total > limit ? null : new string(buffer, 0, total);
+    }
+
+    public static ValidationProblem? ValidateText(string? title, IReadOnlyCollection<string>? tags)
+    {
+        var errors = new ValidationErrors().MaxLength("title", title, MaxTitleLength);
+        if (title is not null && title.Any(char.IsControl))
+        {
+            errors.Add("title", "title must not contain control characters.");
+        }
+        if (tags is not null)
+        {
+            if (tags.Count > MaxTags)
+            {
+                errors.Add("tags", $"At most {MaxTags} tags.");
+            }
+            if (tags.Any(t => t.Trim().Length is 0 or > MaxTagLength || t.Any(c => char.IsControl(c) || c == ',')))
+            {
+                errors.Add("tags", $"Each tag is 1-{MaxTagLength} characters, without commas or control characters.");
+            }
+        }
+        return errors.Any ? errors.ToProblem() : null;
+    }
+
+    public static IReadOnlyList<string> NormalizeTags(IEnumerable<string> tags) =>
+        tags.Select(t => t.Trim().ToLowerInvariant()).Where(t => t.Length > 0).Distinct(StringComparer.Ordinal).ToList();
+
+    private static async Task<Results<Ok<MediaPage>, ValidationProblem>> ListAsync(
+        string? type, string? state, string? tag, DateTimeOffset? takenFrom, DateTimeOffset? takenTo, string? camera, string? q, string? after, int? limit,
+        HttpContext context, MediaAccess access, MediaStore store, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        if (type is not null && !MediaKind.All.Contains(type))
+        {
+            errors.Add("type", "type must be image, video, audio or document.");
+        }
+        if (state is not null && !MediaState.All.Contains(state))
+        {
+            errors.Add("state", "state must be uploaded, processing, ready, failed, archived or trashed.");
+        }
+        if (limit is < 1 or > 200)
+        {
+            errors.Add("limit", "limit must be between 1 and 200.");
+        }
+        errors.MaxLength("tag", tag, MaxTagLength).MaxLength("camera", camera, 100).MaxLength("q", q, 100).MaxLength("after", after, 64);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var caller = await access.CallerAsync(context);
+        var take = limit ?? 50;
+        var rows = await store.ListAsync(new MediaQuery(caller.Admin ? null : caller.Actor, caller.Admin ? null : caller.Subject, type, state, tag, takenFrom, takenTo,
+            camera, q, after, take + 1), cancellationToken);
+        var page = rows.Take(take).Select(r => r.ToResponse()).ToList();
+        return TypedResults.Ok(new MediaPage(page, rows.Count > take ? page[^1].Id : null));
+    }
+
+    private static async Task<Ok<MediaStats>> StatsAsync(HttpContext context, MediaAccess access, MediaStore store, CancellationToken cancellationToken)
+    {
+        var caller = await access.CallerAsync(context);
+        return TypedResults.Ok(await store.StatsAsync(caller.Admin ? null : caller.Actor, cancellationToken));
+    }
+
+    /// <summary>The asset when the caller may read it; 404 otherwise (no hint that it exists).</summary>
+    private static async Task<(AssetRow? Asset, Caller Caller)> FindAsync(string id, HttpContext context, MediaAccess access, MediaStore store, CancellationToken cancellationToken)
+    {
+        var caller = await access.CallerAsync(context);
+        if (id.Length > 64 || await store.GetAsync(id, cancellationToken) is not { } asset || !await access.CanReadAsync(caller, asset, store, cancellationToken))
+        {
+            return (null, caller);
+        }
+        return (asset, caller);
+    }
+
+    private static async Task<Results<Ok<MediaResponse>, ProblemHttpResult>> GetAsync(string id, HttpContext context, MediaAccess access, MediaStore store, CancellationToken cancellationToken)
+    {
+        var (asset, caller) = await FindAsync(id, context, access, store, cancellationToken);
+        if (asset is null)
+        {
+            return Problems.NotFound("The asset");
+        }
+        var shares = MediaAccess.CanWrite(caller, asset) ? await store.SharesAsync(id, cancellationToken) : null;
+        return TypedResults.Ok(asset.ToResponse(await store.DerivativesAsync(id, cancellationToken), await store.HistoryAsync(id, cancellationToken), shares));
+    }
+
+    private static async Task<IResult> ContentAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken)
+    {
+        var (asset, _) = await FindAsync(id, context, access, store, cancellationToken);
+        if (asset is null || asset.State == MediaState.Trashed)
+        {
+            return Problems.NotFound("The asset");
+        }
+        return new Streamed(ctx => BlobResults.ServeAsync(ctx, media.Stores.Of(asset.Tier), BlobKeys.Content(asset.Sha256), asset.Mime, asset.Sha256, asset.Size, asset.Filename, immutable: true));
+    }
+
+    private static async Task<IResult> ThumbnailAsync(string id, string? size, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken)
+    {
+        if (size is not (null or "small" or "large"))
+        {
+            return Problems.Validation("size", "size must be small or large.");
+        }
+        return await DerivativeAsync(id, size == "large" ? "thumb-large" : "thumb-small", context, access, store, media, cancellationToken);
+    }
+
+    private static async Task<IResult> DerivativeAsync(string id, string name, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken)
+    {
+        var (asset, _) = await FindAsync(id, context, access, store, cancellationToken);
+        if (asset is null || asset.State == MediaState.Trashed)
+        {
+            return Problems.NotFound("The asset");
+        }
+        var derivative = (await store.DerivativesAsync(id, cancellationToken)).FirstOrDefault(d => d.Name == name);
+        if (derivative is null)
+        {
+            return Problems.NotFound(asset.State is MediaState.Uploaded or MediaState.Processing ? "The derivative (the asset is still processing)" : "The derivative");
+        }
+        return new Streamed(ctx => BlobResults.ServeAsync(ctx, media.Stores.Hot, derivative.BlobKey, derivative.Mime, $"{asset.Sha256[..16]}-{derivative.Name}-{derivative.Size}", derivative.Size, null, immutable: false));
+    }
+
+    private static async Task<Results<Ok<MediaResponse>, ValidationProblem, ProblemHttpResult>> PatchAsync(
+        string id, MediaPatch patch, HttpContext context, MediaAccess access, MediaStore store, Fundament.Audit.IAuditLog audit, CancellationToken cancellationToken)
+    {
+        var (asset, caller) = await FindAsync(id, context, access, store, cancellationToken);
+        if (asset is null)
+        {
+            return Problems.NotFound("The asset");
+        }
+        if (!MediaAccess.CanWrite(caller, asset))
+        {
+            return Problems.Forbidden("Only the owner or an admin can change an asset.");
+        }
+        if (ValidateText(patch.Title, patch.Tags?.ToList()) is { } invalid)
+        {
+            return invalid;
+        }
+        if (patch.SharedWith is { Count: > 100 } || patch.SharedWith?.Any(u => u.Length is 0 or > 64) == true)
+        {
+            return Problems.Validation("sharedWith", "sharedWith holds at most 100 user ids.");
+        }
+        if (patch.LegalHold is not null && !caller.Admin)
+        {
+            return Problems.Forbidden("Only an admin (media.admin) can set or lift a legal hold.");
+        }
+        await store.PatchAsync(asset, patch with { Tags = patch.Tags is null ? null : NormalizeTags(patch.Tags), Title = patch.Title?.Trim() }, cancellationToken);
+        var changed = new Dictionary<string, string>();
+        if (patch.Title is not null) { changed["title"] = "changed"; }
+        if (patch.Tags is not null) { changed["tags"] = string.Join(",", NormalizeTags(patch.Tags)); }
+        if (patch.LegalHold is { } hold) { changed["legalHold"] = hold ? "on" : "off"; }
+        if (patch.SharedWith is not null) { changed["sharedWith"] = string.Join(",", patch.SharedWith); }
+        await audit.AppendAsync(new Fundament.Audit.AuditEvent(patch.LegalHold is not null ? "media.legal_hold" : "media.update", Fundament.Audit.AuditOutcome.Success)
+        {
+            Target = $"media:{id}",
+            Details = changed,
+        }.From(context), cancellationToken);
+        var updated = (await store.GetAsync(id, cancellationToken))!;
+        return TypedResults.Ok(updated.ToResponse(await store.DerivativesAsync(id, cancellationToken), await store.HistoryAsync(id, cancellationToken), await store.SharesAsync(id, cancellationToken)));
+    }
+
+    private static Task<Results<Ok<MediaResponse>, ProblemHttpResult>> TrashAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
+        LifecycleAsync(id, context, access, store, (asset, actor) => media.TrashAsync(asset, actor, "deleted by " + actor, cancellationToken), cancellationToken);
+
+    private static Task<Results<Ok<MediaResponse>, ProblemHttpResult>> RestoreAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
+        LifecycleAsync(id, context, access, store, (asset, actor) => media.RestoreAsync(asset, actor, cancellationToken), cancellationToken);
+
+    private static Task<Results<Ok<MediaResponse>, ProblemHttpResult>> ArchiveAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
+        LifecycleAsync(id, context, access, store, (asset, actor) => media.ArchiveAsync(asset, actor, "archived by " + actor, cancellationToken), cancellationToken);
+
+    private static async Task<Results<Ok<MediaResponse>, ProblemHttpResult>> LifecycleAsync(
+        string id, HttpContext context, MediaAccess access, MediaStore store, Func<AssetRow, string, Task<LifecycleResult>> action, CancellationToken cancellationToken)
+    {
+        var (asset, caller) = await FindAsync(id, context, access, store, cancellationToken);
+        if (asset is null)
+        {
+            return Problems.NotFound("The asset");
+        }
+        if (!MediaAccess.CanWrite(caller, asset))
+        {
+            return Problems.Forbidden("Only the owner or an admin can change an asset.");
+        }
+        switch (await action(asset, caller.Actor))
+        {
+            case LifecycleResult.Held:
+                return TypedResults.Problem(statusCode: StatusCodes.Status423Locked, title: "Legal hold", detail: "The asset is under legal hold; it cannot be trashed, archived or purged until an admin lifts the hold.");
+            case LifecycleResult.Conflict:
+                return Problems.Conflict($"The asset is {(await store.GetAsync(id, cancellationToken))?.State ?? "gone"}; that change does not apply.");
+        }
+        var updated = (await store.GetAsync(id, cancellationToken))!;
+        return TypedResults.Ok(updated.ToResponse(await store.DerivativesAsync(id, cancellationToken), await store.HistoryAsync(id, cancellationToken)));
+    }
+
+    private sealed class Streamed(Func<HttpContext, Task> write) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext) => write(httpContext);
+    }
+}
+
+/// <summary>Raises the request body limit for uploads (the global default is small).</summary>
+internal sealed class UploadSizeLimit(long limit) : IRequestSizeLimitMetadata
+{
+    public long? MaxRequestBodySize => limit;
+}

@@ -1,0 +1,51 @@
+using Fundament.Media.Storage;
+
+namespace Fundament.Media;
+
+/// <summary>Section <c>Fundament:Media</c>.</summary>
+public sealed class MediaOptions
+{
+    public const string SectionName = "Fundament:Media";
+
+    /// <summary>Largest upload, multipart or tus. Default 4 GiB.</summary>
+    public long MaxUploadBytes { get; set; } = 4L << 30;
+
+    /// <summary>Largest image (width × height) that is decoded; larger ones fail as decompression bombs. Default 200 megapixels.</summary>
+    public long MaxPixels { get; set; } = 200_000_000;
+
+    /// <summary>Longest side of the small thumbnail. Default 256.</summary>
+    public int ThumbnailSmall { get; set; } = 256;
+
+    /// <summary>Longest side of the large thumbnail. Default 1280.</summary>
+    public int ThumbnailLarge { get; set; } = 1280;
+
+    /// <summary><c>webp</c> (default) or <c>jpeg</c>.</summary>
+    public string ThumbnailFormat { get; set; } = "webp";
+
+    /// <summary>How long a trashed asset can be restored before it is purged. Default 30 days.</summary>
+    public TimeSpan TrashRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>How long an unfinished tus upload is kept after its last write. Default 24h.</summary>
+    public TimeSpan UploadExpiry { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Folder for tus uploads in progress and staging; relative to the data folder. Default <c>media/uploads</c>.</summary>
+    public string UploadPath { get; set; } = "media/uploads";
+
+    /// <summary>Wall-clock limit for one external tool run (ffprobe, ffmpeg, pdfinfo, pdftoppm). Default 2 minutes.</summary>
+    public TimeSpan ToolTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Address-space limit for one external tool run. Default 2 GiB.</summary>
+    public long ToolMemoryBytes { get; set; } = 2L << 30;
+
+    /// <summary>How often lifecycle policies and the trash purge run. Default 1h.</summary>
+    public TimeSpan PolicyInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Length of the video preview clip. Default 3s.</summary>
+    public TimeSpan PreviewLength { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Hot store: originals of live assets and every derivative.</summary>
+    public BlobStoreOptions Storage { get; set; } = new();
+
+    /// <summary>Cold store: originals of archived assets.</summary>
+    public BlobStoreOptions ColdStorage { get; set; } = new();
+}

@@ -1,0 +1,313 @@
+using System.Security.Cryptography;
+using Fundament.Audit;
+using Fundament.Hosting;
+using Fundament.Jobs;
+using Fundament.Media.Storage;
+using Fundament.Modules;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Fundament.Media;
+
+/// <summary>Ingest and lifecycle: what the API, tus, the processor and the policy runner share.</summary>
+internal sealed partial class MediaService(
+    MediaStore store, MediaStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit,
+    IOptions<MediaOptions> options, IOptions<FundamentOptions> fundament, TimeProvider time, ILogger<MediaService> logger)
+{
+    public const string ProcessJob = "media.process";
+
+    public MediaOptions Options => options.Value;
+
+    public MediaStores Stores => stores;
+
+    public string UploadFolder => Path.Combine(fundament.Value.FullDataDir, options.Value.UploadPath);
+
+    public string StagingFolder
+    {
+        get
+        {
+            var folder = Path.Combine(UploadFolder, "staging");
+            Directory.CreateDirectory(folder);
+            return folder;
+        }
+    }
+
+    /// <summary>
+    /// Streams <paramref name="content"/> to a staging file while hashing it; nothing is held in
+    /// memory beyond one buffer. Throws <see cref="UploadTooLargeException"/> past the limit.
+    /// </summary>
+    public async Task<StagedContent> StageAsync(Stream content, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(StagingFolder, Guid.NewGuid().ToString("N"));
+        var head = new byte[ContentSniffer.HeaderLength];
+        var headLength = 0;
+        long size = 0;
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
+        {
+            await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            int read;
+            while ((read = await content.ReadAsync(buffer.AsMemory(0, 1 << 16), cancellationToken)) > 0)
+            {
+                size += read;
+                if (size > options.Value.MaxUploadBytes)
+                {
+                    throw new UploadTooLargeException(options.Value.MaxUploadBytes);
+                }
+                if (headLength < head.Length)
+                {
+                    var take = Math.Min(read, head.Length - headLength);
+                    buffer.AsSpan(0, take).CopyTo(head.AsSpan(headLength));
+                    headLength += take;
+                }
+                hash.AppendData(buffer, 0, read);
+                await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+            }
+        }
+        catch
+        {
+            TryDelete(path);
+            throw;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return new StagedContent(path, Convert.ToHexStringLower(hash.GetHashAndReset()), size, ContentSniffer.Sniff(head.AsSpan(0, headLength)));
+    }
+
+    /// <summary>Hashes and sniffs a finished file in place, then moves it into staging (a tus upload's part file).</summary>
+    public async Task<StagedContent> StageFileAsync(string path, CancellationToken cancellationToken)
+    {
+        string sha;
+        long size;
+        var head = new byte[ContentSniffer.HeaderLength];
+        int headLength;
+        await using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan))
+        {
+            headLength = await file.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken);
+            file.Position = 0;
+            sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken));
+            size = file.Length;
+        }
+        var staged = Path.Combine(StagingFolder, Guid.NewGuid().ToString("N"));
+        File.Move(path, staged);
+        return new StagedContent(staged, sha, size, ContentSniffer.Sniff(head.AsSpan(0, headLength)));
+    }
+
+    /// <summary>
+    /// Turns a staged file into an asset: the content goes to the hot store under its hash (once,
+    /// whoever uploads it), the asset row is written, and a processing job is queued. The same
+    /// owner uploading the same content gets the existing asset back.
+    /// </summary>
+    public async Task<(AssetRow Asset, bool Created)> AdmitAsync(StagedContent staged, string owner, string? actor, string? filename, string? title, IReadOnlyList<string> tags, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (staged.Type is not { } type)
+            {
+                throw new UnsupportedMediaException();
+            }
+            if (await store.FindByContentAsync(owner, staged.Sha256, cancellationToken) is { } existing)
+            {
+                return (existing, false);
+            }
+            var key = BlobKeys.Content(staged.Sha256);
+            if (await stores.Hot.SizeAsync(key, cancellationToken) != staged.Size)
+            {
+                await stores.Hot.PutFileAsync(key, staged.Path, type.Mime, cancellationToken);
+            }
+            var (asset, created) = await store.CreateOrGetAsync(new NewAsset(owner, staged.Sha256, staged.Size, type.Kind, type.Mime, FileNames.Sanitize(filename), title, tags), actor, cancellationToken);
+            if (created)
+            {
+                // A purge of the last other asset with this content may have deleted the object between our put and our insert.
+                if (await stores.Hot.SizeAsync(key, cancellationToken) != staged.Size)
+                {
+                    await stores.Hot.PutFileAsync(key, staged.Path, type.Mime, cancellationToken);
+                }
+                await jobs.EnqueueAsync(JobRequest.Of(ProcessJob, new ProcessPayload(asset.Id), idempotencyKey: $"{ProcessJob}:{asset.Id}"), cancellationToken);
+                await audit.AppendAsync(new AuditEvent("media.upload", AuditOutcome.Success)
+                {
+                    Actor = actor ?? owner,
+                    Target = $"media:{asset.Id}",
+                    Details = new Dictionary<string, string> { ["sha256"] = staged.Sha256, ["type"] = type.Mime, ["size"] = staged.Size.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                }, cancellationToken);
+            }
+            return (asset, created);
+        }
+        finally
+        {
+            TryDelete(staged.Path);
+        }
+    }
+
+    /// <summary>Moves to the trash (restorable for the retention). Legal hold refuses.</summary>
+    public async Task<LifecycleResult> TrashAsync(AssetRow asset, string actor, string reason, CancellationToken cancellationToken)
+    {
+        if (asset.LegalHold)
+        {
+            return LifecycleResult.Held;
+        }
+        if (asset.State == MediaState.Trashed)
+        {
+            return LifecycleResult.Done;
+        }
+        var from = MediaState.All.Where(s => s != MediaState.Trashed).ToList();
+        if (!await store.TransitionAsync(asset.Id, from, MediaState.Trashed, actor, reason, cancellationToken))
+        {
+            return LifecycleResult.Conflict;
+        }
+        await AfterAsync(asset, "media.trash", MediaEvents.Trashed, actor, reason, cancellationToken);
+        return LifecycleResult.Done;
+    }
+
+    /// <summary>From the trash back to the state it had; from the archive back to ready (the original returns to the hot store).</summary>
+    public async Task<LifecycleResult> RestoreAsync(AssetRow asset, string actor, CancellationToken cancellationToken)
+    {
+        if (asset.State == MediaState.Trashed)
+        {
+            var back = asset.PreviousState is { } p && p != MediaState.Trashed ? p : MediaState.Ready;
+            if (!await store.TransitionAsync(asset.Id, [MediaState.Trashed], back, actor, "restored from trash", cancellationToken))
+            {
+                return LifecycleResult.Conflict;
+            }
+            await AfterAsync(asset, "media.restore", MediaEvents.Restored, actor, "restored from trash", cancellationToken);
+            return LifecycleResult.Done;
+        }
+        if (asset.State == MediaState.Archived)
+        {
+            await MoveContentAsync(asset, MediaTier.Cold, MediaTier.Hot, cancellationToken);
+            if (!await store.TransitionAsync(asset.Id, [MediaState.Archived], MediaState.Ready, actor, "restored from archive", cancellationToken, s => s.Set("tier", MediaTier.Hot)))
+            {
+                return LifecycleResult.Conflict;
+            }
+            await DeleteContentIfUnusedAsync(asset.Sha256, MediaTier.Cold, cancellationToken);
+            await AfterAsync(asset, "media.restore", MediaEvents.Restored, actor, "restored from archive", cancellationToken);
+            return LifecycleResult.Done;
+        }
+        return LifecycleResult.Conflict;
+    }
+
+    /// <summary>Ready → archived: the original moves to the cold store; derivatives stay hot so browsing still works.</summary>
+    public async Task<LifecycleResult> ArchiveAsync(AssetRow asset, string actor, string reason, CancellationToken cancellationToken)
+    {
+        if (asset.LegalHold)
+        {
+            return LifecycleResult.Held;
+        }
+        if (asset.State != MediaState.Ready)
+        {
+            return LifecycleResult.Conflict;
+        }
+        // Copy first, switch the tier, then delete: a crash in between leaves a spare copy, never none.
+        await MoveContentAsync(asset, MediaTier.Hot, MediaTier.Cold, cancellationToken);
+        if (!await store.TransitionAsync(asset.Id, [MediaState.Ready], MediaState.Archived, actor, reason, cancellationToken, s => s.Set("tier", MediaTier.Cold)))
+        {
+            return LifecycleResult.Conflict;
+        }
+        await DeleteContentIfUnusedAsync(asset.Sha256, MediaTier.Hot, cancellationToken);
+        await AfterAsync(asset, "media.archive", MediaEvents.Archived, actor, reason, cancellationToken);
+        return LifecycleResult.Done;
+    }
+
+    /// <summary>Trashed → gone: derivatives, the row and (when no other asset uses it) the content.</summary>
+    public async Task<LifecycleResult> PurgeAsync(AssetRow asset, string actor, CancellationToken cancellationToken)
+    {
+        if (asset.LegalHold)
+        {
+            return LifecycleResult.Held;
+        }
+        var derivatives = await store.DerivativesAsync(asset.Id, cancellationToken);
+        if (!await store.DeleteTrashedAsync(asset.Id, cancellationToken))
+        {
+            return LifecycleResult.Conflict;
+        }
+        foreach (var derivative in derivatives)
+        {
+            await stores.Hot.DeleteAsync(derivative.BlobKey, cancellationToken);
+        }
+        await DeleteContentIfUnusedAsync(asset.Sha256, asset.Tier, cancellationToken);
+        await AfterAsync(asset, "media.purge", MediaEvents.Purged, actor, "trash retention ended", cancellationToken);
+        return LifecycleResult.Done;
+    }
+
+    private async Task MoveContentAsync(AssetRow asset, string from, string to, CancellationToken cancellationToken)
+    {
+        var key = BlobKeys.Content(asset.Sha256);
+        if (await stores.Of(to).SizeAsync(key, cancellationToken) == asset.Size)
+        {
+            return;
+        }
+        await using var source = await stores.Of(from).OpenReadAsync(key, 0, null, cancellationToken)
+            ?? throw new InvalidOperationException($"the content of asset {asset.Id} is missing from the {from} store");
+        await stores.Of(to).PutAsync(key, source, asset.Mime, cancellationToken);
+    }
+
+    private async Task DeleteContentIfUnusedAsync(string sha256, string tier, CancellationToken cancellationToken)
+    {
+        if (await store.ContentUsersAsync(sha256, tier, cancellationToken) == 0)
+        {
+            await stores.Of(tier).DeleteAsync(BlobKeys.Content(sha256), cancellationToken);
+        }
+    }
+
+    public async Task AfterAsync(AssetRow asset, string action, string eventName, string actor, string? reason, CancellationToken cancellationToken)
+    {
+        await audit.AppendAsync(new AuditEvent(action, AuditOutcome.Success)
+        {
+            Actor = actor,
+            Target = $"media:{asset.Id}",
+            Details = reason is null ? null : new Dictionary<string, string> { ["reason"] = reason },
+        }, cancellationToken);
+        try
+        {
+            var current = await store.GetAsync(asset.Id, cancellationToken);
+            await events.PublishAsync(eventName, asset.Owner, new
+            {
+                id = asset.Id,
+                sha256 = asset.Sha256,
+                type = asset.Kind,
+                state = current?.State ?? "purged",
+                failureReason = current?.FailureReason,
+                at = time.GetUtcNow(),
+            }, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogPublishFailed(logger, eventName, asset.Id, ex);
+        }
+    }
+
+    public static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Publishing {Event} for asset {AssetId} failed")]
+    private static partial void LogPublishFailed(ILogger logger, string @event, string assetId, Exception exception);
+}
+
+internal sealed record StagedContent(string Path, string Sha256, long Size, SniffedType? Type);
+
+internal sealed record ProcessPayload(string AssetId);
+
+internal enum LifecycleResult
+{
+    Done,
+    Held,
+    Conflict,
+}
+
+internal sealed class UploadTooLargeException(long limit) : Exception($"The upload is larger than the limit of {limit} bytes (Fundament:Media:MaxUploadBytes).")
+{
+    public long Limit { get; } = limit;
+}
+
+internal sealed class UnsupportedMediaException() : Exception("The content is not a supported image, video, audio or PDF file.");

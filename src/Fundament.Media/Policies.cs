@@ -1,0 +1,257 @@
+using Dapper;
+using Fundament.Audit;
+using Fundament.Http;
+using Fundament.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Fundament.Media;
+
+/// <summary>Lifecycle policies (table <c>media_policies</c>): by type and tag, archive after N days, trash after M days.</summary>
+internal sealed class PolicyStore(IDatabase database, TimeProvider time)
+{
+    private const string Columns = "id AS Id, name AS Name, kind AS Kind, tag AS Tag, archive_after_days AS ArchiveAfterDays, trash_after_days AS TrashAfterDays, enabled AS Enabled, created_at AS CreatedAt, updated_at AS UpdatedAt";
+
+    public async Task<IReadOnlyList<PolicyResponse>> ListAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<PolicyRow>(new CommandDefinition($"SELECT {Columns} FROM media_policies ORDER BY name, id", cancellationToken: cancellationToken)))
+            .Select(r => r.ToResponse()).ToList();
+    }
+
+    public async Task<PolicyResponse?> GetAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QuerySingleOrDefaultAsync<PolicyRow>(new CommandDefinition($"SELECT {Columns} FROM media_policies WHERE id = @id", new { id }, cancellationToken: cancellationToken)))?.ToResponse();
+    }
+
+    public async Task<PolicyResponse> SaveAsync(string? id, PolicyRequest request, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var args = new { id = id ?? Guid.CreateVersion7().ToString(), request.Name, kind = request.Type, tag = request.Tag?.Trim().ToLowerInvariant(), request.ArchiveAfterDays, request.TrashAfterDays, enabled = request.Enabled ?? true, now };
+        if (id is null)
+        {
+            await connection.ExecuteAsync(new CommandDefinition("""
+                INSERT INTO media_policies (id, name, kind, tag, archive_after_days, trash_after_days, enabled, created_at, updated_at)
+                VALUES (@id, @Name, @kind, @tag, @ArchiveAfterDays, @TrashAfterDays, @enabled, @now, @now)
+                """, args, cancellationToken: cancellationToken));
+        }
+        else
+        {
+            await connection.ExecuteAsync(new CommandDefinition("""
+                UPDATE media_policies SET name = @Name, kind = @kind, tag = @tag, archive_after_days = @ArchiveAfterDays, trash_after_days = @TrashAfterDays, enabled = @enabled, updated_at = @now
+                WHERE id = @id
+                """, args, cancellationToken: cancellationToken));
+        }
+        return (await GetAsync(args.id, cancellationToken))!;
+    }
+
+    public async Task<bool> DeleteAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM media_policies WHERE id = @id", new { id }, cancellationToken: cancellationToken)) == 1;
+    }
+
+    private sealed class PolicyRow
+    {
+        public string Id { get; set; } = "";
+        public string Name { get; set; } = "";
+        public string? Kind { get; set; }
+        public string? Tag { get; set; }
+        public long? ArchiveAfterDays { get; set; }
+        public long? TrashAfterDays { get; set; }
+        public bool Enabled { get; set; }
+        public long CreatedAt { get; set; }
+        public long UpdatedAt { get; set; }
+
+        public PolicyResponse ToResponse() => new(Id, Name, Kind, Tag, (int?)ArchiveAfterDays, (int?)TrashAfterDays, Enabled,
+            DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(UpdatedAt));
+    }
+}
+
+/// <summary>
+/// Applies the policies, purges the trash after its retention, and sweeps expired uploads. One
+/// replica at a time (a lease), every <see cref="MediaOptions.PolicyInterval"/>. Age is counted from
+/// upload. Assets under legal hold are never archived, trashed or purged.
+/// </summary>
+internal sealed partial class PolicyRunner(
+    PolicyStore policies, MediaStore store, MediaService media, UploadStore uploads, LeaseStore leases, TimeProvider time,
+    IOptions<MediaOptions> options, ILogger<PolicyRunner> logger) : BackgroundService
+{
+    private const int Batch = 500;
+    private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.PolicyInterval);
+        do
+        {
+            try
+            {
+                if (await leases.TryAcquireAsync("media-policies", _owner, options.Value.PolicyInterval * 2, stoppingToken))
+                {
+                    await RunAsync(dryRun: false, stoppingToken);
+                    await uploads.SweepExpiredAsync(stoppingToken);
+                }
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                LogRunFailed(logger, ex);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>One run over every enabled policy and the trash; with <paramref name="dryRun"/> nothing changes.</summary>
+    public async Task<PolicyRunResponse> RunAsync(bool dryRun, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var actions = new List<PolicyAction>();
+        foreach (var policy in (await policies.ListAsync(cancellationToken)).Where(p => p.Enabled))
+        {
+            if (policy.TrashAfterDays is { } trashDays)
+            {
+                var before = (now - TimeSpan.FromDays(trashDays)).ToUnixTimeMilliseconds();
+                foreach (var state in new[] { MediaState.Ready, MediaState.Archived, MediaState.Failed })
+                {
+                    foreach (var asset in await store.PolicyCandidatesAsync(state, before, policy.Type, policy.Tag, Batch, cancellationToken))
+                    {
+                        if (dryRun || await media.TrashAsync(asset, $"policy:{policy.Id}", $"policy {policy.Name}: older than {trashDays} days", cancellationToken) == LifecycleResult.Done)
+                        {
+                            actions.Add(new PolicyAction(policy.Id, asset.Id, "trash", asset.State, MediaState.Trashed));
+                        }
+                    }
+                }
+            }
+            if (policy.ArchiveAfterDays is { } archiveDays)
+            {
+                var before = (now - TimeSpan.FromDays(archiveDays)).ToUnixTimeMilliseconds();
+                foreach (var asset in await store.PolicyCandidatesAsync(MediaState.Ready, before, policy.Type, policy.Tag, Batch, cancellationToken))
+                {
+                    if (actions.Any(a => a.AssetId == asset.Id))
+                    {
+                        continue;
+                    }
+                    if (dryRun || await media.ArchiveAsync(asset, $"policy:{policy.Id}", $"policy {policy.Name}: older than {archiveDays} days", cancellationToken) == LifecycleResult.Done)
+                    {
+                        actions.Add(new PolicyAction(policy.Id, asset.Id, "archive", asset.State, MediaState.Archived));
+                    }
+                }
+            }
+        }
+        var trashBefore = (now - options.Value.TrashRetention).ToUnixTimeMilliseconds();
+        foreach (var asset in await store.TrashExpiredAsync(trashBefore, Batch, cancellationToken))
+        {
+            if (dryRun || await media.PurgeAsync(asset, "system", cancellationToken) == LifecycleResult.Done)
+            {
+                actions.Add(new PolicyAction("trash-retention", asset.Id, "purge", MediaState.Trashed, "purged"));
+            }
+        }
+        if (!dryRun && actions.Count > 0)
+        {
+            LogApplied(logger, actions.Count);
+        }
+        return new PolicyRunResponse(dryRun, actions);
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Media policy run failed")]
+    private static partial void LogRunFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Media policies applied {Count} actions")]
+    private static partial void LogApplied(ILogger logger, int count);
+}
+
+internal static class PoliciesApi
+{
+    public static RouteGroupBuilder MapPoliciesApi(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/media/policies").WithTags("Media policies").RequireAuthorization(MediaPermissions.Admin);
+        group.MapGet("", (PolicyStore store, CancellationToken ct) => store.ListAsync(ct)).WithName("ListMediaPolicies").WithSummary("Lifecycle policies.");
+        group.MapPost("", CreateAsync).WithName("CreateMediaPolicy").WithSummary("Adds a policy: by type and tag, archive after N days and/or trash after M days.");
+        group.MapPost("/run", RunAsync).WithName("RunMediaPolicies").WithSummary("Applies the policies now; with dryRun=true (default) only lists what they would do.");
+        group.MapGet("/{id}", GetAsync).WithName("GetMediaPolicy");
+        group.MapPut("/{id}", UpdateAsync).WithName("UpdateMediaPolicy");
+        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteMediaPolicy");
+        return group;
+    }
+
+    private static ValidationProblem? Validate(PolicyRequest request)
+    {
+        var errors = new ValidationErrors().Required("name", request.Name).MaxLength("name", request.Name, 100).MaxLength("tag", request.Tag, MediaApi.MaxTagLength);
+        if (request.Type is not null && !MediaKind.All.Contains(request.Type))
+        {
+            errors.Add("type", "type must be image, video, audio or document.");
+        }
+        if (request.ArchiveAfterDays is null && request.TrashAfterDays is null)
+        {
+            errors.Add("archiveAfterDays", "A policy needs archiveAfterDays, trashAfterDays or both.");
+        }
+        if (request.ArchiveAfterDays is < 0 or > 36500 || request.TrashAfterDays is < 0 or > 36500)
+        {
+            errors.Add("archiveAfterDays", "Days are between 0 and 36500.");
+        }
+        if (request.ArchiveAfterDays is { } a && request.TrashAfterDays is { } t && t <= a)
+        {
+            errors.Add("trashAfterDays", "trashAfterDays must be after archiveAfterDays.");
+        }
+        return errors.Any ? errors.ToProblem() : null;
+    }
+
+    private static async Task<Results<Created<PolicyResponse>, ValidationProblem>> CreateAsync(PolicyRequest request, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (Validate(request) is { } invalid)
+        {
+            return invalid;
+        }
+        var policy = await store.SaveAsync(null, request, cancellationToken);
+        await audit.AppendAsync(new AuditEvent("media.policy.create", AuditOutcome.Success) { Target = $"media-policy:{policy.Id}" }.From(context), cancellationToken);
+        return TypedResults.Created($"/api/v1/media/policies/{policy.Id}", policy);
+    }
+
+    private static async Task<Results<Ok<PolicyResponse>, ProblemHttpResult>> GetAsync(string id, PolicyStore store, CancellationToken cancellationToken) =>
+        await store.GetAsync(id, cancellationToken) is { } policy ? TypedResults.Ok(policy) : Problems.NotFound("The policy");
+
+    private static async Task<Results<Ok<PolicyResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(string id, PolicyRequest request, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (Validate(request) is { } invalid)
+        {
+            return invalid;
+        }
+        if (await store.GetAsync(id, cancellationToken) is null)
+        {
+            return Problems.NotFound("The policy");
+        }
+        var policy = await store.SaveAsync(id, request, cancellationToken);
+        await audit.AppendAsync(new AuditEvent("media.policy.update", AuditOutcome.Success) { Target = $"media-policy:{id}" }.From(context), cancellationToken);
+        return TypedResults.Ok(policy);
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (!await store.DeleteAsync(id, cancellationToken))
+        {
+            return Problems.NotFound("The policy");
+        }
+        await audit.AppendAsync(new AuditEvent("media.policy.delete", AuditOutcome.Success) { Target = $"media-policy:{id}" }.From(context), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Ok<PolicyRunResponse>> RunAsync(bool? dryRun, PolicyRunner runner, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var result = await runner.RunAsync(dryRun ?? true, cancellationToken);
+        if (!result.DryRun)
+        {
+            await audit.AppendAsync(new AuditEvent("media.policy.run", AuditOutcome.Success)
+            {
+                Details = new Dictionary<string, string> { ["actions"] = result.Actions.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            }.From(context), cancellationToken);
+        }
+        return TypedResults.Ok(result);
+    }
+}

@@ -1,0 +1,198 @@
+using System.Globalization;
+using MetadataExtractor;
+using MetadataExtractor.Formats.Exif;
+using MetadataExtractor.Formats.Xmp;
+using NetVips;
+using Directory = MetadataExtractor.Directory;
+
+namespace Fundament.Media.Processing;
+
+/// <summary>
+/// Images: metadata with MetadataExtractor (EXIF, IPTC, XMP, GPS), thumbnails with libvips
+/// (shrink-on-load, EXIF orientation applied, decoded in a stream, never whole in memory).
+/// </summary>
+internal static class ImageProcessor
+{
+    private const int MaxRawTags = 1000;
+
+    static ImageProcessor()
+    {
+        // A server decodes many different files once each: libvips' operation cache only holds memory.
+        Cache.Max = 0;
+        Cache.MaxFiles = 0;
+        Cache.MaxMem = 0;
+    }
+
+    /// <summary>Reads the header only and refuses decompression bombs before any pixel is decoded.</summary>
+    public static (int Width, int Height) CheckHeader(string path, long maxPixels)
+    {
+        Image header;
+        try
+        {
+            header = Image.NewFromFile(path, access: Enums.Access.Sequential);
+        }
+        catch (VipsException ex)
+        {
+            throw new MediaRejectedException("the image cannot be decoded: " + FirstLine(ex.Message));
+        }
+        using (header)
+        {
+            var pixels = (long)header.Width * header.Height;
+            if (pixels > maxPixels)
+            {
+                throw new MediaRejectedException($"the image is {header.Width}×{header.Height} = {pixels:N0} pixels; the limit is {maxPixels:N0} (Fundament:Media:MaxPixels)");
+            }
+            return (header.Width, header.Height);
+        }
+    }
+
+    /// <summary>Writes both thumbnails (orientation applied). Truncated or corrupt pixel data is an error, not a grey image.</summary>
+    public static IReadOnlyList<RenderedDerivative> Thumbnails(string source, string workDir, int large, int small, string format, long maxPixels)
+    {
+        CheckHeader(source, maxPixels);
+        var extension = format == "jpeg" ? "jpg" : "webp";
+        var mime = format == "jpeg" ? "image/jpeg" : "image/webp";
+        var largePath = Path.Combine(workDir, $"thumb-large.{extension}");
+        var smallPath = Path.Combine(workDir, $"thumb-small.{extension}");
+        try
+        {
+            // Decoded once, streaming with shrink-on-load; the large result (at most a few MB) is kept
+            // in memory so the small one is made from it instead of decoding the original again.
+            using var big = Image.Thumbnail(source, large, height: large, size: Enums.Size.Down, failOn: Enums.FailOn.Truncated);
+            using var flattened = big.HasAlpha() && format == "jpeg" ? big.Flatten(background: [255, 255, 255]) : big.Copy();
+            using var flat = flattened.CopyMemory();
+            Save(flat, largePath, format);
+            using var little = flat.ThumbnailImage(small, height: small, size: Enums.Size.Down);
+            Save(little, smallPath, format);
+            return
+            [
+                new("thumb-large", largePath, mime, flat.Width, flat.Height),
+                new("thumb-small", smallPath, mime, little.Width, little.Height),
+            ];
+        }
+        catch (VipsException ex)
+        {
+            throw new MediaRejectedException("the image cannot be decoded: " + FirstLine(ex.Message));
+        }
+    }
+
+    private static void Save(Image image, string path, string format)
+    {
+        if (format == "jpeg")
+        {
+            image.Jpegsave(path, q: 82, keep: Enums.ForeignKeep.None, optimizeCoding: true);
+        }
+        else
+        {
+            image.Webpsave(path, q: 80, keep: Enums.ForeignKeep.None, effort: 2);
+        }
+    }
+
+    /// <summary>Normalized fields and every raw tag the file carries.</summary>
+    public static MediaMetadata Metadata(string path, int width, int height)
+    {
+        IReadOnlyList<Directory> directories;
+        try
+        {
+            directories = ImageMetadataReader.ReadMetadata(path);
+        }
+        catch (Exception ex) when (ex is ImageProcessingException or IOException or MetadataException)
+        {
+            // Metadata is optional; pixels decoded fine. Keep what we know.
+            return new MediaMetadata { Width = width, Height = height, Raw = { ["error"] = ex.Message } };
+        }
+        var metadata = new MediaMetadata { Width = width, Height = height };
+        var ifd0 = directories.OfType<ExifIfd0Directory>().FirstOrDefault();
+        var sub = directories.OfType<ExifSubIfdDirectory>().FirstOrDefault();
+        var gps = directories.OfType<GpsDirectory>().FirstOrDefault();
+        metadata.CameraMake = Clean(ifd0?.GetString(ExifDirectoryBase.TagMake));
+        metadata.CameraModel = Clean(ifd0?.GetString(ExifDirectoryBase.TagModel));
+        metadata.Lens = Clean(sub?.GetString(ExifDirectoryBase.TagLensModel));
+        if (ifd0 is not null && ifd0.TryGetInt32(ExifDirectoryBase.TagOrientation, out var orientation) && orientation is >= 1 and <= 8)
+        {
+            metadata.Orientation = orientation;
+        }
+        metadata.TakenAt = TakenAt(sub, ifd0);
+        if (gps?.GetGeoLocation() is { } location && !double.IsNaN(location.Latitude) && !double.IsNaN(location.Longitude)
+            && location.Latitude is >= -90 and <= 90 && location.Longitude is >= -180 and <= 180)
+        {
+            double? altitude = gps!.TryGetRational(GpsDirectory.TagAltitude, out var alt) ? Math.Round(alt.ToDouble() * (gps.TryGetInt32(GpsDirectory.TagAltitudeRef, out var below) && below == 1 ? -1 : 1), 2) : null;
+            metadata.Gps = new GpsPosition(Math.Round(location.Latitude, 7), Math.Round(location.Longitude, 7), altitude);
+        }
+        if (sub is not null)
+        {
+            metadata.ExposureTime = sub.TryGetRational(ExifDirectoryBase.TagExposureTime, out var exposure)
+                ? (exposure.Numerator == 1 || exposure.ToDouble() >= 1 ? exposure.ToSimpleString(allowDecimal: true) : $"1/{Math.Round(1 / exposure.ToDouble())}")
+                : null;
+            metadata.FNumber = sub.TryGetRational(ExifDirectoryBase.TagFNumber, out var f) ? Math.Round(f.ToDouble(), 1) : null;
+            metadata.Iso = sub.TryGetInt32(ExifDirectoryBase.TagIsoEquivalent, out var iso) ? iso : null;
+            metadata.FocalLength = sub.TryGetRational(ExifDirectoryBase.TagFocalLength, out var focal) ? Math.Round(focal.ToDouble(), 1) : null;
+        }
+        foreach (var directory in directories)
+        {
+            foreach (var tag in directory.Tags)
+            {
+                if (metadata.Raw.Count >= MaxRawTags)
+                {
+                    break;
+                }
+                if (tag.Description is { } description)
+                {
+                    metadata.Raw[$"{directory.Name}:{tag.Name}"] = description.Length > 500 ? description[..500] : description;
+                }
+            }
+            if (directory is XmpDirectory xmp)
+            {
+                foreach (var (key, value) in xmp.GetXmpProperties())
+                {
+                    if (metadata.Raw.Count < MaxRawTags && !string.IsNullOrEmpty(value))
+                    {
+                        metadata.Raw[$"XMP:{key}"] = value.Length > 500 ? value[..500] : value;
+                    }
+                }
+            }
+        }
+        return metadata;
+    }
+
+    /// <summary>DateTimeOriginal (or DateTime) with OffsetTimeOriginal when the camera wrote one, as ISO 8601.</summary>
+    private static string? TakenAt(ExifSubIfdDirectory? sub, ExifIfd0Directory? ifd0)
+    {
+        var text = sub?.GetString(ExifDirectoryBase.TagDateTimeOriginal) ?? ifd0?.GetString(ExifDirectoryBase.TagDateTime);
+        if (text is null || !DateTime.TryParseExact(text.Trim(), "yyyy:MM:dd HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
+        {
+            return null;
+        }
+        if (sub?.TryGetInt32(ExifDirectoryBase.TagSubsecondTimeOriginal, out var subsec) == true && subsec > 0)
+        {
+            var digits = sub.GetString(ExifDirectoryBase.TagSubsecondTimeOriginal)!.Trim();
+            local = local.AddTicks((long)(subsec * Math.Pow(10, 7 - digits.Length)));
+        }
+        var offsetText = sub?.GetString(ExifDirectoryBase.TagTimeZoneOriginal) ?? sub?.GetString(ExifDirectoryBase.TagTimeZone);
+        var format = local.Millisecond > 0 ? "yyyy-MM-ddTHH:mm:ss.fff" : "yyyy-MM-ddTHH:mm:ss";
+        if (offsetText is not null && TimeSpan.TryParseExact(offsetText.Trim().TrimStart('+'), @"hh\:mm", CultureInfo.InvariantCulture, out var offset))
+        {
+            if (offsetText.Trim().StartsWith('-'))
+            {
+                offset = -TimeSpan.ParseExact(offsetText.Trim()[1..], @"hh\:mm", CultureInfo.InvariantCulture);
+            }
+            return new DateTimeOffset(local, offset).ToString(format + "zzz", CultureInfo.InvariantCulture);
+        }
+        return local.ToString(format, CultureInfo.InvariantCulture);
+    }
+
+    private static string? Clean(string? value)
+    {
+        var trimmed = value?.Trim().TrimEnd('\0').Trim();
+        return string.IsNullOrEmpty(trimmed) ? null : trimmed;
+    }
+
+    internal static string FirstLine(string message)
+    {
+        var text = string.Join("; ", message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(l => !l.StartsWith("unable to call", StringComparison.Ordinal)));
+        return text.Length > 300 ? text[..300] : text.Length == 0 ? message : text;
+    }
+}
+
+/// <summary>A derivative file rendered into the work folder, ready to store.</summary>
+internal sealed record RenderedDerivative(string Name, string Path, string Mime, int? Width, int? Height);

@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using Fundament.Jobs;
+using Fundament.Media.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Fundament.Media.Processing;
+
+/// <summary>
+/// Job <c>media.process</c>: metadata and derivatives for one asset, then <c>ready</c>, or
+/// <c>failed</c> with a reason when the file is bad. Idempotent: a job run again after its worker
+/// was killed redoes the work from the original, and every derivative is written atomically, so
+/// none is ever half there.
+/// </summary>
+internal sealed partial class MediaProcessor(MediaStore store, MediaService media, ILogger<MediaProcessor> logger) : IJobHandler
+{
+    public string Type => MediaService.ProcessJob;
+
+    public async Task HandleAsync(JobContext job, CancellationToken cancellationToken)
+    {
+        var assetId = job.Read<ProcessPayload>().AssetId;
+        var asset = await store.GetAsync(assetId, cancellationToken);
+        if (asset is null || asset.State is not (MediaState.Uploaded or MediaState.Processing))
+        {
+            return;
+        }
+        if (asset.State == MediaState.Uploaded)
+        {
+            await store.TransitionAsync(asset.Id, [MediaState.Uploaded], MediaState.Processing, "system", $"processing (job {job.Id})", cancellationToken);
+        }
+        var work = Path.Combine(media.StagingFolder, "work-" + job.Id + "-" + job.Attempt);
+        Directory.CreateDirectory(work);
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var source = Path.Combine(work, "original");
+            if (!await media.Stores.Hot.DownloadAsync(BlobKeys.Content(asset.Sha256), source, cancellationToken))
+            {
+                throw new MediaRejectedException("the original content is missing from storage");
+            }
+            await job.ReportProgressAsync(10, cancellationToken);
+            var (metadata, derivatives) = await RenderAsync(asset, source, work, cancellationToken);
+            await job.ReportProgressAsync(80, cancellationToken);
+            foreach (var derivative in derivatives)
+            {
+                var key = BlobKeys.Derivative(asset.Id, derivative.Name + Path.GetExtension(derivative.Path));
+                await media.Stores.Hot.PutFileAsync(key, derivative.Path, derivative.Mime, cancellationToken);
+                await store.UpsertDerivativeAsync(asset.Id, new DerivativeRow
+                {
+                    Name = derivative.Name, BlobKey = key, Mime = derivative.Mime, Width = derivative.Width, Height = derivative.Height,
+                    Size = new FileInfo(derivative.Path).Length,
+                }, cancellationToken);
+            }
+            await store.SaveMetadataAsync(asset.Id, metadata, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
+            if (await store.TransitionAsync(asset.Id, [MediaState.Processing], MediaState.Ready, "system", "processed", cancellationToken, s => s.Set("failure_reason", null)))
+            {
+                await media.AfterAsync(asset, "media.ready", MediaEvents.Ready, "system", null, cancellationToken);
+            }
+        }
+        catch (MediaRejectedException ex)
+        {
+            await FailAsync(asset, ex.Message, started, cancellationToken);
+            LogRejected(logger, asset.Id, ex.Message);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && job.Attempt >= job.MaxAttempts)
+        {
+            await FailAsync(asset, $"processing failed after {job.Attempt} attempts: {ex.Message}", started, cancellationToken);
+            throw;
+        }
+        finally
+        {
+            try
+            {
+                Directory.Delete(work, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private async Task FailAsync(AssetRow asset, string reason, long started, CancellationToken cancellationToken)
+    {
+        await store.SaveMetadataAsync(asset.Id, new MediaMetadata(), (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
+        if (await store.TransitionAsync(asset.Id, [MediaState.Processing, MediaState.Uploaded], MediaState.Failed, "system", reason, cancellationToken, s => s.Set("failure_reason", reason)))
+        {
+            await media.AfterAsync(asset, "media.failed", MediaEvents.Failed, "system", reason, cancellationToken);
+        }
+    }
+
+    private async Task<(MediaMetadata Metadata, IReadOnlyList<RenderedDerivative> Derivatives)> RenderAsync(AssetRow asset, string source, string work, CancellationToken cancellationToken)
+    {
+        var options = media.Options;
+        switch (asset.Kind)
+        {
+            case MediaKind.Image:
+            {
+                // libvips is synchronous and CPU-bound: keep it off the async continuation threads' hot path.
+                return await Task.Run(() =>
+                {
+                    var (width, height) = ImageProcessor.CheckHeader(source, options.MaxPixels);
+                    var thumbnails = ImageProcessor.Thumbnails(source, work, options.ThumbnailLarge, options.ThumbnailSmall, options.ThumbnailFormat, options.MaxPixels);
+                    return (ImageProcessor.Metadata(source, width, height), thumbnails);
+                }, cancellationToken);
+            }
+            case MediaKind.Video:
+            {
+                var av = new AvProcessor(options);
+                var metadata = await av.ProbeAsync(source, cancellationToken);
+                if (metadata.VideoCodec is null)
+                {
+                    // An audio-only MP4/WebM: treat like audio.
+                    var wave = await av.WaveformAsync(source, work, cancellationToken);
+                    return (metadata, [.. ImageProcessor.Thumbnails(wave, work, options.ThumbnailLarge, options.ThumbnailSmall, options.ThumbnailFormat, options.MaxPixels), new("waveform", wave, "image/png", null, null)]);
+                }
+                var poster = await av.PosterAsync(source, metadata, work, cancellationToken);
+                var thumbs = ImageProcessor.Thumbnails(poster, work, options.ThumbnailLarge, options.ThumbnailSmall, options.ThumbnailFormat, options.MaxPixels);
+                var preview = await av.PreviewAsync(source, work, cancellationToken);
+                var large = thumbs.Single(t => t.Name == "thumb-large");
+                return (metadata, [.. thumbs, large with { Name = "poster" }, preview]);
+            }
+            case MediaKind.Audio:
+            {
+                var av = new AvProcessor(options);
+                var metadata = await av.ProbeAsync(source, cancellationToken);
+                if (metadata.AudioCodec is null)
+                {
+                    throw new MediaRejectedException("the file has no audio stream");
+                }
+                var wave = await av.WaveformAsync(source, work, cancellationToken);
+                return (metadata, [.. ImageProcessor.Thumbnails(wave, work, options.ThumbnailLarge, options.ThumbnailSmall, options.ThumbnailFormat, options.MaxPixels), new("waveform", wave, "image/png", 1280, 320)]);
+            }
+            case MediaKind.Document:
+            {
+                var pdf = new PdfProcessor(options);
+                var metadata = await pdf.InfoAsync(source, cancellationToken);
+                var page = await pdf.FirstPageAsync(source, work, options.ThumbnailLarge, cancellationToken);
+                var thumbs = ImageProcessor.Thumbnails(page, work, options.ThumbnailLarge, options.ThumbnailSmall, options.ThumbnailFormat, options.MaxPixels);
+                return (metadata, [.. thumbs, thumbs.Single(t => t.Name == "thumb-large") with { Name = "page1" }]);
+            }
+            default:
+                throw new MediaRejectedException($"no processor for type {asset.Kind}");
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Asset {AssetId} failed processing: {Reason}")]
+    private static partial void LogRejected(ILogger logger, string assetId, string reason);
+}

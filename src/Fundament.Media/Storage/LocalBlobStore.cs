@@ -1,0 +1,180 @@
+namespace Fundament.Media.Storage;
+
+/// <summary>
+/// Objects as files under one folder, one file per key. Writes go to a temporary file in the
+/// same folder, are flushed to disk and then renamed over the target: a crash leaves either the
+/// old object, the new one, or an orphan <c>.tmp-*</c> file that is never read and is swept.
+/// </summary>
+public sealed class LocalBlobStore : IBlobStore
+{
+    private const int BufferSize = 1 << 16;
+    private readonly string _root;
+
+    public LocalBlobStore(string root)
+    {
+        _root = System.IO.Path.GetFullPath(root);
+        Directory.CreateDirectory(_root);
+    }
+
+    public string Describe => $"local:{_root}";
+
+    private string PathOf(string key) => System.IO.Path.Combine(_root, BlobKeys.Check(key).Replace('/', System.IO.Path.DirectorySeparatorChar));
+
+    public async Task PutFileAsync(string key, string path, string contentType, CancellationToken cancellationToken)
+    {
+        await using var source = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        await PutAsync(key, source, contentType, cancellationToken);
+    }
+
+    public async Task PutAsync(string key, Stream content, string contentType, CancellationToken cancellationToken)
+    {
+        var target = PathOf(key);
+        var folder = System.IO.Path.GetDirectoryName(target)!;
+        Directory.CreateDirectory(folder);
+        var temp = System.IO.Path.Combine(folder, $".tmp-{Guid.NewGuid():N}");
+        try
+        {
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferSize, FileOptions.Asynchronous))
+            {
+                await content.CopyToAsync(file, BufferSize, cancellationToken);
+                await file.FlushAsync(cancellationToken);
+                file.Flush(flushToDisk: true);
+            }
+            File.Move(temp, target, overwrite: true);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    public Task<long?> SizeAsync(string key, CancellationToken cancellationToken)
+    {
+        var info = new FileInfo(PathOf(key));
+        return Task.FromResult<long?>(info.Exists ? info.Length : null);
+    }
+
+    public Task<Stream?> OpenReadAsync(string key, long offset, long? length, CancellationToken cancellationToken)
+    {
+        FileStream file;
+        try
+        {
+            file = new FileStream(PathOf(key), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return Task.FromResult<Stream?>(null);
+        }
+        if (offset > 0)
+        {
+            file.Seek(offset, SeekOrigin.Begin);
+        }
+        return Task.FromResult<Stream?>(length is { } l ? new SubStream(file, l) : file);
+    }
+
+    public Task DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        TryDelete(PathOf(key));
+        return Task.CompletedTask;
+    }
+
+    public Task PingAsync(CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(_root))
+        {
+            throw new DirectoryNotFoundException($"{_root} does not exist");
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Deletes temporary files left by a crash that are older than <paramref name="age"/>.</summary>
+    public int SweepTemporaryFiles(TimeSpan age)
+    {
+        var swept = 0;
+        foreach (var file in Directory.EnumerateFiles(_root, ".tmp-*", SearchOption.AllDirectories))
+        {
+            if (DateTime.UtcNow - File.GetLastWriteTimeUtc(file) > age)
+            {
+                TryDelete(file);
+                swept++;
+            }
+        }
+        return swept;
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Gone already, or swept later.
+        }
+    }
+}
+
+/// <summary>A read-only window of <paramref name="length"/> bytes over a stream positioned at its start.</summary>
+internal sealed class SubStream(Stream inner, long windowLength) : Stream
+{
+    private readonly long _length = windowLength;
+    private long _left = windowLength;
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => _length;
+    public override long Position { get => _length - _left; set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        if (_left <= 0)
+        {
+            return 0;
+        }
+        var read = inner.Read(buffer[..(int)Math.Min(buffer.Length, _left)]);
+        _left -= read;
+        return read;
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_left <= 0)
+        {
+            return 0;
+        }
+        var read = await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, _left)], cancellationToken);
+        _left -= read;
+        return read;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await inner.DisposeAsync();
+        await base.DisposeAsync();
+    }
+}
