@@ -2,7 +2,6 @@ using System.Net;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
-using Amazon.S3.Transfer;
 
 namespace Fundament.Media.Storage;
 
@@ -13,7 +12,6 @@ namespace Fundament.Media.Storage;
 public sealed class S3BlobStore : IBlobStore, IDisposable
 {
     private readonly AmazonS3Client _client;
-    private readonly TransferUtility _transfer;
     private readonly S3StoreOptions _options;
 
     public S3BlobStore(S3StoreOptions options)
@@ -40,7 +38,6 @@ public sealed class S3BlobStore : IBlobStore, IDisposable
         _client = string.IsNullOrEmpty(options.AccessKey)
             ? new AmazonS3Client(config)
             : new AmazonS3Client(new BasicAWSCredentials(options.AccessKey, options.SecretKey), config);
-        _transfer = new TransferUtility(_client, new TransferUtilityConfig { ConcurrentServiceRequests = 4 });
     }
 
     public string Describe => $"s3:{_options.ServiceUrl ?? "aws"}/{_options.Bucket}/{_options.Prefix}";
@@ -49,16 +46,10 @@ public sealed class S3BlobStore : IBlobStore, IDisposable
 
     public async Task PutFileAsync(string key, string path, string contentType, CancellationToken cancellationToken)
     {
-        if (new FileInfo(path).Length > _options.MultipartThresholdBytes)
+        var length = new FileInfo(path).Length;
+        if (length > _options.MultipartThresholdBytes)
         {
-            await _transfer.UploadAsync(new TransferUtilityUploadRequest
-            {
-                BucketName = _options.Bucket,
-                Key = KeyOf(key),
-                FilePath = path,
-                ContentType = contentType,
-                PartSize = _options.MultipartThresholdBytes,
-            }, cancellationToken);
+            await PutMultipartAsync(KeyOf(key), path, length, contentType, cancellationToken);
             return;
         }
         await _client.PutObjectAsync(new PutObjectRequest
@@ -69,6 +60,50 @@ public sealed class S3BlobStore : IBlobStore, IDisposable
             ContentType = contentType,
             UseChunkEncoding = false,
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Parts of <see cref="S3StoreOptions.MultipartThresholdBytes"/>, a few at a time, each signed
+    /// whole (no aws-chunked encoding, which not every S3-compatible server decodes). The object
+    /// only exists once the upload completes; on failure the upload is aborted, leaving the
+    /// previous object as it was.
+    /// </summary>
+    private async Task PutMultipartAsync(string key, string path, long length, string contentType, CancellationToken cancellationToken)
+    {
+        var upload = await _client.InitiateMultipartUploadAsync(new InitiateMultipartUploadRequest { BucketName = _options.Bucket, Key = key, ContentType = contentType }, cancellationToken);
+        try
+        {
+            var partSize = _options.MultipartThresholdBytes;
+            var count = (int)((length + partSize - 1) / partSize);
+            var etags = new PartETag[count];
+            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = cancellationToken }, async (index, ct) =>
+            {
+                var response = await _client.UploadPartAsync(new UploadPartRequest
+                {
+                    BucketName = _options.Bucket,
+                    Key = key,
+                    UploadId = upload.UploadId,
+                    PartNumber = index + 1,
+                    FilePath = path,
+                    FilePosition = index * partSize,
+                    PartSize = Math.Min(partSize, length - index * partSize),
+                    UseChunkEncoding = false,
+                }, ct);
+                etags[index] = new PartETag(index + 1, response.ETag);
+            });
+            await _client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
+            {
+                BucketName = _options.Bucket,
+                Key = key,
+                UploadId = upload.UploadId,
+                PartETags = [.. etags],
+            }, cancellationToken);
+        }
+        catch
+        {
+            await _client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = _options.Bucket, Key = key, UploadId = upload.UploadId }, CancellationToken.None);
+            throw;
+        }
     }
 
     public async Task PutAsync(string key, Stream content, string contentType, CancellationToken cancellationToken)
@@ -153,7 +188,6 @@ public sealed class S3BlobStore : IBlobStore, IDisposable
 
     public void Dispose()
     {
-        _transfer.Dispose();
         _client.Dispose();
     }
 
