@@ -7,8 +7,13 @@ namespace Fundament.Tests.Infrastructure;
 /// after it. Available when <c>FUNDAMENT_TEST_POSTGRES</c> holds a connection string whose user
 /// may create databases; otherwise the tests using it are skipped.
 /// </summary>
-public sealed class PostgresFundamentFactory : FundamentFactory
+public sealed class PostgresFundamentFactory(IEnumerable<KeyValuePair<string, string>>? extra = null) : FundamentFactory
 {
+    public PostgresFundamentFactory()
+        : this(null)
+    {
+    }
+
     public const string Variable = "FUNDAMENT_TEST_POSTGRES";
 
     private readonly string _masterKey = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
@@ -33,6 +38,7 @@ public sealed class PostgresFundamentFactory : FundamentFactory
         new("Fundament:Storage:Provider", "postgres"),
         new("ConnectionStrings:Fundament", ConnectionString ?? "Host=127.0.0.1;Port=1"),
         new("Fundament:MasterKey", _masterKey),
+        .. extra ?? [],
     ];
 
     public override async ValueTask DisposeAsync()

@@ -50,6 +50,14 @@ public abstract class MediaTestBase : IAsyncLifetime
         GC.SuppressFinalize(this);
     }
 
+    /// <summary>Moves the fake clock, and logs the admin in again (tokens expire with the clock).</summary>
+    protected async Task AdvanceAsync(TimeSpan by)
+    {
+        Factory.Time.Advance(by);
+        Admin.Dispose();
+        Admin = await Factory.AdminAsync();
+    }
+
     /// <summary>Runs worker passes until no job is left to start.</summary>
     protected async Task ProcessAsync()
     {
