@@ -155,7 +155,8 @@ internal static class TusApi
         {
             return Problems.Validation("Upload-Offset", "Upload-Offset must be a non-negative integer.");
         }
-        if (await uploads.GetAsync(id, context.User.Actor(), cancellationToken) is not { } upload)
+        // No RequestAborted from here on: once bytes arrive they are kept, even if the client is gone before we answer.
+        if (await uploads.GetAsync(id, context.User.Actor(), CancellationToken.None) is not { } upload)
         {
             return Results.NotFound();
         }
@@ -167,7 +168,7 @@ internal static class TusApi
         {
             return Problems.Conflict($"Upload-Offset is {offset} but the upload is at {upload.Offset}; HEAD it and resume from there.");
         }
-        return await AppendAsync(context, media, uploads, time, upload, offset, cancellationToken) ?? Results.NoContent();
+        return await AppendAsync(context, media, uploads, time, upload, offset, CancellationToken.None) ?? Results.NoContent();
     }
 
     /// <summary>Appends the body at <paramref name="offset"/>. Returns an error result, or null when the bytes were taken.</summary>
@@ -199,7 +200,8 @@ internal static class TusApi
         try
         {
             // FileShare.None takes an exclusive lock, so two PATCHes of one upload cannot interleave.
-            file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            // Unbuffered: every block read from the client goes to the OS at once, so what arrived is on file if the process dies.
+            file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, bufferSize: 0, FileOptions.Asynchronous);
         }
         catch (FileNotFoundException)
         {
@@ -223,7 +225,9 @@ internal static class TusApi
             try
             {
                 int read;
-                while ((read = await request.Body.ReadAsync(buffer.AsMemory(0, 1 << 16), cancellationToken)) > 0)
+                // Not RequestAborted: a client that goes away mid-body must not make us drop what it had already sent.
+                // A stalled client is cut off by Kestrel's minimum request body data rate instead.
+                while ((read = await request.Body.ReadAsync(buffer.AsMemory(0, 1 << 16), CancellationToken.None)) > 0)
                 {
                     if (read > left - written)
                     {
@@ -235,7 +239,7 @@ internal static class TusApi
                     written += read;
                 }
             }
-            catch (Exception ex) when (ex is IOException or OperationCanceledException or Microsoft.AspNetCore.Http.BadHttpRequestException)
+            catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 // The connection broke: keep what arrived (unless it cannot be verified) so the client resumes from there.
                 if (checksum is not null)
@@ -265,7 +269,8 @@ internal static class TusApi
             file.Flush(flushToDisk: true);
             complete = offset + written == upload.Length;
         }
-        var expires = await uploads.AdvanceAsync(upload.Id, offset, offset + written, cancellationToken);
+        // Recorded even when the client is already gone: the bytes are on disk and the client will HEAD for them.
+        var expires = await uploads.AdvanceAsync(upload.Id, offset, offset + written, CancellationToken.None);
         context.Response.Headers["Upload-Offset"] = (offset + written).ToString(CultureInfo.InvariantCulture);
         context.Response.Headers["Upload-Expires"] = Expires(expires);
         if (!complete)
