@@ -18,7 +18,7 @@ public static class MediaKind
 /// <summary>
 /// Decides the type from magic bytes, never from the client's name or Content-Type. Only the
 /// formats media can process are recognized; everything else (HTML, SVG, scripts, archives,
-/// executables) is unsupported and refused with 415. See docs/adr/0010-media-by-hand.md.
+/// executables) is unsupported and refused with 415. See docs/adr/0011-media-by-hand.md.
 /// </summary>
 public static class ContentSniffer
 {

@@ -23,7 +23,6 @@ internal static class MediaApi
         var group = endpoints.MapGroup("/api/v1/media").WithTags("Media").RequireAuthorization(Policies.Authenticated);
         group.MapPost("", UploadAsync).RequireAuthorization(MediaPermissions.Own)
             .WithMetadata(new UploadSizeLimit(maxUpload + (1 << 20))).DisableAntiforgery()
-            .Accepts<IFormFile>("multipart/form-data")
             .WithName("UploadMedia").WithSummary("Uploads one file (multipart field `file`; optional `title` and `tags`, comma-separated or repeated). The same content again returns the existing asset (200).");
         group.MapGet("", ListAsync).WithName("ListMedia").WithSummary("Assets the caller may see, newest first, with filters and a cursor (next).");
         group.MapGet("/stats", StatsAsync).WithName("MediaStats").WithSummary("Counts and bytes by type and state, processing time p50/p95 and failure rate (the caller's own, or all for admins).");
@@ -45,7 +44,9 @@ internal static class MediaApi
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var contentType) || !contentType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
             || HeaderUtilities.RemoveQuotes(contentType.Boundary).Value is not { Length: > 0 and <= 200 } boundary)
         {
-            return Problems.Validation("file", "The body must be multipart/form-data with a boundary and a `file` field.");
+            // Checked here rather than by route metadata, so that authentication answers first (401 before 415).
+            return TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type",
+                detail: "The body must be multipart/form-data with a boundary and a `file` field.");
         }
         var reader = new MultipartReader(boundary, request.Body) { HeadersLengthLimit = 16 * 1024 };
         StagedContent? staged = null;

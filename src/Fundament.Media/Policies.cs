@@ -98,6 +98,11 @@ internal sealed partial class PolicyRunner(
                 {
                     await RunAsync(dryRun: false, stoppingToken);
                     await uploads.SweepExpiredAsync(stoppingToken);
+                    // Temporary files of writes cut short by a crash: never read, swept once surely abandoned.
+                    foreach (var local in new[] { media.Stores.Hot, media.Stores.Cold }.OfType<Storage.LocalBlobStore>())
+                    {
+                        local.SweepTemporaryFiles(TimeSpan.FromHours(1));
+                    }
                 }
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)

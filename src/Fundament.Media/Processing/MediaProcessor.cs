@@ -32,8 +32,9 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
         var started = Stopwatch.GetTimestamp();
         try
         {
-            var source = Path.Combine(work, "original");
-            if (!await media.Stores.Hot.DownloadAsync(BlobKeys.Content(asset.Sha256), source, cancellationToken))
+            // Read in place on local disk (content files are never rewritten: same key, same bytes); copied from remote stores.
+            var source = media.Stores.Hot.LocalPath(BlobKeys.Content(asset.Sha256)) ?? Path.Combine(work, "original");
+            if (!File.Exists(source) && !await media.Stores.Hot.DownloadAsync(BlobKeys.Content(asset.Sha256), source, cancellationToken))
             {
                 throw new MediaRejectedException("the original content is missing from storage");
             }

@@ -25,6 +25,9 @@ public interface IBlobStore
     /// <summary>Deletes the object; no error when it is already gone.</summary>
     Task DeleteAsync(string key, CancellationToken cancellationToken);
 
+    /// <summary>The object's file when the store is a local folder (tools read it in place); null for remote stores.</summary>
+    string? LocalPath(string key) => null;
+
     /// <summary>Copies the object to a local file (for tools that need a path).</summary>
     async Task<bool> DownloadAsync(string key, string path, CancellationToken cancellationToken)
     {

@@ -49,6 +49,12 @@ public sealed class LocalBlobStore : IBlobStore
         }
     }
 
+    public string? LocalPath(string key)
+    {
+        var path = PathOf(key);
+        return File.Exists(path) ? path : null;
+    }
+
     public Task<long?> SizeAsync(string key, CancellationToken cancellationToken)
     {
         var info = new FileInfo(PathOf(key));

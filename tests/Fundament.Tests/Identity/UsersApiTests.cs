@@ -84,9 +84,10 @@ public abstract class UsersApiTests(FundamentFactory factory)
     {
         using var admin = await factory.AdminAsync();
         var roleName = Api.UniqueName("mgr").ToLowerInvariant();
-        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/roles", new { name = roleName, permissions = new[] { "users.read", "users.write" } }, _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/roles", new { name = roleName, permissions = new[] { "users.read", "users.write", "media.shared" } }, _ct)).StatusCode);
         var (manager, _, _) = await factory.UserClientAsync(roleName);
 
+        // guest grants media.shared, which the manager holds: no escalation.
         var plain = await manager.PostAsJsonAsync("/api/v1/users", new { username = Api.UniqueName(), password = Api.UserPassword, roles = new[] { "guest" } }, _ct);
         Assert.Equal(HttpStatusCode.Created, plain.StatusCode);
         var escalate = await manager.PostAsJsonAsync("/api/v1/users", new { username = Api.UniqueName(), password = Api.UserPassword, roles = new[] { "admin" } }, _ct);

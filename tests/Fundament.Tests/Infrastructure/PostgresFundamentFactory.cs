@@ -7,12 +7,10 @@ namespace Fundament.Tests.Infrastructure;
 /// after it. Available when <c>FUNDAMENT_TEST_POSTGRES</c> holds a connection string whose user
 /// may create databases; otherwise the tests using it are skipped.
 /// </summary>
-public sealed class PostgresFundamentFactory(IEnumerable<KeyValuePair<string, string>>? extra = null) : FundamentFactory
+public sealed class PostgresFundamentFactory : FundamentFactory
 {
-    public PostgresFundamentFactory()
-        : this(null)
-    {
-    }
+    /// <summary>More settings, for suites that need them.</summary>
+    public IEnumerable<KeyValuePair<string, string>> Extra { get; init; } = [];
 
     public const string Variable = "FUNDAMENT_TEST_POSTGRES";
 
@@ -38,7 +36,7 @@ public sealed class PostgresFundamentFactory(IEnumerable<KeyValuePair<string, st
         new("Fundament:Storage:Provider", "postgres"),
         new("ConnectionStrings:Fundament", ConnectionString ?? "Host=127.0.0.1;Port=1"),
         new("Fundament:MasterKey", _masterKey),
-        .. extra ?? [],
+        .. Extra,
     ];
 
     public override async ValueTask DisposeAsync()

@@ -209,5 +209,5 @@ public sealed class PostgresMediaLifecycleTests : MediaLifecycleTests
         return base.InitializeAsync();
     }
 
-    protected override FundamentFactory CreateFactory(IEnumerable<KeyValuePair<string, string>> settings) => new PostgresFundamentFactory(settings);
+    protected override FundamentFactory CreateFactory(IEnumerable<KeyValuePair<string, string>> settings) => new PostgresFundamentFactory { Extra = settings };
 }
