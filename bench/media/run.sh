@@ -7,15 +7,18 @@
 #               SQLite data folder, until every asset is `ready` (metadata + both thumbnails,
 #               job concurrency = cores)
 # Then the 50-megapixel memory check: a fresh process ingests 50 MP photos and its peak resident
-# memory (VmHWM) is read from /proc.
-# Usage: bash bench/media/run.sh [photos=200] [megapixels=12] [big-photos=12]
+# memory (VmHWM) is read from /proc. Fundament runs with MALLOC_ARENA_MAX=2, as the container image
+# does; the 50 MP run is repeated with glibc's default arenas for comparison.
+# Usage: bash bench/media/run.sh [photos=200] [megapixels=12] [big-photos=12] [reuse-work-dir]
+# (a work dir from an earlier run with the same counts skips generating the photos)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 COUNT=${1:-200}
 MP=${2:-12}
 BIG=${3:-12}
 CORES=$(nproc)
-WORK=$(mktemp -d /tmp/fundament-media-bench.XXXXXX)
+REUSE=${4:-}
+WORK=${REUSE:-$(mktemp -d /tmp/fundament-media-bench.XXXXXX)}
 PORT=5381
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null || true; }
@@ -51,9 +54,12 @@ make_photos() { # dir count megapixels
     -GPSLongitude=2.2945 -GPSLongitudeRef=E -Orientation#=1 -ExposureTime=0.004 -FNumber=4 -ISO=200 '-Comment<FileName' "$dir" >/dev/null
 }
 
-echo "== generating $COUNT photos of ${MP} MP and $BIG of 50 MP in $WORK"
-make_photos "$WORK/photos" "$COUNT" "$MP"
-make_photos "$WORK/big" "$BIG" 50
+if [ -z "$REUSE" ]; then
+  echo "== generating $COUNT photos of ${MP} MP and $BIG of 50 MP in $WORK"
+  make_photos "$WORK/photos" "$COUNT" "$MP"
+  make_photos "$WORK/big" "$BIG" 50
+fi
+rm -rf "$WORK/shell-out" "$WORK/data" "$WORK/data-big"
 du -sh "$WORK/photos" "$WORK/big"
 
 echo "== shell pipeline: exiftool -json + 2x vipsthumbnail per file, xargs -P $CORES"
@@ -68,7 +74,7 @@ ONE
 chmod +x "$WORK/one.sh"
 sync
 start=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$WORK/shell-mem" bash -c "ls '$WORK'/photos/*.jpg | xargs -P $CORES -n 1 -I{} '$WORK/one.sh' {} '$WORK/shell-out'"
+/usr/bin/time -f "%M" -o "$WORK/shell-mem" bash -c "ls '$WORK'/photos/*.jpg | xargs -P $CORES -I{} '$WORK/one.sh' {} '$WORK/shell-out'"
 shell_s=$(python3 -c "print($(date +%s.%N)-$start)")
 shell_fps=$(python3 -c "print(round($COUNT/$shell_s,2))")
 echo "shell: ${shell_s}s, $shell_fps files/s, largest single process $(cat "$WORK/shell-mem") KB"
@@ -76,9 +82,9 @@ echo "shell: ${shell_s}s, $shell_fps files/s, largest single process $(cat "$WOR
 dotnet build -c Release src/Fundament.Server -v q -nologo >/dev/null
 BIN=src/Fundament.Server/bin/Release/net10.0/fundament
 
-start_server() { # data-dir
+start_server() { # data-dir [arena-max]
   rm -rf "$1"
-  "$BIN" --urls "http://127.0.0.1:$PORT" --data-dir "$1" --Fundament:Identity:BootstrapAdminPassword=Bench-Password-123456 \
+  env ${2:+MALLOC_ARENA_MAX=$2} "$BIN" --urls "http://127.0.0.1:$PORT" --data-dir "$1" --Fundament:Identity:BootstrapAdminPassword=Bench-Password-123456 \
     --roles control,media,media-worker --Logging:LogLevel:Default=Warning --Fundament:Jobs:PollInterval=00:00:00.2 \
     --Fundament:Media:MaxUploadBytes=1073741824 >"$1.log" 2>&1 &
   PID=$!
@@ -103,20 +109,25 @@ print(sum(b["count"] for b in s["buckets"] if b["state"] in ("ready","failed")))
 }
 
 echo "== fundament: multipart upload x4 until all ready"
-start_server "$WORK/data"
+start_server "$WORK/data" 2
 fund_s=$(ingest "$WORK/photos" "$COUNT")
 fund_fps=$(python3 -c "print(round($COUNT/$fund_s,2))")
 fund_mem=$(awk '/VmHWM/{print $2}' /proc/$PID/status)
 failed=$(curl -s -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/media/stats" | python3 -c 'import sys,json;print(json.load(sys.stdin)["failureRate"])')
-stats=$(curl -s -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/media/stats" | python3 -c 'import sys,json;s=json.load(sys.stdin);print(f"p50 {s[\"processingP50Ms\"]} ms, p95 {s[\"processingP95Ms\"]} ms per asset")')
+stats=$(curl -s -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/media/stats" | python3 -c 'import sys,json;s=json.load(sys.stdin);print("p50 %s ms, p95 %s ms per asset" % (s["processingP50Ms"], s["processingP95Ms"]))')
 echo "fundament: ${fund_s}s, $fund_fps files/s, peak RSS $((fund_mem/1024)) MB, failure rate $failed, $stats"
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 
 echo "== fundament, 50 MP photos: peak memory"
-start_server "$WORK/data-big"
+start_server "$WORK/data-big" 2
 big_s=$(ingest "$WORK/big" "$BIG")
 big_mem=$(awk '/VmHWM/{print $2}' /proc/$PID/status)
 echo "fundament 50 MP: ${big_s}s for $BIG files, peak RSS $((big_mem/1024)) MB"
+kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+start_server "$WORK/data-big"
+big2_s=$(ingest "$WORK/big" "$BIG")
+big2_mem=$(awk '/VmHWM/{print $2}' /proc/$PID/status)
+echo "fundament 50 MP, default malloc arenas: ${big2_s}s for $BIG files, peak RSS $((big2_mem/1024)) MB"
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 
 echo
@@ -125,5 +136,6 @@ echo "|---|---|---|---|"
 echo "| shell (exiftool + 2x vipsthumbnail, -P $CORES) | $shell_fps | ${shell_s%.*} s | $(( $(cat "$WORK/shell-mem") / 1024 )) MB (largest process) |"
 echo "| Fundament ingest (upload + metadata + 2 thumbnails) | $fund_fps | ${fund_s%.*} s | $((fund_mem/1024)) MB |"
 echo "| Fundament, 50 MP photos | $(python3 -c "print(round($BIG/$big_s,2))") | ${big_s%.*} s | $((big_mem/1024)) MB |"
+echo "| Fundament, 50 MP photos, glibc default arenas | $(python3 -c "print(round($BIG/$big2_s,2))") | ${big2_s%.*} s | $((big2_mem/1024)) MB |"
 echo "ratio fundament/shell: $(python3 -c "print(round($fund_fps/$shell_fps,2))")x"
-rm -rf "$WORK"
+if [ -z "$REUSE" ]; then rm -rf "$WORK"; fi

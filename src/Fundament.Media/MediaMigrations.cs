@@ -27,6 +27,7 @@ internal sealed class MediaMigrations : IMigrationSource
                 taken_at BIGINT NULL,
                 camera TEXT NULL,
                 search TEXT NOT NULL,
+                meta_search TEXT NULL,
                 created_at BIGINT NOT NULL,
                 updated_at BIGINT NOT NULL,
                 processed_at BIGINT NULL,

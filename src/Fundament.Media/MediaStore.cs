@@ -206,8 +206,8 @@ internal sealed class MediaStore(IDatabase database, TimeProvider time)
         var camera = string.Join(' ', new[] { metadata.CameraMake, metadata.CameraModel }.Where(s => !string.IsNullOrWhiteSpace(s))).ToLowerInvariant();
         await using var connection = await database.OpenAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition("""
-            UPDATE media_assets SET metadata = @metadata, taken_at = @takenAt, camera = @camera, processing_ms = @processingMs, processed_at = @now WHERE id = @id
-            """, new { id, metadata = JsonSerializer.Serialize(metadata, Json), takenAt, camera = camera.Length == 0 ? null : camera, processingMs, now = Now },
+            UPDATE media_assets SET metadata = @metadata, taken_at = @takenAt, camera = @camera, meta_search = @metaSearch, processing_ms = @processingMs, processed_at = @now WHERE id = @id
+            """, new { id, metadata = JsonSerializer.Serialize(metadata, Json), takenAt, camera = camera.Length == 0 ? null : camera, metaSearch = MetaSearch(metadata), processingMs, now = Now },
             cancellationToken: cancellationToken));
     }
 
@@ -260,7 +260,7 @@ internal sealed class MediaStore(IDatabase database, TimeProvider time)
         }
         if (query.Text is not null)
         {
-            where.Add("search LIKE @text ESCAPE '\\'");
+            where.Add("(search LIKE @text ESCAPE '\\' OR meta_search LIKE @text ESCAPE '\\')");
             parameters.Add("text", "%" + Like(query.Text.ToLowerInvariant()) + "%");
         }
         if (query.After is not null)
@@ -352,6 +352,14 @@ internal sealed class MediaStore(IDatabase database, TimeProvider time)
 
     private static string SearchText(string? title, IEnumerable<string> tags, string? filename) =>
         string.Join(' ', new[] { title, filename }.Concat(tags).Where(s => !string.IsNullOrWhiteSpace(s))).ToLowerInvariant();
+
+    /// <summary>The normalized fields and raw tag values, lower-cased, for text search (at most 8,000 characters).</summary>
+    private static string? MetaSearch(MediaMetadata metadata)
+    {
+        var text = string.Join(' ', new[] { metadata.CameraMake, metadata.CameraModel, metadata.Lens, metadata.Title, metadata.Author, metadata.VideoCodec, metadata.AudioCodec }
+            .Concat(metadata.Raw.Values).Where(v => !string.IsNullOrWhiteSpace(v))).ToLowerInvariant();
+        return text.Length == 0 ? null : text.Length > 8000 ? text[..8000] : text;
+    }
 
     private static string Like(string value) => value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
 }

@@ -19,6 +19,10 @@ using Microsoft.Extensions.Options;
 
 const string DefaultUrl = "http://localhost:5080";
 
+// Before the host starts its threads: fewer malloc arenas, so libvips (media workers) and native
+// libraries do not fragment one per thread. MALLOC_ARENA_MAX in the environment wins.
+Fundament.Media.Processing.NativeMemory.LimitArenas();
+
 WebApplication app;
 try
 {

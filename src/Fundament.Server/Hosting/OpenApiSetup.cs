@@ -22,5 +22,34 @@ internal static class OpenApiSetup
                 document.Components.SecuritySchemes["apiKey"] = new OpenApiSecurityScheme { Type = SecuritySchemeType.ApiKey, In = ParameterLocation.Header, Name = "Authorization", Description = "ApiKey <key>" };
                 return Task.CompletedTask;
             });
+            // The upload reads its multipart body itself (streamed, never buffered), so the body is described here.
+            options.AddOperationTransformer((operation, context, _) =>
+            {
+                if (operation.OperationId == "UploadMedia")
+                {
+                    operation.RequestBody = new OpenApiRequestBody
+                    {
+                        Required = true,
+                        Content = new Dictionary<string, OpenApiMediaType>
+                        {
+                            ["multipart/form-data"] = new()
+                            {
+                                Schema = new OpenApiSchema
+                                {
+                                    Type = JsonSchemaType.Object,
+                                    Required = new HashSet<string> { "file" },
+                                    Properties = new Dictionary<string, IOpenApiSchema>
+                                    {
+                                        ["file"] = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = "The file; its type is read from its content." },
+                                        ["title"] = new OpenApiSchema { Type = JsonSchemaType.String, MaxLength = 200 },
+                                        ["tags"] = new OpenApiSchema { Type = JsonSchemaType.String, Description = "Comma-separated, or the field repeated." },
+                                    },
+                                },
+                            },
+                        },
+                    };
+                }
+                return Task.CompletedTask;
+            });
         });
 }

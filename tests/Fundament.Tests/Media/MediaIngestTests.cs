@@ -226,6 +226,7 @@ public sealed class MediaIngestTests : MediaTestBase
         Assert.Equal([rio, paris], await IdsAsync("?tag=travel"));
         Assert.Equal([rio], await IdsAsync("?camera=nikon"));
         Assert.Equal([paris], await IdsAsync("?q=eiffel"));
+        Assert.Equal([paris], await IdsAsync("?q=rf24-105")); // the lens: text search covers metadata and raw tags too
         Assert.Equal([paris], await IdsAsync("?takenFrom=2024-01-01T00:00:00Z&takenTo=2025-01-01T00:00:00Z"));
         Assert.Equal([rio, paris], await IdsAsync("?type=image&state=ready&takenFrom=2020-01-01T00:00:00Z"));
 
