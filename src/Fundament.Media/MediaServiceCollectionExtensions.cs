@@ -19,7 +19,7 @@ public static class MediaServiceCollectionExtensions
     /// run processing jobs and the lifecycle policies; the API is mapped with <see cref="MapMedia"/>
     /// (role <c>media</c>). The all-in-one process does both.
     /// </summary>
-    public static IServiceCollection AddMedia(this IServiceCollection services, IConfiguration configuration, bool worker)
+    public static IServiceCollection AddMedia(this IServiceCollection services, IConfiguration configuration, bool api, bool worker)
     {
         services.AddOptions<MediaOptions>()
             .Bind(configuration.GetSection(MediaOptions.SectionName))
@@ -42,6 +42,10 @@ public static class MediaServiceCollectionExtensions
         services.TryAddSingleton<PolicyStore>();
         services.TryAddSingleton<PolicyRunner>();
         services.TryAddSingleton<MediaAccess>();
+        if (api && configuration.GetValue(MediaOptions.SectionName + ":PolicyRunnerEnabled", true))
+        {
+            services.AddHostedService<UploadSweeper>();
+        }
         if (worker)
         {
             services.AddJobHandler<MediaProcessor>();

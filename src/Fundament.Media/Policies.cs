@@ -76,12 +76,12 @@ internal sealed class PolicyStore(IDatabase database, TimeProvider time)
 }
 
 /// <summary>
-/// Applies the policies, purges the trash after its retention, and sweeps expired uploads. One
+/// Applies the policies, purges the trash after its retention, and sweeps temporary files. One
 /// replica at a time (a lease), every <see cref="MediaOptions.PolicyInterval"/>. Age is counted from
 /// upload. Assets under legal hold are never archived, trashed or purged.
 /// </summary>
 internal sealed partial class PolicyRunner(
-    PolicyStore policies, MediaStore store, MediaService media, UploadStore uploads, LeaseStore leases, TimeProvider time,
+    PolicyStore policies, MediaStore store, MediaService media, LeaseStore leases, TimeProvider time,
     IOptions<MediaOptions> options, ILogger<PolicyRunner> logger) : BackgroundService
 {
     private const int Batch = 500;
@@ -97,7 +97,6 @@ internal sealed partial class PolicyRunner(
                 if (await leases.TryAcquireAsync("media-policies", _owner, options.Value.PolicyInterval * 2, stoppingToken))
                 {
                     await RunAsync(dryRun: false, stoppingToken);
-                    await uploads.SweepExpiredAsync(stoppingToken);
                     // Temporary files of writes cut short by a crash: never read, swept once surely abandoned.
                     foreach (var local in new[] { media.Stores.Hot, media.Stores.Cold }.OfType<Storage.LocalBlobStore>())
                     {

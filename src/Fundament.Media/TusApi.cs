@@ -394,6 +394,38 @@ internal sealed class UploadStore(IDatabase database, TimeProvider time, MediaSe
         await connection.ExecuteAsync(new CommandDefinition("DELETE FROM media_uploads WHERE id = @id", new { id }, cancellationToken: cancellationToken));
     }
 
+    /// <summary>
+    /// Part files in this node's upload folder with no live upload behind them (expired and swept by
+    /// another node, or left by a crash). Uploads live on the disk of the <c>media</c> node that
+    /// received them, so every <c>media</c> node sweeps its own folder.
+    /// </summary>
+    public async Task<int> SweepOrphanPartsAsync(CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(media.UploadFolder))
+        {
+            return 0;
+        }
+        var swept = 0;
+        var cutoff = DateTime.UtcNow - TimeSpan.FromMinutes(10);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        foreach (var part in Directory.EnumerateFiles(media.UploadFolder, "*.part"))
+        {
+            if (File.GetLastWriteTimeUtc(part) > cutoff || !Guid.TryParseExact(Path.GetFileNameWithoutExtension(part), "N", out var guid))
+            {
+                continue;
+            }
+            var live = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                "SELECT COUNT(*) FROM media_uploads WHERE id = @id AND expires_at > @now AND asset_id IS NULL",
+                new { id = guid.ToString(), now = Now }, cancellationToken: cancellationToken));
+            if (live == 0)
+            {
+                MediaService.TryDelete(part);
+                swept++;
+            }
+        }
+        return swept;
+    }
+
     /// <summary>Deletes expired uploads and their bytes. Returns how many.</summary>
     public async Task<int> SweepExpiredAsync(CancellationToken cancellationToken)
     {
@@ -419,4 +451,30 @@ internal sealed class UploadRow
     public string Tags { get; set; } = "[]";
     public long ExpiresAt { get; set; }
     public string? AssetId { get; set; }
+}
+
+/// <summary>Every <c>media</c> node: expired uploads and orphaned part files, every <see cref="MediaOptions.PolicyInterval"/>.</summary>
+internal sealed partial class UploadSweeper(UploadStore uploads, Microsoft.Extensions.Options.IOptions<MediaOptions> options, Microsoft.Extensions.Logging.ILogger<UploadSweeper> logger)
+    : Microsoft.Extensions.Hosting.BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.PolicyInterval);
+        do
+        {
+            try
+            {
+                await uploads.SweepExpiredAsync(stoppingToken);
+                await uploads.SweepOrphanPartsAsync(stoppingToken);
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                LogSweepFailed(logger, ex);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    [Microsoft.Extensions.Logging.LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Error, Message = "Sweeping expired uploads failed")]
+    private static partial void LogSweepFailed(Microsoft.Extensions.Logging.ILogger logger, Exception exception);
 }

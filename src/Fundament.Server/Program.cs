@@ -76,7 +76,7 @@ try
     builder.Services.AddJobs(builder.Configuration);
     if (mediaApi || mediaWorker)
     {
-        builder.Services.AddMedia(builder.Configuration, worker: mediaWorker);
+        builder.Services.AddMedia(builder.Configuration, api: mediaApi, worker: mediaWorker);
     }
     if (gateway)
     {

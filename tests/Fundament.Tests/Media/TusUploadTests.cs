@@ -200,10 +200,21 @@ public sealed class TusUploadTests : MediaTestBase
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(Factory.DataDir, "media", "uploads"), "*.part"));
 
         var stale = (await CreateAsync(1000)).Headers.Location!.ToString();
+        await PatchAsync(stale, 0, Chunk(new byte[100]));
         await AdvanceAsync(TimeSpan.FromHours(25)); // past the 24 h expiry
         using var late = new HttpRequestMessage(HttpMethod.Head, stale);
         late.Headers.Add("Tus-Resumable", "1.0.0");
         Assert.Equal(HttpStatusCode.NotFound, (await Admin.SendAsync(late, Ct)).StatusCode);
+
+        // The sweeper deletes the expired upload's bytes, and part files no upload owns (left by a crash, or by another node's sweep).
+        var folder = Path.Combine(Factory.DataDir, "media", "uploads");
+        var orphan = Path.Combine(folder, Guid.NewGuid().ToString("N") + ".part");
+        await File.WriteAllBytesAsync(orphan, new byte[10], Ct);
+        File.SetLastWriteTimeUtc(orphan, DateTime.UtcNow.AddHours(-1));
+        var uploads = (Fundament.Media.UploadStore)Factory.Services.GetService(typeof(Fundament.Media.UploadStore))!;
+        Assert.Equal(1, await uploads.SweepExpiredAsync(Ct));
+        Assert.Equal(1, await uploads.SweepOrphanPartsAsync(Ct));
+        Assert.Empty(Directory.EnumerateFiles(folder, "*.part"));
     }
 
     /// <summary>
