@@ -33,7 +33,9 @@ internal sealed class MediaMigrations : IMigrationSource
                 processed_at BIGINT NULL,
                 processing_ms BIGINT NULL,
                 trashed_at BIGINT NULL,
-                previous_state TEXT NULL);
+                previous_state TEXT NULL,
+                pending_event TEXT NULL);
+            CREATE INDEX ix_media_assets_pending ON media_assets (pending_event, updated_at);
             CREATE UNIQUE INDEX ux_media_assets_owner_sha ON media_assets (owner, sha256);
             CREATE INDEX ix_media_assets_sha ON media_assets (sha256, tier);
             CREATE INDEX ix_media_assets_state ON media_assets (state, kind);

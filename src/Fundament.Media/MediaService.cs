@@ -154,7 +154,7 @@ internal sealed partial class MediaService(
             return LifecycleResult.Done;
         }
         var from = MediaState.All.Where(s => s != MediaState.Trashed).ToList();
-        if (!await store.TransitionAsync(asset.Id, from, MediaState.Trashed, actor, reason, cancellationToken))
+        if (!await store.TransitionAsync(asset.Id, from, MediaState.Trashed, actor, reason, cancellationToken, s => s.Set("pending_event", MediaEvents.Trashed)))
         {
             return LifecycleResult.Conflict;
         }
@@ -168,7 +168,7 @@ internal sealed partial class MediaService(
         if (asset.State == MediaState.Trashed)
         {
             var back = asset.PreviousState is { } p && p != MediaState.Trashed ? p : MediaState.Ready;
-            if (!await store.TransitionAsync(asset.Id, [MediaState.Trashed], back, actor, "restored from trash", cancellationToken))
+            if (!await store.TransitionAsync(asset.Id, [MediaState.Trashed], back, actor, "restored from trash", cancellationToken, s => s.Set("pending_event", MediaEvents.Restored)))
             {
                 return LifecycleResult.Conflict;
             }
@@ -178,7 +178,7 @@ internal sealed partial class MediaService(
         if (asset.State == MediaState.Archived)
         {
             await MoveContentAsync(asset, MediaTier.Cold, MediaTier.Hot, cancellationToken);
-            if (!await store.TransitionAsync(asset.Id, [MediaState.Archived], MediaState.Ready, actor, "restored from archive", cancellationToken, s => s.Set("tier", MediaTier.Hot)))
+            if (!await store.TransitionAsync(asset.Id, [MediaState.Archived], MediaState.Ready, actor, "restored from archive", cancellationToken, s => s.Set("tier", MediaTier.Hot).Set("pending_event", MediaEvents.Restored)))
             {
                 return LifecycleResult.Conflict;
             }
@@ -202,7 +202,7 @@ internal sealed partial class MediaService(
         }
         // Copy first, switch the tier, then delete: a crash in between leaves a spare copy, never none.
         await MoveContentAsync(asset, MediaTier.Hot, MediaTier.Cold, cancellationToken);
-        if (!await store.TransitionAsync(asset.Id, [MediaState.Ready], MediaState.Archived, actor, reason, cancellationToken, s => s.Set("tier", MediaTier.Cold)))
+        if (!await store.TransitionAsync(asset.Id, [MediaState.Ready], MediaState.Archived, actor, reason, cancellationToken, s => s.Set("tier", MediaTier.Cold).Set("pending_event", MediaEvents.Archived)))
         {
             return LifecycleResult.Conflict;
         }
@@ -211,14 +211,22 @@ internal sealed partial class MediaService(
         return LifecycleResult.Done;
     }
 
-    /// <summary>Trashed → gone: derivatives, the row and (when no other asset uses it) the content.</summary>
+    /// <summary>
+    /// Trashed → gone: derivatives, the row and (when no other asset uses it) the content. The
+    /// event goes out first: after the row is deleted nothing would remember to send it.
+    /// </summary>
     public async Task<LifecycleResult> PurgeAsync(AssetRow asset, string actor, CancellationToken cancellationToken)
     {
         if (asset.LegalHold)
         {
             return LifecycleResult.Held;
         }
+        if (asset.State != MediaState.Trashed)
+        {
+            return LifecycleResult.Conflict;
+        }
         var derivatives = await store.DerivativesAsync(asset.Id, cancellationToken);
+        await AfterAsync(asset, "media.purge", MediaEvents.Purged, actor, "trash retention ended", cancellationToken, stateAfter: "purged");
         if (!await store.DeleteTrashedAsync(asset.Id, cancellationToken))
         {
             return LifecycleResult.Conflict;
@@ -228,7 +236,6 @@ internal sealed partial class MediaService(
             await stores.Hot.DeleteAsync(derivative.BlobKey, cancellationToken);
         }
         await DeleteContentIfUnusedAsync(asset.Sha256, asset.Tier, cancellationToken);
-        await AfterAsync(asset, "media.purge", MediaEvents.Purged, actor, "trash retention ended", cancellationToken);
         return LifecycleResult.Done;
     }
 
@@ -252,7 +259,13 @@ internal sealed partial class MediaService(
         }
     }
 
-    public async Task AfterAsync(AssetRow asset, string action, string eventName, string actor, string? reason, CancellationToken cancellationToken)
+    /// <summary>
+    /// After a transition: the audit entry, then the event to webhook subscribers. The transition
+    /// stored the event as the asset's <c>pending_event</c> in the same transaction; it is cleared
+    /// once the deliveries are queued, and <see cref="PublishPendingAsync"/> sends whatever a crash
+    /// left pending (at least once).
+    /// </summary>
+    public async Task AfterAsync(AssetRow asset, string action, string eventName, string actor, string? reason, CancellationToken cancellationToken, string? stateAfter = null)
     {
         await audit.AppendAsync(new AuditEvent(action, AuditOutcome.Success)
         {
@@ -262,21 +275,43 @@ internal sealed partial class MediaService(
         }, cancellationToken);
         try
         {
-            var current = await store.GetAsync(asset.Id, cancellationToken);
-            await events.PublishAsync(eventName, asset.Owner, new
-            {
-                id = asset.Id,
-                sha256 = asset.Sha256,
-                type = asset.Kind,
-                state = current?.State ?? "purged",
-                failureReason = current?.FailureReason,
-                at = time.GetUtcNow(),
-            }, cancellationToken);
+            await PublishAsync(asset.Id, eventName, stateAfter, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
+            // Still pending on the row: the next sweep sends it.
             LogPublishFailed(logger, eventName, asset.Id, ex);
         }
+    }
+
+    private async Task PublishAsync(string assetId, string eventName, string? stateAfter, CancellationToken cancellationToken)
+    {
+        var current = await store.GetAsync(assetId, cancellationToken);
+        if (current is null)
+        {
+            return;
+        }
+        await events.PublishAsync(eventName, current.Owner, new
+        {
+            id = current.Id,
+            sha256 = current.Sha256,
+            type = current.Kind,
+            state = stateAfter ?? current.State,
+            failureReason = current.FailureReason,
+            at = time.GetUtcNow(),
+        }, cancellationToken);
+        await store.ClearPendingEventAsync(assetId, eventName, cancellationToken);
+    }
+
+    /// <summary>Sends events whose transition committed but whose publishing did not finish (a crash, a database blip).</summary>
+    public async Task<int> PublishPendingAsync(TimeSpan olderThan, CancellationToken cancellationToken)
+    {
+        var pending = await store.PendingEventsAsync(time.GetUtcNow() - olderThan, 500, cancellationToken);
+        foreach (var (id, eventName) in pending)
+        {
+            await PublishAsync(id, eventName, null, cancellationToken);
+        }
+        return pending.Count;
     }
 
     public static void TryDelete(string path)

@@ -119,6 +119,23 @@ internal sealed class MediaStore(IDatabase database, TimeProvider time)
         }, cancellationToken);
     }
 
+    /// <summary>Marks the event as sent, unless a newer transition replaced it meanwhile.</summary>
+    public async Task ClearPendingEventAsync(string id, string eventName, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE media_assets SET pending_event = NULL WHERE id = @id AND pending_event = @eventName", new { id, eventName }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Events still pending on assets last changed before <paramref name="before"/>.</summary>
+    public async Task<IReadOnlyList<(string Id, string Event)>> PendingEventsAsync(DateTimeOffset before, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<(string, string)>(new CommandDefinition(
+            "SELECT id, pending_event FROM media_assets WHERE pending_event IS NOT NULL AND updated_at < @before ORDER BY updated_at LIMIT @limit",
+            new { before = before.ToUnixTimeMilliseconds(), limit }, cancellationToken: cancellationToken))).ToList();
+    }
+
     public async Task UpsertDerivativeAsync(string assetId, DerivativeRow derivative, CancellationToken cancellationToken)
     {
         await database.InTransactionAsync(async (connection, transaction) =>

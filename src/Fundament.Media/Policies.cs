@@ -87,7 +87,31 @@ internal sealed partial class PolicyRunner(
     private const int Batch = 500;
     private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken) =>
+        await Task.WhenAll(PoliciesLoopAsync(stoppingToken), PendingEventsLoopAsync(stoppingToken));
+
+    /// <summary>Every 30 s, one worker (a lease) sends events a crash left pending.</summary>
+    private async Task PendingEventsLoopAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(30));
+        do
+        {
+            try
+            {
+                if (await leases.TryAcquireAsync("media-events", _owner, TimeSpan.FromMinutes(2), stoppingToken))
+                {
+                    await media.PublishPendingAsync(TimeSpan.FromMinutes(1), stoppingToken);
+                }
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                LogRunFailed(logger, ex);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    private async Task PoliciesLoopAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.Value.PolicyInterval);
         do

@@ -52,7 +52,7 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
                 }, cancellationToken);
             }
             await store.SaveMetadataAsync(asset.Id, metadata, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
-            if (await store.TransitionAsync(asset.Id, [MediaState.Processing], MediaState.Ready, "system", "processed", cancellationToken, s => s.Set("failure_reason", null)))
+            if (await store.TransitionAsync(asset.Id, [MediaState.Processing], MediaState.Ready, "system", "processed", cancellationToken, s => s.Set("failure_reason", null).Set("pending_event", MediaEvents.Ready)))
             {
                 await media.AfterAsync(asset, "media.ready", MediaEvents.Ready, "system", null, cancellationToken);
             }
@@ -82,7 +82,7 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
     private async Task FailAsync(AssetRow asset, string reason, long started, CancellationToken cancellationToken)
     {
         await store.SaveMetadataAsync(asset.Id, new MediaMetadata(), (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
-        if (await store.TransitionAsync(asset.Id, [MediaState.Processing, MediaState.Uploaded], MediaState.Failed, "system", reason, cancellationToken, s => s.Set("failure_reason", reason)))
+        if (await store.TransitionAsync(asset.Id, [MediaState.Processing, MediaState.Uploaded], MediaState.Failed, "system", reason, cancellationToken, s => s.Set("failure_reason", reason).Set("pending_event", MediaEvents.Failed)))
         {
             await media.AfterAsync(asset, "media.failed", MediaEvents.Failed, "system", reason, cancellationToken);
         }

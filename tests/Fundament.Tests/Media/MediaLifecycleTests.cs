@@ -177,6 +177,18 @@ public class MediaLifecycleTests : MediaTestBase
         Assert.Equal(["media.ready", "media.trashed"], deliveries!.Select(d => d!["event"]!.GetValue<string>()).Order());
         Assert.All(deliveries!, d => Assert.Equal("pending", d!["state"]!.GetValue<string>()));
         Assert.Equal(HttpStatusCode.NotFound, (await bob.GetAsync($"/api/v1/webhooks/{hookId}/deliveries", Ct)).StatusCode);
+
+        // A process that dies between committing a transition and queueing its event: the event was
+        // stored with the transition, and the next sweep sends it.
+        var store = (Fundament.Media.MediaStore)Factory.Services.GetService(typeof(Fundament.Media.MediaStore))!;
+        Assert.True(await store.TransitionAsync(mine, ["trashed"], "ready", "user:crashed", "restored, then the process died", Ct, t => t.Set("pending_event", "media.ready")));
+        var service = (Fundament.Media.MediaService)Factory.Services.GetService(typeof(Fundament.Media.MediaService))!;
+        Assert.Equal(0, await service.PublishPendingAsync(TimeSpan.FromMinutes(1), Ct)); // too recent: the request may still be publishing it
+        Factory.Time.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal(1, await service.PublishPendingAsync(TimeSpan.FromMinutes(1), Ct));
+        Assert.Equal(0, await service.PublishPendingAsync(TimeSpan.FromMinutes(1), Ct)); // sent once
+        var after = await alice.GetFromJsonAsync<JsonArray>($"/api/v1/webhooks/{hookId}/deliveries", Ct);
+        Assert.Equal(2, after!.Count(d => d!["event"]!.GetValue<string>() == "media.ready"));
         Assert.Equal(HttpStatusCode.NoContent, (await alice.DeleteAsync($"/api/v1/webhooks/{hookId}", Ct)).StatusCode);
     }
 }
