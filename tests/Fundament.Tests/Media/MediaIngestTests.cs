@@ -106,7 +106,8 @@ public sealed class MediaIngestTests : MediaTestBase
     [InlineData("webp", "image/webp")]
     [InlineData("gif", "image/gif")]
     [InlineData("tif", "image/tiff")]
-    public async Task Png_webp_gif_and_tiff_are_recognised_by_content_and_processed(string format, string mime)
+    [InlineData("avif", "image/avif")]
+    public async Task Png_webp_gif_tiff_and_avif_are_recognised_by_content_and_processed(string format, string mime)
     {
         // The name claims something else: the type comes from the bytes.
         var id = await UploadNewAsync(Admin, Image(format), "holiday.jpg");
