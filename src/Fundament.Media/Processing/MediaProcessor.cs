@@ -11,7 +11,7 @@ namespace Fundament.Media.Processing;
 /// was killed redoes the work from the original, and every derivative is written atomically, so
 /// none is ever half there.
 /// </summary>
-internal sealed partial class MediaProcessor(MediaStore store, MediaService media, ILogger<MediaProcessor> logger) : IJobHandler
+internal sealed partial class MediaProcessor(MediaStore store, MediaService media, Fundament.Audit.IAuditLog audit, ILogger<MediaProcessor> logger) : IJobHandler
 {
     public string Type => MediaService.ProcessJob;
 
@@ -25,7 +25,15 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
         }
         if (asset.State == MediaState.Uploaded)
         {
-            await store.TransitionAsync(asset.Id, [MediaState.Uploaded], MediaState.Processing, "system", $"processing (job {job.Id})", cancellationToken);
+            if (await store.TransitionAsync(asset.Id, [MediaState.Uploaded], MediaState.Processing, "system", $"processing (job {job.Id})", cancellationToken))
+            {
+                await audit.AppendAsync(new Fundament.Audit.AuditEvent("media.process", Fundament.Audit.AuditOutcome.Success)
+                {
+                    Actor = "system",
+                    Target = $"media:{asset.Id}",
+                    Details = new Dictionary<string, string> { ["job"] = job.Id },
+                }, cancellationToken);
+            }
         }
         var work = Path.Combine(media.StagingFolder, "work-" + job.Id + "-" + job.Attempt);
         Directory.CreateDirectory(work);

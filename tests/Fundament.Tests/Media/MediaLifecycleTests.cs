@@ -40,6 +40,10 @@ public class MediaLifecycleTests : MediaTestBase
 
         var audit = await Admin.GetFromJsonAsync<JsonNode>($"/api/v1/audit?target=media:{id}", Ct);
         var actions = audit!["items"]!.AsArray().Select(e => e!["action"]!.GetValue<string>()).ToList();
+        // Every transition is audited: upload, processing, ready, trash, restore.
+        Assert.Contains("media.upload", actions);
+        Assert.Contains("media.process", actions);
+        Assert.Contains("media.ready", actions);
         Assert.Contains("media.trash", actions);
         Assert.Contains("media.restore", actions);
     }
