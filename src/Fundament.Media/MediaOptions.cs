@@ -31,6 +31,14 @@ public sealed class MediaOptions
     /// <summary>Folder for tus uploads in progress and staging; relative to the data folder. Default <c>media/uploads</c>.</summary>
     public string UploadPath { get; set; } = "media/uploads";
 
+    /// <summary>
+    /// Where unfinished tus uploads keep their bytes: <c>local</c> (a part file in <see cref="UploadPath"/>
+    /// of the node that received the upload), <c>store</c> (each chunk an object in the hot store, so
+    /// any <c>media</c> replica continues any upload), or <c>auto</c> (default: <c>store</c> when the hot
+    /// store is S3, else <c>local</c>).
+    /// </summary>
+    public string UploadParts { get; set; } = "auto";
+
     /// <summary>Wall-clock limit for one external tool run (ffprobe, ffmpeg, pdfinfo, pdftoppm). Default 2 minutes.</summary>
     public TimeSpan ToolTimeout { get; set; } = TimeSpan.FromMinutes(2);
 

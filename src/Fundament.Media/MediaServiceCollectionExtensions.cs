@@ -2,6 +2,7 @@ using Fundament.Delivery;
 using Fundament.Jobs;
 using Fundament.Media.Processing;
 using Fundament.Media.Storage;
+using Fundament.Media.Uploads;
 using Fundament.Security;
 using Fundament.Storage;
 using Microsoft.AspNetCore.Routing;
@@ -32,6 +33,7 @@ public static class MediaServiceCollectionExtensions
             .Validate(o => o.ToolTimeout >= TimeSpan.FromSeconds(1), "Fundament:Media:ToolTimeout must be at least 00:00:01.")
             .Validate(o => o.ToolMemoryBytes >= 64L << 20, "Fundament:Media:ToolMemoryBytes must be at least 64 MiB.")
             .Validate(o => o.PolicyInterval >= TimeSpan.FromSeconds(10), "Fundament:Media:PolicyInterval must be at least 00:00:10.")
+            .Validate(o => o.UploadParts is "auto" or "local" or "store", "Fundament:Media:UploadParts must be auto, local or store.")
             .Validate(o => ValidStore(o.Storage) && ValidStore(o.ColdStorage), "Fundament:Media:Storage and ColdStorage: Provider is local or s3, and s3 needs S3:Bucket.")
             .ValidateOnStart();
         services.AddMigrations(new MediaMigrations());
@@ -39,6 +41,11 @@ public static class MediaServiceCollectionExtensions
         services.TryAddSingleton<MediaStore>();
         services.TryAddSingleton<MediaService>();
         services.TryAddSingleton<UploadStore>();
+        services.TryAddSingleton<IUploadParts>(sp => sp.GetRequiredService<IOptions<MediaOptions>>().Value switch
+        {
+            { UploadParts: "store" } or { UploadParts: "auto", Storage.Provider: "s3" } => ActivatorUtilities.CreateInstance<StoreUploadParts>(sp),
+            _ => ActivatorUtilities.CreateInstance<LocalUploadParts>(sp),
+        });
         services.TryAddSingleton<PolicyStore>();
         services.TryAddSingleton<PolicyRunner>();
         services.TryAddSingleton<MediaAccess>();

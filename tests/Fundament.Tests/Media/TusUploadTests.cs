@@ -5,15 +5,29 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using Dapper;
+using Fundament.Media.Uploads;
+using Fundament.Storage;
 using Fundament.Tests.Infrastructure;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Fundament.Tests.Media;
 
-/// <summary>tus 1.0 resumable uploads: the protocol's rules, interruption and resume, and the reference client.</summary>
-public sealed class TusUploadTests : MediaTestBase
+/// <summary>
+/// tus 1.0 resumable uploads: the protocol's rules, interruption and resume, and the reference
+/// client; with the bytes in a part file on this node (<c>UploadParts=local</c>).
+/// </summary>
+public class TusUploadTests : MediaTestBase
 {
     private const string Endpoint = "/api/v1/media/uploads";
+
+    /// <summary>Whether chunks go to the hot store (<c>UploadParts=store</c>) instead of a local part file.</summary>
+    protected virtual bool StoreParts => false;
+
+    private string UploadFolder => Path.Combine(Factory.DataDir, "media", "uploads");
+
+    protected override IEnumerable<KeyValuePair<string, string>> Settings() => [new("Fundament:Media:UploadParts", StoreParts ? "store" : "local")];
 
     private readonly int _port = Gateway.GatewayTestBase.FreePort();
 
@@ -37,12 +51,16 @@ public sealed class TusUploadTests : MediaTestBase
         await stream.WriteAsync(Encoding.ASCII.GetBytes(head), Ct);
         await stream.WriteAsync(body.AsMemory(0, sent), Ct);
         await stream.FlushAsync(Ct);
-        // Wait until the server is writing those bytes (the part file grows), so the drop happens mid-body, not before the request starts.
-        var part = Path.Combine(Factory.DataDir, "media", "uploads", Guid.Parse(location.Split('/')[^1]).ToString("N") + ".part");
-        for (var i = 0; i < 200 && new FileInfo(part).Length < offset + sent; i++)
+        // Wait until the server is writing those bytes (the part file, or the chunk's temp file, grows), so the drop happens mid-body, not before the request starts.
+        var part = Path.Combine(UploadFolder, Guid.Parse(location.Split('/')[^1]).ToString("N") + ".part");
+        bool Arrived() => StoreParts
+            ? Directory.Exists(UploadFolder) && Directory.EnumerateFiles(UploadFolder, "*.chunk").Any(f => new FileInfo(f).Length >= sent)
+            : new FileInfo(part).Length >= offset + sent;
+        for (var i = 0; i < 200 && !Arrived(); i++)
         {
             await Task.Delay(25, Ct);
         }
+        Assert.True(Arrived(), "the server never received the first bytes of the chunk");
         // The client goes away mid-body (its side of the connection closes before Content-Length bytes were sent).
         socket.Client.Shutdown(System.Net.Sockets.SocketShutdown.Send);
         socket.Close();
@@ -197,24 +215,67 @@ public sealed class TusUploadTests : MediaTestBase
         using var head = new HttpRequestMessage(HttpMethod.Head, location);
         head.Headers.Add("Tus-Resumable", "1.0.0");
         Assert.Equal(HttpStatusCode.NotFound, (await Admin.SendAsync(head, Ct)).StatusCode);
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(Factory.DataDir, "media", "uploads"), "*.part"));
+        Assert.Empty(KeptBytes());
 
         var stale = (await CreateAsync(1000)).Headers.Location!.ToString();
         await PatchAsync(stale, 0, Chunk(new byte[100]));
+        Assert.NotEmpty(KeptBytes());
         await AdvanceAsync(TimeSpan.FromHours(25)); // past the 24 h expiry
         using var late = new HttpRequestMessage(HttpMethod.Head, stale);
         late.Headers.Add("Tus-Resumable", "1.0.0");
         Assert.Equal(HttpStatusCode.NotFound, (await Admin.SendAsync(late, Ct)).StatusCode);
 
-        // The sweeper deletes the expired upload's bytes, and part files no upload owns (left by a crash, or by another node's sweep).
-        var folder = Path.Combine(Factory.DataDir, "media", "uploads");
-        var orphan = Path.Combine(folder, Guid.NewGuid().ToString("N") + ".part");
+        // The sweeper deletes the expired upload's bytes, and bytes no upload owns (left by a crash, or by another node's sweep).
+        var orphan = Path.Combine(UploadFolder, Guid.NewGuid().ToString("N") + (StoreParts ? ".chunk" : ".part"));
         await File.WriteAllBytesAsync(orphan, new byte[10], Ct);
         File.SetLastWriteTimeUtc(orphan, DateTime.UtcNow.AddHours(-1));
-        var uploads = (Fundament.Media.UploadStore)Factory.Services.GetService(typeof(Fundament.Media.UploadStore))!;
+        var uploads = Factory.Services.GetRequiredService<UploadStore>();
         Assert.Equal(1, await uploads.SweepExpiredAsync(Ct));
         Assert.Equal(1, await uploads.SweepOrphanPartsAsync(Ct));
-        Assert.Empty(Directory.EnumerateFiles(folder, "*.part"));
+        Assert.Empty(KeptBytes());
+        Assert.False(File.Exists(orphan));
+    }
+
+    /// <summary>What unfinished uploads hold: part files on this node, or chunk objects in the (local) hot store.</summary>
+    private IEnumerable<string> KeptBytes()
+    {
+        var folder = StoreParts ? Path.Combine(Factory.DataDir, "media", "hot", "uploads") : UploadFolder;
+        return Directory.Exists(folder) ? Directory.EnumerateFiles(folder, StoreParts ? "*" : "*.part", SearchOption.AllDirectories) : [];
+    }
+
+    [Fact]
+    public async Task An_upload_whose_last_chunk_was_recorded_by_a_process_that_died_is_finished_by_HEAD()
+    {
+        // The last chunk is kept and recorded, then the process dies before it turns the upload into an asset.
+        var content = Fixture("nikon-rio.jpg");
+        var location = (await CreateAsync(content.Length, Meta(("filename", "rio.jpg")))).Headers.Location!.ToString();
+        var uploads = Factory.Services.GetRequiredService<UploadStore>();
+        var uploadId = location.Split('/')[^1];
+        string owner;
+        await using (var connection = await Factory.Services.GetRequiredService<IDatabase>().OpenAsync(Ct))
+        {
+            owner = await connection.ExecuteScalarAsync<string>("SELECT owner FROM media_uploads WHERE id = @uploadId", new { uploadId }) ?? "";
+        }
+        var upload = (await uploads.GetAsync(uploadId, owner, Ct))!;
+        await using (var chunk = (await uploads.Parts.BeginAsync(upload, 0, Ct))!)
+        {
+            await chunk.Body.WriteAsync(content, Ct);
+            Assert.NotNull(await uploads.AdvanceAsync(upload.Id, 0, content.Length, Ct, await chunk.PersistAsync(content.Length, Ct)));
+        }
+
+        // The client comes back and asks where to resume: the upload is complete, so HEAD finishes it.
+        using var head = new HttpRequestMessage(HttpMethod.Head, location);
+        head.Headers.Add("Tus-Resumable", "1.0.0");
+        var response = await Admin.SendAsync(head, Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(content.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), response.Headers.GetValues("Upload-Offset").Single());
+        var id = response.Headers.GetValues("Media-Id").Single();
+        await ProcessAsync();
+        var asset = await GetAsync(Admin, id);
+        Assert.Equal("ready", State(asset));
+        Assert.Equal("rio.jpg", asset["filename"]!.GetValue<string>());
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(content)), asset["sha256"]!.GetValue<string>());
+        Assert.Empty(KeptBytes());
     }
 
     /// <summary>
@@ -228,7 +289,7 @@ public sealed class TusUploadTests : MediaTestBase
         var clientDir = Environment.GetEnvironmentVariable("FUNDAMENT_TEST_TUS_CLIENT");
         Assert.SkipUnless(clientDir is { Length: > 0 } && Directory.Exists(Path.Combine(clientDir, "node_modules", "tus-js-client")), "FUNDAMENT_TEST_TUS_CLIENT does not point at an installed tests/tus-client");
         var port = Gateway.GatewayTestBase.FreePort();
-        await using var factory = new ConfiguredFundamentFactory([new("Fundament:Jobs:WorkerEnabled", "false")]);
+        await using var factory = new ConfiguredFundamentFactory([new("Fundament:Jobs:WorkerEnabled", "false"), .. Settings()]);
         factory.UseKestrel(options => options.Listen(IPAddress.Loopback, port));
         factory.StartServer();
         using var anonymous = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
@@ -270,5 +331,86 @@ public sealed class TusUploadTests : MediaTestBase
         {
             File.Delete(file);
         }
+    }
+}
+
+/// <summary>The same protocol with every chunk an object in the hot store (<c>UploadParts=store</c>).</summary>
+public sealed class StoreTusUploadTests : TusUploadTests
+{
+    protected override bool StoreParts => true;
+}
+
+/// <summary>
+/// Two <c>media</c> replicas behind a load balancer without sticky sessions, on PostgreSQL and S3
+/// (<c>UploadParts=auto</c> picks the store): any replica takes any chunk of any upload.
+/// </summary>
+public sealed class TusReplicaTests
+{
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    private static HttpRequestMessage Tus(HttpMethod method, string uri, byte[]? body = null, long? offset = null, long? length = null)
+    {
+        var request = new HttpRequestMessage(method, uri);
+        request.Headers.Add("Tus-Resumable", "1.0.0");
+        if (body is not null)
+        {
+            request.Content = new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue("application/offset+octet-stream") } };
+        }
+        else if (method == HttpMethod.Post)
+        {
+            request.Content = new ByteArrayContent([]);
+        }
+        if (offset is { } o)
+        {
+            request.Headers.Add("Upload-Offset", o.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        if (length is { } l)
+        {
+            request.Headers.Add("Upload-Length", l.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        return request;
+    }
+
+    [Fact]
+    public async Task Chunks_of_one_upload_go_to_either_replica_and_it_finishes_on_whichever_gets_the_last()
+    {
+        TestS3.Require();
+        var hot = await TestS3.NewBucketAsync();
+        var cold = await TestS3.NewBucketAsync();
+        await using var replicas = await ReplicaPair.StartAsync(
+        [
+            new("Fundament:Jobs:WorkerEnabled", "false"),
+            new("Fundament:Media:PolicyRunnerEnabled", "false"),
+            .. TestS3.Settings("Fundament:Media:Storage", hot),
+            .. TestS3.Settings("Fundament:Media:ColdStorage", cold),
+        ]);
+        using var a = await replicas.A.AdminAsync();
+        using var b = await replicas.B.AdminAsync();
+        var content = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Media", "Fixtures", "canon-paris.jpg"));
+
+        var created = await a.SendAsync(Tus(HttpMethod.Post, "/api/v1/media/uploads", length: content.Length), _ct);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var location = created.Headers.Location!.ToString();
+        var third = content.Length / 3;
+
+        Assert.Equal(HttpStatusCode.NoContent, (await a.SendAsync(Tus(HttpMethod.Patch, location, content[..third], offset: 0), _ct)).StatusCode);
+        var head = await b.SendAsync(Tus(HttpMethod.Head, location), _ct);
+        Assert.Equal(third.ToString(System.Globalization.CultureInfo.InvariantCulture), head.Headers.GetValues("Upload-Offset").Single());
+        // A stale offset on the other replica is refused and changes nothing.
+        Assert.Equal(HttpStatusCode.Conflict, (await b.SendAsync(Tus(HttpMethod.Patch, location, content[..third], offset: 0), _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await b.SendAsync(Tus(HttpMethod.Patch, location, content[third..(2 * third)], offset: third), _ct)).StatusCode);
+        var last = await a.SendAsync(Tus(HttpMethod.Patch, location, content[(2 * third)..], offset: 2 * third), _ct);
+        Assert.Equal(HttpStatusCode.NoContent, last.StatusCode);
+        var id = last.Headers.GetValues("Media-Id").Single();
+
+        var asset = await b.GetFromJsonAsync<JsonNode>($"/api/v1/media/{id}", _ct);
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(content)), asset!["sha256"]!.GetValue<string>());
+        var original = await b.GetByteArrayAsync($"/api/v1/media/{id}/content", _ct);
+        Assert.Equal(content, original);
+
+        // The chunk objects are gone once the upload is an asset.
+        await using var connection = await replicas.A.Services.GetRequiredService<IDatabase>().OpenAsync(_ct);
+        Assert.Equal(0, await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM media_upload_segments"));
+        Assert.Equal("store", replicas.B.Services.GetRequiredService<IUploadParts>().Kind);
     }
 }
