@@ -22,8 +22,9 @@ internal static class ConfigApi
             .WithSummary("Sets a value for (service or *, environment or *, key); validated against the schemas of the key's prefixes.");
         group.MapGet("/entries", ListAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ListConfigEntries");
         group.MapDelete("/entries", DeleteAsync).RequireAuthorization(ConfigPermissions.Write).WithName("DeleteConfigEntry");
-        group.MapGet("/resolved", ResolvedAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ResolvedConfig")
-            .WithSummary("The overlay (*,*) < (*,env) < (service,*) < (service,env). With index=N&wait=30s the answer waits for a change past N.");
+        group.MapGet("/resolved", ResolvedAsync).RequireAuthorization(Policies.Authenticated).WithName("ResolvedConfig")
+            .WithSummary("The overlay (*,*) < (*,env) < (service,*) < (service,env). With index=N&wait=30s the answer waits for a change past N. "
+                + "Needs config.read, except that a service client reads its own service's (the client's name) without it.");
         group.MapGet("/history", HistoryAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ConfigHistory");
         group.MapPost("/rollback", RollbackAsync).RequireAuthorization(ConfigPermissions.Write).WithName("RollbackConfigEntry")
             .WithSummary("Sets a key back to the value of an earlier version (as a new version).");
@@ -93,8 +94,8 @@ internal static class ConfigApi
         return TypedResults.NoContent();
     }
 
-    private static async Task<Results<Ok<ResolvedConfig>, ValidationProblem>> ResolvedAsync(
-        string? service, string? environment, long? index, string? wait, ConfigStore store, TimeProvider time, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<ResolvedConfig>, ValidationProblem, ProblemHttpResult>> ResolvedAsync(
+        string? service, string? environment, long? index, string? wait, ConfigStore store, TimeProvider time, IRolePermissions permissions, HttpContext context, CancellationToken cancellationToken)
     {
         environment ??= ConfigScope.Any;
         var errors = new ValidationErrors();
@@ -118,6 +119,12 @@ internal static class ConfigApi
         if (errors.Any)
         {
             return errors.ToProblem();
+        }
+        if (!await MayReadAsync(context.User, service!, permissions, cancellationToken))
+        {
+            return Problems.Forbidden(context.User.ClientIdOf() is null
+                ? $"Reading configuration needs the permission {ConfigPermissions.Read}."
+                : $"A service client reads only its own service's configuration (the client's name), unless it holds {ConfigPermissions.Read}.");
         }
         if (index is { } known)
         {
@@ -212,6 +219,22 @@ internal static class ConfigApi
         return TypedResults.NoContent();
     }
 
+    /// <summary>
+    /// <c>config.read</c> reads every service's configuration (operators, the console). A service
+    /// client reads its own service's without it, as it registers its own service in the registry:
+    /// least privilege by default, so one service's token does not expose another's settings.
+    /// </summary>
+    private static async Task<bool> MayReadAsync(System.Security.Claims.ClaimsPrincipal user, string service, IRolePermissions permissions, CancellationToken cancellationToken)
+    {
+        var held = await permissions.PermissionsOfAsync(user.RolesOf(), cancellationToken);
+        if (held.Contains(Permissions.All) || held.Contains(ConfigPermissions.Read))
+        {
+            return true;
+        }
+        return user.ClientIdOf() is not null && service != ConfigScope.Any
+            && string.Equals(user.FindFirst(FundamentClaims.Name)?.Value, service, StringComparison.Ordinal);
+    }
+
     private static ValidationErrors ValidateScope(string? service, string? environment, string? key)
     {
         var errors = new ValidationErrors();
@@ -249,6 +272,7 @@ public sealed record ConfigSchemaRequest(string? KeyPrefix, JsonElement? Schema)
 
 public static class ConfigPermissions
 {
+    /// <summary>Every service's entries, history, schemas and resolved configuration.</summary>
     public const string Read = "config.read";
     public const string Write = "config.write";
 }

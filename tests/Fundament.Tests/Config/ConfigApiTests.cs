@@ -157,6 +157,34 @@ public abstract class ConfigApiTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task A_service_client_reads_only_its_own_services_configuration_unless_it_holds_config_read()
+    {
+        using var admin = await factory.AdminAsync();
+        var orders = Api.UniqueName("orders").ToLowerInvariant();
+        var payments = Api.UniqueName("payments").ToLowerInvariant();
+        (await admin.PutAsJsonAsync("/api/v1/config/entries", new { service = orders, environment = "*", key = "db.pool", value = 10 }, _ct)).EnsureSuccessStatusCode();
+        (await admin.PutAsJsonAsync("/api/v1/config/entries", new { service = payments, environment = "*", key = "psp.endpoint", value = "https://psp" }, _ct)).EnsureSuccessStatusCode();
+        (await admin.PutAsJsonAsync("/api/v1/config/entries", new { service = "*", environment = "*", key = "log.level", value = "info" }, _ct)).EnsureSuccessStatusCode();
+
+        // No role at all: its own service, with the global values overlaid, and nothing else.
+        var (client, _) = await factory.ServiceClientAsync(orders);
+        var own = await (await client.GetAsync($"/api/v1/config/resolved?service={orders}&environment=prod", _ct)).JsonAsync();
+        Assert.Equal(10, own["values"]!["db.pool"]!.GetValue<int>());
+        Assert.Equal("info", own["values"]!["log.level"]!.GetValue<string>());
+        await (await client.GetAsync($"/api/v1/config/resolved?service={payments}", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        await (await client.GetAsync("/api/v1/config/resolved?service=*", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        await (await client.GetAsync($"/api/v1/config/entries?service={payments}", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        await (await client.GetAsync($"/api/v1/config/history?service={orders}&environment=*&key=db.pool", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+
+        // A client granted config.read (an operator tool) reads any service.
+        var role = Api.UniqueName("cfgreader").ToLowerInvariant();
+        (await admin.PostAsJsonAsync("/api/v1/roles", new { name = role, permissions = new[] { "config.read" } }, _ct)).EnsureSuccessStatusCode();
+        var (tool, _) = await factory.ServiceClientAsync(Api.UniqueName("tool").ToLowerInvariant(), role);
+        var other = await (await tool.GetAsync($"/api/v1/config/resolved?service={payments}", _ct)).JsonAsync();
+        Assert.Equal("https://psp", other["values"]!["psp.endpoint"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task BadInput_Is400()
     {
         using var admin = await factory.AdminAsync();
