@@ -32,8 +32,10 @@ internal static class MediaApi
         group.MapMethods("/{id}/derivatives/{name}", ["GET", "HEAD"], DerivativeAsync).WithName("GetMediaDerivative").WithSummary("A derivative: thumb-small, thumb-large, poster, preview, waveform or page1.");
         group.MapPatch("/{id}", PatchAsync).WithName("PatchMedia").WithSummary("Changes title, tags, legal hold or who it is shared with.");
         group.MapDelete("/{id}", TrashAsync).WithName("TrashMedia").WithSummary("Moves the asset to the trash (restorable until the retention ends). 423 under legal hold.");
-        group.MapPost("/{id}/restore", RestoreAsync).WithName("RestoreMedia").WithSummary("Back from the trash, or from the archive to ready.");
-        group.MapPost("/{id}/archive", ArchiveAsync).WithName("ArchiveMedia").WithSummary("Moves a ready asset's original to the cold store. 423 under legal hold.");
+        group.MapPost("/{id}/restore", RestoreAsync).WithName("RestoreMedia")
+            .WithSummary("Back from the trash (200), or from the archive to ready: 202, a worker moves the original back to the hot store.");
+        group.MapPost("/{id}/archive", ArchiveAsync).WithName("ArchiveMedia")
+            .WithSummary("202: a worker moves a ready asset's original to the cold store, then the asset is archived. 423 under legal hold, 409 unless ready.");
         return group;
     }
 
@@ -309,16 +311,18 @@ internal static class MediaApi
         return TypedResults.Ok(updated.ToResponse(await store.DerivativesAsync(id, cancellationToken), await store.HistoryAsync(id, cancellationToken), await store.SharesAsync(id, cancellationToken)));
     }
 
-    private static Task<Results<Ok<MediaResponse>, ProblemHttpResult>> TrashAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
+    private static Task<Results<Ok<MediaResponse>, Accepted<MediaResponse>, ProblemHttpResult>> TrashAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
         LifecycleAsync(id, context, access, store, (asset, actor) => media.TrashAsync(asset, actor, "deleted by " + actor, cancellationToken), cancellationToken);
 
-    private static Task<Results<Ok<MediaResponse>, ProblemHttpResult>> RestoreAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
-        LifecycleAsync(id, context, access, store, (asset, actor) => media.RestoreAsync(asset, actor, cancellationToken), cancellationToken);
+    private static Task<Results<Ok<MediaResponse>, Accepted<MediaResponse>, ProblemHttpResult>> RestoreAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
+        LifecycleAsync(id, context, access, store, (asset, actor) => asset.State == MediaState.Archived
+            ? media.RequestMoveAsync(asset, MediaTier.Hot, actor, "restored from archive by " + actor, cancellationToken)
+            : media.RestoreAsync(asset, actor, cancellationToken), cancellationToken);
 
-    private static Task<Results<Ok<MediaResponse>, ProblemHttpResult>> ArchiveAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
-        LifecycleAsync(id, context, access, store, (asset, actor) => media.ArchiveAsync(asset, actor, "archived by " + actor, cancellationToken), cancellationToken);
+    private static Task<Results<Ok<MediaResponse>, Accepted<MediaResponse>, ProblemHttpResult>> ArchiveAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
+        LifecycleAsync(id, context, access, store, (asset, actor) => media.RequestMoveAsync(asset, MediaTier.Cold, actor, "archived by " + actor, cancellationToken), cancellationToken);
 
-    private static async Task<Results<Ok<MediaResponse>, ProblemHttpResult>> LifecycleAsync(
+    private static async Task<Results<Ok<MediaResponse>, Accepted<MediaResponse>, ProblemHttpResult>> LifecycleAsync(
         string id, HttpContext context, MediaAccess access, MediaStore store, Func<AssetRow, string, Task<LifecycleResult>> action, CancellationToken cancellationToken)
     {
         var (asset, caller) = await FindAsync(id, context, access, store, cancellationToken);
@@ -330,7 +334,8 @@ internal static class MediaApi
         {
             return Problems.Forbidden("Only the owner or an admin can change an asset.");
         }
-        switch (await action(asset, caller.Actor))
+        var result = await action(asset, caller.Actor);
+        switch (result)
         {
             case LifecycleResult.Held:
                 return TypedResults.Problem(statusCode: StatusCodes.Status423Locked, title: "Legal hold", detail: "The asset is under legal hold; it cannot be trashed, archived or purged until an admin lifts the hold.");
@@ -338,7 +343,9 @@ internal static class MediaApi
                 return Problems.Conflict($"The asset is {(await store.GetAsync(id, cancellationToken))?.State ?? "gone"}; that change does not apply.");
         }
         var updated = (await store.GetAsync(id, cancellationToken))!;
-        return TypedResults.Ok(updated.ToResponse(await store.DerivativesAsync(id, cancellationToken), await store.HistoryAsync(id, cancellationToken)));
+        var response = updated.ToResponse(await store.DerivativesAsync(id, cancellationToken), await store.HistoryAsync(id, cancellationToken));
+        // Accepted: the asset is as it was; a worker moves the original, and GET shows the new state when it is done.
+        return result == LifecycleResult.Accepted ? TypedResults.Accepted($"/api/v1/media/{id}", response) : TypedResults.Ok(response);
     }
 
     private sealed class Streamed(Func<HttpContext, Task> write) : IResult

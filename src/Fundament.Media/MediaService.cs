@@ -16,6 +16,9 @@ internal sealed partial class MediaService(
 {
     public const string ProcessJob = "media.process";
 
+    /// <summary>Job that moves an original between the hot and the cold store (archive, restore from the archive).</summary>
+    public const string MoveJob = "media.move";
+
     public MediaOptions Options => options.Value;
 
     public MediaStores Stores => stores;
@@ -189,6 +192,27 @@ internal sealed partial class MediaService(
         return LifecycleResult.Conflict;
     }
 
+    /// <summary>
+    /// Queues archiving (to <see cref="MediaTier.Cold"/>) or restoring from the archive (to
+    /// <see cref="MediaTier.Hot"/>): copying a large original between stores belongs in a worker
+    /// (retried, surviving a crash, never cut off by a client or gateway timeout), not in a request.
+    /// Checked now, so a held or wrong-state asset is refused at once; checked again by the worker.
+    /// </summary>
+    public async Task<LifecycleResult> RequestMoveAsync(AssetRow asset, string to, string actor, string reason, CancellationToken cancellationToken)
+    {
+        if (to == MediaTier.Cold && asset.LegalHold)
+        {
+            return LifecycleResult.Held;
+        }
+        if (asset.State != (to == MediaTier.Cold ? MediaState.Ready : MediaState.Archived))
+        {
+            return LifecycleResult.Conflict;
+        }
+        // One job per asset, target and asset version: asking twice queues once; after a round trip a new one.
+        await jobs.EnqueueAsync(JobRequest.Of(MoveJob, new MovePayload(asset.Id, to, actor, reason), idempotencyKey: $"{MoveJob}:{asset.Id}:{to}:{asset.UpdatedAt}"), cancellationToken);
+        return LifecycleResult.Accepted;
+    }
+
     /// <summary>Ready → archived: the original moves to the cold store; derivatives stay hot so browsing still works.</summary>
     public async Task<LifecycleResult> ArchiveAsync(AssetRow asset, string actor, string reason, CancellationToken cancellationToken)
     {
@@ -333,11 +357,16 @@ internal sealed record StagedContent(string Path, string Sha256, long Size, Snif
 
 internal sealed record ProcessPayload(string AssetId);
 
+internal sealed record MovePayload(string AssetId, string To, string Actor, string Reason);
+
 internal enum LifecycleResult
 {
     Done,
     Held,
     Conflict,
+
+    /// <summary>Queued: a worker will do it (moving an original between stores can take minutes).</summary>
+    Accepted,
 }
 
 internal sealed class UploadTooLargeException(long limit) : Exception($"The upload is larger than the limit of {limit} bytes (Fundament:Media:MaxUploadBytes).")

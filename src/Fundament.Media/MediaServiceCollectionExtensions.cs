@@ -56,6 +56,7 @@ public static class MediaServiceCollectionExtensions
         if (worker)
         {
             services.AddJobHandler<MediaProcessor>();
+            services.AddJobHandler<MediaMover>();
             if (configuration.GetValue(MediaOptions.SectionName + ":PolicyRunnerEnabled", true))
             {
                 services.AddHostedService(sp => sp.GetRequiredService<PolicyRunner>());

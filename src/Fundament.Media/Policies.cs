@@ -166,7 +166,8 @@ internal sealed partial class PolicyRunner(
                     {
                         continue;
                     }
-                    if (dryRun || await media.ArchiveAsync(asset, $"policy:{policy.Id}", $"policy {policy.Name}: older than {archiveDays} days", cancellationToken) == LifecycleResult.Done)
+                    // Queued: workers copy the originals in parallel, each retried on its own.
+                    if (dryRun || await media.RequestMoveAsync(asset, Storage.MediaTier.Cold, $"policy:{policy.Id}", $"policy {policy.Name}: older than {archiveDays} days", cancellationToken) == LifecycleResult.Accepted)
                     {
                         actions.Add(new PolicyAction(policy.Id, asset.Id, "archive", asset.State, MediaState.Archived));
                     }

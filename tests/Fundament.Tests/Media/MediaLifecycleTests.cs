@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Fundament.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Fundament.Tests.Media;
 
@@ -89,6 +90,9 @@ public class MediaLifecycleTests : MediaTestBase
 
         var run = await (await Admin.PostAsync("/api/v1/media/policies/run?dryRun=false", null, Ct)).JsonAsync();
         Assert.Single(run["actions"]!.AsArray());
+        // The run queues the move; a worker copies the original to the cold store.
+        Assert.Equal("ready", State(await GetAsync(Admin, photo)));
+        await ProcessAsync();
         var archived = await GetAsync(Admin, photo);
         Assert.Equal("archived", State(archived));
         Assert.Equal("cold", archived["tier"]!.GetValue<string>());
@@ -123,14 +127,49 @@ public class MediaLifecycleTests : MediaTestBase
     }
 
     [Fact]
-    public async Task An_archived_asset_is_restored_to_the_hot_store()
+    public async Task Archive_and_restore_are_queued_for_a_worker_and_an_archived_asset_comes_back_to_the_hot_store()
     {
         var id = await ReadyAsync(Fixture("nikon-rio.jpg"), "rio.jpg");
-        Assert.Equal("archived", State(await (await Admin.PostAsync($"/api/v1/media/{id}/archive", null, Ct)).JsonAsync()));
-        var restored = await (await Admin.PostAsync($"/api/v1/media/{id}/restore", null, Ct)).JsonAsync();
+
+        // 202: the asset is unchanged until a worker has moved the original; asking twice queues once.
+        var accepted = await Admin.PostAsync($"/api/v1/media/{id}/archive", null, Ct);
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+        Assert.Equal($"/api/v1/media/{id}", accepted.Headers.Location!.ToString());
+        Assert.Equal("ready", State(await accepted.JsonAsync()));
+        Assert.Equal(HttpStatusCode.Accepted, (await Admin.PostAsync($"/api/v1/media/{id}/archive", null, Ct)).StatusCode);
+        var queue = Factory.Services.GetRequiredService<Fundament.Jobs.JobStore>();
+        Assert.Single(await queue.ListAsync("queued", "media.move", null, 10, Ct));
+        await ProcessAsync();
+        var archived = await GetAsync(Admin, id);
+        Assert.Equal("archived", State(archived));
+        Assert.Equal("cold", archived["tier"]!.GetValue<string>());
+        Assert.Equal(Fixture("nikon-rio.jpg"), await Admin.GetByteArrayAsync($"/api/v1/media/{id}/content", Ct));
+        Assert.Equal(HttpStatusCode.Conflict, (await Admin.PostAsync($"/api/v1/media/{id}/archive", null, Ct)).StatusCode);
+
+        var restore = await Admin.PostAsync($"/api/v1/media/{id}/restore", null, Ct);
+        Assert.Equal(HttpStatusCode.Accepted, restore.StatusCode);
+        Assert.Equal("archived", State(await restore.JsonAsync()));
+        await ProcessAsync();
+        var restored = await GetAsync(Admin, id);
         Assert.Equal("ready", State(restored));
         Assert.Equal("hot", restored["tier"]!.GetValue<string>());
         Assert.Equal(Fixture("nikon-rio.jpg"), await Admin.GetByteArrayAsync($"/api/v1/media/{id}/content", Ct));
+        if (LocalStores)
+        {
+            var sha = restored["sha256"]!.GetValue<string>();
+            Assert.Single(Directory.EnumerateFiles(HotRoot, sha, SearchOption.AllDirectories));
+            Assert.Empty(Directory.EnumerateFiles(ColdRoot, sha, SearchOption.AllDirectories));
+        }
+        var history = restored["history"]!.AsArray().Select(h => h!["to"]!.GetValue<string>()).ToList();
+        Assert.Equal(["archived", "ready"], history[^2..]);
+
+        // Archived again (a new request after the round trip), but trashed before a worker gets to it: the worker leaves it alone.
+        Assert.Equal(HttpStatusCode.Accepted, (await Admin.PostAsync($"/api/v1/media/{id}/archive", null, Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.DeleteAsync($"/api/v1/media/{id}", Ct)).StatusCode);
+        await ProcessAsync();
+        var trashed = await GetAsync(Admin, id);
+        Assert.Equal("trashed", State(trashed));
+        Assert.Equal("hot", trashed["tier"]!.GetValue<string>());
     }
 
     [Fact]
