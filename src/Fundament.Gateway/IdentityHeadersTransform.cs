@@ -32,9 +32,15 @@ internal sealed partial class IdentityHeadersTransform : ITransformProvider
         context.AddRequestTransform(transform =>
         {
             var headers = transform.ProxyRequest.Headers;
-            foreach (var name in headers.Select(h => h.Key).Where(k => k.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)).ToList())
+            // The names come from the incoming request (Kestrel's header dictionary: plain strings).
+            // Enumerating the outgoing HttpRequestHeaders instead would parse every value (an
+            // Authorization header into an AuthenticationHeaderValue) on every request.
+            foreach (var header in transform.HttpContext.Request.Headers)
             {
-                headers.Remove(name);
+                if (header.Key.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
+                {
+                    headers.Remove(header.Key);
+                }
             }
             var user = transform.HttpContext.User;
             if (user.Identity?.IsAuthenticated == true)

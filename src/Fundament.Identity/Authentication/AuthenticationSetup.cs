@@ -4,6 +4,7 @@ using Fundament.Security;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 using Microsoft.Net.Http.Headers;
@@ -25,8 +26,11 @@ internal static class AuthenticationSetup
                         ? ApiKeyStore.Scheme
                         : JwtBearerDefaults.AuthenticationScheme;
             })
-            .AddJwtBearer()
+            // JwtBearer with a cache of validated tokens in front (CachingBearerHandler).
+            .AddScheme<JwtBearerOptions, CachingBearerHandler>(JwtBearerDefaults.AuthenticationScheme, null)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyStore.Scheme, null);
+        services.AddSingleton<ValidatedTokens>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<JwtBearerOptions>, JwtBearerPostConfigureOptions>());
 
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
             .Configure<SigningKeyStore, IssuerUri, IOptions<IdentityOptions>, TimeProvider>((options, keys, issuer, identity, time) =>
@@ -35,7 +39,7 @@ internal static class AuthenticationSetup
                 options.MapInboundClaims = false;
                 options.RequireHttpsMetadata = false;
                 options.TokenHandlers.Clear();
-                options.TokenHandlers.Add(new CachingTokenHandler(time) { MapInboundClaims = false });
+                options.TokenHandlers.Add(new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler { MapInboundClaims = false });
                 options.TokenValidationParameters = new TokenValidationParameters
                 {
                     ValidIssuer = issuer.Value,
@@ -60,18 +64,10 @@ internal static class AuthenticationSetup
                 {
                     OnTokenValidated = async context =>
                     {
-                        var principal = context.Principal!;
-                        var type = principal.FindFirst(FundamentClaims.SubjectType)?.Value;
-                        var sub = principal.FindFirst(FundamentClaims.Subject)?.Value;
-                        if (type is not ("user" or "client") || sub is null)
-                        {
-                            context.Fail("The token has no valid subject.");
-                            return;
-                        }
                         var status = context.HttpContext.RequestServices.GetRequiredService<PrincipalStatus>();
-                        if (!await status.IsActiveAsync(type, sub, principal.FindFirst(FundamentClaims.SessionId)?.Value, context.HttpContext.RequestAborted))
+                        if (await CachingBearerHandler.CheckSubjectAsync(context.Principal!, status, context.HttpContext.RequestAborted) is { } failure)
                         {
-                            context.Fail("The token's subject is disabled or its session has ended.");
+                            context.Fail(failure);
                         }
                     },
                 };
