@@ -212,6 +212,7 @@ internal static class TusApi
         }
         long written = 0;
         long? expires;
+        using (checksum)
         await using (chunk)
         {
             var left = upload.Length - offset;
