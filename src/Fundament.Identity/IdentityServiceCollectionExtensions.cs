@@ -51,6 +51,7 @@ public static class IdentityServiceCollectionExtensions
         services.TryAddSingleton<PrincipalStatus>();
         services.TryAddSingleton<IdentityMetrics>();
         services.TryAddSingleton<BootstrapAdmin>();
+        services.TryAddSingleton<AdminRecovery>();
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, RoleStore>(sp => sp.GetRequiredService<RoleStore>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, SigningKeyStore>(sp => sp.GetRequiredService<SigningKeyStore>()));

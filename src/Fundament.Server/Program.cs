@@ -24,9 +24,17 @@ const string DefaultUrl = "http://localhost:5080";
 Fundament.Media.Processing.NativeMemory.LimitArenas();
 
 WebApplication app;
+AdminRecoverCommand? recover;
 try
 {
+    // `fundament admin recover ...` runs against the same settings, then exits without serving.
+    recover = AdminRecoverCommand.Parse(args);
+    args = recover?.HostArgs ?? args;
     var builder = WebApplication.CreateBuilder(args);
+    if (recover is not null)
+    {
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+    }
     builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
     {
         ["--roles"] = "Fundament:Roles",
@@ -96,6 +104,10 @@ try
     // Settings first, before the pipeline resolves services, so a bad value is one clear line.
     app.Services.GetRequiredService<IStartupValidator>().Validate();
     _ = app.Services.GetRequiredService<MasterKeyRing>();
+    if (recover is not null)
+    {
+        return await recover.RunAsync(app.Services, Console.In, Console.Out, Console.Error, CancellationToken.None);
+    }
 
     if (gateway)
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 
@@ -70,6 +71,45 @@ public sealed class ServerProcessTests : IDisposable
         Assert.Equal(2, exitCode);
         Assert.Contains(key, output, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AdminRecover_GivesAnAdministratorBack_WithoutStartingTheServer()
+    {
+        Assert.Equal(2, (await RunToExitAsync(new Dictionary<string, string>(), "admin", "frobnicate")).ExitCode);
+        var (exitCode, output) = await RunToExitAsync(new Dictionary<string, string>(), "admin", "recover", "--username", "ops");
+        Assert.True(exitCode == 0, output);
+        var password = System.Text.RegularExpressions.Regex.Match(output, "password: ([A-Za-z0-9]{24})").Groups[1].Value;
+        Assert.NotEmpty(password);
+
+        // The server, started later on the same data folder, lets "ops" in as an admin.
+        var port = FreePort();
+        using var process = Start(new Dictionary<string, string>(), "--urls", $"http://127.0.0.1:{port}");
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            HttpResponseMessage? login = null;
+            for (var i = 0; i < 120 && login is null; i++)
+            {
+                try
+                {
+                    login = await http.PostAsJsonAsync("/api/v1/auth/login", new { username = "ops", password }, _ct);
+                }
+                catch (HttpRequestException)
+                {
+                    await Task.Delay(500, _ct);
+                }
+            }
+            Assert.Equal(HttpStatusCode.OK, login?.StatusCode);
+            var token = JsonNode.Parse(await login!.Content.ReadAsStringAsync(_ct))!["access_token"]!.GetValue<string>();
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/api/v1/users", _ct)).StatusCode);
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(_ct);
+        }
     }
 
     [Fact]
