@@ -24,7 +24,7 @@ internal static class ConfigApi
         group.MapDelete("/entries", DeleteAsync).RequireAuthorization(ConfigPermissions.Write).WithName("DeleteConfigEntry");
         group.MapGet("/resolved", ResolvedAsync).RequireAuthorization(Policies.Authenticated).WithName("ResolvedConfig")
             .WithSummary("The overlay (*,*) < (*,env) < (service,*) < (service,env). With index=N&wait=30s the answer waits for a change past N. "
-                + "Needs config.read, except that a service client reads its own service's (the client's name) without it.");
+                + "Needs config.read, or config.read.own for a service client reading the service named like it.");
         group.MapGet("/history", HistoryAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ConfigHistory");
         group.MapPost("/rollback", RollbackAsync).RequireAuthorization(ConfigPermissions.Write).WithName("RollbackConfigEntry")
             .WithSummary("Sets a key back to the value of an earlier version (as a new version).");
@@ -122,9 +122,8 @@ internal static class ConfigApi
         }
         if (!await MayReadAsync(context.User, service!, permissions, cancellationToken))
         {
-            return Problems.Forbidden(context.User.ClientIdOf() is null
-                ? $"Reading configuration needs the permission {ConfigPermissions.Read}."
-                : $"A service client reads only its own service's configuration (the client's name), unless it holds {ConfigPermissions.Read}.");
+            return Problems.Forbidden(
+                $"Reading configuration needs {ConfigPermissions.Read} (every service), or {ConfigPermissions.ReadOwn} for a service client reading the service named like it.");
         }
         if (index is { } known)
         {
@@ -220,9 +219,11 @@ internal static class ConfigApi
     }
 
     /// <summary>
-    /// <c>config.read</c> reads every service's configuration (operators, the console). A service
-    /// client reads its own service's without it, as it registers its own service in the registry:
-    /// least privilege by default, so one service's token does not expose another's settings.
+    /// <c>config.read</c> reads every service's configuration (operators, the console).
+    /// <c>config.read.own</c> lets a service client read only the service named like the client, so
+    /// one service's token does not expose another's settings. It is a permission (granted through a
+    /// role, which only a holder can hand out), not implied by the name alone: whoever may create
+    /// clients must not be able to read any service's settings by naming a client after it.
     /// </summary>
     private static async Task<bool> MayReadAsync(System.Security.Claims.ClaimsPrincipal user, string service, IRolePermissions permissions, CancellationToken cancellationToken)
     {
@@ -231,7 +232,7 @@ internal static class ConfigApi
         {
             return true;
         }
-        return user.ClientIdOf() is not null && service != ConfigScope.Any
+        return held.Contains(ConfigPermissions.ReadOwn) && user.ClientIdOf() is not null && service != ConfigScope.Any
             && string.Equals(user.FindFirst(FundamentClaims.Name)?.Value, service, StringComparison.Ordinal);
     }
 
@@ -274,5 +275,8 @@ public static class ConfigPermissions
 {
     /// <summary>Every service's entries, history, schemas and resolved configuration.</summary>
     public const string Read = "config.read";
+
+    /// <summary>For service clients: the resolved configuration of the service named like the client, nothing else.</summary>
+    public const string ReadOwn = "config.read.own";
     public const string Write = "config.write";
 }

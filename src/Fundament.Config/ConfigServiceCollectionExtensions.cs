@@ -21,7 +21,7 @@ public static class ConfigServiceCollectionExtensions
         services.TryAddSingleton<ConfigStore>();
         services.TryAddSingleton<ConfigSchemas>();
         services.TryAddSingleton<Fundament.Modules.IConfigResolver, ConfigResolver>();
-        services.AddPermissions(ConfigPermissions.Read, ConfigPermissions.Write);
+        services.AddPermissions(ConfigPermissions.Read, ConfigPermissions.ReadOwn, ConfigPermissions.Write);
         return services;
     }
 

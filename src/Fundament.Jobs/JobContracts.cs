@@ -30,6 +30,12 @@ public static class JobState
 /// <param name="RunAt">Not before this time; default now.</param>
 public sealed record JobRequest(string Type, string Payload, int Priority = 0, string? IdempotencyKey = null, int? MaxAttempts = null, DateTimeOffset? RunAt = null)
 {
+    /// <summary>
+    /// When the job with the same <see cref="IdempotencyKey"/> is dead, queue it again (a new
+    /// request after a failure is a new try) instead of returning it as it is. Default false.
+    /// </summary>
+    public bool ReviveDead { get; init; }
+
     public static JobRequest Of<T>(string type, T payload, int priority = 0, string? idempotencyKey = null) =>
         new(type, JsonSerializer.Serialize(payload, JsonSerializerOptions.Web), priority, idempotencyKey);
 }

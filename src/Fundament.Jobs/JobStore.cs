@@ -33,6 +33,10 @@ internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<J
         await using var connection = await database.OpenAsync(cancellationToken);
         if (request.IdempotencyKey is not null && await ExistingAsync(connection, request.IdempotencyKey, cancellationToken) is { } existing)
         {
+            if (request.ReviveDead)
+            {
+                await RetryDeadAsync(connection, existing, request.Type, cancellationToken);
+            }
             return existing;
         }
         try
@@ -58,6 +62,17 @@ internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<J
         }
         Enqueued?.Invoke(request.Type);
         return id;
+    }
+
+    private async Task RetryDeadAsync(DbConnection connection, string id, string type, CancellationToken cancellationToken)
+    {
+        if (await connection.ExecuteAsync(new CommandDefinition("""
+            UPDATE jobs_items SET state = 'queued', attempts = 0, run_at = @now, finished_at = NULL, cancel_requested = FALSE, progress = 0
+            WHERE id = @id AND state = 'dead'
+            """, new { id, now = Now }, cancellationToken: cancellationToken)) == 1)
+        {
+            Enqueued?.Invoke(type);
+        }
     }
 
     private static Task<string?> ExistingAsync(DbConnection connection, string key, CancellationToken cancellationToken) =>

@@ -11,9 +11,12 @@ namespace Fundament.Media;
 
 /// <summary>Ingest and lifecycle: what the API, tus, the processor and the policy runner share.</summary>
 internal sealed partial class MediaService(
-    MediaStore store, MediaStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit,
+    MediaStore store, MediaStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit, Fundament.Storage.LeaseStore leases,
     IOptions<MediaOptions> options, IOptions<FundamentOptions> fundament, TimeProvider time, ILogger<MediaService> logger)
 {
+    /// <summary>Longest a content lock is held if its holder dies; holders keep it for seconds.</summary>
+    private static readonly TimeSpan ContentLockLease = TimeSpan.FromMinutes(1);
+
     public const string ProcessJob = "media.process";
 
     /// <summary>Job that moves an original between the hot and the cold store (archive, restore from the archive).</summary>
@@ -80,8 +83,12 @@ internal sealed partial class MediaService(
         return new StagedContent(path, Convert.ToHexStringLower(hash.GetHashAndReset()), size, ContentSniffer.Sniff(head.AsSpan(0, headLength)));
     }
 
-    /// <summary>Hashes and sniffs a finished file in place, then moves it into staging (a tus upload's part file).</summary>
-    public async Task<StagedContent> StageFileAsync(string path, CancellationToken cancellationToken)
+    /// <summary>
+    /// Hashes and sniffs a finished file in place (a tus upload's part file). It stays where it is
+    /// (<see cref="StagedContent.Keep"/>): admission copies it to the store, and its owner deletes
+    /// it only once the asset exists, so a failed admission loses nothing.
+    /// </summary>
+    public async Task<StagedContent> SniffFileAsync(string path, CancellationToken cancellationToken)
     {
         string sha;
         long size;
@@ -94,9 +101,7 @@ internal sealed partial class MediaService(
             sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken));
             size = file.Length;
         }
-        var staged = Path.Combine(StagingFolder, Guid.NewGuid().ToString("N"));
-        File.Move(path, staged);
-        return new StagedContent(staged, sha, size, ContentSniffer.Sniff(head.AsSpan(0, headLength)));
+        return new StagedContent(path, sha, size, ContentSniffer.Sniff(head.AsSpan(0, headLength))) { Keep = true };
     }
 
     /// <summary>
@@ -117,18 +122,24 @@ internal sealed partial class MediaService(
                 return (existing, false);
             }
             var key = BlobKeys.Content(staged.Sha256);
+            // The long put outside the content lock (the key is the content, so a second writer writes the same bytes).
             if (await stores.Hot.SizeAsync(key, cancellationToken) != staged.Size)
             {
                 await stores.Hot.PutFileAsync(key, staged.Path, type.Mime, cancellationToken);
             }
-            var (asset, created) = await store.CreateOrGetAsync(new NewAsset(owner, staged.Sha256, staged.Size, type.Kind, type.Mime, FileNames.Sanitize(filename), title, tags), actor, cancellationToken);
-            if (created)
+            AssetRow asset;
+            bool created;
+            await using (await LockContentAsync(staged.Sha256, cancellationToken))
             {
-                // A purge of the last other asset with this content may have deleted the object between our put and our insert.
+                // Under the lock nothing deletes the object: check it is (still) there, then add this asset as a user of it.
                 if (await stores.Hot.SizeAsync(key, cancellationToken) != staged.Size)
                 {
                     await stores.Hot.PutFileAsync(key, staged.Path, type.Mime, cancellationToken);
                 }
+                (asset, created) = await store.CreateOrGetAsync(new NewAsset(owner, staged.Sha256, staged.Size, type.Kind, type.Mime, FileNames.Sanitize(filename), title, tags), actor, cancellationToken);
+            }
+            if (created)
+            {
                 await jobs.EnqueueAsync(JobRequest.Of(ProcessJob, new ProcessPayload(asset.Id), idempotencyKey: $"{ProcessJob}:{asset.Id}"), cancellationToken);
                 await audit.AppendAsync(new AuditEvent("media.upload", AuditOutcome.Success)
                 {
@@ -140,6 +151,15 @@ internal sealed partial class MediaService(
             return (asset, created);
         }
         finally
+        {
+            Discard(staged);
+        }
+    }
+
+    /// <summary>Deletes a staging file, unless it belongs to someone else (<see cref="StagedContent.Keep"/>).</summary>
+    public void Discard(StagedContent staged)
+    {
+        if (!staged.Keep)
         {
             TryDelete(staged.Path);
         }
@@ -180,12 +200,10 @@ internal sealed partial class MediaService(
         }
         if (asset.State == MediaState.Archived)
         {
-            await MoveContentAsync(asset, MediaTier.Cold, MediaTier.Hot, cancellationToken);
-            if (!await store.TransitionAsync(asset.Id, [MediaState.Archived], MediaState.Ready, actor, "restored from archive", cancellationToken, s => s.Set("tier", MediaTier.Hot).Set("pending_event", MediaEvents.Restored)))
+            if (!await MoveContentAsync(asset, MediaState.Archived, MediaState.Ready, MediaTier.Cold, MediaTier.Hot, actor, "restored from archive", MediaEvents.Restored, cancellationToken))
             {
                 return LifecycleResult.Conflict;
             }
-            await DeleteContentIfUnusedAsync(asset.Sha256, MediaTier.Cold, cancellationToken);
             await AfterAsync(asset, "media.restore", MediaEvents.Restored, actor, "restored from archive", cancellationToken);
             return LifecycleResult.Done;
         }
@@ -209,7 +227,8 @@ internal sealed partial class MediaService(
             return LifecycleResult.Conflict;
         }
         // One job per asset, target and asset version: asking twice queues once; after a round trip a new one.
-        await jobs.EnqueueAsync(JobRequest.Of(MoveJob, new MovePayload(asset.Id, to, actor, reason), idempotencyKey: $"{MoveJob}:{asset.Id}:{to}:{asset.UpdatedAt}"), cancellationToken);
+        // A dead one (the store was down for all its attempts) is tried again by a new request.
+        await jobs.EnqueueAsync(JobRequest.Of(MoveJob, new MovePayload(asset.Id, to, actor, reason), idempotencyKey: $"{MoveJob}:{asset.Id}:{to}:{asset.UpdatedAt}") with { ReviveDead = true }, cancellationToken);
         return LifecycleResult.Accepted;
     }
 
@@ -224,13 +243,10 @@ internal sealed partial class MediaService(
         {
             return LifecycleResult.Conflict;
         }
-        // Copy first, switch the tier, then delete: a crash in between leaves a spare copy, never none.
-        await MoveContentAsync(asset, MediaTier.Hot, MediaTier.Cold, cancellationToken);
-        if (!await store.TransitionAsync(asset.Id, [MediaState.Ready], MediaState.Archived, actor, reason, cancellationToken, s => s.Set("tier", MediaTier.Cold).Set("pending_event", MediaEvents.Archived)))
+        if (!await MoveContentAsync(asset, MediaState.Ready, MediaState.Archived, MediaTier.Hot, MediaTier.Cold, actor, reason, MediaEvents.Archived, cancellationToken))
         {
             return LifecycleResult.Conflict;
         }
-        await DeleteContentIfUnusedAsync(asset.Sha256, MediaTier.Hot, cancellationToken);
         await AfterAsync(asset, "media.archive", MediaEvents.Archived, actor, reason, cancellationToken);
         return LifecycleResult.Done;
     }
@@ -251,19 +267,44 @@ internal sealed partial class MediaService(
         }
         var derivatives = await store.DerivativesAsync(asset.Id, cancellationToken);
         await AfterAsync(asset, "media.purge", MediaEvents.Purged, actor, "trash retention ended", cancellationToken, stateAfter: "purged");
-        if (!await store.DeleteTrashedAsync(asset.Id, cancellationToken))
+        await using (await LockContentAsync(asset.Sha256, cancellationToken))
         {
-            return LifecycleResult.Conflict;
+            if (!await store.DeleteTrashedAsync(asset.Id, cancellationToken))
+            {
+                return LifecycleResult.Conflict;
+            }
+            await DeleteContentIfUnusedAsync(asset.Sha256, asset.Tier, cancellationToken);
         }
         foreach (var derivative in derivatives)
         {
             await stores.Hot.DeleteAsync(derivative.BlobKey, cancellationToken);
         }
-        await DeleteContentIfUnusedAsync(asset.Sha256, asset.Tier, cancellationToken);
         return LifecycleResult.Done;
     }
 
-    private async Task MoveContentAsync(AssetRow asset, string from, string to, CancellationToken cancellationToken)
+    /// <summary>
+    /// Moves an asset's original between stores with its state change. Copy first (outside the
+    /// content lock: it can take minutes, and writing a content-addressed key twice is harmless),
+    /// then, under the lock, make sure the copy is there, switch the tier in the transition, and
+    /// delete the source if no other asset uses it there. A crash in between leaves a spare copy,
+    /// never none; the lock keeps assets sharing this content from deleting what another just chose.
+    /// </summary>
+    private async Task<bool> MoveContentAsync(AssetRow asset, string fromState, string toState, string from, string to, string actor, string reason, string eventName, CancellationToken cancellationToken)
+    {
+        await CopyContentAsync(asset, from, to, cancellationToken);
+        await using (await LockContentAsync(asset.Sha256, cancellationToken))
+        {
+            await CopyContentAsync(asset, from, to, cancellationToken);
+            if (!await store.TransitionAsync(asset.Id, [fromState], toState, actor, reason, cancellationToken, s => s.Set("tier", to).Set("pending_event", eventName)))
+            {
+                return false;
+            }
+            await DeleteContentIfUnusedAsync(asset.Sha256, from, cancellationToken);
+        }
+        return true;
+    }
+
+    private async Task CopyContentAsync(AssetRow asset, string from, string to, CancellationToken cancellationToken)
     {
         var key = BlobKeys.Content(asset.Sha256);
         if (await stores.Of(to).SizeAsync(key, cancellationToken) == asset.Size)
@@ -273,6 +314,32 @@ internal sealed partial class MediaService(
         await using var source = await stores.Of(from).OpenReadAsync(key, 0, null, cancellationToken)
             ?? throw new InvalidOperationException($"the content of asset {asset.Id} is missing from the {from} store");
         await stores.Of(to).PutAsync(key, source, asset.Mime, cancellationToken);
+    }
+
+    /// <summary>
+    /// Serializes what changes who uses one content object (admission, moves, purge), across every
+    /// replica, through a short lease in the database. Waits for a holder (they keep it for seconds).
+    /// </summary>
+    private async Task<IAsyncDisposable> LockContentAsync(string sha256, CancellationToken cancellationToken)
+    {
+        var name = "media-content:" + sha256;
+        var owner = Guid.NewGuid().ToString("N");
+        var deadline = DateTime.UtcNow + ContentLockLease * 2;
+        while (!await leases.TryAcquireAsync(name, owner, ContentLockLease, cancellationToken))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"the content {sha256} stayed locked; try again");
+            }
+            // Real time on purpose: this waits for another process, not for the (possibly fake) clock.
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+        }
+        return new ContentLock(() => leases.ReleaseAsync(name, owner, CancellationToken.None));
+    }
+
+    private sealed class ContentLock(Func<Task> release) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync() => await release();
     }
 
     private async Task DeleteContentIfUnusedAsync(string sha256, string tier, CancellationToken cancellationToken)
@@ -353,7 +420,11 @@ internal sealed partial class MediaService(
     private static partial void LogPublishFailed(ILogger logger, string @event, string assetId, Exception exception);
 }
 
-internal sealed record StagedContent(string Path, string Sha256, long Size, SniffedType? Type);
+internal sealed record StagedContent(string Path, string Sha256, long Size, SniffedType? Type)
+{
+    /// <summary>The file is not ours to delete (a tus part file that stays until the asset exists).</summary>
+    public bool Keep { get; init; }
+}
 
 internal sealed record ProcessPayload(string AssetId);
 

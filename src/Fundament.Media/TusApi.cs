@@ -103,7 +103,7 @@ internal static class TusApi
         context.Response.Headers["Upload-Expires"] = Expires(upload.ExpiresAt);
         if (request.ContentType?.StartsWith(OffsetContentType, StringComparison.OrdinalIgnoreCase) == true && request.ContentLength is not 0)
         {
-            var result = await AppendAsync(context, media, uploads, upload, 0, cancellationToken);
+            var result = await AppendAsync(context, media, uploads, upload, 0);
             if (result is not null)
             {
                 return result;
@@ -122,7 +122,7 @@ internal static class TusApi
         {
             return Results.NotFound();
         }
-        if (upload.AssetId is null && upload.Offset == upload.Length && await FinishAsync(context, media, uploads, upload, cancellationToken) is { } failed)
+        if (upload.AssetId is null && upload.Offset == upload.Length && await FinishAsync(context, media, uploads, upload) is { } failed)
         {
             return failed;
         }
@@ -170,11 +170,11 @@ internal static class TusApi
         {
             return Problems.Conflict($"Upload-Offset is {offset} but the upload is at {upload.Offset}; HEAD it and resume from there.");
         }
-        return await AppendAsync(context, media, uploads, upload, offset, CancellationToken.None) ?? Results.NoContent();
+        return await AppendAsync(context, media, uploads, upload, offset) ?? Results.NoContent();
     }
 
     /// <summary>Appends the body at <paramref name="offset"/>. Returns an error result, or null when the bytes were taken.</summary>
-    private static async Task<IResult?> AppendAsync(HttpContext context, MediaService media, UploadStore uploads, UploadRow upload, long offset, CancellationToken cancellationToken)
+    private static async Task<IResult?> AppendAsync(HttpContext context, MediaService media, UploadStore uploads, UploadRow upload, long offset)
     {
         var request = context.Request;
         IncrementalHash? checksum = null;
@@ -200,11 +200,15 @@ internal static class TusApi
         UploadChunk? chunk;
         try
         {
-            chunk = await uploads.Parts.BeginAsync(upload, offset, CancellationToken.None);
+            chunk = await uploads.Parts.BeginAsync(upload, offset, ct => uploads.IsAtAsync(upload.Id, offset, ct), CancellationToken.None);
         }
         catch (UploadBusyException)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status423Locked, title: "Upload busy", detail: "Another request is writing this upload.");
+        }
+        catch (UploadMovedException)
+        {
+            return Problems.Conflict("Another request moved the upload on meanwhile; HEAD it and resume from its offset.");
         }
         if (chunk is null)
         {
@@ -220,27 +224,37 @@ internal static class TusApi
             var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 16);
             try
             {
-                int read;
-                // Not RequestAborted: a client that goes away mid-body must not make us drop what it had already sent.
-                // A stalled client is cut off by Kestrel's minimum request body data rate instead.
-                while ((read = await request.Body.ReadAsync(buffer.AsMemory(0, 1 << 16), CancellationToken.None)) > 0)
+                while (true)
                 {
+                    int read;
+                    try
+                    {
+                        // Not RequestAborted: a client that goes away mid-body must not make us drop what it had already sent.
+                        // A stalled client is cut off by Kestrel's minimum request body data rate instead.
+                        read = await request.Body.ReadAsync(buffer.AsMemory(0, 1 << 16), CancellationToken.None);
+                    }
+                    catch (Exception ex) when (ex is not OutOfMemoryException)
+                    {
+                        // The connection broke: keep what arrived (unless it cannot be verified) so the client resumes from there.
+                        broken = true;
+                        if (checksum is not null)
+                        {
+                            written = 0;
+                        }
+                        break;
+                    }
+                    if (read == 0)
+                    {
+                        break;
+                    }
                     if (read > left - written)
                     {
                         return Problems.Validation("Upload-Length", "The body goes past Upload-Length.");
                     }
+                    // A failing write (a full disk) is our fault, not the client's: it propagates (500) and nothing is recorded.
                     await chunk.Body.WriteAsync(buffer.AsMemory(0, read), CancellationToken.None);
                     checksum?.AppendData(buffer, 0, read);
                     written += read;
-                }
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                // The connection broke: keep what arrived (unless it cannot be verified) so the client resumes from there.
-                broken = true;
-                if (checksum is not null)
-                {
-                    written = 0;
                 }
             }
             finally
@@ -266,31 +280,54 @@ internal static class TusApi
         context.Response.Headers["Upload-Offset"] = (offset + written).ToString(CultureInfo.InvariantCulture);
         context.Response.Headers["Upload-Expires"] = Expires(expires.Value);
         upload.Offset = offset + written;
-        return upload.Offset == upload.Length ? await FinishAsync(context, media, uploads, upload, cancellationToken) : null;
+        return upload.Offset == upload.Length ? await FinishAsync(context, media, uploads, upload) : null;
     }
 
     /// <summary>
     /// A complete upload becomes an asset (or the owner's existing one with the same content). Also
-    /// run by HEAD for an upload whose last chunk was recorded by a process that died before this step.
+    /// run by HEAD for an upload whose last chunk was recorded by a process that died before this
+    /// step, or whose client gave up waiting for the last PATCH. One request at a time finishes an
+    /// upload (a claim in the database); the others get 423 and HEAD again. Not cancelled by the
+    /// client: the bytes were acknowledged, and the upload's parts stay until it is an asset.
     /// </summary>
-    private static async Task<IResult?> FinishAsync(HttpContext context, MediaService media, UploadStore uploads, UploadRow upload, CancellationToken cancellationToken)
+    private static async Task<IResult?> FinishAsync(HttpContext context, MediaService media, UploadStore uploads, UploadRow upload)
     {
-        if (await uploads.Parts.StageAsync(upload, cancellationToken) is not { } staged)
+        var none = CancellationToken.None;
+        if (!await uploads.TryClaimFinishAsync(upload.Id, none))
         {
-            await uploads.DeleteAsync(upload.Id, CancellationToken.None);
-            return Problems.Conflict("The upload's bytes are gone; start a new upload.");
+            return TypedResults.Problem(statusCode: StatusCodes.Status423Locked, title: "Upload finishing", detail: "Another request is turning this upload into an asset; HEAD it again shortly.");
         }
-        if (staged.Type is null)
+        var finished = false;
+        try
         {
-            MediaService.TryDelete(staged.Path);
-            await uploads.DeleteAsync(upload.Id, CancellationToken.None);
-            return MediaApi.Unsupported();
+            if (await uploads.Parts.StageAsync(upload, none) is not { } staged)
+            {
+                // Under the claim nobody else is finishing it: its bytes are really gone.
+                await uploads.DeleteAsync(upload.Id, none);
+                finished = true;
+                return Problems.Conflict("The upload's bytes are gone; start a new upload.");
+            }
+            if (staged.Type is null)
+            {
+                media.Discard(staged);
+                await uploads.DeleteAsync(upload.Id, none);
+                finished = true;
+                return MediaApi.Unsupported();
+            }
+            var (asset, _) = await media.AdmitAsync(staged, upload.Owner, context.User.Actor(), upload.Filename, upload.Title, JsonSerializer.Deserialize<List<string>>(upload.Tags) ?? [], none);
+            await uploads.CompleteAsync(upload.Id, asset.Id, none);
+            finished = true;
+            await uploads.Parts.DeleteAsync(upload.Id, none);
+            context.Response.Headers["Media-Id"] = asset.Id;
+            return null;
         }
-        var (asset, _) = await media.AdmitAsync(staged, upload.Owner, context.User.Actor(), upload.Filename, upload.Title, JsonSerializer.Deserialize<List<string>>(upload.Tags) ?? [], cancellationToken);
-        await uploads.CompleteAsync(upload.Id, asset.Id, cancellationToken);
-        await uploads.Parts.DeleteAsync(upload.Id, CancellationToken.None);
-        context.Response.Headers["Media-Id"] = asset.Id;
-        return null;
+        finally
+        {
+            if (!finished)
+            {
+                await uploads.ReleaseFinishAsync(upload.Id, none);
+            }
+        }
     }
 
     private static async Task<IResult> DeleteAsync(string id, HttpContext context, UploadStore uploads, CancellationToken cancellationToken)

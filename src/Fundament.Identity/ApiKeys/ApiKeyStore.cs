@@ -48,6 +48,15 @@ internal sealed class ApiKeyStore(IDatabase database, TimeProvider time, IRolePe
             new { id, userId, now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken)) == 1;
     }
 
+    /// <summary>Revokes every live key of <paramref name="userId"/>; returns how many.</summary>
+    public async Task<int> RevokeAllAsync(string userId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE identity_api_keys SET revoked_at = @now WHERE user_id = @userId AND revoked_at IS NULL",
+            new { userId, now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
+    }
+
     /// <summary>The key's owner and effective roles, or null when the key is unknown, revoked, expired or its owner disabled.</summary>
     public async Task<ApiKeyPrincipal?> AuthenticateAsync(string key, CancellationToken cancellationToken)
     {

@@ -14,10 +14,10 @@ namespace Fundament.Identity.Bootstrap;
 /// the server needs (the database settings and the master key), so whoever can use it could
 /// already start the server: it is an operator's tool, not a remote backdoor. The user gets a new
 /// password (random unless one is given), is enabled, unlocked and holds the admin role; every
-/// session it had is revoked; the audit log records it. A missing user is created.
+/// session and API key it had is revoked; the audit log records it. A missing user is created.
 /// </summary>
 internal sealed class AdminRecovery(
-    UserStore users, PasswordHasher hasher, PasswordPolicy policy, SessionStore sessions, LoginThrottle throttle, IAuditLog audit)
+    UserStore users, PasswordHasher hasher, PasswordPolicy policy, SessionStore sessions, ApiKeys.ApiKeyStore apiKeys, LoginThrottle throttle, IAuditLog audit)
 {
     public sealed record Result(string UserId, string Password, bool Created, bool Generated);
 
@@ -43,7 +43,9 @@ internal sealed class AdminRecovery(
         {
             var roles = user.Roles.Contains(RoleStore.Admin, StringComparer.Ordinal) ? user.Roles : [.. user.Roles, RoleStore.Admin];
             await users.UpdateAsync(user.Id, new UserChanges(PasswordHash: hash, Disabled: false, Roles: roles), cancellationToken);
+            // Whoever locked the owner out may hold its sessions or keys: all of them end.
             await sessions.RevokeAllAsync(user.Id, "admin recovery", cancellationToken);
+            await apiKeys.RevokeAllAsync(user.Id, cancellationToken);
         }
         await throttle.ResetAsync(username, cancellationToken);
         await audit.AppendAsync(new AuditEvent("user.recover", AuditOutcome.Success)

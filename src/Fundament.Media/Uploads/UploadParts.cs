@@ -20,11 +20,16 @@ internal interface IUploadParts
 
     /// <summary>
     /// Starts taking the chunk that begins at <paramref name="offset"/>. Null when the upload's bytes
-    /// are gone. Throws <see cref="UploadBusyException"/> when another request is writing it here.
+    /// are gone. Throws <see cref="UploadBusyException"/> when another request is writing it here,
+    /// and <see cref="UploadMovedException"/> when <paramref name="stillAt"/> says the upload moved
+    /// past <paramref name="offset"/> before this request got hold of its bytes.
     /// </summary>
-    Task<UploadChunk?> BeginAsync(UploadRow upload, long offset, CancellationToken cancellationToken);
+    Task<UploadChunk?> BeginAsync(UploadRow upload, long offset, Func<CancellationToken, Task<bool>> stillAt, CancellationToken cancellationToken);
 
-    /// <summary>The complete upload, hashed and sniffed, as a staging file (the parts are left for <see cref="DeleteAsync"/>).</summary>
+    /// <summary>
+    /// The complete upload, hashed and sniffed, as a file to admit; null when its bytes are gone.
+    /// The parts stay until <see cref="DeleteAsync"/>, so a failed admission can be tried again.
+    /// </summary>
     Task<StagedContent?> StageAsync(UploadRow upload, CancellationToken cancellationToken);
 
     Task DeleteAsync(string id, CancellationToken cancellationToken);
@@ -53,6 +58,9 @@ internal abstract class UploadChunk : IAsyncDisposable
 /// <summary>Another request is writing this upload right now.</summary>
 internal sealed class UploadBusyException() : Exception("Another request is writing this upload.");
 
+/// <summary>Another request advanced the upload between this one reading its offset and getting hold of its bytes.</summary>
+internal sealed class UploadMovedException() : Exception("The upload moved on meanwhile.");
+
 /// <summary>A part file per upload in the upload folder of the node that received it.</summary>
 internal sealed class LocalUploadParts(MediaService media) : IUploadParts
 {
@@ -66,7 +74,7 @@ internal sealed class LocalUploadParts(MediaService media) : IUploadParts
         await File.WriteAllBytesAsync(PartPath(id), [], cancellationToken);
     }
 
-    public Task<UploadChunk?> BeginAsync(UploadRow upload, long offset, CancellationToken cancellationToken)
+    public async Task<UploadChunk?> BeginAsync(UploadRow upload, long offset, Func<CancellationToken, Task<bool>> stillAt, CancellationToken cancellationToken)
     {
         FileStream file;
         try
@@ -77,22 +85,29 @@ internal sealed class LocalUploadParts(MediaService media) : IUploadParts
         }
         catch (FileNotFoundException)
         {
-            return Task.FromResult<UploadChunk?>(null);
+            return null;
         }
         catch (IOException)
         {
             throw new UploadBusyException();
         }
+        // The offset was read before the lock: a request that held the lock meanwhile may have
+        // recorded more. Cutting the file back to the stale offset would lose those bytes.
+        if (!await stillAt(cancellationToken))
+        {
+            await file.DisposeAsync();
+            throw new UploadMovedException();
+        }
         // Anything past the recorded offset is from a request that broke before it was recorded.
         file.SetLength(offset);
         file.Seek(offset, SeekOrigin.Begin);
-        return Task.FromResult<UploadChunk?>(new Chunk(file, offset));
+        return new Chunk(file, offset);
     }
 
     public async Task<StagedContent?> StageAsync(UploadRow upload, CancellationToken cancellationToken)
     {
         var path = PartPath(upload.Id);
-        return File.Exists(path) ? await media.StageFileAsync(path, cancellationToken) : null;
+        return File.Exists(path) && new FileInfo(path).Length == upload.Length ? await media.SniffFileAsync(path, cancellationToken) : null;
     }
 
     public Task DeleteAsync(string id, CancellationToken cancellationToken)
@@ -168,8 +183,14 @@ internal sealed class LocalUploadParts(MediaService media) : IUploadParts
 /// </summary>
 internal sealed class StoreUploadParts(IDatabase database, MediaStores stores, MediaService media, TimeProvider time) : IUploadParts
 {
-    /// <summary>Unrecorded segments older than this are leftovers of a crash between store and record.</summary>
-    private static readonly TimeSpan PendingGrace = TimeSpan.FromHours(1);
+    /// <summary>
+    /// Unrecorded segments older than this are leftovers of a crash between store and record. Long,
+    /// so a slow put of a large chunk is never taken for one.
+    /// </summary>
+    private static readonly TimeSpan PendingGrace = TimeSpan.FromDays(1);
+
+    /// <summary>Temp files of chunks this node is receiving or storing right now; the sweep leaves them alone.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _receiving = new(StringComparer.Ordinal);
 
     public string Kind => "store";
 
@@ -181,10 +202,13 @@ internal sealed class StoreUploadParts(IDatabase database, MediaStores stores, M
 
     public Task CreateAsync(string id, CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task<UploadChunk?> BeginAsync(UploadRow upload, long offset, CancellationToken cancellationToken)
+    public Task<UploadChunk?> BeginAsync(UploadRow upload, long offset, Func<CancellationToken, Task<bool>> stillAt, CancellationToken cancellationToken)
     {
+        // No lock to take here: the offset moves by a conditional update when the chunk is recorded,
+        // so of two racing chunks one is recorded and the other is refused and deleted.
         Directory.CreateDirectory(media.UploadFolder);
         var temp = Path.Combine(media.UploadFolder, Guid.NewGuid().ToString("N") + ".chunk");
+        _receiving[temp] = 0;
         // Unbuffered like the local part file: the body arrives in 64 KiB reads, each written through as it comes.
         var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 0, FileOptions.Asynchronous);
         return Task.FromResult<UploadChunk?>(new Chunk(this, upload.Id, offset, temp, file));
@@ -245,7 +269,7 @@ internal sealed class StoreUploadParts(IDatabase database, MediaStores stores, M
         if (Directory.Exists(media.UploadFolder))
         {
             var cutoff = DateTime.UtcNow - TimeSpan.FromMinutes(10);
-            foreach (var temp in Directory.EnumerateFiles(media.UploadFolder, "*.chunk").Where(f => File.GetLastWriteTimeUtc(f) < cutoff))
+            foreach (var temp in Directory.EnumerateFiles(media.UploadFolder, "*.chunk").Where(f => !_receiving.ContainsKey(f) && File.GetLastWriteTimeUtc(f) < cutoff))
             {
                 MediaService.TryDelete(temp);
                 swept++;
@@ -296,8 +320,15 @@ internal sealed class StoreUploadParts(IDatabase database, MediaStores stores, M
             }
             await parts.Hot.PutFileAsync(key, temp, "application/octet-stream", cancellationToken);
             _key = key;
-            return (connection, transaction) => connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE media_upload_segments SET recorded = @yes WHERE blob_key = @key", new { key, yes = true }, transaction, cancellationToken: cancellationToken));
+            return async (connection, transaction) =>
+            {
+                // Exactly this segment, or the offset must not move: an advance without its bytes behind it would corrupt the upload.
+                if (await connection.ExecuteAsync(new CommandDefinition(
+                    "UPDATE media_upload_segments SET recorded = @yes WHERE blob_key = @key", new { key, yes = true }, transaction, cancellationToken: cancellationToken)) != 1)
+                {
+                    throw new InvalidOperationException($"upload segment {key} was swept while it was being stored");
+                }
+            };
         }
 
         public override async Task AbandonAsync(CancellationToken cancellationToken)
@@ -314,6 +345,7 @@ internal sealed class StoreUploadParts(IDatabase database, MediaStores stores, M
         {
             await file.DisposeAsync();
             MediaService.TryDelete(temp);
+            parts._receiving.TryRemove(temp, out _);
         }
     }
 

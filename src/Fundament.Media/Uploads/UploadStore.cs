@@ -14,6 +14,9 @@ internal sealed class UploadStore(IDatabase database, TimeProvider time, MediaSe
 {
     private const string Columns = "id AS Id, owner AS Owner, length AS Length, upload_offset AS Offset, filename AS Filename, title AS Title, tags AS Tags, expires_at AS ExpiresAt, asset_id AS AssetId";
 
+    /// <summary>How long one request may take to turn a complete upload into an asset before another may try.</summary>
+    public static readonly TimeSpan FinishClaim = TimeSpan.FromMinutes(15);
+
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
     private long ExpiresAt => Now + (long)media.Options.UploadExpiry.TotalMilliseconds;
@@ -67,10 +70,37 @@ internal sealed class UploadStore(IDatabase database, TimeProvider time, MediaSe
         }, cancellationToken);
     }
 
+    /// <summary>Whether the upload is still at <paramref name="offset"/> (checked again once a writer holds the bytes).</summary>
+    public async Task<bool> IsAtAsync(string id, long offset, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM media_uploads WHERE id = @id AND upload_offset = @offset AND asset_id IS NULL", new { id, offset }, cancellationToken: cancellationToken)) == 1;
+    }
+
+    /// <summary>
+    /// Claims the right to turn the complete upload into an asset, for <see cref="FinishClaim"/>
+    /// (a finisher that dies lets the next one in after it). False while another request holds it.
+    /// </summary>
+    public async Task<bool> TryClaimFinishAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition("""
+            UPDATE media_uploads SET finishing_until = @until
+            WHERE id = @id AND asset_id IS NULL AND (finishing_until IS NULL OR finishing_until < @now)
+            """, new { id, until = Now + (long)FinishClaim.TotalMilliseconds, now = Now }, cancellationToken: cancellationToken)) == 1;
+    }
+
+    public async Task ReleaseFinishAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("UPDATE media_uploads SET finishing_until = NULL WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+    }
+
     public async Task CompleteAsync(string id, string assetId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition("UPDATE media_uploads SET asset_id = @assetId WHERE id = @id", new { id, assetId }, cancellationToken: cancellationToken));
+        await connection.ExecuteAsync(new CommandDefinition("UPDATE media_uploads SET asset_id = @assetId, finishing_until = NULL WHERE id = @id", new { id, assetId }, cancellationToken: cancellationToken));
     }
 
     public async Task DeleteAsync(string id, CancellationToken cancellationToken)

@@ -1,5 +1,6 @@
 using Fundament.Hosting;
 using Fundament.Identity.Bootstrap;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Fundament.Server.Hosting;
 
@@ -66,7 +67,7 @@ internal sealed class AdminRecoverCommand
         AdminRecovery.Result result;
         try
         {
-            result = await ((AdminRecovery)services.GetService(typeof(AdminRecovery))!).RecoverAsync(Username, password, cancellationToken);
+            result = await services.GetRequiredService<AdminRecovery>().RecoverAsync(Username, password, cancellationToken);
         }
         catch (RecoveryRefusedException ex)
         {
@@ -75,7 +76,7 @@ internal sealed class AdminRecoverCommand
         }
         await output.WriteLineAsync(result.Created
             ? $"fundament: created '{Username}' with the admin role."
-            : $"fundament: '{Username}' is enabled, unlocked and holds the admin role; its sessions were revoked.");
+            : $"fundament: '{Username}' is enabled, unlocked and holds the admin role; its sessions and API keys were revoked.");
         if (result.Generated)
         {
             await output.WriteLineAsync($"  password: {result.Password}");

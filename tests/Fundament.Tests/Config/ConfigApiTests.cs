@@ -157,7 +157,7 @@ public abstract class ConfigApiTests(FundamentFactory factory)
     }
 
     [Fact]
-    public async Task A_service_client_reads_only_its_own_services_configuration_unless_it_holds_config_read()
+    public async Task A_service_client_with_config_read_own_reads_only_its_own_services_configuration()
     {
         using var admin = await factory.AdminAsync();
         var orders = Api.UniqueName("orders").ToLowerInvariant();
@@ -166,8 +166,14 @@ public abstract class ConfigApiTests(FundamentFactory factory)
         (await admin.PutAsJsonAsync("/api/v1/config/entries", new { service = payments, environment = "*", key = "psp.endpoint", value = "https://psp" }, _ct)).EnsureSuccessStatusCode();
         (await admin.PutAsJsonAsync("/api/v1/config/entries", new { service = "*", environment = "*", key = "log.level", value = "info" }, _ct)).EnsureSuccessStatusCode();
 
-        // No role at all: its own service, with the global values overlaid, and nothing else.
-        var (client, _) = await factory.ServiceClientAsync(orders);
+        // Without config.read.own, a name alone opens nothing (whoever may create clients could pick any name).
+        var (nameOnly, _) = await factory.ServiceClientAsync(payments);
+        await (await nameOnly.GetAsync($"/api/v1/config/resolved?service={payments}", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+
+        // With it: its own service, with the global values overlaid, and nothing else.
+        var ownRole = Api.UniqueName("svc").ToLowerInvariant();
+        (await admin.PostAsJsonAsync("/api/v1/roles", new { name = ownRole, permissions = new[] { "config.read.own" } }, _ct)).EnsureSuccessStatusCode();
+        var (client, _) = await factory.ServiceClientAsync(orders, ownRole);
         var own = await (await client.GetAsync($"/api/v1/config/resolved?service={orders}&environment=prod", _ct)).JsonAsync();
         Assert.Equal(10, own["values"]!["db.pool"]!.GetValue<int>());
         Assert.Equal("info", own["values"]!["log.level"]!.GetValue<string>());

@@ -195,6 +195,30 @@ public abstract class JobQueueTests<TFactory> : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_same_key_returns_the_existing_job_and_revives_it_only_when_asked_and_dead()
+    {
+        using var admin = await AdminAsync();
+        Probe.Permanent["doomed"] = true;
+        var key = "doomed-" + Guid.NewGuid().ToString("N");
+        var id = await EnqueueAsync("doomed", key: key);
+        await PassAsync();
+        Assert.Equal("dead", (await JobAsync(admin, id))["state"]!.GetValue<string>());
+
+        // Asking again plainly returns the dead job as it is.
+        Assert.Equal(id, await EnqueueAsync("doomed", key: key));
+        Assert.Equal("dead", (await JobAsync(admin, id))["state"]!.GetValue<string>());
+
+        // A new request that says so (archive asked again after the store was down) queues it once more.
+        Probe.Permanent.TryRemove("doomed", out _);
+        Assert.Equal(id, await Queue.EnqueueAsync(JobRequest.Of("test.probe", new ProbePayload("doomed"), idempotencyKey: key) with { ReviveDead = true }, _ct));
+        var revived = await JobAsync(admin, id);
+        Assert.Equal("queued", revived["state"]!.GetValue<string>());
+        Assert.Equal(0, revived["attempts"]!.GetValue<int>());
+        await PassAsync();
+        Assert.Equal("succeeded", (await JobAsync(admin, id))["state"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_job_whose_worker_died_is_taken_over_after_its_lease_and_nothing_is_lost()
     {
         using var admin = await AdminAsync();

@@ -244,6 +244,42 @@ public class TusUploadTests : MediaTestBase
     }
 
     [Fact]
+    public async Task A_chunk_that_read_a_stale_offset_never_destroys_what_another_request_recorded()
+    {
+        var content = Fixture("nikon-rio.jpg");
+        var location = (await CreateAsync(content.Length)).Headers.Location!.ToString();
+        var uploads = Factory.Services.GetRequiredService<UploadStore>();
+        var uploadId = location.Split('/')[^1];
+        string owner;
+        await using (var connection = await Factory.Services.GetRequiredService<IDatabase>().OpenAsync(Ct))
+        {
+            owner = await connection.ExecuteScalarAsync<string>("SELECT owner FROM media_uploads WHERE id = @uploadId", new { uploadId }) ?? "";
+        }
+        // Request B reads the upload at offset 0 ...
+        var stale = (await uploads.GetAsync(uploadId, owner, Ct))!;
+        // ... request A records 0 -> 10000 meanwhile ...
+        Assert.Equal(HttpStatusCode.NoContent, (await PatchAsync(location, 0, Chunk(content[..10_000]))).StatusCode);
+        // ... and B, going on from its stale offset the way PATCH does, is refused without touching A's bytes.
+        try
+        {
+            await using var chunk = (await uploads.Parts.BeginAsync(stale, 0, ct => uploads.IsAtAsync(uploadId, 0, ct), Ct))!;
+            await chunk.Body.WriteAsync(new byte[500], Ct);
+            Assert.Null(await uploads.AdvanceAsync(uploadId, 0, 500, Ct, await chunk.PersistAsync(500, Ct)));
+            await chunk.AbandonAsync(Ct);
+        }
+        catch (UploadMovedException)
+        {
+            // The local part file checks under its lock, before writing.
+        }
+        Assert.Equal(10_000, await OffsetAsync(location));
+        var last = await PatchAsync(location, 10_000, Chunk(content[10_000..]));
+        Assert.Equal(HttpStatusCode.NoContent, last.StatusCode);
+        var asset = await GetAsync(Admin, last.Headers.GetValues("Media-Id").Single());
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(content)), asset["sha256"]!.GetValue<string>());
+        Assert.Empty(KeptBytes());
+    }
+
+    [Fact]
     public async Task An_upload_whose_last_chunk_was_recorded_by_a_process_that_died_is_finished_by_HEAD()
     {
         // The last chunk is kept and recorded, then the process dies before it turns the upload into an asset.
@@ -257,11 +293,20 @@ public class TusUploadTests : MediaTestBase
             owner = await connection.ExecuteScalarAsync<string>("SELECT owner FROM media_uploads WHERE id = @uploadId", new { uploadId }) ?? "";
         }
         var upload = (await uploads.GetAsync(uploadId, owner, Ct))!;
-        await using (var chunk = (await uploads.Parts.BeginAsync(upload, 0, Ct))!)
+        await using (var chunk = (await uploads.Parts.BeginAsync(upload, 0, _ => Task.FromResult(true), Ct))!)
         {
             await chunk.Body.WriteAsync(content, Ct);
             Assert.NotNull(await uploads.AdvanceAsync(upload.Id, 0, content.Length, Ct, await chunk.PersistAsync(content.Length, Ct)));
         }
+
+        // While another request is finishing it, HEAD says so (423) and changes nothing.
+        Assert.True(await uploads.TryClaimFinishAsync(upload.Id, Ct));
+        using (var busy = new HttpRequestMessage(HttpMethod.Head, location))
+        {
+            busy.Headers.Add("Tus-Resumable", "1.0.0");
+            Assert.Equal((HttpStatusCode)423, (await Admin.SendAsync(busy, Ct)).StatusCode);
+        }
+        await uploads.ReleaseFinishAsync(upload.Id, Ct);
 
         // The client comes back and asks where to resume: the upload is complete, so HEAD finishes it.
         using var head = new HttpRequestMessage(HttpMethod.Head, location);
