@@ -277,6 +277,6 @@ public static class ConfigPermissions
     public const string Read = "config.read";
 
     /// <summary>For service clients: the resolved configuration of the service named like the client, nothing else.</summary>
-    public const string ReadOwn = "config.read.own";
+    public const string ReadOwn = Fundament.Security.Permissions.ConfigReadOwn;
     public const string Write = "config.write";
 }

@@ -51,7 +51,7 @@ public static class RegistryServiceCollectionExtensions
         {
             services.AddHostedService<SelfRegistration>();
         }
-        services.AddPermissions(RegistryPermissions.Read, RegistryPermissions.Write);
+        services.AddPermissions(RegistryPermissions.Read, RegistryPermissions.RegisterOwn, RegistryPermissions.Write);
         return services;
     }
 

@@ -35,6 +35,15 @@ public static class Permissions
     /// <summary>Every asset, lifecycle policies and all webhooks.</summary>
     public const string MediaAdmin = "media.admin";
 
+    /// <summary>Discovery: list services and instances (built-in role <c>service</c>).</summary>
+    public const string RegistryRead = "registry.read";
+
+    /// <summary>A service client registers instances of the service named like it (built-in role <c>service</c>).</summary>
+    public const string RegistryRegisterOwn = "registry.register.own";
+
+    /// <summary>A service client reads the configuration of the service named like it (built-in role <c>service</c>).</summary>
+    public const string ConfigReadOwn = "config.read.own";
+
     private static readonly HashSet<string> Registered = new(StringComparer.Ordinal)
     {
         UsersRead, UsersWrite, RolesRead, RolesWrite, ClientsRead, ClientsWrite, ApiKeysOwn, AuditRead,

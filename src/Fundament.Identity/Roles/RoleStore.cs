@@ -16,6 +16,7 @@ internal sealed class RoleStore(IDatabase database, TimeProvider time) : IRolePe
     public const string Admin = "admin";
     public const string User = "user";
     public const string Guest = "guest";
+    public const string Service = "service";
 
     private static readonly TimeSpan SnapshotTtl = TimeSpan.FromSeconds(5);
 
@@ -25,6 +26,8 @@ internal sealed class RoleStore(IDatabase database, TimeProvider time) : IRolePe
             [Admin] = ("Everything, including managing users, roles, clients and the audit log.", [Permissions.All]),
             [User] = ("A person using the platform: own profile, sessions, API keys, media and webhooks.", [Permissions.ApiKeysOwn, Permissions.MediaOwn, Permissions.MediaShared, Permissions.WebhooksOwn]),
             [Guest] = ("Read-only access to what is shared with them.", [Permissions.MediaShared]),
+            [Service] = ("A service's own client: register itself, discover others, read its own configuration.",
+                [Permissions.RegistryRead, Permissions.RegistryRegisterOwn, Permissions.ConfigReadOwn]),
         };
 
     private volatile Snapshot? _snapshot;

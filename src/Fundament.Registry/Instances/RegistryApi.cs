@@ -238,7 +238,8 @@ internal static partial class RegistryApi
         {
             return false;
         }
-        return string.Equals(user.FindFirst(FundamentClaims.Name)?.Value, service, StringComparison.Ordinal)
+        var held = await permissions.PermissionsOfAsync(user.RolesOf(), cancellationToken);
+        return (held.Contains(RegistryPermissions.RegisterOwn) && string.Equals(user.FindFirst(FundamentClaims.Name)?.Value, service, StringComparison.Ordinal))
             || await store.IsGrantedAsync(clientId, service, cancellationToken);
     }
 
@@ -361,7 +362,14 @@ internal static partial class RegistryApi
 public static class RegistryPermissions
 {
     /// <summary>Discovery: list services and instances.</summary>
-    public const string Read = "registry.read";
+    public const string Read = Fundament.Security.Permissions.RegistryRead;
+
+    /// <summary>
+    /// Register the service named like the client. A permission (handed out through roles, which
+    /// only their holders can grant), so naming a client after a service is not enough to take its
+    /// traffic.
+    /// </summary>
+    public const string RegisterOwn = Fundament.Security.Permissions.RegistryRegisterOwn;
 
     /// <summary>Register any service, deregister any instance, manage grants.</summary>
     public const string Write = "registry.write";

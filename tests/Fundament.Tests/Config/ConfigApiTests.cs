@@ -167,13 +167,11 @@ public abstract class ConfigApiTests(FundamentFactory factory)
         (await admin.PutAsJsonAsync("/api/v1/config/entries", new { service = "*", environment = "*", key = "log.level", value = "info" }, _ct)).EnsureSuccessStatusCode();
 
         // Without config.read.own, a name alone opens nothing (whoever may create clients could pick any name).
-        var (nameOnly, _) = await factory.ServiceClientAsync(payments);
+        var (nameOnly, _) = await factory.ServiceClientAsync(payments, "guest");
         await (await nameOnly.GetAsync($"/api/v1/config/resolved?service={payments}", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
 
         // With it: its own service, with the global values overlaid, and nothing else.
-        var ownRole = Api.UniqueName("svc").ToLowerInvariant();
-        (await admin.PostAsJsonAsync("/api/v1/roles", new { name = ownRole, permissions = new[] { "config.read.own" } }, _ct)).EnsureSuccessStatusCode();
-        var (client, _) = await factory.ServiceClientAsync(orders, ownRole);
+        var (client, _) = await factory.ServiceClientAsync(orders, "service");
         var own = await (await client.GetAsync($"/api/v1/config/resolved?service={orders}&environment=prod", _ct)).JsonAsync();
         Assert.Equal(10, own["values"]!["db.pool"]!.GetValue<int>());
         Assert.Equal("info", own["values"]!["log.level"]!.GetValue<string>());

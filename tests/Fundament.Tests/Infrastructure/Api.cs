@@ -66,7 +66,8 @@ public static class Api
     {
         var ct = TestContext.Current.CancellationToken;
         using var admin = await factory.AdminAsync();
-        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name, roles }, ct)).JsonAsync();
+        // The built-in role a service's client normally gets, unless the test says otherwise.
+        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name, roles = roles.Length == 0 ? ["service"] : roles }, ct)).JsonAsync();
         using var anonymous = factory.CreateClient();
         var token = await (await anonymous.PostAsync("/oauth2/token", new FormUrlEncodedContent(new Dictionary<string, string>
         {

@@ -70,6 +70,12 @@ public abstract class RegistryApiTests(FundamentFactory factory)
 
         var (person, _, _) = await factory.UserClientAsync("user");
         await (await person.PostAsJsonAsync("/api/v1/registry/instances", new { service, address = "127.0.0.1", port = 9000 }, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+
+        // The name alone is not enough: whoever may create clients could name one after any service
+        // to take its traffic. Registering as itself needs registry.register.own (role "service").
+        var impostorName = Svc();
+        var (impostor, _) = await factory.ServiceClientAsync(impostorName, "guest");
+        await (await impostor.PostAsJsonAsync("/api/v1/registry/instances", new { service = impostorName, address = "127.0.0.1", port = 9000 }, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
     }
 
     [Fact]

@@ -108,7 +108,6 @@ public sealed class OrdersSampleTests : IAsyncDisposable
 
         var login = await (await api.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = AdminPassword }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
         api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login!["access_token"]!.GetValue<string>());
-        (await api.PostAsJsonAsync("/api/v1/roles", new { name = "service", permissions = new[] { "registry.read", "config.read.own" } }, _ct)).EnsureSuccessStatusCode();
         var client = await (await api.PostAsJsonAsync("/api/v1/clients", new { name = "orders", roles = new[] { "service" } }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
         var clientId = client!["client_id"]!.GetValue<string>();
         (await api.PutAsJsonAsync("/api/v1/config/entries", new { service = "orders", environment = "*", key = "Orders", value = new { MaxItems = 25, Greeting = "hi" } }, _ct)).EnsureSuccessStatusCode();
