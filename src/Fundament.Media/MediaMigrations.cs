@@ -97,7 +97,7 @@ internal sealed class MediaMigrations : IMigrationSource
                 created_at BIGINT NOT NULL,
                 updated_at BIGINT NOT NULL);
             """),
-        new(2, "upload segments in the hot store, so any media replica can continue a tus upload; one finisher per upload", """
+        new(2, "upload segments in the hot store, so any media replica can continue a tus upload", """
             CREATE TABLE media_upload_segments (
                 blob_key TEXT NOT NULL PRIMARY KEY,
                 upload_id TEXT NOT NULL,
@@ -106,7 +106,10 @@ internal sealed class MediaMigrations : IMigrationSource
                 recorded {bool} NOT NULL,
                 created_at BIGINT NOT NULL);
             CREATE INDEX ix_media_upload_segments_upload ON media_upload_segments (upload_id, start_offset);
+            """),
+        new(3, "one finisher per upload: a claim with its holder and expiry", """
             ALTER TABLE media_uploads ADD COLUMN finishing_until BIGINT NULL;
+            ALTER TABLE media_uploads ADD COLUMN finishing_by TEXT NULL;
             """),
     ];
 }

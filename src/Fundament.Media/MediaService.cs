@@ -14,8 +14,14 @@ internal sealed partial class MediaService(
     MediaStore store, MediaStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit, Fundament.Storage.LeaseStore leases,
     IOptions<MediaOptions> options, IOptions<FundamentOptions> fundament, TimeProvider time, ILogger<MediaService> logger)
 {
-    /// <summary>Longest a content lock is held if its holder dies; holders keep it for seconds.</summary>
-    private static readonly TimeSpan ContentLockLease = TimeSpan.FromMinutes(1);
+    /// <summary>
+    /// How long a content lock lasts if its holder dies. Holders keep it for seconds, but the rare
+    /// re-copy under it (an object deleted between the copy and the lock) can take minutes.
+    /// </summary>
+    private static readonly TimeSpan ContentLockLease = TimeSpan.FromMinutes(10);
+
+    /// <summary>How long a request or job waits for another holder of a content lock before giving up (503, or a job retry).</summary>
+    private static readonly TimeSpan ContentLockWait = TimeSpan.FromSeconds(60);
 
     public const string ProcessJob = "media.process";
 
@@ -216,7 +222,7 @@ internal sealed partial class MediaService(
     /// (retried, surviving a crash, never cut off by a client or gateway timeout), not in a request.
     /// Checked now, so a held or wrong-state asset is refused at once; checked again by the worker.
     /// </summary>
-    public async Task<LifecycleResult> RequestMoveAsync(AssetRow asset, string to, string actor, string reason, CancellationToken cancellationToken)
+    public async Task<LifecycleResult> RequestMoveAsync(AssetRow asset, string to, string actor, string reason, CancellationToken cancellationToken, bool reviveDead = true)
     {
         if (to == MediaTier.Cold && asset.LegalHold)
         {
@@ -227,8 +233,9 @@ internal sealed partial class MediaService(
             return LifecycleResult.Conflict;
         }
         // One job per asset, target and asset version: asking twice queues once; after a round trip a new one.
-        // A dead one (the store was down for all its attempts) is tried again by a new request.
-        await jobs.EnqueueAsync(JobRequest.Of(MoveJob, new MovePayload(asset.Id, to, actor, reason), idempotencyKey: $"{MoveJob}:{asset.Id}:{to}:{asset.UpdatedAt}") with { ReviveDead = true }, cancellationToken);
+        // A dead one (the store was down for all its attempts) is tried again by a person asking
+        // again; the policy runner does not revive it every interval.
+        await jobs.EnqueueAsync(JobRequest.Of(MoveJob, new MovePayload(asset.Id, to, actor, reason), idempotencyKey: $"{MoveJob}:{asset.Id}:{to}:{asset.UpdatedAt}") with { ReviveDead = reviveDead }, cancellationToken);
         return LifecycleResult.Accepted;
     }
 
@@ -297,6 +304,8 @@ internal sealed partial class MediaService(
             await CopyContentAsync(asset, from, to, cancellationToken);
             if (!await store.TransitionAsync(asset.Id, [fromState], toState, actor, reason, cancellationToken, s => s.Set("tier", to).Set("pending_event", eventName)))
             {
+                // The asset changed meanwhile: the copy made for it is not needed unless another asset uses it there.
+                await DeleteContentIfUnusedAsync(asset.Sha256, to, cancellationToken);
                 return false;
             }
             await DeleteContentIfUnusedAsync(asset.Sha256, from, cancellationToken);
@@ -324,12 +333,12 @@ internal sealed partial class MediaService(
     {
         var name = "media-content:" + sha256;
         var owner = Guid.NewGuid().ToString("N");
-        var deadline = DateTime.UtcNow + ContentLockLease * 2;
+        var deadline = DateTime.UtcNow + ContentLockWait;
         while (!await leases.TryAcquireAsync(name, owner, ContentLockLease, cancellationToken))
         {
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException($"the content {sha256} stayed locked; try again");
+                throw new Fundament.Http.TemporarilyUnavailableException("Another change to the same content is in progress; try again shortly.", TimeSpan.FromSeconds(30));
             }
             // Real time on purpose: this waits for another process, not for the (possibly fake) clock.
             await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);

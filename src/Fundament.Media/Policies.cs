@@ -167,7 +167,7 @@ internal sealed partial class PolicyRunner(
                         continue;
                     }
                     // Queued: workers copy the originals in parallel, each retried on its own.
-                    if (dryRun || await media.RequestMoveAsync(asset, Storage.MediaTier.Cold, $"policy:{policy.Id}", $"policy {policy.Name}: older than {archiveDays} days", cancellationToken) == LifecycleResult.Accepted)
+                    if (dryRun || await media.RequestMoveAsync(asset, Storage.MediaTier.Cold, $"policy:{policy.Id}", $"policy {policy.Name}: older than {archiveDays} days", cancellationToken, reviveDead: false) == LifecycleResult.Accepted)
                     {
                         actions.Add(new PolicyAction(policy.Id, asset.Id, "archive", asset.State, MediaState.Archived));
                     }
@@ -177,9 +177,16 @@ internal sealed partial class PolicyRunner(
         var trashBefore = (now - options.Value.TrashRetention).ToUnixTimeMilliseconds();
         foreach (var asset in await store.TrashExpiredAsync(trashBefore, Batch, cancellationToken))
         {
-            if (dryRun || await media.PurgeAsync(asset, "system", cancellationToken) == LifecycleResult.Done)
+            try
             {
-                actions.Add(new PolicyAction("trash-retention", asset.Id, "purge", MediaState.Trashed, "purged"));
+                if (dryRun || await media.PurgeAsync(asset, "system", cancellationToken) == LifecycleResult.Done)
+                {
+                    actions.Add(new PolicyAction("trash-retention", asset.Id, "purge", MediaState.Trashed, "purged"));
+                }
+            }
+            catch (Fundament.Http.TemporarilyUnavailableException)
+            {
+                // Its content is busy with another change: the next run purges it; the others go on now.
             }
         }
         if (!dryRun && actions.Count > 0)

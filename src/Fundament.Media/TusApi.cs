@@ -122,7 +122,7 @@ internal static class TusApi
         {
             return Results.NotFound();
         }
-        if (upload.AssetId is null && upload.Offset == upload.Length && await FinishAsync(context, media, uploads, upload) is { } failed)
+        if (upload.AssetId is null && upload.Offset == upload.Length && await FinishAsync(context, media, uploads, upload, fromHead: true) is { } failed)
         {
             return failed;
         }
@@ -266,7 +266,14 @@ internal static class TusApi
                 return TypedResults.Problem(statusCode: 460, title: "Checksum mismatch", detail: "The body does not match Upload-Checksum; nothing was stored, send the chunk again.");
             }
             // Recorded even when the client is already gone: the bytes are kept and the client will HEAD for them.
-            expires = await uploads.AdvanceAsync(upload.Id, offset, offset + written, CancellationToken.None, await chunk.PersistAsync(written, CancellationToken.None));
+            try
+            {
+                expires = await uploads.AdvanceAsync(upload.Id, offset, offset + written, CancellationToken.None, await chunk.PersistAsync(written, CancellationToken.None));
+            }
+            catch (UploadSegmentLostException)
+            {
+                expires = null;
+            }
             if (expires is null)
             {
                 await chunk.AbandonAsync(CancellationToken.None);
@@ -280,7 +287,7 @@ internal static class TusApi
         context.Response.Headers["Upload-Offset"] = (offset + written).ToString(CultureInfo.InvariantCulture);
         context.Response.Headers["Upload-Expires"] = Expires(expires.Value);
         upload.Offset = offset + written;
-        return upload.Offset == upload.Length ? await FinishAsync(context, media, uploads, upload) : null;
+        return upload.Offset == upload.Length ? await FinishAsync(context, media, uploads, upload, fromHead: false) : null;
     }
 
     /// <summary>
@@ -290,12 +297,14 @@ internal static class TusApi
     /// upload (a claim in the database); the others get 423 and HEAD again. Not cancelled by the
     /// client: the bytes were acknowledged, and the upload's parts stay until it is an asset.
     /// </summary>
-    private static async Task<IResult?> FinishAsync(HttpContext context, MediaService media, UploadStore uploads, UploadRow upload)
+    private static async Task<IResult?> FinishAsync(HttpContext context, MediaService media, UploadStore uploads, UploadRow upload, bool fromHead)
     {
         var none = CancellationToken.None;
-        if (!await uploads.TryClaimFinishAsync(upload.Id, none))
+        if (await uploads.TryClaimFinishAsync(upload.Id, none) is not { } claim)
         {
-            return TypedResults.Problem(statusCode: StatusCodes.Status423Locked, title: "Upload finishing", detail: "Another request is turning this upload into an asset; HEAD it again shortly.");
+            // HEAD just reports: every byte is here (Upload-Offset = Upload-Length), and Media-Id
+            // follows once the other request is done. A PATCH that completes it too is told to wait.
+            return fromHead ? null : TypedResults.Problem(statusCode: StatusCodes.Status423Locked, title: "Upload finishing", detail: "Another request is turning this upload into an asset; HEAD it again shortly.");
         }
         var finished = false;
         try
@@ -315,9 +324,12 @@ internal static class TusApi
                 return MediaApi.Unsupported();
             }
             var (asset, _) = await media.AdmitAsync(staged, upload.Owner, context.User.Actor(), upload.Filename, upload.Title, JsonSerializer.Deserialize<List<string>>(upload.Tags) ?? [], none);
-            await uploads.CompleteAsync(upload.Id, asset.Id, none);
             finished = true;
-            await uploads.Parts.DeleteAsync(upload.Id, none);
+            // Only the claim's holder deletes the parts; one that overran its claim leaves them to its successor.
+            if (await uploads.CompleteAsync(upload.Id, asset.Id, claim, none))
+            {
+                await uploads.Parts.DeleteAsync(upload.Id, none);
+            }
             context.Response.Headers["Media-Id"] = asset.Id;
             return null;
         }
@@ -325,7 +337,7 @@ internal static class TusApi
         {
             if (!finished)
             {
-                await uploads.ReleaseFinishAsync(upload.Id, none);
+                await uploads.ReleaseFinishAsync(upload.Id, claim, none);
             }
         }
     }

@@ -35,6 +35,10 @@ internal sealed partial class ProblemExceptionHandler(IProblemDetailsService pro
             case JsonException json:
                 problem = new ProblemDetails { Status = 400, Title = "Bad request", Detail = DescribeJson(json) };
                 break;
+            case TemporarilyUnavailableException busy:
+                httpContext.Response.Headers.RetryAfter = ((int)Math.Ceiling(busy.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                problem = new ProblemDetails { Status = 503, Title = "Temporarily unavailable", Detail = busy.Message };
+                break;
             case OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested:
                 // The client went away; nobody reads this answer.
                 httpContext.Response.StatusCode = 499;
@@ -89,4 +93,10 @@ internal sealed partial class ProblemExceptionHandler(IProblemDetailsService pro
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Decryption failed for {Method} {Path}: stored ciphertext did not authenticate")]
     private static partial void LogCryptoFailure(ILogger logger, string method, string path, Exception exception);
+}
+
+/// <summary>Something the request needs is busy for a while; answered 503 with <c>Retry-After</c>, nothing changed.</summary>
+public sealed class TemporarilyUnavailableException(string message, TimeSpan retryAfter) : Exception(message)
+{
+    public TimeSpan RetryAfter { get; } = retryAfter;
 }

@@ -58,6 +58,9 @@ internal abstract class UploadChunk : IAsyncDisposable
 /// <summary>Another request is writing this upload right now.</summary>
 internal sealed class UploadBusyException() : Exception("Another request is writing this upload.");
 
+/// <summary>A stored chunk's record was swept before it could be recorded (its put took longer than the grace).</summary>
+internal sealed class UploadSegmentLostException(string key) : Exception($"upload segment {key} was swept while it was being stored");
+
 /// <summary>Another request advanced the upload between this one reading its offset and getting hold of its bytes.</summary>
 internal sealed class UploadMovedException() : Exception("The upload moved on meanwhile.");
 
@@ -326,7 +329,7 @@ internal sealed class StoreUploadParts(IDatabase database, MediaStores stores, M
                 if (await connection.ExecuteAsync(new CommandDefinition(
                     "UPDATE media_upload_segments SET recorded = @yes WHERE blob_key = @key", new { key, yes = true }, transaction, cancellationToken: cancellationToken)) != 1)
                 {
-                    throw new InvalidOperationException($"upload segment {key} was swept while it was being stored");
+                    throw new UploadSegmentLostException(key);
                 }
             };
         }
@@ -335,6 +338,7 @@ internal sealed class StoreUploadParts(IDatabase database, MediaStores stores, M
         {
             if (_key is { } key)
             {
+                _key = null;
                 await parts.Hot.DeleteAsync(key, cancellationToken);
                 await using var connection = await parts.Database.OpenAsync(cancellationToken);
                 await connection.ExecuteAsync(new CommandDefinition("DELETE FROM media_upload_segments WHERE blob_key = @key", new { key }, cancellationToken: cancellationToken));

@@ -15,7 +15,7 @@ internal sealed class UploadStore(IDatabase database, TimeProvider time, MediaSe
     private const string Columns = "id AS Id, owner AS Owner, length AS Length, upload_offset AS Offset, filename AS Filename, title AS Title, tags AS Tags, expires_at AS ExpiresAt, asset_id AS AssetId";
 
     /// <summary>How long one request may take to turn a complete upload into an asset before another may try.</summary>
-    public static readonly TimeSpan FinishClaim = TimeSpan.FromMinutes(15);
+    public static readonly TimeSpan FinishClaim = TimeSpan.FromHours(1);
 
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
@@ -80,27 +80,34 @@ internal sealed class UploadStore(IDatabase database, TimeProvider time, MediaSe
 
     /// <summary>
     /// Claims the right to turn the complete upload into an asset, for <see cref="FinishClaim"/>
-    /// (a finisher that dies lets the next one in after it). False while another request holds it.
+    /// (a finisher that dies lets the next one in after it). Returns the claim's token, or null
+    /// while another request holds it.
     /// </summary>
-    public async Task<bool> TryClaimFinishAsync(string id, CancellationToken cancellationToken)
+    public async Task<string?> TryClaimFinishAsync(string id, CancellationToken cancellationToken)
     {
+        var token = Guid.NewGuid().ToString("N");
         await using var connection = await database.OpenAsync(cancellationToken);
         return await connection.ExecuteAsync(new CommandDefinition("""
-            UPDATE media_uploads SET finishing_until = @until
+            UPDATE media_uploads SET finishing_until = @until, finishing_by = @token
             WHERE id = @id AND asset_id IS NULL AND (finishing_until IS NULL OR finishing_until < @now)
-            """, new { id, until = Now + (long)FinishClaim.TotalMilliseconds, now = Now }, cancellationToken: cancellationToken)) == 1;
+            """, new { id, token, until = Now + (long)FinishClaim.TotalMilliseconds, now = Now }, cancellationToken: cancellationToken)) == 1 ? token : null;
     }
 
-    public async Task ReleaseFinishAsync(string id, CancellationToken cancellationToken)
+    /// <summary>Gives the claim up, if it is still this <paramref name="token"/>'s (a finisher that overran must not free its successor's).</summary>
+    public async Task ReleaseFinishAsync(string id, string token, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition("UPDATE media_uploads SET finishing_until = NULL WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE media_uploads SET finishing_until = NULL, finishing_by = NULL WHERE id = @id AND finishing_by = @token", new { id, token }, cancellationToken: cancellationToken));
     }
 
-    public async Task CompleteAsync(string id, string assetId, CancellationToken cancellationToken)
+    /// <summary>Records the asset, if the claim is still <paramref name="token"/>'s. False when a successor took it over.</summary>
+    public async Task<bool> CompleteAsync(string id, string assetId, string token, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition("UPDATE media_uploads SET asset_id = @assetId, finishing_until = NULL WHERE id = @id", new { id, assetId }, cancellationToken: cancellationToken));
+        return await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE media_uploads SET asset_id = @assetId, finishing_until = NULL, finishing_by = NULL WHERE id = @id AND finishing_by = @token AND asset_id IS NULL",
+            new { id, assetId, token }, cancellationToken: cancellationToken)) == 1;
     }
 
     public async Task DeleteAsync(string id, CancellationToken cancellationToken)

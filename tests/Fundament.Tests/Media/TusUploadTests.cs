@@ -299,14 +299,24 @@ public class TusUploadTests : MediaTestBase
             Assert.NotNull(await uploads.AdvanceAsync(upload.Id, 0, content.Length, Ct, await chunk.PersistAsync(content.Length, Ct)));
         }
 
-        // While another request is finishing it, HEAD says so (423) and changes nothing.
-        Assert.True(await uploads.TryClaimFinishAsync(upload.Id, Ct));
+        // While another request is finishing it, HEAD reports every byte here and no Media-Id yet,
+        // and a PATCH that would complete it too is told to wait (423); neither changes anything.
+        var claim = await uploads.TryClaimFinishAsync(upload.Id, Ct);
+        Assert.NotNull(claim);
+        Assert.Null(await uploads.TryClaimFinishAsync(upload.Id, Ct));
         using (var busy = new HttpRequestMessage(HttpMethod.Head, location))
         {
             busy.Headers.Add("Tus-Resumable", "1.0.0");
-            Assert.Equal((HttpStatusCode)423, (await Admin.SendAsync(busy, Ct)).StatusCode);
+            var answer = await Admin.SendAsync(busy, Ct);
+            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+            Assert.Equal(content.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), answer.Headers.GetValues("Upload-Offset").Single());
+            Assert.False(answer.Headers.Contains("Media-Id"));
         }
-        await uploads.ReleaseFinishAsync(upload.Id, Ct);
+        Assert.Equal((HttpStatusCode)423, (await PatchAsync(location, content.Length, Chunk([]))).StatusCode);
+        // Only the holder gives the claim up.
+        await uploads.ReleaseFinishAsync(upload.Id, "not-the-holder", Ct);
+        Assert.Null(await uploads.TryClaimFinishAsync(upload.Id, Ct));
+        await uploads.ReleaseFinishAsync(upload.Id, claim!, Ct);
 
         // The client comes back and asks where to resume: the upload is complete, so HEAD finishes it.
         using var head = new HttpRequestMessage(HttpMethod.Head, location);
