@@ -17,12 +17,14 @@ namespace Fundament.Identity.Authentication;
 /// type, lifetime). The resulting identity is remembered under the exact token string until the
 /// token's own expiry. Later requests with that string skip the per-request work JwtBearer does
 /// even on a hit (copying the validation parameters, building contexts, raising events). They get
-/// a copy of the identity, a lifetime check against the clock, and the same subject-and-session
-/// check (<see cref="CheckSubjectAsync"/>) every request gets.
+/// a copy of the identity, a lifetime check against the clock, a check that its signing key is
+/// still published, and the same subject-and-session check (<see cref="CheckSubjectAsync"/>) every
+/// request gets.
 /// Failures are never remembered, so a forged token is validated (and refused) every time.
 /// </summary>
 internal sealed class CachingBearerHandler(
-    IOptionsMonitor<JwtBearerOptions> options, ILoggerFactory logger, UrlEncoder encoder, ValidatedTokens tokens, PrincipalStatus status, TimeProvider time)
+    IOptionsMonitor<JwtBearerOptions> options, ILoggerFactory logger, UrlEncoder encoder, ValidatedTokens tokens, PrincipalStatus status,
+    Tokens.SigningKeyStore keys, TimeProvider time)
     : JwtBearerHandler(options, logger, encoder)
 {
     private const string Bearer = "Bearer ";
@@ -35,7 +37,7 @@ internal sealed class CachingBearerHandler(
             return await base.HandleAuthenticateAsync();
         }
         var token = header[Bearer.Length..].Trim();
-        if (tokens.Find(token, time.GetUtcNow()) is { } identity)
+        if (tokens.Find(token, time.GetUtcNow(), keys.IsPublished) is { } identity)
         {
             var principal = new ClaimsPrincipal(identity);
             return await CheckSubjectAsync(principal, status, Context.RequestAborted) is { } failure
@@ -44,9 +46,10 @@ internal sealed class CachingBearerHandler(
         }
         var result = await base.HandleAuthenticateAsync();
         if (result.Succeeded && result.Principal.Identity is ClaimsIdentity validated
-            && long.TryParse(validated.FindFirst("exp")?.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var exp))
+            && long.TryParse(validated.FindFirst("exp")?.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var exp)
+            && new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(token).Kid is { Length: > 0 } kid)
         {
-            tokens.Remember(token, validated, DateTimeOffset.FromUnixTimeSeconds(exp));
+            tokens.Remember(token, validated, DateTimeOffset.FromUnixTimeSeconds(exp), kid);
         }
         return result;
     }
@@ -77,16 +80,20 @@ internal sealed class ValidatedTokens
 {
     public const int MaxEntries = 50_000;
 
-    private readonly ConcurrentDictionary<string, (ClaimsIdentity Identity, DateTimeOffset Expires)> _valid = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (ClaimsIdentity Identity, DateTimeOffset Expires, string Kid)> _valid = new(StringComparer.Ordinal);
 
-    /// <summary>A copy of the identity (callers may add to it), or null when unknown or expired.</summary>
-    public ClaimsIdentity? Find(string token, DateTimeOffset now)
+    /// <summary>
+    /// A copy of the identity (callers may add to it), or null when unknown, expired, or signed
+    /// with a key that is no longer published (<paramref name="published"/>), so retiring a key
+    /// ends its tokens at once, cached or not.
+    /// </summary>
+    public ClaimsIdentity? Find(string token, DateTimeOffset now, Func<string, bool> published)
     {
         if (!_valid.TryGetValue(token, out var hit))
         {
             return null;
         }
-        if (hit.Expires > now)
+        if (hit.Expires > now && published(hit.Kid))
         {
             return hit.Identity.Clone();
         }
@@ -94,12 +101,12 @@ internal sealed class ValidatedTokens
         return null;
     }
 
-    public void Remember(string token, ClaimsIdentity identity, DateTimeOffset expires)
+    public void Remember(string token, ClaimsIdentity identity, DateTimeOffset expires, string kid)
     {
         if (_valid.Count >= MaxEntries)
         {
             _valid.Clear();
         }
-        _valid[token] = (identity.Clone(), expires);
+        _valid[token] = (identity.Clone(), expires, kid);
     }
 }

@@ -133,6 +133,20 @@ internal sealed partial class SigningKeyStore(
         return _keys.Where(k => k.ExpiresAt is null || k.ExpiresAt > now).ToList();
     }
 
+    /// <summary>Whether tokens signed with <paramref name="kid"/> are still accepted (without allocating: asked on every request).</summary>
+    public bool IsPublished(string kid)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (var key in _keys)
+        {
+            if (string.Equals(key.Kid, kid, StringComparison.Ordinal) && (key.ExpiresAt is null || key.ExpiresAt > now))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     public IEnumerable<SecurityKey> ValidationKeys(string? kid) =>
         Published().Where(k => kid is null || string.Equals(k.Kid, kid, StringComparison.Ordinal)).Select(k => k.ValidationKey);
 

@@ -145,7 +145,9 @@ public sealed class TokenValidationTests(SqliteFundamentFactory factory) : IClas
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me", _ct)).StatusCode);
         // Validated once, then answered from the cache of validated tokens until the token's expiry.
         var validated = factory.Services.GetRequiredService<Fundament.Identity.Authentication.ValidatedTokens>();
-        Assert.NotNull(validated.Find(token, factory.Time.GetUtcNow()));
+        Assert.NotNull(validated.Find(token, factory.Time.GetUtcNow(), _ => true));
+        Assert.Null(validated.Find(token, factory.Time.GetUtcNow(), _ => false)); // a retired key ends it at once
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me", _ct)).StatusCode); // validated again in full
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me", _ct)).StatusCode);
         // Past expiry plus the configured 30 s clock skew.
         factory.Time.Advance(TimeSpan.FromMinutes(15) + TimeSpan.FromSeconds(31));
