@@ -236,6 +236,18 @@ public class TusUploadTests : MediaTestBase
         Assert.False(File.Exists(orphan));
     }
 
+    /// <summary>The upload's row as the server reads it (for tests that play a request's part through the internals).</summary>
+    private async Task<UploadRow> UploadRowAsync(string location)
+    {
+        var uploadId = location.Split('/')[^1];
+        string owner;
+        await using (var connection = await Factory.Services.GetRequiredService<IDatabase>().OpenAsync(Ct))
+        {
+            owner = await connection.ExecuteScalarAsync<string>("SELECT owner FROM media_uploads WHERE id = @uploadId", new { uploadId }) ?? "";
+        }
+        return (await Factory.Services.GetRequiredService<UploadStore>().GetAsync(uploadId, owner, Ct))!;
+    }
+
     /// <summary>What unfinished uploads hold: part files on this node, or chunk objects in the (local) hot store.</summary>
     private IEnumerable<string> KeptBytes()
     {
@@ -250,13 +262,8 @@ public class TusUploadTests : MediaTestBase
         var location = (await CreateAsync(content.Length)).Headers.Location!.ToString();
         var uploads = Factory.Services.GetRequiredService<UploadStore>();
         var uploadId = location.Split('/')[^1];
-        string owner;
-        await using (var connection = await Factory.Services.GetRequiredService<IDatabase>().OpenAsync(Ct))
-        {
-            owner = await connection.ExecuteScalarAsync<string>("SELECT owner FROM media_uploads WHERE id = @uploadId", new { uploadId }) ?? "";
-        }
         // Request B reads the upload at offset 0 ...
-        var stale = (await uploads.GetAsync(uploadId, owner, Ct))!;
+        var stale = await UploadRowAsync(location);
         // ... request A records 0 -> 10000 meanwhile ...
         Assert.Equal(HttpStatusCode.NoContent, (await PatchAsync(location, 0, Chunk(content[..10_000]))).StatusCode);
         // ... and B, going on from its stale offset the way PATCH does, is refused without touching A's bytes.
@@ -286,13 +293,7 @@ public class TusUploadTests : MediaTestBase
         var content = Fixture("nikon-rio.jpg");
         var location = (await CreateAsync(content.Length, Meta(("filename", "rio.jpg")))).Headers.Location!.ToString();
         var uploads = Factory.Services.GetRequiredService<UploadStore>();
-        var uploadId = location.Split('/')[^1];
-        string owner;
-        await using (var connection = await Factory.Services.GetRequiredService<IDatabase>().OpenAsync(Ct))
-        {
-            owner = await connection.ExecuteScalarAsync<string>("SELECT owner FROM media_uploads WHERE id = @uploadId", new { uploadId }) ?? "";
-        }
-        var upload = (await uploads.GetAsync(uploadId, owner, Ct))!;
+        var upload = await UploadRowAsync(location);
         await using (var chunk = (await uploads.Parts.BeginAsync(upload, 0, _ => Task.FromResult(true), Ct))!)
         {
             await chunk.Body.WriteAsync(content, Ct);
