@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
 using Fundament.Client;
@@ -8,6 +9,8 @@ var builder = WebApplication.CreateBuilder(args);
 
 // Registers with Fundament, follows its configuration live, and brings ISecretStore and discovery.
 builder.AddFundamentClient();
+// Accepts the tokens the gateway mints for "orders" (audience service:orders), and nothing else.
+builder.AddFundamentAuthentication();
 builder.Services.Configure<OrdersOptions>(builder.Configuration.GetSection("Orders"));
 
 // Calls to http://billing/ go to a passing instance of the billing service, found in the registry.
@@ -15,7 +18,19 @@ builder.Services.AddHttpClient("billing", client => client.BaseAddress = new Uri
 
 var app = builder.Build();
 
+app.UseAuthentication();
+app.UseAuthorization();
 app.MapFundamentHealth();
+
+// Who called through the gateway: the exchanged token names the user, and the gateway as its actor.
+app.MapGet("/orders/me", (ClaimsPrincipal user) => new
+{
+    subject = user.FindFirstValue("sub"),
+    name = user.Identity?.Name,
+    roles = user.FindAll("roles").Select(r => r.Value).ToArray(),
+    audience = user.FindFirstValue("aud"),
+    actor = user.FindFirstValue("act"),
+}).RequireAuthorization();
 
 app.MapGet("/orders/settings", (IOptionsMonitor<OrdersOptions> options) => options.CurrentValue);
 

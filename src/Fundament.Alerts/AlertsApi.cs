@@ -1,6 +1,7 @@
 using System.Net.Mail;
 using System.Text.RegularExpressions;
 using Fundament.Audit;
+using Fundament.Egress;
 using Fundament.Delivery;
 using Fundament.Hosting;
 using Fundament.Http;
@@ -103,7 +104,7 @@ internal static partial class AlertsApi
         TypedResults.Ok<IReadOnlyList<AlertChannelResponse>>((await store.ChannelsAsync(cancellationToken)).Select(c => c.ToResponse()).ToList());
 
     private static async Task<Results<Created<CreatedChannelResponse>, ValidationProblem, ProblemHttpResult>> CreateChannelAsync(
-        AlertChannelRequest request, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        AlertChannelRequest request, AlertStore store, EgressGuard egress, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("name", request.Name).MaxLength("name", request.Name, 100);
         if (!DeliveryKind.IsValid(request.Kind))
@@ -117,9 +118,17 @@ internal static partial class AlertsApi
                 errors.Add("target", "target must be an email address.");
             }
         }
-        else if (!Uri.TryCreate(request.Target, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https") || request.Target!.Length > 2000)
+        else if (!Uri.TryCreate(request.Target, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https") || request.Target!.Length > 2000 || url.UserInfo.Length > 0)
         {
-            errors.Add("target", "target must be an http or https URL.");
+            errors.Add("target", "target must be an http or https URL without credentials.");
+        }
+        else if (egress.CheckTarget(EgressPurpose.AlertChannels, url.Host, url.Port) is { Allowed: false } refused)
+        {
+            errors.Add("target", $"target is not allowed: {refused.Reason}.");
+            await audit.AppendAsync(new AuditEvent("alert_channel.create", AuditOutcome.Denied)
+            {
+                Details = new Dictionary<string, string> { ["reason"] = "egress", ["host"] = $"{url.Host}:{url.Port}" },
+            }.From(context), cancellationToken);
         }
         if (request.Secret is not null && (request.Kind != DeliveryKind.Webhook || request.Secret.Length is < 16 or > 256))
         {

@@ -114,8 +114,9 @@ internal sealed class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
             // "auth." matches every auth.* action.
             if (action.EndsWith('.'))
             {
-                sql.Append(" AND action LIKE @action");
-                args.Add("action", action.Replace("%", "", StringComparison.Ordinal).Replace("_", "", StringComparison.Ordinal) + "%");
+                // Escaped, so an action with '_' (registry.route_claim.) matches itself and not a wildcard.
+                sql.Append(" AND action LIKE @action ESCAPE '\\'");
+                args.Add("action", action.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%");
             }
             else
             {

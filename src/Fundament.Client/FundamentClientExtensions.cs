@@ -26,7 +26,7 @@ public static partial class FundamentClientExtensions
         var options = new FundamentClientOptions();
         builder.Configuration.GetSection(FundamentClientOptions.SectionName).Bind(options);
         configure?.Invoke(options);
-        options.Service ??= NotAllowed().Replace(builder.Environment.ApplicationName.ToLowerInvariant(), "-");
+        options.Service ??= DefaultServiceName(builder.Environment.ApplicationName);
         var missing = new[] { options.Url is null ? "Url" : null, options.ClientId is null ? "ClientId" : null, options.ClientSecret is null ? "ClientSecret" : null }
             .Where(m => m is not null).ToList();
         if (missing.Count > 0)
@@ -61,6 +61,9 @@ public static partial class FundamentClientExtensions
         var options = endpoints.ServiceProvider.GetRequiredService<FundamentClientOptions>();
         return endpoints.MapHealthChecks(options.HealthPath);
     }
+
+    /// <summary>The service name used when none is set: the application name, lower-cased, other characters as '-'.</summary>
+    internal static string DefaultServiceName(string applicationName) => NotAllowed().Replace(applicationName.ToLowerInvariant(), "-");
 
     [GeneratedRegex("[^a-z0-9._-]")]
     private static partial Regex NotAllowed();

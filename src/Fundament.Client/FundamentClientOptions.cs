@@ -62,4 +62,35 @@ public sealed class FundamentClientOptions
 
     /// <summary>How long a secret read stays cached. Default 5 minutes.</summary>
     public TimeSpan SecretCacheTtl { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Gateway routes the service serves, registered with it. Each path must lie inside the
+    /// service's route claims (by default <c>/&lt;service&gt;</c>). None by default.
+    /// </summary>
+    public List<FundamentRouteOptions> Routes { get; set; } = [];
+}
+
+/// <summary>One gateway route, section <c>Fundament:Client:Routes:&lt;n&gt;</c>; see docs/configuration.md for every field.</summary>
+public sealed class FundamentRouteOptions
+{
+    /// <summary>Required: a route template such as <c>/orders/{**rest}</c>.</summary>
+    public string? Path { get; set; }
+
+    /// <summary><c>anonymous</c>, <c>authenticated</c> (default) or <c>role:&lt;name&gt;</c>.</summary>
+    public string? Auth { get; set; }
+
+    /// <summary>What the service receives as <c>Authorization</c>: <c>exchange</c> (default: a token for audience <c>service:&lt;name&gt;</c>), <c>none</c> or <c>passthrough</c>.</summary>
+    public string? ForwardAuthorization { get; set; }
+
+    /// <summary>Optional: prefix removed before forwarding.</summary>
+    public string? StripPrefix { get; set; }
+
+    /// <summary>Optional: a gateway rate-limit policy name.</summary>
+    public string? RateLimit { get; set; }
+
+    /// <summary>Optional: a gateway CORS policy name.</summary>
+    public string? Cors { get; set; }
+
+    /// <summary>Optional: upstream timeout such as <c>30s</c>.</summary>
+    public string? Timeout { get; set; }
 }

@@ -137,6 +137,19 @@ internal sealed partial class RegistrationService(
             ["metadata"] = options.Metadata,
             ["deregisterAfter"] = options.DeregisterAfter,
         };
+        if (options.Routes.Count > 0)
+        {
+            body["routes"] = options.Routes.Select(r => new Dictionary<string, string?>
+            {
+                ["path"] = r.Path,
+                ["auth"] = r.Auth,
+                ["forwardAuthorization"] = r.ForwardAuthorization,
+                ["stripPrefix"] = r.StripPrefix,
+                ["rateLimit"] = r.RateLimit,
+                ["cors"] = r.Cors,
+                ["timeout"] = r.Timeout,
+            }.Where(f => f.Value is not null).ToDictionary()).ToList();
+        }
         body["check"] = options.Ttl is { } ttl
             ? new Dictionary<string, string> { ["ttl"] = ttl }
             : new Dictionary<string, string> { ["http"] = options.HealthPath, ["interval"] = options.CheckInterval, ["timeout"] = options.CheckTimeout };

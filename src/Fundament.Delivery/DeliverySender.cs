@@ -4,6 +4,8 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Fundament.Audit;
+using Fundament.Egress;
 using Fundament.Notifications;
 using Microsoft.Extensions.Options;
 
@@ -14,9 +16,17 @@ namespace Fundament.Delivery;
 /// same on every retry, for deduplication), <c>X-Fundament-Timestamp</c> and
 /// <c>X-Fundament-Signature: sha256=&lt;hex HMAC-SHA256 of the body&gt;</c>.
 /// </summary>
-internal sealed class DeliverySender(IHttpClientFactory clients, INotificationSender mail, TimeProvider time, IOptions<DeliveryOptions> options)
+internal sealed class DeliverySender(IHttpClientFactory clients, INotificationSender mail, TimeProvider time, IOptions<DeliveryOptions> options, IAuditLog audit)
 {
-    public const string ClientName = "fundament-delivery";
+    /// <summary>Webhook subscriptions: egress purpose <see cref="EgressPurpose.Webhooks"/>.</summary>
+    public const string WebhookClientName = "fundament-delivery-webhooks";
+
+    /// <summary>Alert channels: egress purpose <see cref="EgressPurpose.AlertChannels"/>. A separate pool, so a connection one policy allowed is never reused under the other.</summary>
+    public const string AlertClientName = "fundament-delivery-alerts";
+
+    /// <summary>Which egress policy a delivery falls under: webhook subscriptions, or everything else (alert channels).</summary>
+    public static EgressPurpose PurposeOf(string? source) =>
+        source?.StartsWith("webhook:", StringComparison.Ordinal) == true ? EgressPurpose.Webhooks : EgressPurpose.AlertChannels;
 
     public static string Sign(string secret, byte[] body) =>
         "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body));
@@ -49,7 +59,7 @@ internal sealed class DeliverySender(IHttpClientFactory clients, INotificationSe
             }
             using var timeout = new CancellationTokenSource(options.Value.Timeout, time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
-            using var client = clients.CreateClient(ClientName);
+            using var client = clients.CreateClient(PurposeOf(item.Source) == EgressPurpose.Webhooks ? WebhookClientName : AlertClientName);
             using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token);
             var code = (int)response.StatusCode;
             var success = code is >= 200 and < 300;
@@ -59,6 +69,17 @@ internal sealed class DeliverySender(IHttpClientFactory clients, INotificationSe
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return new AttemptResult(false, false, null, $"no answer within {options.Value.Timeout.TotalSeconds:0}s", Stopwatch.GetElapsedTime(started));
+        }
+        catch (HttpRequestException ex) when (EgressDeniedException.IsDenial(ex, out var denial))
+        {
+            // Permanent: retrying cannot change the policy's answer. The refusal was counted and logged by the guard.
+            await audit.AppendAsync(new AuditEvent("delivery.egress_denied", AuditOutcome.Denied)
+            {
+                Actor = "system",
+                Target = item.Source ?? $"delivery:{item.Id}",
+                Details = new Dictionary<string, string> { ["delivery"] = item.Id, ["reason"] = denial!.Message },
+            }, CancellationToken.None);
+            return new AttemptResult(false, true, null, denial.Message, Stopwatch.GetElapsedTime(started));
         }
         catch (HttpRequestException ex)
         {

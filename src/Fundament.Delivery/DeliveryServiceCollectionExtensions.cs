@@ -1,3 +1,4 @@
+using Fundament.Egress;
 using Fundament.Keys;
 using Fundament.Security;
 using Fundament.Storage;
@@ -30,8 +31,14 @@ public static class DeliveryServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, WebhookStore>(sp => sp.GetRequiredService<WebhookStore>()));
         services.TryAddSingleton<DeliverySender>();
         services.TryAddSingleton<DeliveryDispatcher>();
-        services.AddHttpClient(DeliverySender.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, ConnectTimeout = TimeSpan.FromSeconds(10) });
+        foreach (var (name, purpose) in new[] { (DeliverySender.WebhookClientName, EgressPurpose.Webhooks), (DeliverySender.AlertClientName, EgressPurpose.AlertChannels) })
+        {
+            services.AddHttpClient(name, client => client.Timeout = Timeout.InfiniteTimeSpan)
+                .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<EgressConnector>().Guard(
+                    new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, ConnectTimeout = TimeSpan.FromSeconds(10) }, purpose))
+                // The URL of a Slack webhook is its secret: the factory's own log lines would print it.
+                .RemoveAllLoggers();
+        }
         if (runDispatcher && configuration.GetValue(DeliveryOptions.SectionName + ":" + nameof(DeliveryOptions.DispatcherEnabled), true))
         {
             services.AddHostedService(sp => sp.GetRequiredService<DeliveryDispatcher>());

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Dapper;
 using Fundament.Audit;
+using Fundament.Egress;
 using Fundament.Http;
 using Fundament.Keys;
 using Fundament.Modules;
@@ -158,12 +159,21 @@ internal static class WebhooksApi
         TypedResults.Ok(await store.ListAsync(await IsManagerAsync(context, authorization) ? null : context.User.ActorId(), cancellationToken));
 
     private static async Task<Results<Created<WebhookCreated>, ValidationProblem>> CreateAsync(
-        WebhookRequest request, HttpContext context, WebhookStore store, IAuthorizationService authorization, IAuditLog audit, CancellationToken cancellationToken)
+        WebhookRequest request, HttpContext context, WebhookStore store, IAuthorizationService authorization, EgressGuard egress, IAuditLog audit, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("url", request.Url).MaxLength("url", request.Url, 2000);
-        if (request.Url is not null && (!Uri.TryCreate(request.Url, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(url.UserInfo)))
+        Uri? url = null;
+        if (request.Url is not null && (!Uri.TryCreate(request.Url, UriKind.Absolute, out url) || url.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(url.UserInfo)))
         {
             errors.Add("url", "url must be an absolute http or https URL without credentials.");
+        }
+        else if (url is not null && egress.CheckTarget(EgressPurpose.Webhooks, url.Host, url.Port) is { Allowed: false } refused)
+        {
+            errors.Add("url", $"url is not allowed: {refused.Reason}.");
+            await audit.AppendAsync(new AuditEvent("webhook.create", AuditOutcome.Denied)
+            {
+                Details = new Dictionary<string, string> { ["reason"] = "egress", ["host"] = $"{url.Host}:{url.Port}" },
+            }.From(context), cancellationToken);
         }
         if (request.Events is not { Count: > 0 and <= 50 })
         {

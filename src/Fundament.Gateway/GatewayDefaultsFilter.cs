@@ -6,8 +6,11 @@ namespace Fundament.Gateway;
 /// <summary>
 /// Gives static routes from <c>Fundament:Gateway:Static</c> the same safe defaults as registry
 /// routes: a route that names no authorization policy requires an authenticated caller (say
-/// <c>"AuthorizationPolicy": "anonymous"</c> to open it), gets the default timeout, and its
-/// cluster gets the circuit breaker.
+/// <c>"AuthorizationPolicy": "anonymous"</c> to open it), gets the default timeout, its
+/// <c>RateLimiterPolicy</c> is served by the gateway's policy catalog like a registry route's
+/// <c>rateLimit</c>, and its cluster gets the circuit breaker. Its <c>Authorization</c> header is
+/// exchanged for a service token unless its metadata says otherwise
+/// (<c>"fundament.forwardAuthorization": "None"|"Passthrough"</c>).
 /// </summary>
 internal sealed class GatewayDefaultsFilter(IOptions<GatewayOptions> options) : IProxyConfigFilter
 {
@@ -20,6 +23,12 @@ internal sealed class GatewayDefaultsFilter(IOptions<GatewayOptions> options) : 
         if (route.Timeout is null && string.IsNullOrEmpty(route.TimeoutPolicy))
         {
             route = route with { Timeout = options.Value.DefaultTimeout };
+        }
+        if (!string.IsNullOrEmpty(route.RateLimiterPolicy))
+        {
+            // One limiter serves every route by name from the policy catalog (RateLimiting).
+            var metadata = new Dictionary<string, string>(route.Metadata ?? new Dictionary<string, string>()) { [RateLimiting.PolicyMetadata] = route.RateLimiterPolicy };
+            route = route with { RateLimiterPolicy = null, Metadata = metadata };
         }
         return ValueTask.FromResult(route);
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Threading.RateLimiting;
+using Fundament.Gateway.Policies;
 using Fundament.Redis;
 using Fundament.Security;
 using Microsoft.AspNetCore.Http;
@@ -8,52 +9,87 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy.Model;
 
 namespace Fundament.Gateway;
 
 /// <summary>
-/// The named policies of <c>Fundament:Gateway:RateLimits</c> as ASP.NET Core rate limiters, which
-/// routes name in <c>rateLimit</c>. Limits are per process, or shared by every replica when
-/// <c>Fundament:Redis</c> is configured (<see cref="RedisRateLimiter"/>). A refusal is a 429 problem with <c>Retry-After</c>,
+/// Rate limits by route: a route names a policy (<c>rateLimit</c>) from the
+/// <see cref="GatewayPolicyCatalog"/>, and one global limiter partitions every request by that
+/// policy (and its version, so a changed policy starts fresh counts) and by who asks. Limits are
+/// per process, or shared by every replica when <c>Fundament:Redis</c> is configured
+/// (<see cref="RedisRateLimiter"/>). A refusal is a 429 problem with <c>Retry-After</c>,
 /// <c>RateLimit-Policy</c> and <c>RateLimit</c> (IETF draft) headers.
 /// </summary>
 internal static class RateLimiting
 {
-    public static string? Problem(string name, RateLimitPolicyOptions p)
+    /// <summary>Route metadata naming the route's rate-limit policy.</summary>
+    public const string PolicyMetadata = "fundament.rateLimit";
+
+    private static readonly RateLimitPartition<string> Unlimited = RateLimitPartition.GetNoLimiter("");
+
+    /// <summary>Problems of a policy as (camelCase field, message).</summary>
+    public static IEnumerable<(string Field, string Message)> Problems(RateLimitPolicyOptions p)
     {
-        var key = $"{GatewayOptions.SectionName}:RateLimits:{name}";
         if (p.Algorithm is not ("fixed" or "sliding" or "tokenBucket" or "concurrency"))
         {
-            return $"{key}:Algorithm must be fixed, sliding, tokenBucket or concurrency.";
+            yield return ("algorithm", "algorithm must be fixed, sliding, tokenBucket or concurrency.");
         }
-        if (p.PermitLimit < 1 || p.QueueLimit < 0 || p.Window <= TimeSpan.Zero || p.SegmentsPerWindow < 1 || p.TokensPerPeriod < 1 || p.ReplenishmentPeriod <= TimeSpan.Zero)
+        if (p.PermitLimit is < 1 or > 1_000_000_000)
         {
-            return $"{key}: PermitLimit, SegmentsPerWindow and TokensPerPeriod must be at least 1, QueueLimit not negative, Window and ReplenishmentPeriod positive.";
+            yield return ("permitLimit", "permitLimit must be at least 1.");
         }
-        if (p.PartitionBy is not ("global" or "user" or "ip" or "apiKey") && !(p.PartitionBy.StartsWith("header:", StringComparison.Ordinal) && p.PartitionBy.Length > 7))
+        if (p.QueueLimit is < 0 or > 100_000)
         {
-            return $"{key}:PartitionBy must be global, user, ip, apiKey or header:<name>.";
+            yield return ("queueLimit", "queueLimit must be between 0 and 100000.");
         }
-        return null;
+        if (p.Window <= TimeSpan.Zero)
+        {
+            yield return ("window", "window must be positive.");
+        }
+        if (p.SegmentsPerWindow is < 1 or > 1000)
+        {
+            yield return ("segmentsPerWindow", "segmentsPerWindow must be between 1 and 1000.");
+        }
+        if (p.TokensPerPeriod < 1)
+        {
+            yield return ("tokensPerPeriod", "tokensPerPeriod must be at least 1.");
+        }
+        if (p.ReplenishmentPeriod <= TimeSpan.Zero)
+        {
+            yield return ("replenishmentPeriod", "replenishmentPeriod must be positive.");
+        }
+        if (p.PartitionBy is not ("global" or "user" or "ip" or "apiKey") && !(p.PartitionBy.StartsWith("header:", StringComparison.Ordinal) && p.PartitionBy.Length is > 7 and <= 135))
+        {
+            yield return ("partitionBy", "partitionBy must be global, user, ip, apiKey or header:<name>.");
+        }
     }
 
     public static IServiceCollection AddGatewayRateLimits(this IServiceCollection services)
     {
         services.AddRateLimiter(_ => { });
         services.AddSingleton<RedisRateLimitHealth>();
-        services.AddOptions<RateLimiterOptions>().Configure<IOptions<GatewayOptions>>((limiter, gateway) =>
-        {
-            foreach (var (name, policy) in gateway.Value.RateLimits)
+        services.AddOptions<RateLimiterOptions>().Configure<GatewayPolicyCatalog, IOptions<GatewayOptions>, RedisConnection, RedisRateLimitHealth, TimeProvider>(
+            (limiter, catalog, gateway, redis, health, time) =>
             {
-                limiter.AddPolicy(name, context => Partition(name, policy, context));
-            }
-            limiter.OnRejected = (context, cancellationToken) => RejectAsync(context, gateway.Value, cancellationToken);
-        });
+                var failOpen = gateway.Value.RateLimitFailOpen;
+                limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context => Partition(context, catalog, redis, health, failOpen, time));
+                limiter.OnRejected = (context, cancellationToken) => RejectAsync(context, catalog, cancellationToken);
+            });
         return services;
     }
 
-    private static RateLimitPartition<string> Partition(string name, RateLimitPolicyOptions p, HttpContext context)
+    /// <summary>The policy the matched route names, if any.</summary>
+    public static string? PolicyOf(HttpContext context) =>
+        context.GetEndpoint()?.Metadata.GetMetadata<RouteModel>()?.Config.Metadata is { } metadata && metadata.TryGetValue(PolicyMetadata, out var name) ? name : null;
+
+    private static RateLimitPartition<string> Partition(HttpContext context, GatewayPolicyCatalog catalog, RedisConnection redis, RedisRateLimitHealth health, bool failOpen, TimeProvider time)
     {
+        if (PolicyOf(context) is not { } name || !catalog.Current.RateLimits.TryGetValue(name, out var entry))
+        {
+            return Unlimited;
+        }
+        var p = entry.Options;
         var who = p.PartitionBy switch
         {
             "global" => "global",
@@ -62,14 +98,10 @@ internal static class RateLimiting
             "user" => context.User.ActorId() ?? "anonymous:" + context.Connection.RemoteIpAddress,
             var header => "h:" + context.Request.Headers[header["header:".Length..]].ToString(),
         };
-        var key = $"{name}|{who}";
-        var redis = context.RequestServices.GetRequiredService<RedisConnection>();
+        var key = $"{name}@{entry.Version.ToString(CultureInfo.InvariantCulture)}|{who}";
         if (redis.Options.Enabled)
         {
-            return RateLimitPartition.Get(key, k => new RedisRateLimiter(name, p, k, redis,
-                context.RequestServices.GetRequiredService<RedisRateLimitHealth>(),
-                context.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value.RateLimitFailOpen,
-                context.RequestServices.GetRequiredService<TimeProvider>()));
+            return RateLimitPartition.Get(key, k => new RedisRateLimiter(name, p, k, redis, health, failOpen, time));
         }
         return p.Algorithm switch
         {
@@ -86,12 +118,11 @@ internal static class RateLimiting
         };
     }
 
-    private static async ValueTask RejectAsync(OnRejectedContext context, GatewayOptions gateway, CancellationToken cancellationToken)
+    private static async ValueTask RejectAsync(OnRejectedContext context, GatewayPolicyCatalog catalog, CancellationToken cancellationToken)
     {
         var http = context.HttpContext;
-        var policyName = http.GetEndpoint()?.Metadata.GetMetadata<EnableRateLimitingAttribute>()?.PolicyName
-            ?? http.Features.Get<Yarp.ReverseProxy.Model.IReverseProxyFeature>()?.Route.Config.RateLimiterPolicy ?? "default";
-        gateway.RateLimits.TryGetValue(policyName, out var policy);
+        var policyName = PolicyOf(http) ?? "default";
+        var policy = catalog.Current.RateLimits.TryGetValue(policyName, out var entry) ? entry.Options : null;
         var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after
             : policy?.Algorithm is "fixed" or "sliding" ? policy.Window : TimeSpan.FromSeconds(1);
         var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);

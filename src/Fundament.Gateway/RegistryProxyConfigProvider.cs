@@ -1,7 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using Fundament.Hosting;
-using Fundament.Modules;
+using Fundament.Gateway.Policies;
+using Fundament.Registry.Routes;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -14,34 +15,62 @@ namespace Fundament.Gateway;
 
 /// <summary>
 /// Builds YARP routes and clusters from the registry and follows it with a blocking watch, so a
-/// route appears or disappears within a second of the registry change. YARP swaps configurations
-/// without dropping requests in flight. Only passing instances become destinations; a service
-/// whose instances declare no route is not exposed.
+/// route appears or disappears within a second of the registry change; it rebuilds too when a
+/// gateway policy changes. YARP swaps configurations without dropping requests in flight. Only
+/// passing instances become destinations; a service whose instances declare no route is not
+/// exposed. The registry refuses routes outside a service's claims at registration; the same
+/// check runs here again, so a claim revoked later cannot leave its routes behind.
 /// </summary>
 internal sealed partial class RegistryProxyConfigProvider(
-    IServiceDirectory directory,
+    IRoutingTableSource registry,
+    GatewayPolicyCatalog policies,
     IOptions<GatewayOptions> options,
     ILogger<RegistryProxyConfigProvider> logger) : BackgroundService, IProxyConfigProvider
 {
     public const string ServiceMetadata = "fundament.service";
+    public const string ForwardAuthorizationMetadata = "fundament.forwardAuthorization";
     public const string ApiVersionHeader = "api-version";
 
+    private static readonly Dictionary<string, string> YarpBalancing = new(StringComparer.Ordinal)
+    {
+        ["powerOfTwo"] = LoadBalancingPolicies.PowerOfTwoChoices,
+        ["roundRobin"] = LoadBalancingPolicies.RoundRobin,
+        ["leastRequests"] = LoadBalancingPolicies.LeastRequests,
+    };
+
+    private readonly Lock _applying = new();
     private volatile Snapshot _current = new([], [], new CancellationTokenSource());
+    private RoutingTable? _table;
 
     public IProxyConfig GetConfig() => _current;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(FollowRegistryAsync(stoppingToken), FollowPoliciesAsync(stoppingToken));
+
+    private async Task FollowPoliciesAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            await policies.Changed.NextAsync().WaitAsync(stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (!stoppingToken.IsCancellationRequested && _table is { } table)
+            {
+                Apply(table);
+            }
+        }
+    }
+
+    private async Task FollowRegistryAsync(CancellationToken stoppingToken)
     {
         long? index = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                var (next, instances) = await directory.RoutableInstancesAsync(index, TimeSpan.FromMinutes(5), stoppingToken);
-                if (next != index)
+                var table = await registry.GetAsync(index, TimeSpan.FromMinutes(5), stoppingToken);
+                if (table.Index != index)
                 {
-                    Apply(instances);
-                    index = next;
+                    Apply(table);
+                    index = table.Index;
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -57,20 +86,40 @@ internal sealed partial class RegistryProxyConfigProvider(
         }
     }
 
-    internal void Apply(IReadOnlyList<RoutableInstance> instances)
+    internal void Apply(RoutingTable table)
+    {
+        lock (_applying)
+        {
+            _table = table;
+            Build(table);
+        }
+    }
+
+    private void Build(RoutingTable table)
     {
         var o = options.Value;
+        var catalog = policies.Current;
         var routes = new List<RouteConfig>();
         var clusters = new Dictionary<string, ClusterConfig>(StringComparer.Ordinal);
         var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        foreach (var service in instances.GroupBy(i => i.Service, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
+        // Fundament's own API endpoints: no other service's destination may point at one.
+        var platform = table.Instances.Where(i => i.Service == RoutePaths.FundamentService).Select(Endpoint).ToHashSet(StringComparer.Ordinal);
+        foreach (var service in table.Instances.GroupBy(i => i.Service, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
-            var declared = service.SelectMany(i => ParseRoutes(service.Key, i.RoutesJson)).GroupBy(r => r.Path, StringComparer.OrdinalIgnoreCase).Select(g => g.First()).ToList();
+            var declared = service.SelectMany(i => ParseRoutes(service.Key, i.RoutesJson))
+                .GroupBy(r => r.Path, StringComparer.OrdinalIgnoreCase).Select(g => g.First())
+                .Where(r => Servable(service.Key, r, table.Ownership, catalog))
+                .ToList();
             if (declared.Count == 0)
             {
                 continue;
             }
             var passing = service.Where(i => i.Status == "passing").ToList();
+            if (service.Key != RoutePaths.FundamentService && passing.FirstOrDefault(i => platform.Contains(Endpoint(i))) is { } impostor)
+            {
+                LogPlatformEndpoint(logger, service.Key, impostor.InstanceId);
+                passing = passing.Where(i => !platform.Contains(Endpoint(i))).ToList();
+            }
             // API versions: when instances carry more than one major version, each gets /v<N>/... and
             // api-version: N routes; requests naming no version go to the newest.
             var versions = passing.Select(i => ApiVersion(i.Version)).OfType<int>().Distinct().Order().ToList();
@@ -84,14 +133,14 @@ internal sealed partial class RegistryProxyConfigProvider(
                 }
                 if (versions.Count < 2)
                 {
-                    routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, null, passing, route.LoadBalancing), route, route.Path, null, null));
+                    routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, null, passing, YarpBalancing[route.LoadBalancing]), route, route.Path, null, null));
                     continue;
                 }
                 var latest = versions[^1];
-                routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, latest, passing, route.LoadBalancing), route, route.Path, null, null));
+                routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, latest, passing, YarpBalancing[route.LoadBalancing]), route, route.Path, null, null));
                 foreach (var version in versions)
                 {
-                    var cluster = Cluster(service.Key, version, passing, route.LoadBalancing);
+                    var cluster = Cluster(service.Key, version, passing, YarpBalancing[route.LoadBalancing]);
                     var prefix = "/v" + version.ToString(CultureInfo.InvariantCulture);
                     if (taken.Add(prefix + route.Path))
                     {
@@ -133,10 +182,18 @@ internal sealed partial class RegistryProxyConfigProvider(
 
     private RouteConfig Route(string service, string routeId, string clusterId, RouteDeclaration route, string path, int? headerVersion, string? versionPrefix)
     {
-        var metadata = new Dictionary<string, string> { [ServiceMetadata] = service };
+        var metadata = new Dictionary<string, string>
+        {
+            [ServiceMetadata] = service,
+            [ForwardAuthorizationMetadata] = route.ForwardAuthorization.ToString(),
+        };
         if (route.Retries is { } retries)
         {
             metadata[RetryMiddleware.RetriesMetadata] = retries.ToString(CultureInfo.InvariantCulture);
+        }
+        if (route.RateLimit is { } rateLimit)
+        {
+            metadata[RateLimiting.PolicyMetadata] = rateLimit;
         }
         return new RouteConfig
         {
@@ -158,12 +215,42 @@ internal sealed partial class RegistryProxyConfigProvider(
                 var role => role,
             },
             Timeout = route.Timeout ?? options.Value.DefaultTimeout,
-            RateLimiterPolicy = route.RateLimit,
             CorsPolicy = route.Cors,
             MaxRequestBodySize = route.MaxBodySize,
-            Transforms = route.Transforms(versionPrefix),
+            Transforms = Transforms(route, versionPrefix),
             Metadata = metadata,
         };
+    }
+
+    /// <summary>The YARP transforms a route asks for, in order: strip, prefix, then headers.</summary>
+    private static List<IReadOnlyDictionary<string, string>> Transforms(RouteDeclaration route, string? versionPrefix)
+    {
+        var transforms = new List<IReadOnlyDictionary<string, string>>();
+        if (versionPrefix is not null)
+        {
+            transforms.Add(new Dictionary<string, string> { ["PathRemovePrefix"] = versionPrefix });
+        }
+        if (route.StripPrefix is { Length: > 1 })
+        {
+            transforms.Add(new Dictionary<string, string> { ["PathRemovePrefix"] = route.StripPrefix });
+        }
+        if (route.PathPrefix is { Length: > 1 })
+        {
+            transforms.Add(new Dictionary<string, string> { ["PathPrefix"] = route.PathPrefix });
+        }
+        foreach (var (name, value) in route.RequestHeaders)
+        {
+            transforms.Add(value is null
+                ? new Dictionary<string, string> { ["RequestHeaderRemove"] = name }
+                : new Dictionary<string, string> { ["RequestHeader"] = name, ["Set"] = value });
+        }
+        foreach (var (name, value) in route.ResponseHeaders)
+        {
+            transforms.Add(value is null
+                ? new Dictionary<string, string> { ["ResponseHeaderRemove"] = name, ["When"] = "Always" }
+                : new Dictionary<string, string> { ["ResponseHeader"] = name, ["Set"] = value, ["When"] = "Always" });
+        }
+        return transforms;
     }
 
     /// <summary>The major version of an instance's version tag: <c>2</c>, <c>v2</c> and <c>2.3.1</c> are all 2.</summary>
@@ -179,33 +266,59 @@ internal sealed partial class RegistryProxyConfigProvider(
         return int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var major) ? major : null;
     }
 
-    private List<RouteDeclaration> ParseRoutes(string service, string json)
+    private IReadOnlyList<RouteDeclaration> ParseRoutes(string service, string json)
     {
-        var routes = new List<RouteDeclaration>();
         try
         {
             using var document = JsonDocument.Parse(json);
-            if (document.RootElement.ValueKind != JsonValueKind.Array)
+            var problems = new List<(string Field, string Message)>();
+            var routes = RouteDeclaration.ParseAll(document.RootElement, problems, strict: false);
+            foreach (var (field, message) in problems)
             {
-                return routes;
+                LogInvalidRoute(logger, service, $"{field}: {message}");
             }
-            foreach (var element in document.RootElement.EnumerateArray())
-            {
-                if (RouteDeclaration.Parse(element, options.Value, out var problem) is { } route)
-                {
-                    routes.Add(route);
-                }
-                else
-                {
-                    LogInvalidRoute(logger, service, problem ?? "invalid");
-                }
-            }
+            return routes;
         }
         catch (JsonException)
         {
+            return [];
         }
-        return routes;
     }
+
+    /// <summary>Whether a stored route may still be served: inside its service's claims, naming policies that exist.</summary>
+    private bool Servable(string service, RouteDeclaration route, RouteOwnership ownership, PolicySnapshot catalog)
+    {
+        if (ownership.Check(service, route.Path) is { Allowed: false } verdict)
+        {
+            LogOutsideClaims(logger, service, verdict.Reason!);
+            return false;
+        }
+        if ((route.RateLimit is { } limit && !catalog.RateLimits.ContainsKey(limit)) || (route.Cors is { } cors && !catalog.Cors.ContainsKey(cors)))
+        {
+            // Perhaps created on another node a moment ago: look now rather than at the next poll;
+            // if it turns up, the catalog's change signal rebuilds the routes with it.
+            LogInvalidRoute(logger, service, $"{route.Path} names a policy this node does not know ({route.RateLimit ?? route.Cors})");
+            _ = ReloadPoliciesAsync();
+            return false;
+        }
+        return true;
+    }
+
+    private async Task ReloadPoliciesAsync()
+    {
+        try
+        {
+            await policies.ReloadAsync(CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            LogRefreshFailed(logger, ex);
+        }
+    }
+
+    private static string Endpoint(RoutableInstance instance) =>
+        (System.Net.IPAddress.TryParse(instance.Address, out var ip) ? Fundament.Egress.IpAddresses.Normalize(ip).ToString() : instance.Address.ToLowerInvariant())
+        + ":" + instance.Port.ToString(CultureInfo.InvariantCulture);
 
     private sealed class Snapshot(IReadOnlyList<RouteConfig> routes, IReadOnlyList<ClusterConfig> clusters, CancellationTokenSource changed) : IProxyConfig
     {
@@ -223,6 +336,12 @@ internal sealed partial class RegistryProxyConfigProvider(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Route {Path} of {Service} is already served by another service; ignored")]
     private static partial void LogDuplicateRoute(ILogger logger, string path, string service);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Not serving a route of {Service}: {Reason}")]
+    private static partial void LogOutsideClaims(ILogger logger, string service, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Service {Service} has an instance ({InstanceId}) at the address of a Fundament node's API; it gets no traffic")]
+    private static partial void LogPlatformEndpoint(ILogger logger, string service, string instanceId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ignoring a gateway route of {Service}: {Problem}")]
     private static partial void LogInvalidRoute(ILogger logger, string service, string problem);

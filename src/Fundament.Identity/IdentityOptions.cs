@@ -17,6 +17,13 @@ public sealed class IdentityOptions
     /// <summary>Access token lifetime. Default 15 minutes.</summary>
     public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromMinutes(15);
 
+    /// <summary>
+    /// Lifetime of the tokens the gateway sends upstream in place of the caller's credential
+    /// (audience <c>service:&lt;name&gt;</c>, route setting <c>forwardAuthorization: exchange</c>).
+    /// Default 5 minutes, the most allowed; at least 30 seconds.
+    /// </summary>
+    public TimeSpan ServiceTokenLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>How long an unused refresh token stays valid. Default 14 days.</summary>
     public TimeSpan RefreshTokenLifetime { get; set; } = TimeSpan.FromDays(14);
 

@@ -21,6 +21,10 @@ internal sealed class IdentityOptionsValidator : IValidateOptions<IdentityOption
         {
             errors.Add($"{S}:AccessTokenLifetime must be between 00:01:00 and 1.00:00:00.");
         }
+        if (o.ServiceTokenLifetime < TimeSpan.FromSeconds(30) || o.ServiceTokenLifetime > TimeSpan.FromMinutes(5))
+        {
+            errors.Add($"{S}:ServiceTokenLifetime must be between 00:00:30 and 00:05:00.");
+        }
         if (o.RefreshTokenLifetime < TimeSpan.FromMinutes(5))
         {
             errors.Add($"{S}:RefreshTokenLifetime must be at least 00:05:00.");

@@ -47,6 +47,7 @@ public static class IdentityServiceCollectionExtensions
         services.TryAddSingleton<PasswordResetStore>();
         services.TryAddSingleton<SigningKeyStore>();
         services.TryAddSingleton<TokenIssuer>();
+        services.TryAddSingleton<Fundament.Modules.IServiceTokenIssuer, ServiceTokenIssuer>();
         services.TryAddSingleton<LoginService>();
         services.TryAddSingleton<PrincipalStatus>();
         services.TryAddSingleton<IdentityMetrics>();

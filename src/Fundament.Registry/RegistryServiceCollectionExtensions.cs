@@ -1,5 +1,7 @@
+using Fundament.Egress;
 using Fundament.Registry.Instances;
 using Fundament.Registry.Monitoring;
+using Fundament.Registry.Routes;
 using Fundament.Security;
 using Fundament.Storage;
 using Microsoft.AspNetCore.Routing;
@@ -25,17 +27,20 @@ public static class RegistryServiceCollectionExtensions
         services.AddMigrations(new RegistryMigrations());
         services.TryAddSingleton<RegistryStore>();
         services.TryAddSingleton<RegistryMetrics>();
-        services.TryAddSingleton<Fundament.Modules.IServiceDirectory, ServiceDirectory>();
+        services.TryAddSingleton<RouteClaimStore>();
+        services.TryAddSingleton<ServiceDirectory>();
+        services.TryAddSingleton<Fundament.Modules.IServiceDirectory>(sp => sp.GetRequiredService<ServiceDirectory>());
+        services.TryAddSingleton<IRoutingTableSource>(sp => sp.GetRequiredService<ServiceDirectory>());
         services.TryAddSingleton<HttpChecker>();
         // No client-wide timeout: each check has its own (up to 5 minutes, above HttpClient's 100 s default).
         services.AddHttpClient(HttpChecker.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<EgressConnector>().Guard(new SocketsHttpHandler
             {
                 AllowAutoRedirect = false,
                 UseCookies = false,
                 ConnectTimeout = TimeSpan.FromSeconds(5),
                 PooledConnectionLifetime = TimeSpan.FromMinutes(2),
-            });
+            }, EgressPurpose.Upstreams));
         services.TryAddSingleton<HealthMonitor>();
         if (runMonitor && configuration.GetValue(RegistryOptions.SectionName + ":" + nameof(RegistryOptions.MonitorEnabled), true))
         {
@@ -46,6 +51,8 @@ public static class RegistryServiceCollectionExtensions
             .Validate(o => o.Ttl >= TimeSpan.FromSeconds(3) && o.Ttl <= TimeSpan.FromMinutes(10), "Fundament:Registry:Self:Ttl must be between 00:00:03 and 00:10:00.")
             .Validate(o => o.AdvertiseUrl is null || Uri.TryCreate(o.AdvertiseUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https", "Fundament:Registry:Self:AdvertiseUrl must be an absolute http(s) URL.")
             .Validate(o => o.Paths.Length is > 0 and <= 32 && o.Paths.All(p => p.StartsWith('/')), "Fundament:Registry:Self:Paths must hold 1 to 32 paths starting with '/'.")
+            .Validate(o => o.Paths.All(p => new RouteOwnership([]).Check(RoutePaths.FundamentService, p).Allowed),
+                "Fundament:Registry:Self:Paths must lie under Fundament's reserved paths (" + string.Join(", ", RoutePaths.Reserved) + ").")
             .ValidateOnStart();
         if (runMonitor && configuration.GetValue(RegistryOptions.SectionName + ":Self:Enabled", false))
         {

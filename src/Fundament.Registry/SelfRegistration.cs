@@ -23,8 +23,11 @@ public sealed class SelfRegistrationOptions
     /// <summary>Where gateways reach this node's API. Default: the first API address the server listens on (a wildcard host becomes the machine's IPv4 address).</summary>
     public string? AdvertiseUrl { get; set; }
 
-    /// <summary>Paths routed to the API. Default <c>/api/{**rest}</c>, <c>/.well-known/{**rest}</c>, <c>/openapi/{**rest}</c>.</summary>
-    public string[] Paths { get; set; } = ["/api/{**rest}", "/.well-known/{**rest}", "/openapi/{**rest}"];
+    /// <summary>
+    /// Paths routed to the API. Default <c>/api/{**rest}</c>, <c>/oauth2/{**rest}</c>, <c>/.well-known/{**rest}</c>,
+    /// <c>/openapi/{**rest}</c>. Each must lie under one of Fundament's reserved paths.
+    /// </summary>
+    public string[] Paths { get; set; } = ["/api/{**rest}", "/oauth2/{**rest}", "/.well-known/{**rest}", "/openapi/{**rest}"];
 
     /// <summary>Optional gateway rate-limit policy for those routes (the API still enforces its own login lockout).</summary>
     public string? RateLimit { get; set; }
@@ -36,7 +39,8 @@ public sealed class SelfRegistrationOptions
 /// <summary>
 /// Registers this control node as service <c>fundament</c> once the server listens, heartbeats its
 /// TTL, registers again if it was removed, and deregisters on shutdown. The routes are anonymous at
-/// the edge: every API endpoint enforces its own policy, and login must stay reachable.
+/// the edge (every API endpoint enforces its own policy, and login must stay reachable) and pass
+/// the caller's <c>Authorization</c> header through, since the upstream is its issuer.
 /// </summary>
 internal sealed partial class SelfRegistration(
     RegistryStore store,
@@ -47,7 +51,7 @@ internal sealed partial class SelfRegistration(
     TimeProvider time,
     ILogger<SelfRegistration> logger) : BackgroundService
 {
-    public const string ServiceName = "fundament";
+    public const string ServiceName = Routes.RoutePaths.FundamentService;
 
     private InstanceDefinition? _definition;
 
@@ -128,6 +132,7 @@ internal sealed partial class SelfRegistration(
         {
             ["path"] = p,
             ["auth"] = "anonymous",
+            ["forwardAuthorization"] = "passthrough",
         }.Concat(o.RateLimit is { } rl ? [new("rateLimit", rl)] : []).ToDictionary()));
         var id = $"{ServiceName}-{host}-{uri.Port.ToString(CultureInfo.InvariantCulture)}".ToLowerInvariant();
         return new InstanceDefinition(id, ServiceName, "*", host, uri.Port, uri.Scheme, typeof(SelfRegistration).Assembly.GetName().Version?.ToString(3),

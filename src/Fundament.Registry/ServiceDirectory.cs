@@ -1,11 +1,12 @@
 using Fundament.Modules;
 using Fundament.Registry.Instances;
+using Fundament.Registry.Routes;
 
 namespace Fundament.Registry;
 
-internal sealed class ServiceDirectory(RegistryStore store, TimeProvider time) : IServiceDirectory
+internal sealed class ServiceDirectory(RegistryStore store, RouteClaimStore claims, TimeProvider time) : IServiceDirectory, IRoutingTableSource
 {
-    public async Task<(long Index, IReadOnlyList<RoutableInstance> Instances)> RoutableInstancesAsync(long? knownIndex, TimeSpan wait, CancellationToken cancellationToken)
+    public async Task<RoutingTable> GetAsync(long? knownIndex, TimeSpan wait, CancellationToken cancellationToken)
     {
         if (knownIndex is { } known)
         {
@@ -15,7 +16,7 @@ internal sealed class ServiceDirectory(RegistryStore store, TimeProvider time) :
         var instances = (await store.AllAsync(cancellationToken))
             .Select(i => new RoutableInstance(i.Id, i.Service, i.Address, (int)i.Port, i.Scheme, i.Status, i.Version, i.Routes))
             .ToList();
-        return (index, instances);
+        return new RoutingTable(index, instances, await claims.OwnershipAsync(cancellationToken));
     }
 
     public async Task<IReadOnlyList<ServiceHealth>> ServicesAsync(CancellationToken cancellationToken) =>

@@ -10,6 +10,7 @@ using Fundament.Jobs;
 using Fundament.Media;
 using Fundament.Keys;
 using Fundament.Registry;
+using Fundament.Registry.Routes;
 using Fundament.Security;
 using Fundament.Server.Health;
 using Fundament.Server.Hosting;
@@ -79,6 +80,7 @@ try
     builder.Services.AddVault(builder.Configuration);
     builder.Services.AddConfig(builder.Configuration);
     builder.Services.AddRegistry(builder.Configuration, runMonitor: control);
+    builder.Services.AddGatewayPolicies(builder.Configuration);
     builder.Services.AddDelivery(builder.Configuration, runDispatcher: control);
     builder.Services.AddAlerts(builder.Configuration, runEvaluator: control);
     builder.Services.AddJobs(builder.Configuration);
@@ -137,6 +139,7 @@ try
         app.MapVault();
         app.MapConfig();
         app.MapRegistry();
+        app.MapGateway();
         app.MapDelivery();
         app.MapAlerts();
         app.MapJobs();
@@ -146,6 +149,7 @@ try
         app.MapMedia();
     }
     app.EnsureEveryEndpointHasAPolicy();
+    app.EnsurePlatformPathsAreReserved();
 }
 catch (StartupException ex)
 {

@@ -1,3 +1,4 @@
+using Fundament.Egress;
 using Fundament.Http;
 using Fundament.Keys;
 using Fundament.Notifications;
@@ -37,6 +38,7 @@ public static class FundamentServiceCollectionExtensions
         services.AddFundamentNotifications(configuration);
         services.AddFundamentHttp();
         services.AddFundamentRedis(configuration);
+        services.AddFundamentEgress(configuration);
         // First hosted service so its StartingAsync runs before any other module's.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, FundamentInitializer>());
         return services;

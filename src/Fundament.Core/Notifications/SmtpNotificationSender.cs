@@ -1,3 +1,4 @@
+using Fundament.Egress;
 using MailKit.Net.Smtp;
 using MailKit.Security;
 using Microsoft.Extensions.Options;
@@ -5,8 +6,12 @@ using MimeKit;
 
 namespace Fundament.Notifications;
 
-/// <summary>Sends mail through the configured SMTP server with MailKit.</summary>
-internal sealed class SmtpNotificationSender(IOptions<NotificationOptions> options) : INotificationSender
+/// <summary>
+/// Sends mail through the configured SMTP server with MailKit. The connection is opened by the
+/// egress connector, so even the operator's SMTP host cannot be a metadata or link-local address
+/// (it is the operator's choice otherwise: loopback relays work without an allow entry).
+/// </summary>
+internal sealed class SmtpNotificationSender(IOptions<NotificationOptions> options, EgressConnector egress) : INotificationSender
 {
     public async Task SendAsync(NotificationMessage message, CancellationToken cancellationToken)
     {
@@ -24,7 +29,8 @@ internal sealed class SmtpNotificationSender(IOptions<NotificationOptions> optio
             "none" => SecureSocketOptions.None,
             _ => SecureSocketOptions.StartTls,
         };
-        await client.ConnectAsync(smtp.Host!, smtp.Port, security, cancellationToken);
+        var socket = await egress.ConnectSocketAsync(EgressPurpose.AlertChannels, smtp.Host!, smtp.Port, null, cancellationToken, operatorConfigured: true);
+        await client.ConnectAsync(socket, smtp.Host!, smtp.Port, security, cancellationToken);
         if (!string.IsNullOrEmpty(smtp.Username))
         {
             await client.AuthenticateAsync(smtp.Username, smtp.Password ?? string.Empty, cancellationToken);

@@ -126,6 +126,24 @@ internal sealed partial class SigningKeyStore(
         return _signers.GetOrAdd(key.Kid, _ => LoadSigner(key));
     }
 
+    /// <summary>The id of the key that signs now (cheap: no signer is built).</summary>
+    public string? CurrentKid
+    {
+        get
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            StoredKey? current = null;
+            foreach (var key in _keys)
+            {
+                if (key.ActivatesAt <= now && (current is null || key.ActivatesAt > current.ActivatesAt))
+                {
+                    current = key;
+                }
+            }
+            return current?.Kid;
+        }
+    }
+
     /// <summary>Public keys that may have signed a still-valid token (the JWKS).</summary>
     public IReadOnlyList<StoredKey> Published()
     {

@@ -35,8 +35,29 @@ internal sealed class TokenIssuer
 
     public (string Token, int ExpiresIn) Issue(TokenSubject subject, string grant)
     {
-        var now = _time.GetUtcNow();
         var lifetime = _options.Value.AccessTokenLifetime;
+        var token = Create(subject, _options.Value.Audience, lifetime, null);
+        _issued.Add(1, new KeyValuePair<string, object?>("grant", grant));
+        return (token, (int)lifetime.TotalSeconds);
+    }
+
+    /// <summary>
+    /// A token for one service's audience, issued to the gateway on behalf of the caller it
+    /// authenticated: RFC 8693's <c>act</c> names the gateway as the party that presents it.
+    /// </summary>
+    public string IssueForService(TokenSubject subject, string service, TimeSpan lifetime, IReadOnlyDictionary<string, object>? extra)
+    {
+        var token = Create(subject, ServiceAudiencePrefix + service, lifetime, extra);
+        _issued.Add(1, new KeyValuePair<string, object?>("grant", "gateway_exchange"));
+        return token;
+    }
+
+    /// <summary>Audience prefix of service tokens; Fundament's own API accepts only <see cref="IdentityOptions.Audience"/>.</summary>
+    public const string ServiceAudiencePrefix = "service:";
+
+    private string Create(TokenSubject subject, string audience, TimeSpan lifetime, IReadOnlyDictionary<string, object>? extra)
+    {
+        var now = _time.GetUtcNow();
         var claims = new Dictionary<string, object>(StringComparer.Ordinal)
         {
             [FundamentClaims.Subject] = subject.Id,
@@ -50,10 +71,14 @@ internal sealed class TokenIssuer
         {
             claims[FundamentClaims.SessionId] = subject.SessionId;
         }
-        var token = _handler.CreateToken(new SecurityTokenDescriptor
+        foreach (var (name, value) in extra ?? new Dictionary<string, object>())
+        {
+            claims[name] = value;
+        }
+        return _handler.CreateToken(new SecurityTokenDescriptor
         {
             Issuer = _issuer.Value,
-            Audience = _options.Value.Audience,
+            Audience = audience,
             IssuedAt = now.UtcDateTime,
             NotBefore = now.UtcDateTime,
             Expires = (now + lifetime).UtcDateTime,
@@ -61,8 +86,6 @@ internal sealed class TokenIssuer
             SigningCredentials = _keys.CurrentSigner(),
             Claims = claims,
         });
-        _issued.Add(1, new KeyValuePair<string, object?>("grant", grant));
-        return (token, (int)lifetime.TotalSeconds);
     }
 }
 

@@ -1,10 +1,11 @@
 using System.Security.Claims;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Fundament.Audit;
+using Fundament.Egress;
 using Fundament.Hosting;
 using Fundament.Http;
 using Fundament.Modules;
+using Fundament.Registry.Routes;
 using Fundament.Security;
 using Fundament.Watch;
 using Microsoft.AspNetCore.Builder;
@@ -12,6 +13,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Fundament.Registry.Instances;
@@ -36,51 +38,146 @@ internal static partial class RegistryApi
             .WithSummary("Lets a service client register instances under a service name.");
         group.MapGet("/grants", GrantsAsync).RequireAuthorization(RegistryPermissions.Write).WithName("ListGrants");
         group.MapDelete("/grants", RevokeGrantAsync).RequireAuthorization(RegistryPermissions.Write).WithName("RevokeGrant");
+        group.MapRouteClaimsApi();
         return group;
     }
 
-    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
-    private static partial Regex ServicePattern();
+    /// <summary>What registration needs besides the request.</summary>
+    internal sealed record RegistrationServices(
+        RegistryStore Store,
+        RouteClaimStore Claims,
+        IEnumerable<IRouteValidator> RouteValidators,
+        EgressGuard Egress,
+        IRolePermissions Permissions,
+        IOptions<RegistryOptions> Options,
+        IAuditLog Audit,
+        IServiceProvider Services,
+        ILogger<RegistrationServices> Logger);
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
-    private static partial Regex InstanceIdPattern();
-
+    /// <remarks>
+    /// 1. The instance's own fields (400), including an address the egress policy refuses.
+    /// 2. Whether the caller may register this service at all (403).
+    /// 3. Whether every route lies inside the service's claims (403 naming each route and the claim it lacks).
+    /// 4. Every route field, with the same parser the gateway uses (400 listing each problem).
+    /// Then the instance is stored; a passthrough route is logged and audited.
+    /// </remarks>
     private static async Task<Results<Created<RegisterResponse>, ValidationProblem, ProblemHttpResult>> RegisterAsync(
-        RegisterRequest request, RegistryStore store, IRolePermissions permissions, IOptions<RegistryOptions> options, IAuditLog audit,
-        IServiceProvider services, HttpContext context, CancellationToken cancellationToken)
+        RegisterRequest request, [AsParameters] RegistrationServices s, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
-        var definition = Validate(request, options.Value, errors);
-        if (definition is null)
+        var definition = Validate(request, s.Options.Value, errors);
+        if (definition is not null && s.Egress.CheckTarget(EgressPurpose.Upstreams, definition.Address, definition.Port) is { Allowed: false } refused)
+        {
+            errors.Add("address", $"address is not allowed: {refused.Reason}.");
+            await s.Audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Denied)
+            {
+                Target = $"service:{definition.Service}",
+                Details = new Dictionary<string, string> { ["reason"] = "egress", ["address"] = $"{definition.Address}:{definition.Port}" },
+            }.From(context), cancellationToken);
+        }
+        if (definition is null || errors.Any)
         {
             return errors.ToProblem();
         }
-        if (!await MayRegisterAsync(context.User, definition.Service, store, permissions, cancellationToken))
+        if (definition.Service == RoutePaths.FundamentService)
         {
-            await audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Denied) { Target = $"service:{definition.Service}" }.From(context), cancellationToken);
+            return Problems.Forbidden($"Service '{RoutePaths.FundamentService}' is registered by Fundament's own nodes (Fundament:Registry:Self), never through the API.");
+        }
+        if (!await MayRegisterAsync(context.User, definition.Service, s.Store, s.Permissions, cancellationToken))
+        {
+            await s.Audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Denied) { Target = $"service:{definition.Service}" }.From(context), cancellationToken);
             return Problems.Forbidden($"You may not register instances of '{definition.Service}'. An admin grants it with POST /api/v1/registry/grants.");
         }
-        var record = await store.RegisterAsync(definition, context.User.ActorId() ?? "unknown", cancellationToken);
+        var routes = request.Routes ?? default;
+        var ownership = await s.Claims.OwnershipAsync(cancellationToken);
+        var outside = RouteDeclaration.Paths(routes)
+            .Select(path => (path, verdict: ownership.Check(definition.Service, path)))
+            .Where(r => !r.verdict.Allowed)
+            .ToList();
+        if (outside.Count > 0)
+        {
+            await s.Audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Denied)
+            {
+                Target = $"service:{definition.Service}",
+                Details = new Dictionary<string, string> { ["reason"] = "route claims", ["routes"] = string.Join(" ", outside.Select(o => o.path)) },
+            }.From(context), cancellationToken);
+            return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Routes outside the service's claims",
+                detail: string.Join(" ", outside.Select(o => o.verdict.Reason + ".")) + " An operator grants more with POST /api/v1/registry/route-claims.",
+                extensions: new Dictionary<string, object?>
+                {
+                    ["service"] = definition.Service,
+                    ["claims"] = ownership.ClaimsOf(definition.Service),
+                    ["routes"] = outside.Select(o => new { path = o.path, reason = o.verdict.Reason }).ToList(),
+                });
+        }
+        var problems = new List<(string Field, string Message)>();
+        var declared = new List<RouteDeclaration>();
+        if (routes.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null))
+        {
+            if (routes.ValueKind != JsonValueKind.Array || routes.GetArrayLength() > RouteDeclaration.MaxRoutes)
+            {
+                problems.Add(("routes", $"routes must be an array of at most {RouteDeclaration.MaxRoutes} route objects."));
+            }
+            else
+            {
+                var i = 0;
+                foreach (var element in routes.EnumerateArray())
+                {
+                    var field = $"routes[{i++}]";
+                    // Every check runs on every route, so one answer lists every problem.
+                    if (RouteDeclaration.Parse(element, field, problems, strict: true) is { } route)
+                    {
+                        foreach (var validator in s.RouteValidators)
+                        {
+                            await validator.ValidateAsync(route, field, problems, cancellationToken);
+                        }
+                        declared.Add(route);
+                    }
+                }
+            }
+        }
+        if (problems.Count > 0)
+        {
+            foreach (var (field, message) in problems)
+            {
+                errors.Add(field, message);
+            }
+            return errors.ToProblem();
+        }
+        definition = definition with { RoutesJson = routes.ValueKind == JsonValueKind.Array ? routes.GetRawText() : "[]" };
+        var record = await s.Store.RegisterAsync(definition, context.User.ActorId() ?? "unknown", cancellationToken);
         if (record is null)
         {
             return Problems.Conflict($"Instance id '{definition.Id}' belongs to another service.");
         }
-        await audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Success)
+        await s.Audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Success)
         {
             Target = $"instance:{record.Id}",
             Details = new Dictionary<string, string> { ["service"] = record.Service, ["address"] = $"{record.Address}:{record.Port}" },
         }.From(context), cancellationToken);
+        foreach (var passthrough in declared.Where(r => r.ForwardAuthorization == ForwardAuthorization.Passthrough))
+        {
+            LogPassthrough(s.Logger, record.Service, passthrough.Path);
+            await s.Audit.AppendAsync(new AuditEvent("registry.route_passthrough", AuditOutcome.Success)
+            {
+                Target = $"instance:{record.Id}",
+                Details = new Dictionary<string, string> { ["service"] = record.Service, ["path"] = passthrough.Path },
+            }.From(context), cancellationToken);
+        }
 
-        var config = services.GetService<IConfigResolver>() is { } resolver
+        var config = s.Services.GetService<IConfigResolver>() is { } resolver
             ? await resolver.ResolveAsync(definition.Service, definition.Environment, cancellationToken)
             : new Dictionary<string, JsonElement>();
-        var secrets = services.GetService<ISecretDirectory>() is { } directory
+        var secrets = s.Services.GetService<ISecretDirectory>() is { } directory
             ? await directory.ReadablePathsAsync(context.User, cancellationToken)
             : [];
         // Whole seconds, a third of the TTL, so any client parses it and three beats fit in one TTL.
         var heartbeat = definition.Ttl is { } ttl ? Durations.Format(TimeSpan.FromSeconds(Math.Max(1, Math.Floor(ttl.TotalSeconds / 3)))) : null;
         return TypedResults.Created($"/api/v1/registry/instances/{record.Id}", new RegisterResponse(record.Id, heartbeat, config, secrets));
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Service {Service} registered route {Path} with forwardAuthorization=passthrough: callers' bearer tokens reach its upstream")]
+    private static partial void LogPassthrough(ILogger logger, string service, string path);
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> HeartbeatAsync(
         string id, HeartbeatRequest? request, RegistryStore store, IRolePermissions permissions, HttpContext context, CancellationToken cancellationToken)
@@ -153,7 +250,7 @@ internal static partial class RegistryApi
     private static async Task<Results<Ok<IReadOnlyList<InstanceResponse>>, ValidationProblem>> InstancesAsync(
         string name, bool? healthy, string? tag, long? index, string? wait, RegistryStore store, TimeProvider time, HttpContext context, CancellationToken cancellationToken)
     {
-        if (!ServicePattern().IsMatch(name))
+        if (!RegistryNames.IsService(name))
         {
             return Problems.Validation("name", "name must be a service name (a-z, 0-9, '.', '_', '-').");
         }
@@ -183,7 +280,7 @@ internal static partial class RegistryApi
         GrantRequest request, RegistryStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("clientId", request.ClientId).MaxLength("clientId", request.ClientId, 100);
-        if (request.Service is null || !ServicePattern().IsMatch(request.Service))
+        if (request.Service is null || !RegistryNames.IsService(request.Service))
         {
             errors.Add("service", "service must be a service name (a-z, 0-9, '.', '_', '-').");
         }
@@ -254,11 +351,11 @@ internal static partial class RegistryApi
 
     private static InstanceDefinition? Validate(RegisterRequest r, RegistryOptions options, ValidationErrors errors)
     {
-        if (r.Service is null || !ServicePattern().IsMatch(r.Service))
+        if (r.Service is null || !RegistryNames.IsService(r.Service))
         {
             errors.Add("service", "service is required: 1-63 characters of a-z, 0-9, '.', '_' and '-'.");
         }
-        if (r.InstanceId is not null && !InstanceIdPattern().IsMatch(r.InstanceId))
+        if (r.InstanceId is not null && !RegistryNames.IsInstanceId(r.InstanceId))
         {
             errors.Add("instanceId", "instanceId must be 1-128 characters of letters, digits, '.', '_', ':' and '-'.");
         }
@@ -277,7 +374,7 @@ internal static partial class RegistryApi
         }
         errors.MaxLength("version", r.Version, 64);
         var environment = r.Environment ?? "*";
-        if (environment != "*" && !ServicePattern().IsMatch(environment))
+        if (environment != "*" && !RegistryNames.IsService(environment))
         {
             errors.Add("environment", "environment must be a name (a-z, 0-9, '.', '_', '-') or *.");
         }
@@ -326,26 +423,13 @@ internal static partial class RegistryApi
         {
             deregisterAfter = Duration(r.DeregisterAfter, "deregisterAfter", TimeSpan.FromSeconds(1), TimeSpan.FromDays(30), errors);
         }
-        var routes = "[]";
-        if (r.Routes is { ValueKind: not (JsonValueKind.Undefined or JsonValueKind.Null) } routesElement)
-        {
-            if (routesElement.ValueKind != JsonValueKind.Array || routesElement.GetArrayLength() > 32 ||
-                routesElement.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("path", out var p) || p.ValueKind != JsonValueKind.String || p.GetString()?.StartsWith('/') != true))
-            {
-                errors.Add("routes", "routes must be an array of at most 32 objects, each with a path starting with '/'.");
-            }
-            else
-            {
-                routes = routesElement.GetRawText();
-            }
-        }
         if (errors.Any)
         {
             return null;
         }
         var id = r.InstanceId ?? $"{r.Service}-{Guid.NewGuid().ToString("N")[..12]}";
         return new InstanceDefinition(id, r.Service!, environment, r.Address!.Trim('[', ']'), r.Port!.Value, scheme, r.Version, tags.Distinct().ToList(),
-            metadata, routes, checkKind, checkPath, interval, timeout, ttl, deregisterAfter);
+            metadata, "[]", checkKind, checkPath, interval, timeout, ttl, deregisterAfter);
     }
 
     private static TimeSpan? Duration(string? text, string field, TimeSpan min, TimeSpan max, ValidationErrors errors)

@@ -371,7 +371,7 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
             """, new { instanceId, keep = options.Value.HistoryPerInstance }, transaction, cancellationToken: cancellationToken));
     }
 
-    private static async Task<long> NextIndexAsync(DbConnection connection, DbTransaction transaction, string service, CancellationToken cancellationToken)
+    internal static async Task<long> NextIndexAsync(DbConnection connection, DbTransaction transaction, string service, CancellationToken cancellationToken)
     {
         var index = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
             "UPDATE registry_index SET value = value + 1 WHERE id = 1 RETURNING value", transaction: transaction, cancellationToken: cancellationToken));

@@ -6,7 +6,11 @@ namespace Fundament.Registry.Monitoring;
 
 /// <summary>
 /// One active HTTP check, Consul's way: 2xx is passing, 429 is warning, anything else (or no
-/// answer within the timeout) is critical. Redirects are not followed.
+/// answer within the timeout) is critical. Redirects are not followed. The connection passes the
+/// egress policy for upstreams (see <see cref="Fundament.Egress.EgressGuard"/>), and the output
+/// records only the status class and a short reason of Fundament's own wording: nothing the
+/// probed target wrote (reason phrase, headers, body) reaches the instance's history, so the
+/// check cannot be used to read what answers at an address.
 /// </summary>
 internal sealed class HttpChecker(IHttpClientFactory clients, TimeProvider time)
 {
@@ -25,11 +29,15 @@ internal sealed class HttpChecker(IHttpClientFactory clients, TimeProvider time)
             using var response = await client.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, linked.Token);
             var code = (int)response.StatusCode;
             var status = code is >= 200 and < 300 ? InstanceStatus.Passing : code == 429 ? InstanceStatus.Warning : InstanceStatus.Critical;
-            return (status, $"HTTP GET {work.CheckPath}: {code} {response.ReasonPhrase}", Stopwatch.GetElapsedTime(started));
+            return (status, $"HTTP GET {work.CheckPath}: {code / 100}xx", Stopwatch.GetElapsedTime(started));
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return (InstanceStatus.Critical, $"HTTP GET {work.CheckPath}: no answer within {work.CheckTimeoutMs} ms", Stopwatch.GetElapsedTime(started));
+        }
+        catch (HttpRequestException ex) when (Fundament.Egress.EgressDeniedException.IsDenial(ex, out _))
+        {
+            return (InstanceStatus.Critical, $"HTTP GET {work.CheckPath}: refused by the egress policy", Stopwatch.GetElapsedTime(started));
         }
         catch (HttpRequestException ex)
         {

@@ -29,7 +29,8 @@ internal static class TelemetryServiceCollectionExtensions
                     .AddView("dotnet.timer.count", new MetricStreamConfiguration { Name = "dotnet.timers" })
                     .AddAspNetCoreInstrumentation()
                     .AddHttpClientInstrumentation()
-                    .AddPrometheusExporter();
+                    // No cached scrape: a scrape shows the counts as they are (Prometheus scrapes rarely enough).
+                    .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
                 if (otlp)
                 {
                     metrics.AddOtlpExporter(o => SetEndpoint(o, options));

@@ -30,10 +30,12 @@ public sealed class GatewayNode : IAsyncDisposable
 
     public int ApiPort { get; private init; }
 
-    public static async Task<GatewayNode> StartAsync(IEnumerable<KeyValuePair<string, string>> settings)
+    public int GatewayPort { get; private init; }
+
+    public static async Task<GatewayNode> StartAsync(IEnumerable<KeyValuePair<string, string>> settings, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
     {
         int apiPort = GatewayTestBase.FreePort(), gatewayPort = GatewayTestBase.FreePort();
-        var factory = new ConfiguredFundamentFactory([new("Fundament:Gateway:Urls", $"http://127.0.0.1:{gatewayPort}"), .. settings]);
+        var factory = new ConfiguredFundamentFactory([new("Fundament:Gateway:Urls", $"http://127.0.0.1:{gatewayPort}"), .. settings]) { TestServices = services };
         factory.UseKestrel(options =>
         {
             options.Listen(IPAddress.Loopback, apiPort);
@@ -43,6 +45,7 @@ public sealed class GatewayNode : IAsyncDisposable
         var node = new GatewayNode(factory, new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") }, new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gatewayPort}") })
         {
             ApiPort = apiPort,
+            GatewayPort = gatewayPort,
         };
         node.AdminToken = await node.LoginAsync("admin", FundamentFactory.AdminPassword);
         node.Api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", node.AdminToken);
@@ -74,6 +77,13 @@ public sealed class GatewayNode : IAsyncDisposable
         var response = await Api.PostAsJsonAsync("/api/v1/registry/instances", new { service, instanceId, address = "127.0.0.1", port, version, routes, check }, _ct);
         Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync(_ct));
         return (await response.Content.ReadFromJsonAsync<JsonNode>(_ct))!["instanceId"]!.GetValue<string>();
+    }
+
+    /// <summary>Grants <paramref name="service"/> the route claim <paramref name="pathPrefix"/>.</summary>
+    public async Task ClaimAsync(string service, string pathPrefix)
+    {
+        var response = await Api.PostAsJsonAsync("/api/v1/registry/route-claims", new { service, pathPrefix }, _ct);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync(_ct));
     }
 
     /// <summary>Credentials used against this node; none may appear in its gateway logs.</summary>
@@ -113,9 +123,14 @@ public abstract class GatewayTestBase : IAsyncLifetime
     /// <summary>Settings besides the gateway URL.</summary>
     protected virtual IEnumerable<KeyValuePair<string, string>> Settings() => [];
 
+    /// <summary>Services the test replaces (e.g. the egress resolver).</summary>
+    protected virtual void TestServices(Microsoft.Extensions.DependencyInjection.IServiceCollection services)
+    {
+    }
+
     public virtual async ValueTask InitializeAsync()
     {
-        _node = await GatewayNode.StartAsync(Settings());
+        _node = await GatewayNode.StartAsync(Settings(), TestServices);
         (_factory, _api, _gateway, _adminToken) = (_node.Factory, _node.Api, _node.Gateway, _node.AdminToken);
         _upstream = await EchoService.StartAsync();
     }
@@ -130,6 +145,10 @@ public abstract class GatewayTestBase : IAsyncLifetime
     protected Task<string> LoginAsync(string username, string password) => _node.LoginAsync(username, password);
 
     protected Task<string> ApiKeyAsync() => _node.ApiKeyAsync();
+
+    protected Task ClaimAsync(string service, string pathPrefix) => _node.ClaimAsync(service, pathPrefix);
+
+    protected GatewayNode Node => _node;
 
     /// <summary>Registers an instance (the echo upstream unless a port is given) and returns its id.</summary>
     protected Task<string> RegisterAsync(string service, object[] routes, object? check = null, int? port = null, string? version = null, string? instanceId = null) =>

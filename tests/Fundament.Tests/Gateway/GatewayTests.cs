@@ -34,6 +34,7 @@ public sealed class GatewayTests : GatewayTestBase
     [Fact]
     public async Task RoutePolicies_AnonymousAuthenticatedRole_AndForgedTokensAre401()
     {
+        await ClaimAsync("billing", "/billing-admin");
         await RegisterAsync("billing", [
             new { path = "/billing/{**rest}", auth = "authenticated" },
             new { path = "/billing-admin/{**rest}", auth = "role:admin" },
@@ -135,6 +136,7 @@ public sealed class GatewayTests : GatewayTestBase
     public async Task RateLimit_FivePerTenSeconds_GivesExactlyFiveThen429WithHeaders()
     {
         // An unlimited probe route arrives in the same table update, so waiting on it spends none of the budget.
+        await ClaimAsync("limited", "/limited-probe");
         await RegisterAsync("limited", [
             new { path = "/limited/{**rest}", auth = "anonymous", rateLimit = "five-per-10s" },
             new { path = "/limited-probe/{**rest}", auth = "anonymous" },

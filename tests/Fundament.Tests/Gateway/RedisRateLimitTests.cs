@@ -149,11 +149,12 @@ public sealed class RedisRateLimitTests : IAsyncDisposable
         ];
         await using var one = await GatewayNode.StartAsync(settings);
         await using var two = await GatewayNode.StartAsync(settings);
-        object[] routes = [new { path = "/shared/{**rest}", auth = "anonymous", rateLimit = "five-per-10s" }, new { path = "/probe/{**rest}", auth = "anonymous" }];
+        object[] routes = [new { path = "/shared/{**rest}", auth = "anonymous", rateLimit = "five-per-10s" }, new { path = "/shared-probe/{**rest}", auth = "anonymous" }];
         foreach (var node in new[] { one, two })
         {
+            await node.ClaimAsync("shared", "/shared-probe");
             await node.RegisterAsync("shared", routes, upstream.Port);
-            await EventuallyOkAsync(node.Gateway, "/probe/x");
+            await EventuallyOkAsync(node.Gateway, "/shared-probe/x");
         }
         var statuses = new List<HttpStatusCode>();
         for (var i = 0; i < 10; i++)

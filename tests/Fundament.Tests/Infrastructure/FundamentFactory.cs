@@ -28,12 +28,21 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
     /// <summary>When true (default) messages are kept in <see cref="Notifications"/> instead of being sent.</summary>
     protected virtual bool CaptureNotifications => true;
 
+    /// <summary>
+    /// When true (default), webhooks and alert channels may reach 127.0.0.1, where the suites' test
+    /// receivers listen (an operator's allow entry). The egress tests turn it off to see the default.
+    /// </summary>
+    protected virtual bool LoopbackReceivers => true;
+
     public CapturingNotificationSender Notifications { get; } = new();
 
     /// <summary>Gateway log lines (access log included), to check what they contain.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> GatewayLog { get; } = new();
 
     public string DataDir { get; }
+
+    /// <summary>Services a test replaces (a resolver, a clock), applied after the server's own.</summary>
+    public Action<IServiceCollection>? TestServices { get; init; }
 
     /// <summary>Extra settings (key, value) for a subclass or a test.</summary>
     protected virtual IEnumerable<KeyValuePair<string, string>> Settings() => [];
@@ -52,6 +61,11 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         builder.UseSetting("Fundament:Registry:MonitorEnabled", "false");
         builder.UseSetting("Fundament:Delivery:DispatcherEnabled", "false");
         builder.UseSetting("Fundament:Alerts:EvaluatorEnabled", "false");
+        if (LoopbackReceivers)
+        {
+            builder.UseSetting("Fundament:Egress:Webhooks:Allow:0", "127.0.0.1/32");
+            builder.UseSetting("Fundament:Egress:AlertChannels:Allow:0", "127.0.0.1/32");
+        }
         foreach (var (key, value) in Settings())
         {
             builder.UseSetting(key, value);
@@ -64,6 +78,7 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
             {
                 services.AddSingleton<INotificationSender>(Notifications);
             }
+            TestServices?.Invoke(services);
         });
     }
 
@@ -86,9 +101,11 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
 public sealed class SqliteFundamentFactory : FundamentFactory;
 
 /// <summary>A server with exactly the settings given, e.g. one of several replicas on one database.</summary>
-public sealed class ConfiguredFundamentFactory(IEnumerable<KeyValuePair<string, string>> settings, bool captureNotifications = true) : FundamentFactory
+public sealed class ConfiguredFundamentFactory(IEnumerable<KeyValuePair<string, string>> settings, bool captureNotifications = true, bool loopbackReceivers = true) : FundamentFactory
 {
     protected override bool CaptureNotifications => captureNotifications;
+
+    protected override bool LoopbackReceivers => loopbackReceivers;
 
     protected override IEnumerable<KeyValuePair<string, string>> Settings() => settings;
 }

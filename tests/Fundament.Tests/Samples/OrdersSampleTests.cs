@@ -96,18 +96,20 @@ public sealed class OrdersSampleTests : IAsyncDisposable
     {
         Assert.True(File.Exists(OrdersDll), $"the sample was not built at {OrdersDll}");
         var apiPort = FreePort();
+        var gatewayPort = FreePort();
         Start(ServerDll, new()
         {
             ["Fundament__DataDir"] = _dataDir,
             ["Fundament__Identity__BootstrapAdminPassword"] = AdminPassword,
             ["Fundament__Identity__PasswordHashIterations"] = "10000",
-            ["Fundament__Gateway__Urls"] = $"http://127.0.0.1:{FreePort()}",
+            ["Fundament__Gateway__Urls"] = $"http://127.0.0.1:{gatewayPort}",
         }, "--urls", $"http://127.0.0.1:{apiPort}");
         using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
         await EventuallyAsync(async () => (await api.GetAsync("/health/ready", _ct)).IsSuccessStatusCode ? "ready" : null, "fundament to be ready");
 
         var login = await (await api.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = AdminPassword }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
-        api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login!["access_token"]!.GetValue<string>());
+        var adminToken = login!["access_token"]!.GetValue<string>();
+        api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminToken);
         var client = await (await api.PostAsJsonAsync("/api/v1/clients", new { name = "orders", roles = new[] { "service" } }, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
         var clientId = client!["client_id"]!.GetValue<string>();
         (await api.PutAsJsonAsync("/api/v1/config/entries", new { service = "orders", environment = "*", key = "Orders", value = new { MaxItems = 25, Greeting = "hi" } }, _ct)).EnsureSuccessStatusCode();
@@ -145,6 +147,27 @@ public sealed class OrdersSampleTests : IAsyncDisposable
         var database = await sample.GetFromJsonAsync<JsonNode>("/orders/database", _ct);
         Assert.True(database!["configured"]!.GetValue<bool>());
         Assert.Equal("s3cret-db-pass".Length, database["length"]!.GetValue<int>());
+
+        // Through the gateway (the sample registers /orders/{**rest} from its appsettings), the
+        // service sees the caller in a token minted for it alone, which AddFundamentAuthentication
+        // accepts; the caller's own Fundament token is refused by the service.
+        using var gateway = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gatewayPort}") };
+        gateway.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminToken);
+        var me = await EventuallyAsync(async () =>
+        {
+            using var response = await gateway.GetAsync("/orders/me", _ct);
+            return response.IsSuccessStatusCode ? await response.Content.ReadFromJsonAsync<JsonNode>(_ct) : null;
+        }, "the sample's route through the gateway");
+        Assert.Equal("admin", me["name"]!.GetValue<string>());
+        Assert.Equal("service:orders", me["audience"]!.GetValue<string>());
+        Assert.Contains("fundament-gateway", me["actor"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("admin", me["roles"]!.AsArray().Select(r => r!.GetValue<string>()));
+        using (var direct = new HttpRequestMessage(HttpMethod.Get, "/orders/me"))
+        {
+            direct.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminToken);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await sample.SendAsync(direct, _ct)).StatusCode);
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, (await sample.GetAsync("/orders/me", _ct)).StatusCode);
 
         // A change in Fundament reaches IOptionsMonitor in the running service.
         (await api.PutAsJsonAsync("/api/v1/config/entries", new { service = "orders", environment = "*", key = "Orders", value = new { MaxItems = 40, Greeting = "hi" } }, _ct)).EnsureSuccessStatusCode();

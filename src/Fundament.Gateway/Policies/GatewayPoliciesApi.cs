@@ -1,0 +1,143 @@
+using System.Text.Json;
+using Fundament.Audit;
+using Fundament.Http;
+using Fundament.Registry.Routes;
+using Fundament.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Fundament.Gateway.Policies;
+
+internal static class GatewayPoliciesApi
+{
+    public static RouteGroupBuilder MapGatewayPoliciesApi(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/gateway/policies").WithTags("Gateway");
+        group.MapGet("", ListAsync).RequireAuthorization(GatewayPermissions.Read).WithName("ListGatewayPolicies")
+            .WithSummary("Rate-limit and CORS policies routes may name: the read-only seeds from configuration and those stored through this API.");
+        group.MapGet("/{kind}/{name}", GetAsync).RequireAuthorization(GatewayPermissions.Read).WithName("GetGatewayPolicy");
+        group.MapPut("/rate-limit/{name}", PutRateLimitAsync).RequireAuthorization(GatewayPermissions.Write).WithName("PutRateLimitPolicy")
+            .WithSummary("Creates or replaces a rate-limit policy; every gateway applies it within a second.");
+        group.MapPut("/cors/{name}", PutCorsAsync).RequireAuthorization(GatewayPermissions.Write).WithName("PutCorsPolicy")
+            .WithSummary("Creates or replaces a CORS policy; every gateway applies it within a second.");
+        group.MapDelete("/{kind}/{name}", DeleteAsync).RequireAuthorization(GatewayPermissions.Write).WithName("DeleteGatewayPolicy")
+            .WithSummary("Deletes a stored policy; 409 for a configuration seed or while registered routes name it.");
+        return group;
+    }
+
+    private static async Task<Ok<IReadOnlyList<GatewayPolicyResponse>>> ListAsync(GatewayPolicyCatalog catalog, CancellationToken cancellationToken)
+    {
+        await catalog.ReloadAsync(cancellationToken);
+        var snapshot = catalog.Current;
+        var list = snapshot.RateLimits.Values.OrderBy(p => p.Name, StringComparer.Ordinal).Select(Response)
+            .Concat(snapshot.Cors.Values.OrderBy(p => p.Name, StringComparer.Ordinal).Select(Response))
+            .ToList();
+        return TypedResults.Ok<IReadOnlyList<GatewayPolicyResponse>>(list);
+    }
+
+    private static async Task<Results<Ok<GatewayPolicyResponse>, ProblemHttpResult>> GetAsync(string kind, string name, GatewayPolicyCatalog catalog, CancellationToken cancellationToken)
+    {
+        await catalog.ReloadAsync(cancellationToken);
+        return Find(catalog.Current, kind, name) is { } found ? TypedResults.Ok(found) : Problems.NotFound($"The {kind} policy '{name}'");
+    }
+
+    private static Task<Results<Created<GatewayPolicyResponse>, Ok<GatewayPolicyResponse>, ValidationProblem, ProblemHttpResult>> PutRateLimitAsync(
+        string name, RateLimitPolicyBody body, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = NameErrors(name);
+        var options = GatewayPolicyDefinitions.ToOptions(body, errors);
+        return PutAsync(GatewayPolicyKinds.RateLimit, name, options is null ? null : GatewayPolicyDefinitions.ToBody(options), errors, store, catalog, audit, context, cancellationToken);
+    }
+
+    private static Task<Results<Created<GatewayPolicyResponse>, Ok<GatewayPolicyResponse>, ValidationProblem, ProblemHttpResult>> PutCorsAsync(
+        string name, CorsPolicyBody body, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = NameErrors(name);
+        var options = GatewayPolicyDefinitions.ToOptions(body, errors);
+        return PutAsync(GatewayPolicyKinds.Cors, name, options is null ? null : GatewayPolicyDefinitions.ToBody(options), errors, store, catalog, audit, context, cancellationToken);
+    }
+
+    private static async Task<Results<Created<GatewayPolicyResponse>, Ok<GatewayPolicyResponse>, ValidationProblem, ProblemHttpResult>> PutAsync(
+        string kind, string name, object? canonical, ValidationErrors errors, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (errors.Any || canonical is null)
+        {
+            return errors.ToProblem();
+        }
+        if (Find(catalog.Current, kind, name) is { Source: GatewayPolicyCatalog.ConfigSource })
+        {
+            return Problems.Conflict($"The {kind} policy '{name}' is set in configuration (Fundament:Gateway); change it there.");
+        }
+        var created = await store.PutAsync(kind, name, JsonSerializer.Serialize(canonical, JsonSerializerOptions.Web), context.User.ActorId() ?? "unknown", cancellationToken);
+        await catalog.ReloadAsync(cancellationToken);
+        await audit.AppendAsync(new AuditEvent(created ? "gateway.policy.create" : "gateway.policy.update", AuditOutcome.Success)
+        {
+            Target = $"gateway_policy:{kind}/{name}",
+        }.From(context), cancellationToken);
+        var response = Find(catalog.Current, kind, name)!;
+        return created ? TypedResults.Created($"/api/v1/gateway/policies/{kind}/{name}", response) : TypedResults.Ok(response);
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
+        string kind, string name, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IRoutingTableSource routing, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        await catalog.ReloadAsync(cancellationToken);
+        var existing = Find(catalog.Current, kind, name);
+        if (existing is null)
+        {
+            return Problems.NotFound($"The {kind} policy '{name}'");
+        }
+        if (existing.Source == GatewayPolicyCatalog.ConfigSource)
+        {
+            return Problems.Conflict($"The {kind} policy '{name}' is set in configuration (Fundament:Gateway); remove it there.");
+        }
+        var table = await routing.GetAsync(null, TimeSpan.Zero, cancellationToken);
+        var users = table.Instances
+            .Where(i => Routes(i.RoutesJson).Any(r => (kind == GatewayPolicyKinds.RateLimit ? r.RateLimit : r.Cors) == name))
+            .Select(i => i.Service)
+            .Distinct(StringComparer.Ordinal)
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        if (users.Count > 0)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Conflict",
+                detail: $"Routes of {string.Join(", ", users.Select(u => $"'{u}'"))} name the {kind} policy '{name}'; they must be registered without it first.",
+                extensions: new Dictionary<string, object?> { ["services"] = users });
+        }
+        await store.DeleteAsync(kind, name, cancellationToken);
+        await catalog.ReloadAsync(cancellationToken);
+        await audit.AppendAsync(new AuditEvent("gateway.policy.delete", AuditOutcome.Success) { Target = $"gateway_policy:{kind}/{name}" }.From(context), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    private static IReadOnlyList<RouteDeclaration> Routes(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return RouteDeclaration.ParseAll(document.RootElement, new List<(string, string)>(), strict: false);
+    }
+
+    private static ValidationErrors NameErrors(string name)
+    {
+        var errors = new ValidationErrors();
+        if (!GatewayPolicyDefinitions.IsName(name))
+        {
+            errors.Add("name", "name must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit (not 'default' or 'disable').");
+        }
+        return errors;
+    }
+
+    private static GatewayPolicyResponse? Find(PolicySnapshot snapshot, string kind, string name) => kind switch
+    {
+        GatewayPolicyKinds.RateLimit when snapshot.RateLimits.TryGetValue(name, out var limit) => Response(limit),
+        GatewayPolicyKinds.Cors when snapshot.Cors.TryGetValue(name, out var cors) => Response(cors),
+        _ => null,
+    };
+
+    private static GatewayPolicyResponse Response(PolicyEntry<RateLimitPolicyOptions> p) =>
+        new(GatewayPolicyKinds.RateLimit, p.Name, p.Source, p.Version, p.UpdatedBy, p.UpdatedAt, GatewayPolicyDefinitions.ToBody(p.Options), null);
+
+    private static GatewayPolicyResponse Response(PolicyEntry<CorsPolicyOptions> p) =>
+        new(GatewayPolicyKinds.Cors, p.Name, p.Source, p.Version, p.UpdatedBy, p.UpdatedAt, null, GatewayPolicyDefinitions.ToBody(p.Options));
+}

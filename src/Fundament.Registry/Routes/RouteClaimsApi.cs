@@ -1,0 +1,155 @@
+using System.Text.Json;
+using Fundament.Audit;
+using Fundament.Http;
+using Fundament.Registry.Instances;
+using Fundament.Security;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Fundament.Registry.Routes;
+
+/// <summary>Body of <c>POST /api/v1/registry/route-claims</c>.</summary>
+/// <param name="Service">Required: the service that may then serve paths under <paramref name="PathPrefix"/>.</param>
+/// <param name="PathPrefix">Required: a literal path such as <c>/shop</c> or <c>/orders/invoices</c>; stored normalised (lower case, no duplicate slashes).</param>
+public sealed record RouteClaimRequest(string? Service, string? PathPrefix);
+
+/// <summary>A prefix a service holds.</summary>
+/// <param name="Source"><c>claim</c> (granted through this API), <c>default</c> (<c>/&lt;service&gt;</c>, held by every registered service) or <c>reserved</c> (Fundament's own paths).</param>
+public sealed record RouteClaimResponse(string Service, string PathPrefix, string Source, string? CreatedBy, DateTimeOffset? CreatedAt);
+
+internal static class RouteClaimsApi
+{
+    public static void MapRouteClaimsApi(this RouteGroupBuilder registry)
+    {
+        registry.MapPost("/route-claims", CreateAsync).RequireAuthorization(RegistryPermissions.Write).WithName("CreateRouteClaim")
+            .WithSummary("Lets a service serve gateway paths under a prefix; 409 naming the holder when it overlaps another service's claim or Fundament's reserved paths.");
+        registry.MapGet("/route-claims", ListAsync).RequireAuthorization(RegistryPermissions.Read).WithName("ListRouteClaims")
+            .WithSummary("Every prefix held: explicit claims, the default /<service> of each registered service, and Fundament's reserved paths.");
+        registry.MapDelete("/route-claims", DeleteAsync).RequireAuthorization(RegistryPermissions.Write).WithName("DeleteRouteClaim")
+            .WithSummary("Revokes a claim; 409 while registered routes still need it, unless force=true (the gateway then stops serving them).");
+    }
+
+    private static async Task<Results<Created<RouteClaimResponse>, Ok<RouteClaimResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
+        RouteClaimRequest request, RouteClaimStore claims, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        if (request.Service is null || !RegistryNames.IsService(request.Service))
+        {
+            errors.Add("service", "service must be a service name (a-z, 0-9, '.', '_', '-').");
+        }
+        var prefix = ParsePrefix(request.PathPrefix, errors);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        if (request.Service == RoutePaths.FundamentService)
+        {
+            return Problems.Forbidden($"Service '{RoutePaths.FundamentService}' holds Fundament's reserved paths ({string.Join(", ", RoutePaths.Reserved)}) and takes no claims.");
+        }
+        var (outcome, claim, holder, heldPrefix) = await claims.AddAsync(request.Service!, prefix!, context.User.ActorId() ?? "unknown", cancellationToken);
+        var target = $"route_claim:{RoutePaths.Format(prefix!)}";
+        if (outcome == ClaimOutcome.Conflict)
+        {
+            await audit.AppendAsync(new AuditEvent("registry.route_claim.create", AuditOutcome.Denied)
+            {
+                Target = target,
+                Details = new Dictionary<string, string> { ["service"] = request.Service!, ["holder"] = holder!, ["held"] = heldPrefix! },
+            }.From(context), cancellationToken);
+            return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Conflict",
+                detail: $"{RoutePaths.Format(prefix!)} overlaps {heldPrefix}, held by service '{holder}'. Claims of two services may not overlap.",
+                extensions: new Dictionary<string, object?> { ["holder"] = holder, ["heldPrefix"] = heldPrefix });
+        }
+        var response = new RouteClaimResponse(claim!.Service, claim.PathPrefix, "claim", claim.CreatedBy, claim.CreatedAt);
+        if (outcome == ClaimOutcome.AlreadyHeld)
+        {
+            return TypedResults.Ok(response);
+        }
+        await audit.AppendAsync(new AuditEvent("registry.route_claim.create", AuditOutcome.Success)
+        {
+            Target = target,
+            Details = new Dictionary<string, string> { ["service"] = claim.Service },
+        }.From(context), cancellationToken);
+        return TypedResults.Created("/api/v1/registry/route-claims", response);
+    }
+
+    private static async Task<Ok<IReadOnlyList<RouteClaimResponse>>> ListAsync(string? service, RouteClaimStore claims, CancellationToken cancellationToken)
+    {
+        var ownership = await claims.OwnershipAsync(cancellationToken);
+        var list = new List<RouteClaimResponse>();
+        list.AddRange(RoutePaths.Reserved.Select(r => new RouteClaimResponse(RoutePaths.FundamentService, r, "reserved", null, null)));
+        foreach (var existing in (await claims.ExistingServicesAsync(cancellationToken)).Order(StringComparer.Ordinal))
+        {
+            if (RoutePaths.DefaultClaim(existing) is { } own)
+            {
+                list.Add(new RouteClaimResponse(existing, RoutePaths.Format(own), "default", null, null));
+            }
+        }
+        list.AddRange(ownership.Claims.Select(c => new RouteClaimResponse(c.Service, c.PathPrefix, "claim", c.CreatedBy, c.CreatedAt)));
+        return TypedResults.Ok<IReadOnlyList<RouteClaimResponse>>(list.Where(c => service is null || c.Service == service).ToList());
+    }
+
+    private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> DeleteAsync(
+        string? pathPrefix, bool? force, RouteClaimStore claims, RegistryStore registry, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var prefix = ParsePrefix(pathPrefix, errors);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var path = RoutePaths.Format(prefix!);
+        var ownership = await claims.OwnershipAsync(cancellationToken);
+        if (ownership.Claims.FirstOrDefault(c => c.PathPrefix == path) is not { } claim)
+        {
+            return Problems.NotFound("The route claim");
+        }
+        if (force != true)
+        {
+            var without = new RouteOwnership(ownership.Claims.Where(c => c != claim));
+            var needing = (await registry.InstancesAsync(claim.Service, cancellationToken))
+                .SelectMany(i => RouteDeclaration.Paths(JsonDocument.Parse(i.Routes).RootElement.Clone()).Select(p => (Instance: i.Id, Path: p)))
+                .Where(r => ownership.Check(claim.Service, r.Path).Allowed && !without.Check(claim.Service, r.Path).Allowed)
+                .ToList();
+            if (needing.Count > 0)
+            {
+                return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Conflict",
+                    detail: $"Routes of '{claim.Service}' still need {path}: {string.Join(", ", needing.Take(10).Select(n => $"{n.Path} ({n.Instance})"))}. Deregister them first, or pass force=true and the gateway stops serving them.",
+                    extensions: new Dictionary<string, object?> { ["routes"] = needing.Select(n => new { instanceId = n.Instance, path = n.Path }).ToList() });
+            }
+        }
+        if (await claims.RemoveAsync(prefix!, cancellationToken) is null)
+        {
+            return Problems.NotFound("The route claim");
+        }
+        await audit.AppendAsync(new AuditEvent("registry.route_claim.delete", AuditOutcome.Success)
+        {
+            Target = $"route_claim:{path}",
+            Details = new Dictionary<string, string> { ["service"] = claim.Service, ["force"] = (force == true).ToString() },
+        }.From(context), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>A claimable prefix in normal form, or null with the reason in <paramref name="errors"/>.</summary>
+    private static string[]? ParsePrefix(string? text, ValidationErrors errors)
+    {
+        if (text is null || !text.StartsWith('/') || text.Length > 256 || text.IndexOfAny(['{', '}', '*', '?', '#']) >= 0)
+        {
+            errors.Add("pathPrefix", "pathPrefix must be a literal path starting with / (no parameters or wildcards), at most 256 characters.");
+            return null;
+        }
+        var segments = RoutePaths.Normalize(text);
+        if (segments.Length is 0 or > 16 || segments.Any(s => s.IndexOfAny(['{', '}', '*', '?', '#', ' ']) >= 0 || s.Any(char.IsControl)))
+        {
+            errors.Add("pathPrefix", "pathPrefix must name 1 to 16 path segments; the root cannot be claimed.");
+            return null;
+        }
+        if (RoutePaths.IsVersionSegment(segments[0]))
+        {
+            errors.Add("pathPrefix", $"/{segments[0]} is the gateway's API-version prefix and cannot be claimed.");
+            return null;
+        }
+        return segments;
+    }
+}
