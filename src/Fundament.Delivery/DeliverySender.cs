@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using Fundament.Audit;
 using Fundament.Egress;
+using Fundament.Http;
 using Fundament.Notifications;
 using Microsoft.Extensions.Options;
 
@@ -45,6 +46,7 @@ internal sealed class DeliverySender(IHttpClientFactory clients, INotificationSe
                 ? JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["text"] = item.Payload })
                 : Encoding.UTF8.GetBytes(item.Payload);
             using var request = new HttpRequestMessage(HttpMethod.Post, item.Target) { Content = new ByteArrayContent(body) };
+            request.MarkSecretUrl();
             request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
             request.Headers.UserAgent.ParseAdd("Fundament-Delivery/1");
             if (item.Kind == DeliveryKind.Webhook)

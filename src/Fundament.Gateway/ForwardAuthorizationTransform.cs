@@ -34,7 +34,8 @@ internal sealed class ForwardAuthorizationTransform(IServiceTokenIssuer tokens) 
     public void Apply(TransformBuilderContext context)
     {
         var metadata = context.Route.Metadata;
-        var service = metadata?.GetValueOrDefault(RegistryProxyConfigProvider.ServiceMetadata) ?? context.Route.ClusterId ?? "unknown";
+        // A static route's audience is namespaced (static:<cluster>), so its tokens never validate at a service of that name.
+        var service = metadata?.GetValueOrDefault(RegistryProxyConfigProvider.ServiceMetadata) ?? Policies.StaticRouteClaims.HolderPrefix + context.Route.ClusterId;
         if (service == RoutePaths.FundamentService)
         {
             return;

@@ -42,6 +42,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, GatewayPolicyCatalog>(sp => sp.GetRequiredService<GatewayPolicyCatalog>()));
         services.AddHostedService(sp => sp.GetRequiredService<GatewayPolicyCatalog>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IRouteValidator, PolicyRouteValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IRouteClaimSource, StaticRouteClaims>());
         services.AddPermissions(GatewayPermissions.Read, GatewayPermissions.Write);
         return services;
     }
@@ -93,6 +94,17 @@ public static class GatewayServiceCollectionExtensions
             gateway.UseMiddleware<AccessLogMiddleware>();
             gateway.UseExceptionHandler();
             gateway.UseStatusCodePages();
+            gateway.Use(async (context, next) =>
+            {
+                // A request that has already crossed this many gateways is going round in circles.
+                if (IdentityHeadersTransform.HopsOf(context.Request) >= IdentityHeadersTransform.MaxHops)
+                {
+                    await TypedResults.Problem(statusCode: StatusCodes.Status508LoopDetected, title: "Loop detected",
+                        detail: "The request has passed through too many Fundament gateways.").ExecuteAsync(context);
+                    return;
+                }
+                await next(context);
+            });
             gateway.UseRouting();
             gateway.UseCors();
             gateway.UseAuthentication();

@@ -13,15 +13,23 @@ namespace Fundament.Gateway;
 /// Only the <c>fundament</c> service's clusters may reach this node's own API port; no cluster may
 /// reach a gateway port (the gateway cannot be pointed at itself).
 /// </summary>
-internal sealed class GuardedForwarderHttpClientFactory(EgressConnector connector, IOptions<GatewayOptions> options, ILogger<ForwarderHttpClientFactory> logger)
+internal sealed class GuardedForwarderHttpClientFactory(
+    EgressConnector connector, RegistryProxyConfigProvider routes, IOptions<GatewayOptions> options, ILogger<ForwarderHttpClientFactory> logger)
     : ForwarderHttpClientFactory(logger)
 {
     protected override void ConfigureHandler(ForwarderHttpClientContext context, System.Net.Http.SocketsHttpHandler handler)
     {
         base.ConfigureHandler(context, handler);
         var gatewayPorts = options.Value.Ports();
-        var platform = IsPlatformCluster(context.ClusterId);
-        connector.Guard(handler, EgressPurpose.Upstreams, platform ? port => !gatewayPorts.Contains(port) : null);
+        if (IsPlatformCluster(context.ClusterId))
+        {
+            connector.Guard(handler, EgressPurpose.Upstreams, port => !gatewayPorts.Contains(port));
+        }
+        else
+        {
+            // Any other service is refused the API endpoints of every registered Fundament node, checked on the address dialled.
+            connector.Guard(handler, EgressPurpose.Upstreams, alsoDenied: routes.IsPlatformEndpoint);
+        }
     }
 
     private static bool IsPlatformCluster(string clusterId)

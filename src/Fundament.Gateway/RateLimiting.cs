@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using System.Threading.RateLimiting;
 using Fundament.Gateway.Policies;
 using Fundament.Redis;
@@ -85,9 +87,14 @@ internal static class RateLimiting
 
     private static RateLimitPartition<string> Partition(HttpContext context, GatewayPolicyCatalog catalog, RedisConnection redis, RedisRateLimitHealth health, bool failOpen, TimeProvider time)
     {
-        if (PolicyOf(context) is not { } name || !catalog.Current.RateLimits.TryGetValue(name, out var entry))
+        if (PolicyOf(context) is not { } name)
         {
             return Unlimited;
+        }
+        if (!catalog.Current.RateLimits.TryGetValue(name, out var entry))
+        {
+            // The route names a policy this node does not have: refuse rather than serve it unlimited.
+            return RateLimitPartition.Get("missing:" + name, _ => RefusingLimiter.Instance);
         }
         var p = entry.Options;
         var who = p.PartitionBy switch
@@ -96,7 +103,8 @@ internal static class RateLimiting
             "ip" => context.Connection.RemoteIpAddress?.ToString() ?? "unknown",
             "apiKey" => context.User.FindFirst(FundamentClaims.ApiKeyId)?.Value ?? "no-key",
             "user" => context.User.ActorId() ?? "anonymous:" + context.Connection.RemoteIpAddress,
-            var header => "h:" + context.Request.Headers[header["header:".Length..]].ToString(),
+            // The caller chooses this value: hashed, so a long or hostile value costs a fixed-size key.
+            var header => "h:" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(context.Request.Headers[header["header:".Length..]].ToString())), 0, 16),
         };
         var key = $"{name}@{entry.Version.ToString(CultureInfo.InvariantCulture)}|{who}";
         if (redis.Options.Enabled)
@@ -144,5 +152,34 @@ internal static class RateLimiting
                 Detail = $"Rate limit '{policyName}' reached; retry in {seconds} s.",
             },
         });
+    }
+}
+
+/// <summary>Refuses every request: what a route gets when its policy is missing on this node.</summary>
+internal sealed class RefusingLimiter : RateLimiter
+{
+    public static readonly RefusingLimiter Instance = new();
+
+    private static readonly RateLimitLease Refused = new RefusedLease();
+
+    public override TimeSpan? IdleDuration => null;
+
+    public override RateLimiterStatistics? GetStatistics() => null;
+
+    protected override RateLimitLease AttemptAcquireCore(int permitCount) => Refused;
+
+    protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken) => ValueTask.FromResult(Refused);
+
+    private sealed class RefusedLease : RateLimitLease
+    {
+        public override bool IsAcquired => false;
+
+        public override IEnumerable<string> MetadataNames => [];
+
+        public override bool TryGetMetadata(string metadataName, out object? metadata)
+        {
+            metadata = null;
+            return false;
+        }
     }
 }

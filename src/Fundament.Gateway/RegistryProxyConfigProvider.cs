@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Net;
+using Fundament.Egress;
 using System.Text.Json;
 using Fundament.Hosting;
 using Fundament.Gateway.Policies;
@@ -24,6 +26,7 @@ namespace Fundament.Gateway;
 internal sealed partial class RegistryProxyConfigProvider(
     IRoutingTableSource registry,
     GatewayPolicyCatalog policies,
+    IEgressResolver resolver,
     IOptions<GatewayOptions> options,
     ILogger<RegistryProxyConfigProvider> logger) : BackgroundService, IProxyConfigProvider
 {
@@ -39,6 +42,7 @@ internal sealed partial class RegistryProxyConfigProvider(
     };
 
     private readonly Lock _applying = new();
+    private volatile HashSet<(IPAddress, int)> _platformEndpoints = [];
     private volatile Snapshot _current = new([], [], new CancellationTokenSource());
     private RoutingTable? _table;
 
@@ -93,6 +97,32 @@ internal sealed partial class RegistryProxyConfigProvider(
             _table = table;
             Build(table);
         }
+        _ = ResolvePlatformEndpointsAsync(table);
+    }
+
+    /// <summary>Whether an address the gateway is about to dial is the API of a registered Fundament node.</summary>
+    public bool IsPlatformEndpoint(IPAddress address, int port) => _platformEndpoints.Contains((address, port));
+
+    /// <summary>The addresses of every registered fundament instance, names resolved, for the connect-time check.</summary>
+    private async Task ResolvePlatformEndpointsAsync(RoutingTable table)
+    {
+        var endpoints = new HashSet<(IPAddress, int)>();
+        foreach (var instance in table.Instances.Where(i => i.Service == RoutePaths.FundamentService))
+        {
+            try
+            {
+                var addresses = IPAddress.TryParse(instance.Address, out var literal) ? [literal] : await resolver.ResolveAsync(instance.Address, CancellationToken.None);
+                foreach (var address in addresses)
+                {
+                    endpoints.Add((IpAddresses.Normalize(address), instance.Port));
+                }
+            }
+            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ArgumentException)
+            {
+                LogRefreshFailed(logger, ex);
+            }
+        }
+        _platformEndpoints = endpoints;
     }
 
     private void Build(RoutingTable table)
@@ -317,7 +347,7 @@ internal sealed partial class RegistryProxyConfigProvider(
     }
 
     private static string Endpoint(RoutableInstance instance) =>
-        (System.Net.IPAddress.TryParse(instance.Address, out var ip) ? Fundament.Egress.IpAddresses.Normalize(ip).ToString() : instance.Address.ToLowerInvariant())
+        (IPAddress.TryParse(instance.Address, out var ip) ? IpAddresses.Normalize(ip).ToString() : instance.Address.ToLowerInvariant())
         + ":" + instance.Port.ToString(CultureInfo.InvariantCulture);
 
     private sealed class Snapshot(IReadOnlyList<RouteConfig> routes, IReadOnlyList<ClusterConfig> clusters, CancellationTokenSource changed) : IProxyConfig

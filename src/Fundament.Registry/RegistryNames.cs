@@ -15,4 +15,8 @@ internal static partial class RegistryNames
     public static bool IsService(string name) => ServicePattern().IsMatch(name);
 
     public static bool IsInstanceId(string id) => InstanceIdPattern().IsMatch(id);
+
+    /// <summary>Instance ids only Fundament's own nodes use (<see cref="SelfRegistration"/>).</summary>
+    public static bool IsReservedInstanceId(string id) =>
+        id.StartsWith("fundament-", StringComparison.OrdinalIgnoreCase) || id.StartsWith("fundament:", StringComparison.OrdinalIgnoreCase);
 }

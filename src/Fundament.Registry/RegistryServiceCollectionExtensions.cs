@@ -58,7 +58,7 @@ public static class RegistryServiceCollectionExtensions
         {
             services.AddHostedService<SelfRegistration>();
         }
-        services.AddPermissions(RegistryPermissions.Read, RegistryPermissions.RegisterOwn, RegistryPermissions.Write);
+        services.AddPermissions(RegistryPermissions.Read, RegistryPermissions.RegisterOwn, RegistryPermissions.Write, RegistryPermissions.Passthrough);
         return services;
     }
 

@@ -76,12 +76,20 @@ internal sealed partial class SelfRegistration(
             {
                 if (!registered || !await store.HeartbeatAsync(definition.Id, "passing", "heartbeat from the node itself", stoppingToken))
                 {
-                    await store.RegisterAsync(definition, "system:self-registration", stoppingToken);
-                    if (!registered)
+                    if (await store.RegisterAsync(definition, "system:self-registration", stoppingToken) is null)
                     {
-                        LogRegistered(logger, definition.Id, $"{definition.Scheme}://{definition.Address}:{definition.Port}");
+                        // The id is held by another service (it cannot be, through the API): keep trying, loudly.
+                        LogIdTaken(logger, definition.Id);
+                        registered = false;
                     }
-                    registered = true;
+                    else
+                    {
+                        if (!registered)
+                        {
+                            LogRegistered(logger, definition.Id, $"{definition.Scheme}://{definition.Address}:{definition.Port}");
+                        }
+                        registered = true;
+                    }
                 }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -166,6 +174,9 @@ internal sealed partial class SelfRegistration(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Registered this node as {InstanceId} at {Url}; the gateway routes its API")]
     private static partial void LogRegistered(ILogger logger, string instanceId, string url);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Self-registration: instance id {InstanceId} belongs to another service; the API is not routed through the gateway until it is freed")]
+    private static partial void LogIdTaken(ILogger logger, string instanceId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Self-registration found no API address; set Fundament:Registry:Self:AdvertiseUrl")]
     private static partial void LogNoAddress(ILogger logger);

@@ -15,10 +15,13 @@ public sealed class EgressConnector(EgressGuard guard, IEgressResolver resolver)
     /// Makes <paramref name="handler"/> connect only where <paramref name="purpose"/> allows, and
     /// never through a proxy (a proxy would be the only address checked).
     /// </summary>
-    public SocketsHttpHandler Guard(SocketsHttpHandler handler, EgressPurpose purpose, Func<int, bool>? allowOwnPort = null)
+    /// <param name="allowOwnPort">Which of this process's own ports the caller may reach (only the gateway routing the fundament service may reach its API port).</param>
+    /// <param name="alsoDenied">Endpoints the caller knows to be forbidden besides the policy (the gateway: other Fundament nodes' API endpoints).</param>
+    public SocketsHttpHandler Guard(SocketsHttpHandler handler, EgressPurpose purpose, Func<int, bool>? allowOwnPort = null, Func<IPAddress, int, bool>? alsoDenied = null)
     {
         handler.UseProxy = false;
-        handler.ConnectCallback = (context, cancellationToken) => ConnectAsync(purpose, context.DnsEndPoint.Host, context.DnsEndPoint.Port, allowOwnPort, cancellationToken);
+        handler.ConnectCallback = async (context, cancellationToken) =>
+            new NetworkStream(await ConnectSocketAsync(purpose, context.DnsEndPoint.Host, context.DnsEndPoint.Port, allowOwnPort, cancellationToken, alsoDenied: alsoDenied), ownsSocket: true);
         return handler;
     }
 
@@ -27,7 +30,8 @@ public sealed class EgressConnector(EgressGuard guard, IEgressResolver resolver)
         new NetworkStream(await ConnectSocketAsync(purpose, host, port, allowOwnPort, cancellationToken), ownsSocket: true);
 
     /// <summary>As <see cref="ConnectAsync"/>, for clients that take a connected socket (MailKit).</summary>
-    public async ValueTask<Socket> ConnectSocketAsync(EgressPurpose purpose, string host, int port, Func<int, bool>? allowOwnPort, CancellationToken cancellationToken, bool operatorConfigured = false)
+    public async ValueTask<Socket> ConnectSocketAsync(
+        EgressPurpose purpose, string host, int port, Func<int, bool>? allowOwnPort, CancellationToken cancellationToken, bool operatorConfigured = false, Func<IPAddress, int, bool>? alsoDenied = null)
     {
         var bare = host.Trim('[', ']');
         var literal = IPAddress.TryParse(bare, out var parsed);
@@ -36,7 +40,9 @@ public sealed class EgressConnector(EgressGuard guard, IEgressResolver resolver)
         string? refusal = null;
         foreach (var address in addresses)
         {
-            var decision = guard.Evaluate(purpose, literal ? null : bare, address, port, allowOwnPort, operatorConfigured);
+            var decision = alsoDenied?.Invoke(IpAddresses.Normalize(address), port) == true
+                ? new EgressDecision(false, $"{address}:{port} is a Fundament node's API endpoint")
+                : guard.Evaluate(purpose, literal ? null : bare, address, port, allowOwnPort, operatorConfigured);
             if (decision.Allowed)
             {
                 allowed.Add(address);

@@ -6,7 +6,7 @@ namespace Fundament.Egress;
 /// <summary>
 /// Address normalisation and the fixed address classes of the egress policy. Every address is
 /// checked in its normal form, and an IPv6 address that carries an IPv4 address (mapped,
-/// compatible, NAT64, 6to4, Teredo) is checked as that IPv4 address too, so
+/// compatible, SIIT, NAT64, 6to4, Teredo) is checked as that IPv4 address too, so
 /// <c>::ffff:169.254.169.254</c> or <c>64:ff9b::a9fe:a9fe</c> cannot reach what
 /// <c>169.254.169.254</c> cannot. Decimal, octal and hex IPv4 forms (<c>2852039166</c>,
 /// <c>0251.0376.0251.0376</c>, <c>0xA9FEA9FE</c>) parse to the same address before any check.
@@ -44,6 +44,8 @@ public static class IpAddresses
     ];
 
     private static readonly IPNetwork Nat64 = IPNetwork.Parse("64:ff9b::/96");
+    private static readonly IPNetwork Nat64Local = IPNetwork.Parse("64:ff9b:1::/48");
+    private static readonly IPNetwork Siit = IPNetwork.Parse("::ffff:0:0:0/96");
     private static readonly IPNetwork SixToFour = IPNetwork.Parse("2002::/16");
     private static readonly IPNetwork Teredo = IPNetwork.Parse("2001::/32");
     private static readonly IPNetwork Compatible = IPNetwork.Parse("::/96");
@@ -70,7 +72,9 @@ public static class IpAddresses
         {
             return address.MapToIPv4();
         }
-        if (Nat64.Contains(address) || (Compatible.Contains(address) && !address.Equals(IPAddress.IPv6Any) && !address.Equals(IPAddress.IPv6Loopback)))
+        // NAT64 (well-known and local-use prefixes), SIIT (::ffff:0:a.b.c.d) and IPv4-compatible addresses carry it in the last 32 bits.
+        if (Nat64.Contains(address) || Nat64Local.Contains(address) || Siit.Contains(address)
+            || (Compatible.Contains(address) && !address.Equals(IPAddress.IPv6Any) && !address.Equals(IPAddress.IPv6Loopback)))
         {
             return new IPAddress(bytes.AsSpan(12, 4));
         }

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
 
 namespace Fundament.Gateway.Policies;
 
@@ -81,7 +82,8 @@ internal static class GatewayPoliciesApi
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string kind, string name, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IRoutingTableSource routing, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string kind, string name, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IRoutingTableSource routing, IConfiguration configuration,
+        IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         await catalog.ReloadAsync(cancellationToken);
         var existing = Find(catalog.Current, kind, name);
@@ -97,6 +99,9 @@ internal static class GatewayPoliciesApi
         var users = table.Instances
             .Where(i => Routes(i.RoutesJson).Any(r => (kind == GatewayPolicyKinds.RateLimit ? r.RateLimit : r.Cors) == name))
             .Select(i => i.Service)
+            .Concat(configuration.GetSection(GatewayOptions.SectionName + ":Static:Routes").GetChildren()
+                .Where(r => r[kind == GatewayPolicyKinds.RateLimit ? "RateLimiterPolicy" : "CorsPolicy"] == name)
+                .Select(r => StaticRouteClaims.HolderPrefix + r.Key))
             .Distinct(StringComparer.Ordinal)
             .Order(StringComparer.Ordinal)
             .ToList();

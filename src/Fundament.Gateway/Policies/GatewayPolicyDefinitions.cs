@@ -39,6 +39,17 @@ internal static class GatewayPolicyDefinitions
 
     public static CorsPolicyOptions? ToOptions(CorsPolicyBody body, ValidationErrors errors)
     {
+        foreach (var (field, list) in new[] { ("allowedOrigins", body.AllowedOrigins), ("allowedMethods", body.AllowedMethods), ("allowedHeaders", body.AllowedHeaders), ("exposedHeaders", body.ExposedHeaders) })
+        {
+            if (list?.Any(item => item is null) == true)
+            {
+                errors.Add(field, $"{field} may not contain null.");
+            }
+        }
+        if (errors.Any)
+        {
+            return null;
+        }
         var defaults = new CorsPolicyOptions();
         var options = new CorsPolicyOptions
         {

@@ -10,8 +10,8 @@ namespace Fundament.Identity.Tokens;
 /// <c>service:&lt;name&gt;</c>, at most five minutes, with <c>sub</c>, <c>subject_type</c>,
 /// <c>name</c>, <c>roles</c>, <c>client_id</c>, <c>sid</c> when the caller has a session, and
 /// <c>act: {"sub":"fundament-gateway"}</c>. Fundament's own API refuses them (wrong audience).
-/// A token is reused for the same caller, roles, session and service until half its lifetime has
-/// passed, so the gateway signs once per caller and service every few minutes rather than on
+/// It never outlives the caller's own token. A token is reused for the same caller, name, roles,
+/// session and service until half its lifetime has passed, so the gateway signs once per caller and service every few minutes rather than on
 /// every request. The cache is bounded and dropped whole when full.
 /// </summary>
 internal sealed class ServiceTokenIssuer(TokenIssuer issuer, SigningKeyStore keys, TimeProvider time, IOptions<IdentityOptions> options) : IServiceTokenIssuer
@@ -34,17 +34,24 @@ internal sealed class ServiceTokenIssuer(TokenIssuer issuer, SigningKeyStore key
         var session = caller.FindFirst(FundamentClaims.SessionId)?.Value;
         var clientId = caller.FindFirst(FundamentClaims.ClientId)?.Value ?? TokenIssuer.FirstPartyClientId;
         var apiKey = caller.FindFirst(FundamentClaims.ApiKeyId)?.Value;
-        var key = string.Join('\n', service, type, sub, session, clientId, apiKey, string.Join(',', roles));
+        var name = caller.FindFirst(FundamentClaims.Name)?.Value ?? sub;
         var now = time.GetUtcNow();
+        // Never longer than the credential it stands for.
+        var lifetime = options.Value.ServiceTokenLifetime;
+        if (long.TryParse(caller.FindFirst("exp")?.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var exp))
+        {
+            var left = DateTimeOffset.FromUnixTimeSeconds(exp) - now;
+            lifetime = left < lifetime ? (left > TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1)) : lifetime;
+        }
+        var key = string.Join('\n', service, type, sub, name, session, clientId, apiKey, string.Join(',', roles));
         var signer = keys.CurrentKid;
         if (_issued.TryGetValue(key, out var cached) && now < cached.RenewAt && cached.Kid == signer)
         {
             return cached.Token;
         }
-        var lifetime = options.Value.ServiceTokenLifetime;
         var extra = apiKey is null ? Actor : new Dictionary<string, object>(Actor) { [FundamentClaims.ApiKeyId] = apiKey };
         var token = issuer.IssueForService(
-            new TokenSubject(sub, type, caller.FindFirst(FundamentClaims.Name)?.Value ?? sub, roles, clientId, session), service, lifetime, extra);
+            new TokenSubject(sub, type, name, roles, clientId, session), service, lifetime, extra);
         if (_issued.Count >= MaxEntries)
         {
             _issued.Clear();

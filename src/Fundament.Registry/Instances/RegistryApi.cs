@@ -144,6 +144,19 @@ internal static partial class RegistryApi
             }
             return errors.ToProblem();
         }
+        // Passthrough hands every caller's Fundament token to the service: an operator's decision, not the service's own.
+        if (declared.Any(r => r.ForwardAuthorization == ForwardAuthorization.Passthrough)
+            && !await HoldsAsync(context.User, s.Permissions, RegistryPermissions.Passthrough, cancellationToken))
+        {
+            await s.Audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Denied)
+            {
+                Target = $"service:{definition.Service}",
+                Details = new Dictionary<string, string> { ["reason"] = "passthrough" },
+            }.From(context), cancellationToken);
+            return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden",
+                detail: $"forwardAuthorization 'passthrough' needs the permission {RegistryPermissions.Passthrough}, which an operator grants through a role; without it the service receives a token minted for it (exchange).",
+                extensions: new Dictionary<string, object?> { ["missingPermission"] = RegistryPermissions.Passthrough });
+        }
         definition = definition with { RoutesJson = routes.ValueKind == JsonValueKind.Array ? routes.GetRawText() : "[]" };
         var record = await s.Store.RegisterAsync(definition, context.User.ActorId() ?? "unknown", cancellationToken);
         if (record is null)
@@ -343,6 +356,12 @@ internal static partial class RegistryApi
     private static async Task<bool> OwnsAsync(ClaimsPrincipal user, InstanceRecord instance, IRolePermissions permissions, CancellationToken cancellationToken) =>
         string.Equals(user.ActorId(), instance.RegisteredBy, StringComparison.Ordinal) || await IsRegistryAdminAsync(user, permissions, cancellationToken);
 
+    private static async Task<bool> HoldsAsync(ClaimsPrincipal user, IRolePermissions permissions, string permission, CancellationToken cancellationToken)
+    {
+        var held = await permissions.PermissionsOfAsync(user.RolesOf(), cancellationToken);
+        return held.Contains(Permissions.All) || held.Contains(permission);
+    }
+
     private static async Task<bool> IsRegistryAdminAsync(ClaimsPrincipal user, IRolePermissions permissions, CancellationToken cancellationToken)
     {
         var held = await permissions.PermissionsOfAsync(user.RolesOf(), cancellationToken);
@@ -358,6 +377,11 @@ internal static partial class RegistryApi
         if (r.InstanceId is not null && !RegistryNames.IsInstanceId(r.InstanceId))
         {
             errors.Add("instanceId", "instanceId must be 1-128 characters of letters, digits, '.', '_', ':' and '-'.");
+        }
+        else if (r.InstanceId is not null && RegistryNames.IsReservedInstanceId(r.InstanceId))
+        {
+            // A node's own instance id is predictable; taken by a tenant while the node restarts, it would take the API off the gateway.
+            errors.Add("instanceId", "instance ids starting with 'fundament-' or 'fundament:' belong to Fundament's own nodes.");
         }
         if (string.IsNullOrWhiteSpace(r.Address) || r.Address.Length > 253 || Uri.CheckHostName(r.Address.Trim('[', ']')) == UriHostNameType.Unknown)
         {
@@ -455,6 +479,9 @@ public static class RegistryPermissions
     /// </summary>
     public const string RegisterOwn = Fundament.Security.Permissions.RegistryRegisterOwn;
 
-    /// <summary>Register any service, deregister any instance, manage grants.</summary>
+    /// <summary>Register any service, deregister any instance, manage grants and route claims.</summary>
     public const string Write = "registry.write";
+
+    /// <summary>Declare routes with <c>forwardAuthorization: passthrough</c> (callers' tokens reach the service). Not held by <see cref="Write"/>.</summary>
+    public const string Passthrough = "registry.passthrough";
 }

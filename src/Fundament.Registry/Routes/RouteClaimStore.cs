@@ -18,20 +18,29 @@ public enum ClaimOutcome
 /// that update locks the index row, two overlapping claims cannot both pass the overlap check on
 /// PostgreSQL (SQLite has one writer anyway).
 /// </summary>
-internal sealed class RouteClaimStore(IDatabase database, RegistryStore registry, TimeProvider time)
+internal sealed class RouteClaimStore(IDatabase database, RegistryStore registry, TimeProvider time, IEnumerable<IRouteClaimSource> sources)
 {
+    /// <summary>Every claim in force: stored ones and those other modules hold by configuration.</summary>
     public async Task<RouteOwnership> OwnershipAsync(CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return new RouteOwnership(await LoadAsync(connection, null, cancellationToken));
+        return new RouteOwnership([.. await LoadAsync(connection, null, cancellationToken), .. Configured()]);
     }
 
-    /// <summary>Names of services with at least one registered instance.</summary>
+    /// <summary>Claims held by configuration (the gateway's static routes).</summary>
+    public IEnumerable<RouteClaim> Configured() => sources.SelectMany(s => s.Claims());
+
+    /// <summary>
+    /// Services the registry has ever seen (registered, or given a claim): their default claim
+    /// <c>/&lt;name&gt;</c> stands even while they are scaled to zero, so nobody claims it meanwhile.
+    /// </summary>
     public async Task<IReadOnlySet<string>> ExistingServicesAsync(CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return (await connection.QueryAsync<string>(new CommandDefinition("SELECT DISTINCT service FROM registry_instances", cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+        return (await connection.QueryAsync<string>(new CommandDefinition(KnownServices, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
     }
+
+    private const string KnownServices = "SELECT service FROM registry_service_index UNION SELECT service FROM registry_instances";
 
     public async Task<(ClaimOutcome Outcome, RouteClaim? Claim, string? Holder, string? HeldPrefix)> AddAsync(string service, string[] prefix, string createdBy, CancellationToken cancellationToken)
     {
@@ -46,8 +55,9 @@ internal sealed class RouteClaimStore(IDatabase database, RegistryStore registry
             {
                 return (ClaimOutcome.AlreadyHeld, held, null, null);
             }
+            claims.AddRange(Configured());
             var existing = (await connection.QueryAsync<string>(new CommandDefinition(
-                "SELECT DISTINCT service FROM registry_instances", transaction: transaction, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+                KnownServices, transaction: transaction, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
             if (new RouteOwnership(claims).ConflictFor(service, prefix, existing) is { } conflict)
             {
                 return (ClaimOutcome.Conflict, null, conflict.Holder, conflict.Prefix);

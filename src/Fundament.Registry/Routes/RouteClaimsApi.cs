@@ -16,7 +16,7 @@ namespace Fundament.Registry.Routes;
 public sealed record RouteClaimRequest(string? Service, string? PathPrefix);
 
 /// <summary>A prefix a service holds.</summary>
-/// <param name="Source"><c>claim</c> (granted through this API), <c>default</c> (<c>/&lt;service&gt;</c>, held by every registered service) or <c>reserved</c> (Fundament's own paths).</param>
+/// <param name="Source"><c>claim</c> (granted through this API), <c>default</c> (<c>/&lt;service&gt;</c>, held by every service the registry knows), <c>reserved</c> (Fundament's own paths) or <c>configuration</c> (a static gateway route, held by <c>static:&lt;route&gt;</c>).</param>
 public sealed record RouteClaimResponse(string Service, string PathPrefix, string Source, string? CreatedBy, DateTimeOffset? CreatedAt);
 
 internal static class RouteClaimsApi
@@ -86,7 +86,7 @@ internal static class RouteClaimsApi
                 list.Add(new RouteClaimResponse(existing, RoutePaths.Format(own), "default", null, null));
             }
         }
-        list.AddRange(ownership.Claims.Select(c => new RouteClaimResponse(c.Service, c.PathPrefix, "claim", c.CreatedBy, c.CreatedAt)));
+        list.AddRange(ownership.Claims.Select(c => new RouteClaimResponse(c.Service, c.PathPrefix, c.Service.Contains(':', StringComparison.Ordinal) ? "configuration" : "claim", c.CreatedBy, c.CreatedAt)));
         return TypedResults.Ok<IReadOnlyList<RouteClaimResponse>>(list.Where(c => service is null || c.Service == service).ToList());
     }
 
@@ -101,6 +101,10 @@ internal static class RouteClaimsApi
         }
         var path = RoutePaths.Format(prefix!);
         var ownership = await claims.OwnershipAsync(cancellationToken);
+        if (ownership.Claims.FirstOrDefault(c => c.PathPrefix == path && c.Service.Contains(':', StringComparison.Ordinal)) is { } configured)
+        {
+            return Problems.Conflict($"{path} is held by {configured.Service} through configuration; change it there.");
+        }
         if (ownership.Claims.FirstOrDefault(c => c.PathPrefix == path) is not { } claim)
         {
             return Problems.NotFound("The route claim");

@@ -116,9 +116,13 @@ public sealed record RouteDeclaration(
             }
         }
         var path = String(route, "path", Problem);
-        if (path is null || !path.StartsWith('/') || path.Length > 512 || !ValidTemplate(path))
+        if (path is null || !path.StartsWith('/') || path.Length > 512)
         {
             Problem("path", "path is required: a route template starting with /, such as /orders/{**rest}.");
+        }
+        else if (TemplateProblem(path) is { } templateProblem)
+        {
+            Problem("path", templateProblem);
         }
         var auth = String(route, "auth", Problem);
         if (auth is not (null or "anonymous" or "authenticated") && !(auth.StartsWith(RolePrefix, StringComparison.Ordinal) && auth.Length is > 5 and <= 69))
@@ -272,17 +276,74 @@ public sealed record RouteDeclaration(
     private static bool IsToken(string name) =>
         name.Length is > 0 and <= 128 && name.All(c => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal));
 
-    private static bool ValidTemplate(string path)
+    /// <summary>Constraints a route may use: cheap, with arguments checked here, so none can fail when the gateway builds its matcher (an unknown one would break every route) or burn CPU per request (regex).</summary>
+    public static IReadOnlyList<string> AllowedConstraints { get; } =
+        ["int", "long", "bool", "guid", "alpha", "decimal", "double", "float", "datetime", "length", "minlength", "maxlength", "min", "max", "range"];
+
+    /// <summary>Why a template cannot be served, or null. Parsed by ASP.NET Core's own route parser.</summary>
+    public static string? TemplateProblem(string path)
     {
+        RoutePattern pattern;
         try
         {
-            RoutePatternFactory.Parse(path);
-            return true;
+            pattern = RoutePatternFactory.Parse(path);
         }
-        catch (RoutePatternException)
+        catch (RoutePatternException ex)
         {
-            return false;
+            return $"path is not a valid route template: {ex.Message}";
         }
+        foreach (var segment in pattern.PathSegments)
+        {
+            foreach (var part in segment.Parts)
+            {
+                if (part is RoutePatternLiteralPart literal && !RoutePaths.IsPlainLiteral(literal.Content) && !(segment.Parts.Count > 1 && literal.Content.All(c => c is '.' or '-' or '_' or '~')))
+                {
+                    return $"path segment '{literal.Content}' may not contain %, \\, braces or wildcards, or be . or ..";
+                }
+                if (part is RoutePatternParameterPart parameter)
+                {
+                    if (parameter.Default is not null)
+                    {
+                        return $"parameter '{parameter.Name}' may not have a default value.";
+                    }
+                    foreach (var policy in parameter.ParameterPolicies)
+                    {
+                        if (ConstraintProblem(policy.Content) is { } problem)
+                        {
+                            return $"parameter '{parameter.Name}': {problem}";
+                        }
+                    }
+                }
+            }
+        }
+        return null;
+    }
+
+    private static string? ConstraintProblem(string? constraint)
+    {
+        if (constraint is null)
+        {
+            return "a constraint must be named.";
+        }
+        var open = constraint.IndexOf('(', StringComparison.Ordinal);
+        var name = open < 0 ? constraint : constraint[..open];
+        if (!AllowedConstraints.Contains(name, StringComparer.Ordinal))
+        {
+            return $"constraint '{name}' is not allowed; allowed: {string.Join(", ", AllowedConstraints)}.";
+        }
+        var expected = name switch
+        {
+            "length" => new[] { 1, 2 },
+            "minlength" or "maxlength" or "min" or "max" => [1],
+            "range" => [2],
+            _ => [0],
+        };
+        string[] args = open < 0 ? [] : constraint.EndsWith(')') ? constraint[(open + 1)..^1].Split(',') : ["?"];
+        if (!expected.Contains(args.Length) || args.Any(a => !long.TryParse(a.Trim(), System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _)))
+        {
+            return $"constraint '{name}' takes {string.Join(" or ", expected)} whole-number argument(s).";
+        }
+        return null;
     }
 }
 

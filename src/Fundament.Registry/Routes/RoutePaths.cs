@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Routing.Patterns;
 
 namespace Fundament.Registry.Routes;
 
@@ -59,9 +60,47 @@ public static partial class RoutePaths
         return [.. segments];
     }
 
-    /// <summary>The literal prefix of a route template (normalised): segments before the first that holds a parameter, a catch-all or an optional part.</summary>
-    public static string[] LiteralPrefix(string template) =>
-        [.. Normalize(template).TakeWhile(s => s.IndexOfAny(['{', '}', '*', '?']) < 0)];
+    /// <summary>
+    /// The literal prefix of a route template: its leading segments that are one plain literal
+    /// each, lower-cased. The template is read by ASP.NET Core's own parser, the one the gateway
+    /// routes with, so text inside a parameter (a default value or a constraint argument holding
+    /// <c>/../</c>) can never pass for a path segment. A literal holding <c>%</c>, <c>\</c>, or
+    /// being <c>.</c> or <c>..</c> ends the prefix: it matches nothing a client sends in that form,
+    /// so it cannot be trusted to name a place. A template that does not parse is judged on its
+    /// normal form (it is refused as invalid anyway).
+    /// </summary>
+    public static string[] LiteralPrefix(string template)
+    {
+        RoutePattern pattern;
+        try
+        {
+            pattern = RoutePatternFactory.Parse(template);
+        }
+        catch (RoutePatternException)
+        {
+            return [.. Normalize(template).TakeWhile(IsPlainLiteral)];
+        }
+        // A dot-segment or an escape anywhere makes the whole template suspect: it claims nothing.
+        if (pattern.PathSegments.Any(s => s.IsSimple && s.Parts[0] is RoutePatternLiteralPart { Content: "." or ".." })
+            || pattern.PathSegments.SelectMany(s => s.Parts).OfType<RoutePatternLiteralPart>().Any(l => l.Content.IndexOfAny(['%', '\\']) >= 0))
+        {
+            return [];
+        }
+        var prefix = new List<string>();
+        foreach (var segment in pattern.PathSegments)
+        {
+            if (!segment.IsSimple || segment.Parts[0] is not RoutePatternLiteralPart literal || !IsPlainLiteral(literal.Content))
+            {
+                break;
+            }
+            prefix.Add(literal.Content.ToLowerInvariant());
+        }
+        return [.. prefix];
+    }
+
+    /// <summary>A literal segment that means what it says: not empty, not a dot-segment, no escapes, separators or template characters.</summary>
+    public static bool IsPlainLiteral(string segment) =>
+        segment.Length > 0 && segment is not ("." or "..") && segment.IndexOfAny(['%', '\\', '/', '{', '}', '*', '?']) < 0;
 
     /// <summary>Whether <paramref name="prefix"/> covers <paramref name="path"/> (equal, or an ancestor on segment boundaries).</summary>
     public static bool Covers(string[] prefix, string[] path) =>

@@ -15,3 +15,13 @@ public interface IRoutingTableSource
     /// </summary>
     Task<RoutingTable> GetAsync(long? knownIndex, TimeSpan wait, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// Claims another module holds by configuration rather than through the API (the gateway's static
+/// routes). They take part in every overlap decision, so a tenant can neither claim nor route into
+/// them; their holder names contain a ':', which no service name can.
+/// </summary>
+public interface IRouteClaimSource
+{
+    IEnumerable<RouteClaim> Claims();
+}

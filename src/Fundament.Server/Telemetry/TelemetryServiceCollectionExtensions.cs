@@ -1,3 +1,4 @@
+using Fundament.Http;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -40,7 +41,17 @@ internal static class TelemetryServiceCollectionExtensions
             {
                 tracing.AddSource("Fundament.*")
                     .AddAspNetCoreInstrumentation(o => o.Filter = context => !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/health"))
-                    .AddHttpClientInstrumentation();
+                    .AddHttpClientInstrumentation(o => o.EnrichWithHttpRequestMessage = (activity, request) =>
+                    {
+                        // Webhook and Slack URLs can be secrets: their spans keep the origin only.
+                        if (request.HasSecretUrl() && request.RequestUri is { } uri)
+                        {
+                            activity.SetTag("url.full", $"{uri.Scheme}://{uri.Authority}/");
+                            activity.SetTag("http.url", null);
+                            activity.SetTag("url.path", null);
+                            activity.SetTag("url.query", null);
+                        }
+                    });
                 if (otlp)
                 {
                     tracing.AddOtlpExporter(o => SetEndpoint(o, options));

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Http.Json;
@@ -177,12 +178,30 @@ public sealed class DeliveryEgressTests : IAsyncDisposable
         await using var receiver = await WebhookReceiver.StartAsync();
         var factory = Start(allowLoopback: true);
         using var admin = await factory.AdminAsync();
+        // A delivery's URL may be a secret (Slack's is): its trace keeps the origin only.
+        var port = new Uri(receiver.Url).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var traced = new System.Collections.Concurrent.ConcurrentBag<string>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name.StartsWith("System.Net.Http", StringComparison.Ordinal),
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity =>
+            {
+                if (activity.GetTagItem("url.full") is string url && url.Contains(":" + port, StringComparison.Ordinal))
+                {
+                    traced.Add(url);
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
         var created = await admin.PostAsJsonAsync("/api/v1/webhooks", new { url = receiver.Url, events = new[] { "media.ready" } }, _ct);
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var me = await (await admin.GetAsync("/api/v1/me", _ct)).JsonAsync();
         await factory.Services.GetRequiredService<IEventPublisher>().PublishAsync("media.ready", $"user:{me["id"]!.GetValue<string>()}", new { id = "asset-2" }, _ct);
         Assert.Equal(1, await factory.Services.GetRequiredService<DeliveryDispatcher>().PassAsync(_ct));
         Assert.Single(receiver.Received);
+        Assert.NotEmpty(traced);
+        Assert.All(traced, url => Assert.DoesNotContain("/hook", url, StringComparison.Ordinal));
 
         // The allow entry is for webhooks: alert channels keep their own, stricter default.
         var channel = await admin.PostAsJsonAsync("/api/v1/alerts/channels", new { name = "local", kind = "webhook", target = receiver.Url }, _ct);

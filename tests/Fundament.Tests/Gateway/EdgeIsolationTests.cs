@@ -66,6 +66,7 @@ public sealed class EdgeIsolationTests : GatewayTestBase
         [
             "/orders/{id}", "/orders/{**rest}", "/{**rest}", "/{svc}/{id}", "/api/{**rest}", "/oauth2/token", "/.well-known/{**rest}",
             "/ORDERS/{id}", "/billing%2F..%2Forders/{id}", "/%6Frders/{id}", "//orders/{id}", "/billing/../orders/{id}", "/v1/orders/{id}",
+            "/api/{a=/../../billing/}/{**rest}", "/orders/{a=/../../billing/}/{**rest}", "/{x=/../billing/}/{**rest}",
         ];
         foreach (var capture in captures)
         {
@@ -138,6 +139,7 @@ public sealed class EdgeIsolationTests : GatewayTestBase
         Assert.Contains("user", jwt.Claims.Where(c => c.Type == "roles").Select(c => c.Value));
         Assert.Contains("fundament-gateway", jwt.GetClaim("act").Value, StringComparison.Ordinal);
         Assert.InRange((jwt.ValidTo - jwt.IssuedAt).TotalSeconds, 30, 300);
+        Assert.True(jwt.ValidTo <= user.ValidTo, "an exchanged token must not outlive the caller's");
         Assert.False((await handler.ValidateTokenAsync(exchanged, new TokenValidationParameters
         {
             ValidIssuer = FundamentFactory.Issuer,
@@ -185,5 +187,30 @@ public sealed class EdgeIsolationTests : GatewayTestBase
         byKey.Headers.TryAddWithoutValidation("Authorization", "ApiKey " + key);
         var keyed = await (await _gateway.SendAsync(byKey, _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
         Assert.Null(keyed!["headers"]!["authorization"]);
+    }
+}
+
+/// <summary>Two gateways pointed at each other: the request stops after a few hops instead of circling.</summary>
+public sealed class GatewayLoopTests
+{
+    [Fact]
+    public async Task GatewaysPointedAtEachOther_AnswerLoopDetected()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var a = await GatewayNode.StartAsync([]);
+        await using var b = await GatewayNode.StartAsync([]);
+        await a.RegisterAsync("loop", [new { path = "/loop/{**rest}", auth = "anonymous", retries = 0 }], b.GatewayPort);
+        await b.RegisterAsync("loop", [new { path = "/loop/{**rest}", auth = "anonymous", retries = 0 }], a.GatewayPort);
+        HttpResponseMessage response = null!;
+        for (var i = 0; i < 100; i++)
+        {
+            response = await a.Gateway.GetAsync("/loop/x", ct);
+            if (response.StatusCode != HttpStatusCode.NotFound)
+            {
+                break;
+            }
+            await Task.Delay(50, ct);
+        }
+        Assert.Equal(HttpStatusCode.LoopDetected, response.StatusCode);
     }
 }

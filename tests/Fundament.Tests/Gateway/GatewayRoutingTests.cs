@@ -156,6 +156,22 @@ public sealed class GatewayRoutingTests : GatewayTestBase
     }
 
     [Fact]
+    public async Task StaticRoutes_HoldTheirPaths_AgainstEveryService()
+    {
+        var response = await _api.PostAsJsonAsync("/api/v1/registry/instances", new
+        {
+            service = "docs",
+            address = "127.0.0.1",
+            port = _upstream.Port,
+            routes = new[] { new { path = "/docs/{**rest}", auth = "anonymous" } },
+        }, _ct);
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Contains("static:docs", await response.Content.ReadAsStringAsync(_ct), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Conflict, (await _api.PostAsJsonAsync("/api/v1/registry/route-claims", new { service = "wiki", pathPrefix = "/private/notes" }, _ct)).StatusCode);
+        Assert.Equal("static", await InstanceAsync(await _gateway.GetAsync("/docs/readme", _ct)));
+    }
+
+    [Fact]
     public async Task StaticRoutes_FromConfiguration_AreServed_AndRequireAuthenticationUnlessOpened()
     {
         Assert.Equal("static", await InstanceAsync(await _gateway.GetAsync("/docs/readme", _ct)));

@@ -116,6 +116,12 @@ public abstract class RouteClaimsTests(FundamentFactory factory)
         "//orders/{id}",                   // a double slash
         "/billing/../orders/{id}",         // dot-segments
         "/v1/orders/{**rest}",             // the gateway's version prefixes
+        // Slashes and dot-segments inside a parameter are the parameter's, not path segments.
+        "/api/{a=/../../billing/}/{**rest}",
+        "/orders/{a=/../../billing/}/{**rest}",
+        "/{x=/../billing/}/{**rest}",
+        "/oauth2/{a:regex(/../../billing/)}/{**rest}",
+        "/orders\\..\\billing/{id}",
     ];
 
     [Theory]
@@ -174,6 +180,44 @@ public abstract class RouteClaimsTests(FundamentFactory factory)
         Assert.NotNull(errors["routes[2].forwardAuthorization"]);
         Assert.NotNull(errors["routes[2].rateLimt"]);
         Assert.Empty((await (await admin.GetAsync($"/api/v1/registry/services/{service}/instances", _ct)).JsonAsync()).AsArray());
+    }
+
+    [Theory]
+    [InlineData("/{0}/{{id:nosuch}}")]
+    [InlineData("/{0}/{{id:regex(^(a+)+$)}}")]
+    [InlineData("/{0}/{{id=default}}")]
+    [InlineData("/{0}/{{id:length(x)}}")]
+    [InlineData("/{0}/{{*rest}}/x")]
+    public async Task TemplatesTheGatewayCouldNotServeSafely_Are400(string template)
+    {
+        using var admin = await factory.AdminAsync();
+        var service = Svc();
+        var response = await RegisterAsync(admin, service, new { path = string.Format(System.Globalization.CultureInfo.InvariantCulture, template, service) });
+        await response.AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.NotNull((await response.JsonAsync())["errors"]!["routes[0].path"]);
+        var fine = await RegisterAsync(admin, service, new { path = $"/{service}/{{id:int}}/{{code:length(3)}}" }, new { path = $"/{service}/files/{{name}}.{{ext}}" });
+        Assert.Equal(HttpStatusCode.Created, fine.StatusCode);
+    }
+
+    [Fact]
+    public async Task NodeInstanceIds_AreReservedForFundamentsOwnNodes()
+    {
+        var service = Svc();
+        var (client, _) = await factory.ServiceClientAsync(service);
+        var response = await client.PostAsJsonAsync("/api/v1/registry/instances", new { service, instanceId = "fundament-10.0.0.5-5080", address = "127.0.0.1", port = 9400 }, _ct);
+        await response.AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.NotNull((await response.JsonAsync())["errors"]!["instanceId"]);
+    }
+
+    [Fact]
+    public async Task Passthrough_NeedsAnOperatorsGrant()
+    {
+        var service = Svc();
+        var (client, _) = await factory.ServiceClientAsync(service);
+        var response = await RegisterAsync(client, service, new { path = $"/{service}/{{**rest}}", forwardAuthorization = "passthrough" });
+        await response.AssertProblemAsync(HttpStatusCode.Forbidden);
+        Assert.Equal("registry.passthrough", (await response.JsonAsync())["missingPermission"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.Created, (await RegisterAsync(client, service, new { path = $"/{service}/{{**rest}}", forwardAuthorization = "none" })).StatusCode);
     }
 
     [Fact]
