@@ -80,13 +80,12 @@ internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encrypti
     {
         var id = Guid.CreateVersion7().ToString();
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        await using var connection = await database.OpenAsync(cancellationToken);
         try
         {
-            await connection.ExecuteAsync(new CommandDefinition(
+            await database.InTransactionAsync((connection, transaction) => connection.ExecuteAsync(new CommandDefinition(
                 "INSERT INTO alert_channels (id, name, kind, target, secret, enabled, created_at) VALUES (@id, @name, @kind, @target, @sealedSecret, TRUE, @now)",
                 new { id, name, kind, target, sealedSecret = secret is null ? null : encryption.Encrypt(Encoding.UTF8.GetBytes(secret), Aad(id)), now },
-                cancellationToken: cancellationToken));
+                transaction, cancellationToken: cancellationToken)), cancellationToken);
         }
         catch (System.Data.Common.DbException ex) when (database.Dialect.IsUniqueViolation(ex))
         {

@@ -5,6 +5,7 @@ using Fundament.Egress;
 using Fundament.Delivery;
 using Fundament.Hosting;
 using Fundament.Http;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -52,7 +53,7 @@ internal static partial class AlertsApi
         TypedResults.Ok<IReadOnlyList<AlertRuleResponse>>((await store.RulesAsync(cancellationToken)).Select(r => r.ToResponse()).ToList());
 
     private static async Task<Results<Created<AlertRuleResponse>, ValidationProblem>> CreateRuleAsync(
-        AlertRuleRequest request, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        AlertRuleRequest request, IDatabase database, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("name", request.Name).MaxLength("name", request.Name, 200);
         if (!RuleKind.All.Contains(request.Kind ?? ""))
@@ -64,13 +65,14 @@ internal static partial class AlertsApi
         {
             return errors.ToProblem();
         }
-        var rule = await store.CreateRuleAsync(request.Kind!, request.Name!, request.Enabled ?? true, forDuration ?? TimeSpan.Zero, request.Severity ?? "warning", request.Service, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("alert_rule.create", AuditOutcome.Success) { Target = $"alert_rule:{rule.Id}" }.From(context), cancellationToken);
+        var rule = await database.AuditedAsync(audit,
+            () => store.CreateRuleAsync(request.Kind!, request.Name!, request.Enabled ?? true, forDuration ?? TimeSpan.Zero, request.Severity ?? "warning", request.Service, cancellationToken),
+            rule => new AuditEvent("alert_rule.create", AuditOutcome.Success) { Target = $"alert_rule:{rule.Id}" }.From(context), cancellationToken);
         return TypedResults.Created($"/api/v1/alerts/rules/{rule.Id}", rule.ToResponse());
     }
 
     private static async Task<Results<Ok<AlertRuleResponse>, ValidationProblem, ProblemHttpResult>> UpdateRuleAsync(
-        string id, AlertRuleRequest request, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, AlertRuleRequest request, IDatabase database, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().MaxLength("name", request.Name, 200);
         if (request.Kind is not null)
@@ -82,21 +84,23 @@ internal static partial class AlertsApi
         {
             return errors.ToProblem();
         }
-        if (!await store.UpdateRuleAsync(id, request.Name, request.Enabled, forDuration, request.Severity, request.Service, cancellationToken))
+        if (!await database.AuditedAsync(audit,
+                () => store.UpdateRuleAsync(id, request.Name, request.Enabled, forDuration, request.Severity, request.Service, cancellationToken),
+                updated => updated ? new AuditEvent("alert_rule.update", AuditOutcome.Success) { Target = $"alert_rule:{id}" }.From(context) : null, cancellationToken))
         {
             return Problems.NotFound("The rule");
         }
-        await audit.AppendAsync(new AuditEvent("alert_rule.update", AuditOutcome.Success) { Target = $"alert_rule:{id}" }.From(context), cancellationToken);
         return TypedResults.Ok((await store.RulesAsync(cancellationToken)).Single(r => r.Id == id).ToResponse());
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteRuleAsync(string id, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteRuleAsync(
+        string id, IDatabase database, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
-        if (!await store.DeleteRuleAsync(id, cancellationToken))
+        if (!await database.AuditedAsync(audit, () => store.DeleteRuleAsync(id, cancellationToken),
+                deleted => deleted ? new AuditEvent("alert_rule.delete", AuditOutcome.Success) { Target = $"alert_rule:{id}" }.From(context) : null, cancellationToken))
         {
             return Problems.NotFound("A custom rule with this id");
         }
-        await audit.AppendAsync(new AuditEvent("alert_rule.delete", AuditOutcome.Success) { Target = $"alert_rule:{id}" }.From(context), cancellationToken);
         return TypedResults.NoContent();
     }
 
@@ -104,7 +108,7 @@ internal static partial class AlertsApi
         TypedResults.Ok<IReadOnlyList<AlertChannelResponse>>((await store.ChannelsAsync(cancellationToken)).Select(c => c.ToResponse()).ToList());
 
     private static async Task<Results<Created<CreatedChannelResponse>, ValidationProblem, ProblemHttpResult>> CreateChannelAsync(
-        AlertChannelRequest request, AlertStore store, EgressGuard egress, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        AlertChannelRequest request, IDatabase database, AlertStore store, EgressGuard egress, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("name", request.Name).MaxLength("name", request.Name, 100);
         if (!DeliveryKind.IsValid(request.Kind))
@@ -139,26 +143,27 @@ internal static partial class AlertsApi
             return errors.ToProblem();
         }
         var secret = request.Kind == DeliveryKind.Webhook ? request.Secret ?? Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)) : null;
-        var channel = await store.CreateChannelAsync(request.Name!, request.Kind!, request.Target!, secret, cancellationToken);
+        var channel = await database.AuditedAsync(audit, () => store.CreateChannelAsync(request.Name!, request.Kind!, request.Target!, secret, cancellationToken),
+            channel => channel is null ? null : new AuditEvent("alert_channel.create", AuditOutcome.Success)
+            {
+                Target = $"alert_channel:{channel.Id}",
+                Details = new Dictionary<string, string> { ["kind"] = channel.Kind, ["target"] = channel.Target },  // already masked for Slack
+            }.From(context), cancellationToken);
         if (channel is null)
         {
             return Problems.Conflict("A channel with this name already exists.");
         }
-        await audit.AppendAsync(new AuditEvent("alert_channel.create", AuditOutcome.Success)
-        {
-            Target = $"alert_channel:{channel.Id}",
-            Details = new Dictionary<string, string> { ["kind"] = channel.Kind, ["target"] = channel.Target },  // already masked for Slack
-        }.From(context), cancellationToken);
         return TypedResults.Created($"/api/v1/alerts/channels/{channel.Id}", new CreatedChannelResponse(channel, request.Secret is null ? secret : null));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteChannelAsync(string id, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteChannelAsync(
+        string id, IDatabase database, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
-        if (!await store.DeleteChannelAsync(id, cancellationToken))
+        if (!await database.AuditedAsync(audit, () => store.DeleteChannelAsync(id, cancellationToken),
+                deleted => deleted ? new AuditEvent("alert_channel.delete", AuditOutcome.Success) { Target = $"alert_channel:{id}" }.From(context) : null, cancellationToken))
         {
             return Problems.NotFound("The channel");
         }
-        await audit.AppendAsync(new AuditEvent("alert_channel.delete", AuditOutcome.Success) { Target = $"alert_channel:{id}" }.From(context), cancellationToken);
         return TypedResults.NoContent();
     }
 

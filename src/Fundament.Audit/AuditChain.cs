@@ -14,14 +14,34 @@ internal static class AuditChain
 {
     public const string Genesis = "0000000000000000000000000000000000000000000000000000000000000000";
 
-    public static string Hash(ReadOnlySpan<byte> key, AuditEntry entry)
+    /// <summary>The MAC of the chain head: its position and the hash it points at, so a head rewound over a deleted tail does not verify.</summary>
+    public static string HeadMac(ReadOnlySpan<byte> key, long seq, string hash)
+    {
+        var buffer = new ArrayBufferWriter<byte>(128);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            writer.WriteStringValue("head");
+            writer.WriteNumberValue(seq);
+            writer.WriteStringValue(hash);
+            writer.WriteEndArray();
+        }
+        return Convert.ToHexStringLower(HMACSHA256.HashData(key, buffer.WrittenSpan));
+    }
+
+    /// <summary>The MAC of a pending entry (everything but its place in the chain, which it gets when it is linked).</summary>
+    public static string PendingMac(ReadOnlySpan<byte> key, AuditEntry entry) => Mac(key, entry, pending: true);
+
+    public static string Hash(ReadOnlySpan<byte> key, AuditEntry entry) => Mac(key, entry, pending: false);
+
+    private static string Mac(ReadOnlySpan<byte> key, AuditEntry entry, bool pending)
     {
         var buffer = new ArrayBufferWriter<byte>(512);
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartArray();
-            writer.WriteNumberValue(1); // encoding version
-            writer.WriteNumberValue(entry.Seq);
+            writer.WriteNumberValue(pending ? 2 : 1); // encoding version; 2 marks a pending entry's MAC
+            writer.WriteNumberValue(pending ? 0 : entry.Seq);
             writer.WriteStringValue(entry.Id);
             writer.WriteNumberValue(entry.At);
             writer.WriteStringValue(entry.Actor);
@@ -31,7 +51,7 @@ internal static class AuditChain
             writer.WriteStringValue(entry.Outcome);
             WriteNullable(writer, entry.SourceIp);
             WriteNullable(writer, entry.Details);
-            writer.WriteStringValue(entry.PrevHash);
+            writer.WriteStringValue(pending ? "" : entry.PrevHash);
             writer.WriteEndArray();
         }
         return Convert.ToHexStringLower(HMACSHA256.HashData(key, buffer.WrittenSpan));

@@ -40,6 +40,13 @@ public sealed class AuditEntry
     public string PrevHash { get; init; } = "";
 
     public string Hash { get; init; } = "";
+
+    /// <summary>This entry at its place in the chain.</summary>
+    internal AuditEntry Linked(long seq, string prevHash) => new()
+    {
+        Seq = seq, Id = Id, At = At, Actor = Actor, ActorName = ActorName, Action = Action, Target = Target, Outcome = Outcome,
+        SourceIp = SourceIp, Details = Details, PrevHash = prevHash,
+    };
 }
 
 [JsonSerializable(typeof(Dictionary<string, string>))]

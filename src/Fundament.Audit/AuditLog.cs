@@ -6,30 +6,44 @@ using Dapper;
 using Fundament.Hosting;
 using Fundament.Keys;
 using Fundament.Storage;
+using Fundament.Watch;
+using Microsoft.Extensions.Logging;
 
 namespace Fundament.Audit;
 
 /// <summary>
-/// Appends, queries and verifies the audit log. Appends are serialized on the chain head row
-/// (a row lock on PostgreSQL, the single writer on SQLite), so replicas extend one chain.
+/// Appends, queries and verifies the audit log (ADR 0002, ADR 0013). An append writes a
+/// <em>pending</em> entry, MAC'd with the chain key, in the caller's transaction: inside a unit of
+/// work it commits with the change it records, or not at all. A linker then chains pending entries
+/// in batches (<see cref="LinkAsync"/>): under the head row's lock it gives each its sequence number
+/// and HMAC link and moves the head, whose own MAC makes a rewound head detectable. Queries and
+/// verification link first, so they see every committed entry.
 /// </summary>
-internal sealed class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
+internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
 {
+    private const int LinkBatch = 500;
     private static readonly byte[] ChainKeyContext = Encoding.ASCII.GetBytes("fundament:audit:chain-key");
 
     private readonly IDatabase _database;
     private readonly EnvelopeEncryption _encryption;
     private readonly TimeProvider _time;
+    private readonly ILogger<AuditLog> _logger;
     private readonly Counter<long> _appended;
+    private readonly SemaphoreSlim _linking = new(1, 1);
     private byte[]? _chainKey;
+    private long _highWater;
 
-    public AuditLog(IDatabase database, EnvelopeEncryption encryption, TimeProvider time, IMeterFactory meters)
+    public AuditLog(IDatabase database, EnvelopeEncryption encryption, TimeProvider time, IMeterFactory meters, ILogger<AuditLog> logger)
     {
         _database = database;
         _encryption = encryption;
         _time = time;
+        _logger = logger;
         _appended = meters.Create("Fundament.Audit").CreateCounter<long>("fundament.audit.entries", "{entry}", "Audit entries appended.");
     }
+
+    /// <summary>Wakes the linker: entries are waiting.</summary>
+    public ChangeSignal Pending { get; } = new();
 
     public int Order => 0;
 
@@ -38,65 +52,195 @@ internal sealed class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
     public Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken) =>
         EnvelopeColumn.RewrapAsync(_database, current, "audit_chain", ["id"], "chain_key", null, cancellationToken);
 
-    /// <summary>Creates the chain head and its key on first start.</summary>
+    /// <summary>Creates the chain head and its key on first start; authenticates a head from before heads were MAC'd.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        var exists = await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM audit_chain WHERE id = 1", cancellationToken: cancellationToken));
-        if (exists == 0)
+        await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            var key = RandomNumberGenerator.GetBytes(32);
-            var sealedKey = _encryption.Encrypt(key, ChainKeyContext);
-            await connection.ExecuteAsync(new CommandDefinition(
-                "INSERT INTO audit_chain (id, head_seq, head_hash, chain_key) VALUES (1, 0, @genesis, @key) ON CONFLICT (id) DO NOTHING",
-                new { genesis = AuditChain.Genesis, key = sealedKey }, cancellationToken: cancellationToken));
+            var exists = await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM audit_chain WHERE id = 1", cancellationToken: cancellationToken));
+            if (exists == 0)
+            {
+                var key = RandomNumberGenerator.GetBytes(32);
+                var sealedKey = _encryption.Encrypt(key, ChainKeyContext);
+                await connection.ExecuteAsync(new CommandDefinition(
+                    "INSERT INTO audit_chain (id, head_seq, head_hash, chain_key, head_mac) VALUES (1, 0, @genesis, @key, @mac) ON CONFLICT (id) DO NOTHING",
+                    new { genesis = AuditChain.Genesis, key = sealedKey, mac = AuditChain.HeadMac(key, 0, AuditChain.Genesis) }, cancellationToken: cancellationToken));
+            }
         }
-        await ChainKeyAsync(cancellationToken);
+        var chainKey = await ChainKeyAsync(cancellationToken);
+        await using var upgrade = await _database.OpenAsync(cancellationToken);
+        var head = await upgrade.QuerySingleAsync<(long Seq, string Hash, string? Mac)>(new CommandDefinition(
+            "SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1", cancellationToken: cancellationToken));
+        if (head.Mac is null)
+        {
+            // A chain from before heads carried a MAC: the head is trusted as it stands at this upgrade.
+            await upgrade.ExecuteAsync(new CommandDefinition(
+                "UPDATE audit_chain SET head_mac = @mac WHERE id = 1 AND head_mac IS NULL",
+                new { mac = AuditChain.HeadMac(chainKey, head.Seq, head.Hash) }, cancellationToken: cancellationToken));
+        }
     }
 
     public async Task AppendAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {
         var key = await ChainKeyAsync(cancellationToken);
-        var details = auditEvent.Details is { Count: > 0 }
-            ? JsonSerializer.Serialize(new SortedDictionary<string, string>(auditEvent.Details.ToDictionary(), StringComparer.Ordinal))
-            : null;
-        var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        // An audit write must not be lost because the caller's request was aborted mid-way.
-        await _database.InTransactionAsync(async (connection, transaction) =>
+        var entry = new AuditEntry
         {
-            var head = await connection.QuerySingleAsync<(long Seq, string Hash)>(new CommandDefinition(
-                _database.Dialect.Expand("SELECT head_seq, head_hash FROM audit_chain WHERE id = 1{for_update}"),
-                transaction: transaction, cancellationToken: CancellationToken.None));
-            var entry = new AuditEntry
-            {
-                Seq = head.Seq + 1,
-                Id = Guid.CreateVersion7().ToString("N"),
-                At = at,
-                Actor = auditEvent.Actor,
-                ActorName = auditEvent.ActorName,
-                Action = auditEvent.Action,
-                Target = auditEvent.Target,
-                Outcome = auditEvent.Outcome,
-                SourceIp = auditEvent.SourceIp,
-                Details = details,
-                PrevHash = head.Hash,
-            };
-            var hash = AuditChain.Hash(key, entry);
+            Id = Guid.CreateVersion7().ToString("N"),
+            At = _time.GetUtcNow().ToUnixTimeMilliseconds(),
+            Actor = auditEvent.Actor,
+            ActorName = auditEvent.ActorName,
+            Action = auditEvent.Action,
+            Target = auditEvent.Target,
+            Outcome = auditEvent.Outcome,
+            SourceIp = auditEvent.SourceIp,
+            Details = auditEvent.Details is { Count: > 0 }
+                ? JsonSerializer.Serialize(new SortedDictionary<string, string>(auditEvent.Details.ToDictionary(), StringComparer.Ordinal))
+                : null,
+        };
+        var mac = AuditChain.PendingMac(key, entry);
+        // Joins the caller's unit of work when there is one; otherwise its own transaction, committed
+        // before this returns (audit before response). Not abandoned because the request was aborted.
+        await _database.InTransactionAsync(async (connection, transaction) =>
             await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO audit_entries (seq, id, at, actor, actor_name, action, target, outcome, source_ip, details, prev_hash, hash)
-                VALUES (@Seq, @Id, @At, @Actor, @ActorName, @Action, @Target, @Outcome, @SourceIp, @Details, @PrevHash, @hash)
-                """, new { entry.Seq, entry.Id, entry.At, entry.Actor, entry.ActorName, entry.Action, entry.Target, entry.Outcome, entry.SourceIp, entry.Details, entry.PrevHash, hash },
-                transaction, cancellationToken: CancellationToken.None));
-            await connection.ExecuteAsync(new CommandDefinition(
-                "UPDATE audit_chain SET head_seq = @seq, head_hash = @hash WHERE id = 1",
-                new { seq = entry.Seq, hash }, transaction, cancellationToken: CancellationToken.None));
-            return entry.Seq;
-        }, CancellationToken.None);
+                INSERT INTO audit_pending (id, at, actor, actor_name, action, target, outcome, source_ip, details, mac)
+                VALUES (@Id, @At, @Actor, @ActorName, @Action, @Target, @Outcome, @SourceIp, @Details, @mac)
+                """, new { entry.Id, entry.At, entry.Actor, entry.ActorName, entry.Action, entry.Target, entry.Outcome, entry.SourceIp, entry.Details, mac },
+                transaction, cancellationToken: CancellationToken.None)), CancellationToken.None);
         _appended.Add(1, new KeyValuePair<string, object?>("outcome", auditEvent.Outcome));
+        Pending.Notify();
+    }
+
+    /// <summary>
+    /// Chains every pending entry, in batches, and returns how many. Refuses to extend a head that
+    /// does not verify (rewritten, or with entries missing behind it): the entries stay pending and
+    /// verification reports where the chain broke.
+    /// </summary>
+    public async Task<int> LinkAsync(CancellationToken cancellationToken)
+    {
+        if (UnitOfWork.Current is not null)
+        {
+            return 0;
+        }
+        var key = await ChainKeyAsync(cancellationToken);
+        await _linking.WaitAsync(cancellationToken);
+        try
+        {
+            var total = 0;
+            while (true)
+            {
+                var linked = await _database.InTransactionAsync(async (connection, transaction) =>
+                {
+                    var head = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac)>(new CommandDefinition(
+                        _database.Dialect.Expand("SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1{for_update}"),
+                        transaction: transaction, cancellationToken: CancellationToken.None));
+                    if (HeadProblem(key, head.Seq, head.Hash, head.Mac) is { } problem)
+                    {
+                        LogChainBroken(_logger, problem);
+                        return 0;
+                    }
+                    var last = await connection.QuerySingleOrDefaultAsync<(long Seq, string Hash)?>(new CommandDefinition(
+                        "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1", transaction: transaction, cancellationToken: CancellationToken.None));
+                    if ((last?.Seq ?? 0) != head.Seq || (last is { } l && l.Hash != head.Hash))
+                    {
+                        LogChainBroken(_logger, $"the chain's last entry is {last?.Seq ?? 0} but its head records {head.Seq}");
+                        return 0;
+                    }
+                    var rows = (await connection.QueryAsync<PendingRow>(new CommandDefinition(
+                        "SELECT id, at, actor, actor_name AS ActorName, action, target, outcome, source_ip AS SourceIp, details, mac FROM audit_pending ORDER BY at, id LIMIT @batch",
+                        new { batch = LinkBatch }, transaction, cancellationToken: CancellationToken.None))).ToList();
+                    if (rows.Count == 0)
+                    {
+                        return 0;
+                    }
+                    var seq = head.Seq;
+                    var hash = head.Hash;
+                    foreach (var row in rows)
+                    {
+                        var entry = row.ToEntry();
+                        if (!FixedEquals(AuditChain.PendingMac(key, entry), row.Mac))
+                        {
+                            // Changed while it waited: chain a record of that, never the altered content.
+                            entry = new AuditEntry
+                            {
+                                Id = entry.Id,
+                                At = entry.At,
+                                Actor = "system",
+                                Action = "audit.tampered",
+                                Target = $"audit_pending:{entry.Id}",
+                                Outcome = AuditOutcome.Failure,
+                            };
+                        }
+                        entry = entry.Linked(++seq, hash);
+                        hash = AuditChain.Hash(key, entry);
+                        await connection.ExecuteAsync(new CommandDefinition("""
+                            INSERT INTO audit_entries (seq, id, at, actor, actor_name, action, target, outcome, source_ip, details, prev_hash, hash)
+                            VALUES (@Seq, @Id, @At, @Actor, @ActorName, @Action, @Target, @Outcome, @SourceIp, @Details, @PrevHash, @hash)
+                            """, new { entry.Seq, entry.Id, entry.At, entry.Actor, entry.ActorName, entry.Action, entry.Target, entry.Outcome, entry.SourceIp, entry.Details, entry.PrevHash, hash },
+                            transaction, cancellationToken: CancellationToken.None));
+                    }
+                    await connection.ExecuteAsync(new CommandDefinition(
+                        $"DELETE FROM audit_pending WHERE {_database.Dialect.InList("id", "ids")}", new { ids = rows.Select(r => r.Id).ToArray() }, transaction, cancellationToken: CancellationToken.None));
+                    await connection.ExecuteAsync(new CommandDefinition(
+                        "UPDATE audit_chain SET head_seq = @seq, head_hash = @hash, head_mac = @mac WHERE id = 1",
+                        new { seq, hash, mac = AuditChain.HeadMac(key, seq, hash) }, transaction, cancellationToken: CancellationToken.None));
+                    InterlockedMax(ref _highWater, seq);
+                    return rows.Count;
+                }, CancellationToken.None);
+                total += linked;
+                if (linked < LinkBatch)
+                {
+                    return total;
+                }
+            }
+        }
+        finally
+        {
+            _linking.Release();
+        }
+    }
+
+    private static string? HeadProblem(byte[] key, long seq, string hash, string? mac) =>
+        mac is null || !FixedEquals(AuditChain.HeadMac(key, seq, hash), mac)
+            ? $"the chain head (entry {seq}) does not carry a valid MAC: it was rewritten outside Fundament"
+            : null;
+
+    private static bool FixedEquals(string a, string b) =>
+        CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(a), Encoding.ASCII.GetBytes(b));
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        var current = Interlocked.Read(ref target);
+        while (value > current && Interlocked.CompareExchange(ref target, value, current) != current)
+        {
+            current = Interlocked.Read(ref target);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The audit chain does not verify, so new entries stay pending until it is looked at: {Problem}")]
+    private static partial void LogChainBroken(ILogger logger, string problem);
+
+    private sealed class PendingRow
+    {
+        public string Id { get; init; } = "";
+        public long At { get; init; }
+        public string Actor { get; init; } = "";
+        public string? ActorName { get; init; }
+        public string Action { get; init; } = "";
+        public string? Target { get; init; }
+        public string Outcome { get; init; } = "";
+        public string? SourceIp { get; init; }
+        public string? Details { get; init; }
+        public string Mac { get; init; } = "";
+
+        public AuditEntry ToEntry() => new()
+        {
+            Id = Id, At = At, Actor = Actor, ActorName = ActorName, Action = Action, Target = Target, Outcome = Outcome, SourceIp = SourceIp, Details = Details,
+        };
     }
 
     public async Task<AuditPage> QueryAsync(AuditQuery query, CancellationToken cancellationToken)
     {
+        await LinkAsync(cancellationToken);
         var sql = new StringBuilder("SELECT seq, id, at, actor, actor_name AS ActorName, action, target, outcome, source_ip AS SourceIp, details, prev_hash AS PrevHash, hash FROM audit_entries WHERE 1 = 1");
         var args = new DynamicParameters();
         if (query.Before is { } before)
@@ -159,23 +303,26 @@ internal sealed class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
     }
 
     /// <summary>
-    /// Walks the whole chain in order: sequence numbers without gaps, each entry linked to the one
-    /// before and its HMAC matching, and the head record pointing at the last entry (so a removed
-    /// tail is noticed too).
+    /// Links what is pending, then walks the whole chain in order: sequence numbers without gaps,
+    /// each entry linked to the one before and its HMAC matching, the head's own MAC valid and
+    /// pointing at the last entry (so a removed tail is noticed, even with the head rewound over
+    /// it), and no entry missing that this process saw chained. Pending entries that no longer match
+    /// their MAC are reported too.
     /// </summary>
     public async Task<AuditVerification> VerifyAsync(CancellationToken cancellationToken)
     {
+        await LinkAsync(cancellationToken);
         var key = await ChainKeyAsync(cancellationToken);
         await using var connection = await _database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var head = await connection.QuerySingleAsync<(long Seq, string Hash)>(new CommandDefinition(
-            "SELECT head_seq, head_hash FROM audit_chain WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));
+        var head = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac)>(new CommandDefinition(
+            "SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));
         var expectedSeq = 1L;
         var previous = AuditChain.Genesis;
         var entries = 0L;
         var rows = connection.QueryUnbufferedAsync<AuditEntry>(
-            "SELECT seq, id, at, actor, actor_name AS ActorName, action, target, outcome, source_ip AS SourceIp, details, prev_hash AS PrevHash, hash FROM audit_entries WHERE seq <= @head ORDER BY seq",
-            new { head = head.Seq }, transaction);
+            "SELECT seq, id, at, actor, actor_name AS ActorName, action, target, outcome, source_ip AS SourceIp, details, prev_hash AS PrevHash, hash FROM audit_entries ORDER BY seq",
+            transaction: transaction);
         await foreach (var entry in rows.WithCancellation(cancellationToken))
         {
             if (entry.Seq != expectedSeq)
@@ -186,7 +333,7 @@ internal sealed class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
             {
                 return AuditVerification.Invalid(entries, entry.Seq, $"entry {entry.Seq} does not link to the entry before it");
             }
-            if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(AuditChain.Hash(key, entry)), Encoding.ASCII.GetBytes(entry.Hash)))
+            if (!FixedEquals(AuditChain.Hash(key, entry), entry.Hash))
             {
                 return AuditVerification.Invalid(entries, entry.Seq, $"entry {entry.Seq} was altered");
             }
@@ -194,11 +341,28 @@ internal sealed class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
             expectedSeq++;
             entries++;
         }
+        if (HeadProblem(key, head.Seq, head.Hash, head.Mac) is { } headProblem)
+        {
+            return AuditVerification.Invalid(entries, entries + 1, headProblem);
+        }
         if (entries != head.Seq || !string.Equals(previous, head.Hash, StringComparison.Ordinal))
         {
-            return AuditVerification.Invalid(entries, entries + 1, $"the chain ends at entry {entries} but its head records entry {head.Seq}");
+            return AuditVerification.Invalid(entries, Math.Min(entries, head.Seq) + 1,
+                entries < head.Seq ? $"entries {entries + 1} to {head.Seq} are missing: the chain ends at entry {entries} but its head records entry {head.Seq}"
+                    : $"the chain ends at entry {entries} but its head records entry {head.Seq}");
         }
-        return new AuditVerification(true, entries, null, null);
+        if (Interlocked.Read(ref _highWater) is var seen && seen > entries)
+        {
+            return AuditVerification.Invalid(entries, entries + 1, $"entries {entries + 1} to {seen} are missing: this node chained them, and the head was rewound to a state recorded earlier");
+        }
+        var pending = (await connection.QueryAsync<PendingRow>(new CommandDefinition(
+            "SELECT id, at, actor, actor_name AS ActorName, action, target, outcome, source_ip AS SourceIp, details, mac FROM audit_pending",
+            transaction: transaction, cancellationToken: cancellationToken))).ToList();
+        if (pending.FirstOrDefault(p => !FixedEquals(AuditChain.PendingMac(key, p.ToEntry()), p.Mac)) is { } altered)
+        {
+            return AuditVerification.Invalid(entries, entries + 1, $"pending entry {altered.Id} was altered before it was chained");
+        }
+        return new AuditVerification(true, entries, null, null) { Pending = pending.Count };
     }
 
     private async ValueTask<byte[]> ChainKeyAsync(CancellationToken cancellationToken)
@@ -222,5 +386,8 @@ public sealed record AuditPage(IReadOnlyList<AuditEntry> Items, long? Next);
 /// <summary>Result of <c>GET /api/v1/audit/verify</c>.</summary>
 public sealed record AuditVerification(bool Valid, long Entries, long? FirstInvalidSeq, string? Reason)
 {
+    /// <summary>Entries written but not chained yet (the chain is stuck when this grows: see <see cref="Reason"/>).</summary>
+    public long Pending { get; init; }
+
     public static AuditVerification Invalid(long entries, long seq, string reason) => new(false, entries, seq, reason);
 }

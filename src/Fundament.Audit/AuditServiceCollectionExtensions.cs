@@ -19,6 +19,7 @@ public static class AuditServiceCollectionExtensions
         services.TryAddSingleton<IAuditLog>(sp => sp.GetRequiredService<AuditLog>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, AuditLog>(sp => sp.GetRequiredService<AuditLog>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, AuditLog>(sp => sp.GetRequiredService<AuditLog>()));
+        services.AddHostedService<AuditChainWriter>();
         services.AddPermissions(Permissions.AuditRead);
         return services;
     }

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Fundament.Audit;
 using Fundament.Http;
 using Fundament.Security;
+using Fundament.Storage;
 using Fundament.Watch;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -35,7 +36,7 @@ internal static class ConfigApi
     }
 
     private static async Task<Results<Ok<ConfigEntryResponse>, ValidationProblem>> SetAsync(
-        ConfigEntryRequest request, ConfigStore store, ConfigSchemas schemas, IOptions<ConfigOptions> options, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        ConfigEntryRequest request, IDatabase database, ConfigStore store, ConfigSchemas schemas, IOptions<ConfigOptions> options, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = ValidateScope(request.Service, request.Environment, request.Key);
         if (request.Value is not { ValueKind: not JsonValueKind.Undefined } value)
@@ -57,8 +58,12 @@ internal static class ConfigApi
         {
             return Problems.Validation(new Dictionary<string, string[]> { ["value"] = violations.ToArray() });
         }
-        var entry = await store.SetAsync(request.Service!, request.Environment!, request.Key!, json, "set", context.User.ActorId() ?? "unknown", cancellationToken);
-        await AuditAsync(audit, context, "config.set", entry.Service, entry.Environment, entry.Key, entry.Version, cancellationToken);
+        var entry = await database.InUnitOfWorkAsync(async () =>
+        {
+            var entry = await store.SetAsync(request.Service!, request.Environment!, request.Key!, json, "set", context.User.ActorId() ?? "unknown", cancellationToken);
+            await AuditAsync(audit, context, "config.set", entry.Service, entry.Environment, entry.Key, entry.Version, cancellationToken);
+            return entry;
+        }, cancellationToken);
         return TypedResults.Ok(entry);
     }
 
@@ -79,19 +84,23 @@ internal static class ConfigApi
     }
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> DeleteAsync(
-        string? service, string? environment, string? key, ConfigStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string? service, string? environment, string? key, IDatabase database, ConfigStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = ValidateScope(service, environment, key);
         if (errors.Any)
         {
             return errors.ToProblem();
         }
-        if (!await store.DeleteAsync(service!, environment!, key!, context.User.ActorId() ?? "unknown", cancellationToken))
+        var deleted = await database.InUnitOfWorkAsync(async () =>
         {
-            return Problems.NotFound("The entry");
-        }
-        await AuditAsync(audit, context, "config.delete", service!, environment!, key!, null, cancellationToken);
-        return TypedResults.NoContent();
+            if (!await store.DeleteAsync(service!, environment!, key!, context.User.ActorId() ?? "unknown", cancellationToken))
+            {
+                return false;
+            }
+            await AuditAsync(audit, context, "config.delete", service!, environment!, key!, null, cancellationToken);
+            return true;
+        }, cancellationToken);
+        return deleted ? TypedResults.NoContent() : Problems.NotFound("The entry");
     }
 
     private static async Task<Results<Ok<ResolvedConfig>, ValidationProblem, ProblemHttpResult>> ResolvedAsync(
@@ -142,7 +151,7 @@ internal static class ConfigApi
     }
 
     private static async Task<Results<Ok<ConfigEntryResponse>, NoContent, ValidationProblem, ProblemHttpResult>> RollbackAsync(
-        ConfigRollbackRequest request, ConfigStore store, ConfigSchemas schemas, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        ConfigRollbackRequest request, IDatabase database, ConfigStore store, ConfigSchemas schemas, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = ValidateScope(request.Service, request.Environment, request.Key);
         if (request.Version is not > 0)
@@ -162,8 +171,12 @@ internal static class ConfigApi
         if (target.Value is not { } value)
         {
             // That version was a deletion: rolling back to it deletes the key again.
-            await store.DeleteAsync(request.Service!, request.Environment!, request.Key!, actor, cancellationToken);
-            await AuditAsync(audit, context, "config.rollback", request.Service!, request.Environment!, request.Key!, request.Version, cancellationToken);
+            await database.InUnitOfWorkAsync(async () =>
+            {
+                await store.DeleteAsync(request.Service!, request.Environment!, request.Key!, actor, cancellationToken);
+                await AuditAsync(audit, context, "config.rollback", request.Service!, request.Environment!, request.Key!, request.Version, cancellationToken);
+                return 0;
+            }, cancellationToken);
             return TypedResults.NoContent();
         }
         var json = value.GetRawText();
@@ -172,13 +185,17 @@ internal static class ConfigApi
         {
             return Problems.Validation(new Dictionary<string, string[]> { ["version"] = violations.Select(v => "that version violates today's schema: " + v).ToArray() });
         }
-        var entry = await store.SetAsync(request.Service!, request.Environment!, request.Key!, json, $"rollback:{request.Version}", actor, cancellationToken);
-        await AuditAsync(audit, context, "config.rollback", entry.Service, entry.Environment, entry.Key, entry.Version, cancellationToken);
+        var entry = await database.InUnitOfWorkAsync(async () =>
+        {
+            var entry = await store.SetAsync(request.Service!, request.Environment!, request.Key!, json, $"rollback:{request.Version}", actor, cancellationToken);
+            await AuditAsync(audit, context, "config.rollback", entry.Service, entry.Environment, entry.Key, entry.Version, cancellationToken);
+            return entry;
+        }, cancellationToken);
         return TypedResults.Ok(entry);
     }
 
     private static async Task<Results<Ok<ConfigSchemaResponse>, ValidationProblem>> SetSchemaAsync(
-        ConfigSchemaRequest request, ConfigStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        ConfigSchemaRequest request, IDatabase database, ConfigStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("keyPrefix", request.KeyPrefix).MaxLength("keyPrefix", request.KeyPrefix, 200);
         if (request.Schema is not { ValueKind: JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False } schema)
@@ -195,8 +212,12 @@ internal static class ConfigApi
             return errors.ToProblem();
         }
         var actor = context.User.ActorId() ?? "unknown";
-        await store.SetSchemaAsync(request.KeyPrefix!, schema.GetRawText(), actor, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("config.schema_set", AuditOutcome.Success) { Target = $"config_schema:{request.KeyPrefix}" }.From(context), cancellationToken);
+        await database.InUnitOfWorkAsync(async () =>
+        {
+            await store.SetSchemaAsync(request.KeyPrefix!, schema.GetRawText(), actor, cancellationToken);
+            await audit.AppendAsync(new AuditEvent("config.schema_set", AuditOutcome.Success) { Target = $"config_schema:{request.KeyPrefix}" }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
         return TypedResults.Ok((await store.ListSchemasAsync(cancellationToken)).Single(s => s.KeyPrefix == request.KeyPrefix));
     }
 
@@ -204,18 +225,22 @@ internal static class ConfigApi
         TypedResults.Ok(await store.ListSchemasAsync(cancellationToken));
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> DeleteSchemaAsync(
-        string? keyPrefix, ConfigStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string? keyPrefix, IDatabase database, ConfigStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(keyPrefix) || keyPrefix.Length > 200)
         {
             return Problems.Validation("keyPrefix", "keyPrefix is required.");
         }
-        if (!await store.DeleteSchemaAsync(keyPrefix, cancellationToken))
+        var deleted = await database.InUnitOfWorkAsync(async () =>
         {
-            return Problems.NotFound("The schema");
-        }
-        await audit.AppendAsync(new AuditEvent("config.schema_delete", AuditOutcome.Success) { Target = $"config_schema:{keyPrefix}" }.From(context), cancellationToken);
-        return TypedResults.NoContent();
+            if (!await store.DeleteSchemaAsync(keyPrefix, cancellationToken))
+            {
+                return false;
+            }
+            await audit.AppendAsync(new AuditEvent("config.schema_delete", AuditOutcome.Success) { Target = $"config_schema:{keyPrefix}" }.From(context), cancellationToken);
+            return true;
+        }, cancellationToken);
+        return deleted ? TypedResults.NoContent() : Problems.NotFound("The schema");
     }
 
     /// <summary>
@@ -225,7 +250,7 @@ internal static class ConfigApi
     /// role, which only a holder can hand out), not implied by the name alone: whoever may create
     /// clients must not be able to read any service's settings by naming a client after it.
     /// </summary>
-    private static async Task<bool> MayReadAsync(System.Security.Claims.ClaimsPrincipal user, string service, IRolePermissions permissions, CancellationToken cancellationToken)
+    internal static async Task<bool> MayReadAsync(System.Security.Claims.ClaimsPrincipal user, string service, IRolePermissions permissions, CancellationToken cancellationToken)
     {
         var held = await permissions.PermissionsOfAsync(user.RolesOf(), cancellationToken);
         if (held.Contains(Permissions.All) || held.Contains(ConfigPermissions.Read))

@@ -1,10 +1,14 @@
+using System.Security.Claims;
 using System.Text.Json;
 using Fundament.Modules;
+using Fundament.Security;
 
 namespace Fundament.Config;
 
-internal sealed class ConfigResolver(ConfigStore store) : IConfigResolver
+internal sealed class ConfigResolver(ConfigStore store, IRolePermissions permissions) : IConfigResolver
 {
-    public async Task<IReadOnlyDictionary<string, JsonElement>> ResolveAsync(string service, string environment, CancellationToken cancellationToken) =>
-        (await store.ResolveAsync(service, environment, cancellationToken)).Values;
+    public async Task<IReadOnlyDictionary<string, JsonElement>?> ResolveForAsync(ClaimsPrincipal caller, string service, string environment, CancellationToken cancellationToken) =>
+        await ConfigApi.MayReadAsync(caller, service, permissions, cancellationToken)
+            ? (await store.ResolveAsync(service, environment, cancellationToken)).Values
+            : null;
 }

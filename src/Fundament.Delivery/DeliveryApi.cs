@@ -1,5 +1,6 @@
 using Fundament.Audit;
 using Fundament.Http;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -37,13 +38,14 @@ internal static class DeliveryApi
             ? TypedResults.Ok(new DeliveryDetail(found.Item, found.Attempts))
             : Problems.NotFound("The delivery");
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> RetryAsync(string id, DeliveryStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<NoContent, ProblemHttpResult>> RetryAsync(
+        string id, IDatabase database, DeliveryStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
-        if (!await store.RetryAsync(id, cancellationToken))
+        if (!await database.AuditedAsync(audit, () => store.RetryAsync(id, cancellationToken),
+                retried => retried ? new AuditEvent("delivery.retry", AuditOutcome.Success) { Target = $"delivery:{id}" }.From(context) : null, cancellationToken))
         {
             return Problems.Conflict("Only a dead delivery can be retried.");
         }
-        await audit.AppendAsync(new AuditEvent("delivery.retry", AuditOutcome.Success) { Target = $"delivery:{id}" }.From(context), cancellationToken);
         return TypedResults.NoContent();
     }
 }

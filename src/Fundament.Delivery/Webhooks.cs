@@ -159,7 +159,7 @@ internal static class WebhooksApi
         TypedResults.Ok(await store.ListAsync(await IsManagerAsync(context, authorization) ? null : context.User.ActorId(), cancellationToken));
 
     private static async Task<Results<Created<WebhookCreated>, ValidationProblem>> CreateAsync(
-        WebhookRequest request, HttpContext context, WebhookStore store, IAuthorizationService authorization, EgressGuard egress, IAuditLog audit, CancellationToken cancellationToken)
+        WebhookRequest request, HttpContext context, IDatabase database, WebhookStore store, IAuthorizationService authorization, EgressGuard egress, IAuditLog audit, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("url", request.Url).MaxLength("url", request.Url, 2000);
         Uri? url = null;
@@ -198,8 +198,10 @@ internal static class WebhooksApi
         }
         var secret = request.Secret ?? Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
         var owner = context.User.ActorId() ?? "anonymous";
-        var created = await store.CreateAsync(owner, request.AllOwners == true, request.Url!, request.Events!.Distinct(StringComparer.Ordinal).ToList(), secret, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("webhook.create", AuditOutcome.Success) { Target = $"webhook:{created.Id}", Details = new Dictionary<string, string> { ["url"] = created.Url } }.From(context), cancellationToken);
+        var created = await database.AuditedAsync(audit,
+            () => store.CreateAsync(owner, request.AllOwners == true, request.Url!, request.Events!.Distinct(StringComparer.Ordinal).ToList(), secret, cancellationToken),
+            created => new AuditEvent("webhook.create", AuditOutcome.Success) { Target = $"webhook:{created.Id}", Details = new Dictionary<string, string> { ["host"] = new Uri(created.Url).Authority } }.From(context),
+            cancellationToken);
         return TypedResults.Created($"/api/v1/webhooks/{created.Id}", new WebhookCreated(created.Id, created.Url, created.Events, created.AllOwners, secret));
     }
 
@@ -209,14 +211,15 @@ internal static class WebhooksApi
     private static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult>> GetAsync(string id, HttpContext context, WebhookStore store, IAuthorizationService authorization, CancellationToken cancellationToken) =>
         await VisibleAsync(id, context, store, authorization, cancellationToken) is { } hook ? TypedResults.Ok(hook) : Problems.NotFound("The webhook");
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, HttpContext context, WebhookStore store, IAuthorizationService authorization, IAuditLog audit, CancellationToken cancellationToken)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
+        string id, HttpContext context, IDatabase database, WebhookStore store, IAuthorizationService authorization, IAuditLog audit, CancellationToken cancellationToken)
     {
         if (await VisibleAsync(id, context, store, authorization, cancellationToken) is null)
         {
             return Problems.NotFound("The webhook");
         }
-        await store.DeleteAsync(id, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("webhook.delete", AuditOutcome.Success) { Target = $"webhook:{id}" }.From(context), cancellationToken);
+        await database.AuditedAsync(audit, () => store.DeleteAsync(id, cancellationToken),
+            deleted => deleted ? new AuditEvent("webhook.delete", AuditOutcome.Success) { Target = $"webhook:{id}" }.From(context) : null, cancellationToken);
         return TypedResults.NoContent();
     }
 

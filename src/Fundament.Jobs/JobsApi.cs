@@ -1,5 +1,6 @@
 using Fundament.Audit;
 using Fundament.Http;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -15,9 +16,9 @@ internal static class JobsApi
         var group = endpoints.MapGroup("/api/v1/jobs").WithTags("Jobs").RequireAuthorization(JobPermissions.Manage);
         group.MapGet("", ListAsync).WithName("ListJobs").WithSummary("Jobs, newest first; filter by state and type, page with the id of the last job seen (after).");
         group.MapGet("/queues", QueuesAsync).WithName("ListJobQueues").WithSummary("Every job type with its depth, age of the oldest due job and whether it is paused.");
-        group.MapPost("/queues/{type}/pause", (string type, JobStore store, IAuditLog audit, HttpContext context, CancellationToken ct) => PauseAsync(type, true, store, audit, context, ct))
+        group.MapPost("/queues/{type}/pause", (string type, IDatabase database, JobStore store, IAuditLog audit, HttpContext context, CancellationToken ct) => PauseAsync(type, true, database, store, audit, context, ct))
             .WithName("PauseJobQueue").WithSummary("Stops workers from starting jobs of this type; running jobs finish.");
-        group.MapPost("/queues/{type}/resume", (string type, JobStore store, IAuditLog audit, HttpContext context, CancellationToken ct) => PauseAsync(type, false, store, audit, context, ct))
+        group.MapPost("/queues/{type}/resume", (string type, IDatabase database, JobStore store, IAuditLog audit, HttpContext context, CancellationToken ct) => PauseAsync(type, false, database, store, audit, context, ct))
             .WithName("ResumeJobQueue").WithSummary("Lets workers start jobs of this type again.");
         group.MapGet("/{id}", GetAsync).WithName("GetJob").WithSummary("One job with its payload, attempts, progress and last error.");
         group.MapPost("/{id}/retry", RetryAsync).WithName("RetryJob").WithSummary("Gives a dead or cancelled job a fresh set of attempts.");
@@ -57,35 +58,42 @@ internal static class JobsApi
         }).ToList());
     }
 
-    private static async Task<Results<NoContent, ValidationProblem>> PauseAsync(string type, bool paused, JobStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<NoContent, ValidationProblem>> PauseAsync(
+        string type, bool paused, IDatabase database, JobStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (type.Length > 200)
         {
             return Problems.Validation("type", "type must be at most 200 characters.");
         }
-        await store.SetPausedAsync(type, paused, cancellationToken);
-        await audit.AppendAsync(new AuditEvent(paused ? "jobs.queue.pause" : "jobs.queue.resume", AuditOutcome.Success) { Target = $"queue:{type}" }.From(context), cancellationToken);
+        await database.AuditedAsync(audit, async () =>
+            {
+                await store.SetPausedAsync(type, paused, cancellationToken);
+                return true;
+            },
+            _ => new AuditEvent(paused ? "jobs.queue.pause" : "jobs.queue.resume", AuditOutcome.Success) { Target = $"queue:{type}" }.From(context), cancellationToken);
         return TypedResults.NoContent();
     }
 
     private static async Task<Results<Ok<JobResponse>, ProblemHttpResult>> GetAsync(string id, JobStore store, CancellationToken cancellationToken) =>
         await store.GetAsync(id, cancellationToken) is { } job ? TypedResults.Ok(job) : Problems.NotFound("The job");
 
-    private static async Task<Results<Ok<JobResponse>, ProblemHttpResult>> RetryAsync(string id, JobStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<JobResponse>, ProblemHttpResult>> RetryAsync(
+        string id, IDatabase database, JobStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (await store.GetAsync(id, cancellationToken) is null)
         {
             return Problems.NotFound("The job");
         }
-        if (!await store.RetryAsync(id, cancellationToken))
+        if (!await database.AuditedAsync(audit, () => store.RetryAsync(id, cancellationToken),
+                retried => retried ? new AuditEvent("jobs.retry", AuditOutcome.Success) { Target = $"job:{id}" }.From(context) : null, cancellationToken))
         {
             return Problems.Conflict("Only a dead or cancelled job can be retried.");
         }
-        await audit.AppendAsync(new AuditEvent("jobs.retry", AuditOutcome.Success) { Target = $"job:{id}" }.From(context), cancellationToken);
         return TypedResults.Ok((await store.GetAsync(id, cancellationToken))!);
     }
 
-    private static async Task<Results<Ok<JobResponse>, ProblemHttpResult>> CancelAsync(string id, JobStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<JobResponse>, ProblemHttpResult>> CancelAsync(
+        string id, IDatabase database, JobStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var before = await store.GetAsync(id, cancellationToken);
         if (before is null)
@@ -96,8 +104,12 @@ internal static class JobsApi
         {
             return Problems.Conflict($"The job is {before.State}; only a queued or running job can be cancelled.");
         }
-        await store.CancelAsync(id, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("jobs.cancel", AuditOutcome.Success) { Target = $"job:{id}" }.From(context), cancellationToken);
+        await database.AuditedAsync(audit, async () =>
+            {
+                await store.CancelAsync(id, cancellationToken);
+                return true;
+            },
+            _ => new AuditEvent("jobs.cancel", AuditOutcome.Success) { Target = $"job:{id}" }.From(context), cancellationToken);
         return TypedResults.Ok((await store.GetAsync(id, cancellationToken))!);
     }
 }

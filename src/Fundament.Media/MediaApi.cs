@@ -273,7 +273,7 @@ internal static class MediaApi
     }
 
     private static async Task<Results<Ok<MediaResponse>, ValidationProblem, ProblemHttpResult>> PatchAsync(
-        string id, MediaPatch patch, HttpContext context, MediaAccess access, MediaStore store, Fundament.Audit.IAuditLog audit, CancellationToken cancellationToken)
+        string id, MediaPatch patch, HttpContext context, MediaAccess access, Fundament.Storage.IDatabase database, MediaStore store, Fundament.Audit.IAuditLog audit, CancellationToken cancellationToken)
     {
         var (asset, caller) = await FindAsync(id, context, access, store, cancellationToken);
         if (asset is null)
@@ -296,17 +296,22 @@ internal static class MediaApi
         {
             return Problems.Forbidden("Only an admin (media.admin) can set or lift a legal hold.");
         }
-        await store.PatchAsync(asset, patch with { Tags = patch.Tags is null ? null : NormalizeTags(patch.Tags), Title = patch.Title?.Trim() }, cancellationToken);
         var changed = new Dictionary<string, string>();
         if (patch.Title is not null) { changed["title"] = "changed"; }
         if (patch.Tags is not null) { changed["tags"] = string.Join(",", NormalizeTags(patch.Tags)); }
         if (patch.LegalHold is { } hold) { changed["legalHold"] = hold ? "on" : "off"; }
         if (patch.SharedWith is not null) { changed["sharedWith"] = string.Join(",", patch.SharedWith); }
-        await audit.AppendAsync(new Fundament.Audit.AuditEvent(patch.LegalHold is not null ? "media.legal_hold" : "media.update", Fundament.Audit.AuditOutcome.Success)
-        {
-            Target = $"media:{id}",
-            Details = changed,
-        }.From(context), cancellationToken);
+        await database.AuditedAsync(audit,
+            async () =>
+            {
+                await store.PatchAsync(asset, patch with { Tags = patch.Tags is null ? null : NormalizeTags(patch.Tags), Title = patch.Title?.Trim() }, cancellationToken);
+                return true;
+            },
+            _ => new Fundament.Audit.AuditEvent(patch.LegalHold is not null ? "media.legal_hold" : "media.update", Fundament.Audit.AuditOutcome.Success)
+            {
+                Target = $"media:{id}",
+                Details = changed,
+            }.From(context), cancellationToken);
         var updated = (await store.GetAsync(id, cancellationToken))!;
         return TypedResults.Ok(updated.ToResponse(await store.DerivativesAsync(id, cancellationToken), await store.HistoryAsync(id, cancellationToken), await store.SharesAsync(id, cancellationToken)));
     }

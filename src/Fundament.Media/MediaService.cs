@@ -11,7 +11,7 @@ namespace Fundament.Media;
 
 /// <summary>Ingest and lifecycle: what the API, tus, the processor and the policy runner share.</summary>
 internal sealed partial class MediaService(
-    MediaStore store, MediaStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit, Fundament.Storage.LeaseStore leases,
+    Fundament.Storage.IDatabase database, MediaStore store, MediaStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit, Fundament.Storage.LeaseStore leases,
     IOptions<MediaOptions> options, IOptions<FundamentOptions> fundament, TimeProvider time, ILogger<MediaService> logger)
 {
     /// <summary>
@@ -142,16 +142,21 @@ internal sealed partial class MediaService(
                 {
                     await stores.Hot.PutFileAsync(key, staged.Path, type.Mime, cancellationToken);
                 }
-                (asset, created) = await store.CreateOrGetAsync(new NewAsset(owner, staged.Sha256, staged.Size, type.Kind, type.Mime, FileNames.Sanitize(filename), title, tags), actor, cancellationToken);
-            }
-            if (created)
-            {
-                await jobs.EnqueueAsync(JobRequest.Of(ProcessJob, new ProcessPayload(asset.Id), idempotencyKey: $"{ProcessJob}:{asset.Id}"), cancellationToken);
-                await audit.AppendAsync(new AuditEvent("media.upload", AuditOutcome.Success)
+                // The asset, its processing job and the audit entry: all or nothing.
+                (asset, created) = await database.InUnitOfWorkAsync(async () =>
                 {
-                    Actor = actor ?? owner,
-                    Target = $"media:{asset.Id}",
-                    Details = new Dictionary<string, string> { ["sha256"] = staged.Sha256, ["type"] = type.Mime, ["size"] = staged.Size.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                    var (asset, created) = await store.CreateOrGetAsync(new NewAsset(owner, staged.Sha256, staged.Size, type.Kind, type.Mime, FileNames.Sanitize(filename), title, tags), actor, cancellationToken);
+                    if (created)
+                    {
+                        await jobs.EnqueueAsync(JobRequest.Of(ProcessJob, new ProcessPayload(asset.Id), idempotencyKey: $"{ProcessJob}:{asset.Id}"), cancellationToken);
+                        await audit.AppendAsync(new AuditEvent("media.upload", AuditOutcome.Success)
+                        {
+                            Actor = actor ?? owner,
+                            Target = $"media:{asset.Id}",
+                            Details = new Dictionary<string, string> { ["sha256"] = staged.Sha256, ["type"] = type.Mime, ["size"] = staged.Size.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                        }, cancellationToken);
+                    }
+                    return (asset, created);
                 }, cancellationToken);
             }
             return (asset, created);
@@ -183,11 +188,11 @@ internal sealed partial class MediaService(
             return LifecycleResult.Done;
         }
         var from = MediaState.All.Where(s => s != MediaState.Trashed).ToList();
-        if (!await store.TransitionAsync(asset.Id, from, MediaState.Trashed, actor, reason, cancellationToken, s => s.Set("pending_event", MediaEvents.Trashed)))
+        if (!await TransitionAsync(asset, from, MediaState.Trashed, actor, reason, "media.trash", MediaEvents.Trashed, cancellationToken))
         {
             return LifecycleResult.Conflict;
         }
-        await AfterAsync(asset, "media.trash", MediaEvents.Trashed, actor, reason, cancellationToken);
+        await PublishAfterAsync(asset, MediaEvents.Trashed, cancellationToken);
         return LifecycleResult.Done;
     }
 
@@ -197,20 +202,20 @@ internal sealed partial class MediaService(
         if (asset.State == MediaState.Trashed)
         {
             var back = asset.PreviousState is { } p && p != MediaState.Trashed ? p : MediaState.Ready;
-            if (!await store.TransitionAsync(asset.Id, [MediaState.Trashed], back, actor, "restored from trash", cancellationToken, s => s.Set("pending_event", MediaEvents.Restored)))
+            if (!await TransitionAsync(asset, [MediaState.Trashed], back, actor, "restored from trash", "media.restore", MediaEvents.Restored, cancellationToken))
             {
                 return LifecycleResult.Conflict;
             }
-            await AfterAsync(asset, "media.restore", MediaEvents.Restored, actor, "restored from trash", cancellationToken);
+            await PublishAfterAsync(asset, MediaEvents.Restored, cancellationToken);
             return LifecycleResult.Done;
         }
         if (asset.State == MediaState.Archived)
         {
-            if (!await MoveContentAsync(asset, MediaState.Archived, MediaState.Ready, MediaTier.Cold, MediaTier.Hot, actor, "restored from archive", MediaEvents.Restored, cancellationToken))
+            if (!await MoveContentAsync(asset, MediaState.Archived, MediaState.Ready, MediaTier.Cold, MediaTier.Hot, actor, "restored from archive", "media.restore", MediaEvents.Restored, cancellationToken))
             {
                 return LifecycleResult.Conflict;
             }
-            await AfterAsync(asset, "media.restore", MediaEvents.Restored, actor, "restored from archive", cancellationToken);
+            await PublishAfterAsync(asset, MediaEvents.Restored, cancellationToken);
             return LifecycleResult.Done;
         }
         return LifecycleResult.Conflict;
@@ -250,11 +255,11 @@ internal sealed partial class MediaService(
         {
             return LifecycleResult.Conflict;
         }
-        if (!await MoveContentAsync(asset, MediaState.Ready, MediaState.Archived, MediaTier.Hot, MediaTier.Cold, actor, reason, MediaEvents.Archived, cancellationToken))
+        if (!await MoveContentAsync(asset, MediaState.Ready, MediaState.Archived, MediaTier.Hot, MediaTier.Cold, actor, reason, "media.archive", MediaEvents.Archived, cancellationToken))
         {
             return LifecycleResult.Conflict;
         }
-        await AfterAsync(asset, "media.archive", MediaEvents.Archived, actor, reason, cancellationToken);
+        await PublishAfterAsync(asset, MediaEvents.Archived, cancellationToken);
         return LifecycleResult.Done;
     }
 
@@ -273,10 +278,11 @@ internal sealed partial class MediaService(
             return LifecycleResult.Conflict;
         }
         var derivatives = await store.DerivativesAsync(asset.Id, cancellationToken);
-        await AfterAsync(asset, "media.purge", MediaEvents.Purged, actor, "trash retention ended", cancellationToken, stateAfter: "purged");
+        await PublishAfterAsync(asset, MediaEvents.Purged, cancellationToken, stateAfter: "purged");
         await using (await LockContentAsync(asset.Sha256, cancellationToken))
         {
-            if (!await store.DeleteTrashedAsync(asset.Id, cancellationToken))
+            if (!await database.AuditedAsync(audit, () => store.DeleteTrashedAsync(asset.Id, cancellationToken),
+                    deleted => deleted ? Entry(asset, "media.purge", actor, "trash retention ended") : null, cancellationToken))
             {
                 return LifecycleResult.Conflict;
             }
@@ -296,13 +302,14 @@ internal sealed partial class MediaService(
     /// delete the source if no other asset uses it there. A crash in between leaves a spare copy,
     /// never none; the lock keeps assets sharing this content from deleting what another just chose.
     /// </summary>
-    private async Task<bool> MoveContentAsync(AssetRow asset, string fromState, string toState, string from, string to, string actor, string reason, string eventName, CancellationToken cancellationToken)
+    private async Task<bool> MoveContentAsync(
+        AssetRow asset, string fromState, string toState, string from, string to, string actor, string reason, string action, string eventName, CancellationToken cancellationToken)
     {
         await CopyContentAsync(asset, from, to, cancellationToken);
         await using (await LockContentAsync(asset.Sha256, cancellationToken))
         {
             await CopyContentAsync(asset, from, to, cancellationToken);
-            if (!await store.TransitionAsync(asset.Id, [fromState], toState, actor, reason, cancellationToken, s => s.Set("tier", to).Set("pending_event", eventName)))
+            if (!await TransitionAsync(asset, [fromState], toState, actor, reason, action, eventName, cancellationToken, s => s.Set("tier", to)))
             {
                 // The asset changed meanwhile: the copy made for it is not needed unless another asset uses it there.
                 await DeleteContentIfUnusedAsync(asset.Sha256, to, cancellationToken);
@@ -360,19 +367,40 @@ internal sealed partial class MediaService(
     }
 
     /// <summary>
-    /// After a transition: the audit entry, then the event to webhook subscribers. The transition
-    /// stored the event as the asset's <c>pending_event</c> in the same transaction; it is cleared
-    /// once the deliveries are queued, and <see cref="PublishPendingAsync"/> sends whatever a crash
-    /// left pending (at least once).
+    /// A state change with its history row, its pending event (<paramref name="eventName"/>) and its
+    /// audit entry (<paramref name="action"/>), in one unit of work: all or nothing.
     /// </summary>
-    public async Task AfterAsync(AssetRow asset, string action, string eventName, string actor, string? reason, CancellationToken cancellationToken, string? stateAfter = null)
+    public Task<bool> TransitionAsync(
+        AssetRow asset, IReadOnlyCollection<string> from, string to, string actor, string? reason, string action, string? eventName, CancellationToken cancellationToken,
+        Action<TransitionSet>? set = null, IReadOnlyDictionary<string, string>? details = null) =>
+        database.AuditedAsync(audit,
+            () => store.TransitionAsync(asset.Id, from, to, actor, reason, cancellationToken, s =>
+            {
+                set?.Invoke(s);
+                if (eventName is not null)
+                {
+                    s.Set("pending_event", eventName);
+                }
+            }),
+            changed => changed ? Entry(asset, action, actor, reason, details) : null, cancellationToken);
+
+    private static AuditEvent Entry(AssetRow asset, string action, string actor, string? reason, IReadOnlyDictionary<string, string>? details = null)
     {
-        await audit.AppendAsync(new AuditEvent(action, AuditOutcome.Success)
+        var all = new Dictionary<string, string>(details ?? new Dictionary<string, string>());
+        if (reason is not null)
         {
-            Actor = actor,
-            Target = $"media:{asset.Id}",
-            Details = reason is null ? null : new Dictionary<string, string> { ["reason"] = reason },
-        }, cancellationToken);
+            all["reason"] = reason;
+        }
+        return new AuditEvent(action, AuditOutcome.Success) { Actor = actor, Target = $"media:{asset.Id}", Details = all.Count == 0 ? null : all };
+    }
+
+    /// <summary>
+    /// After a transition has committed: the event to webhook subscribers. The transition stored
+    /// it as the asset's <c>pending_event</c>; it is cleared once the deliveries are queued, and
+    /// <see cref="PublishPendingAsync"/> sends whatever a crash left pending (at least once).
+    /// </summary>
+    public async Task PublishAfterAsync(AssetRow asset, string eventName, CancellationToken cancellationToken, string? stateAfter = null)
+    {
         try
         {
             await PublishAsync(asset.Id, eventName, stateAfter, cancellationToken);

@@ -239,21 +239,23 @@ internal static class PoliciesApi
         return errors.Any ? errors.ToProblem() : null;
     }
 
-    private static async Task<Results<Created<PolicyResponse>, ValidationProblem>> CreateAsync(PolicyRequest request, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<Created<PolicyResponse>, ValidationProblem>> CreateAsync(
+        PolicyRequest request, Fundament.Storage.IDatabase database, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (Validate(request) is { } invalid)
         {
             return invalid;
         }
-        var policy = await store.SaveAsync(null, request, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("media.policy.create", AuditOutcome.Success) { Target = $"media-policy:{policy.Id}" }.From(context), cancellationToken);
+        var policy = await database.AuditedAsync(audit, () => store.SaveAsync(null, request, cancellationToken),
+            policy => new AuditEvent("media.policy.create", AuditOutcome.Success) { Target = $"media-policy:{policy.Id}" }.From(context), cancellationToken);
         return TypedResults.Created($"/api/v1/media/policies/{policy.Id}", policy);
     }
 
     private static async Task<Results<Ok<PolicyResponse>, ProblemHttpResult>> GetAsync(string id, PolicyStore store, CancellationToken cancellationToken) =>
         await store.GetAsync(id, cancellationToken) is { } policy ? TypedResults.Ok(policy) : Problems.NotFound("The policy");
 
-    private static async Task<Results<Ok<PolicyResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(string id, PolicyRequest request, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<PolicyResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(
+        string id, PolicyRequest request, Fundament.Storage.IDatabase database, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (Validate(request) is { } invalid)
         {
@@ -263,18 +265,19 @@ internal static class PoliciesApi
         {
             return Problems.NotFound("The policy");
         }
-        var policy = await store.SaveAsync(id, request, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("media.policy.update", AuditOutcome.Success) { Target = $"media-policy:{id}" }.From(context), cancellationToken);
+        var policy = await database.AuditedAsync(audit, () => store.SaveAsync(id, request, cancellationToken),
+            _ => new AuditEvent("media.policy.update", AuditOutcome.Success) { Target = $"media-policy:{id}" }.From(context), cancellationToken);
         return TypedResults.Ok(policy);
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
+        string id, Fundament.Storage.IDatabase database, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
-        if (!await store.DeleteAsync(id, cancellationToken))
+        if (!await database.AuditedAsync(audit, () => store.DeleteAsync(id, cancellationToken),
+                deleted => deleted ? new AuditEvent("media.policy.delete", AuditOutcome.Success) { Target = $"media-policy:{id}" }.From(context) : null, cancellationToken))
         {
             return Problems.NotFound("The policy");
         }
-        await audit.AppendAsync(new AuditEvent("media.policy.delete", AuditOutcome.Success) { Target = $"media-policy:{id}" }.From(context), cancellationToken);
         return TypedResults.NoContent();
     }
 

@@ -21,6 +21,14 @@ public static class Problems
     public static ProblemHttpResult Forbidden(string detail) =>
         TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden", detail: detail);
 
+    /// <summary>
+    /// 403 for an action that would reach past the caller's own permissions; the problem names
+    /// what is missing (<c>missingPermissions</c>), so the answer says which grant would change it.
+    /// </summary>
+    public static ProblemHttpResult MissingPermissions(string detail, IReadOnlyList<string> missing) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden", detail: detail,
+            extensions: new Dictionary<string, object?> { ["missingPermissions"] = missing });
+
     public static ProblemHttpResult Unauthorized(string detail) =>
         TypedResults.Problem(statusCode: StatusCodes.Status401Unauthorized, title: "Unauthorized", detail: detail);
 }

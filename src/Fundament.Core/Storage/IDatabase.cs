@@ -20,6 +20,16 @@ public interface IDatabase
     /// </summary>
     Task<T> InTransactionAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Runs <paramref name="work"/> as one unit of work: a write transaction that every store call
+    /// and audit append inside it joins (ambient, see <see cref="UnitOfWork"/>), committed when the
+    /// work returns and rolled back when it throws. Inside a unit of work this simply runs the work.
+    /// Keep it to the writes and what they must agree with: a unit holds the write lock (SQLite) or
+    /// its row locks (PostgreSQL) until it ends, so slow work (hashing a password, streaming a body)
+    /// belongs before it.
+    /// </summary>
+    Task<T> InUnitOfWorkAsync<T>(Func<Task<T>> work, CancellationToken cancellationToken);
+
     /// <summary>Cheap round trip for readiness checks.</summary>
     Task PingAsync(CancellationToken cancellationToken);
 }

@@ -10,15 +10,30 @@ internal sealed class PostgresDatabase(NpgsqlDataSource dataSource) : IDatabase,
     public NpgsqlDataSource DataSource => dataSource;
 
     public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken) =>
-        await dataSource.OpenConnectionAsync(cancellationToken);
+        UnitOfWork.Current is { } unit ? unit.Connection : await dataSource.OpenConnectionAsync(cancellationToken);
 
     public async Task<T> InTransactionAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
+        if (UnitOfWork.Current is { } unit)
+        {
+            return await unit.NestedAsync(work);
+        }
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var result = await work(connection, transaction);
         await transaction.CommitAsync(cancellationToken);
         return result;
+    }
+
+    public async Task<T> InUnitOfWorkAsync<T>(Func<Task<T>> work, CancellationToken cancellationToken)
+    {
+        if (UnitOfWork.Current is not null)
+        {
+            return await work();
+        }
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        return await UnitOfWork.RunAsync(connection, transaction, work);
     }
 
     public async Task PingAsync(CancellationToken cancellationToken)

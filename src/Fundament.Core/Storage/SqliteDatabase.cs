@@ -43,6 +43,10 @@ internal sealed class SqliteDatabase : IDatabase
 
     public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
     {
+        if (UnitOfWork.Current is { } unit)
+        {
+            return unit.Connection;
+        }
         var connection = new SqliteConnection(_connectionString);
         try
         {
@@ -58,12 +62,27 @@ internal sealed class SqliteDatabase : IDatabase
 
     public async Task<T> InTransactionAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
+        if (UnitOfWork.Current is { } unit)
+        {
+            return await unit.NestedAsync(work);
+        }
         await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
         // deferred: false issues BEGIN IMMEDIATE.
         await using var transaction = connection.BeginTransaction(deferred: false);
         var result = await work(connection, transaction);
         await transaction.CommitAsync(cancellationToken);
         return result;
+    }
+
+    public async Task<T> InUnitOfWorkAsync<T>(Func<Task<T>> work, CancellationToken cancellationToken)
+    {
+        if (UnitOfWork.Current is not null)
+        {
+            return await work();
+        }
+        await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
+        await using var transaction = connection.BeginTransaction(deferred: false);
+        return await UnitOfWork.RunAsync(connection, transaction, work);
     }
 
     public async Task PingAsync(CancellationToken cancellationToken)

@@ -11,6 +11,9 @@ public sealed class ChangeSignal
     /// <summary>A task that completes at the next <see cref="Notify"/>.</summary>
     public Task NextAsync() => Volatile.Read(ref _next).Task;
 
-    public void Notify() =>
+    /// <summary>Wakes the waiters; inside a unit of work, once it has committed (a waiter woken earlier would read the old state).</summary>
+    public void Notify() => Storage.UnitOfWork.AfterCommit(NotifyNow);
+
+    private void NotifyNow() =>
         Interlocked.Exchange(ref _next, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 }

@@ -3,6 +3,7 @@ using Fundament.Audit;
 using Fundament.Http;
 using Fundament.Registry.Routes;
 using Fundament.Security;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -45,23 +46,24 @@ internal static class GatewayPoliciesApi
     }
 
     private static Task<Results<Created<GatewayPolicyResponse>, Ok<GatewayPolicyResponse>, ValidationProblem, ProblemHttpResult>> PutRateLimitAsync(
-        string name, RateLimitPolicyBody body, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string name, RateLimitPolicyBody body, IDatabase database, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = NameErrors(name);
         var options = GatewayPolicyDefinitions.ToOptions(body, errors);
-        return PutAsync(GatewayPolicyKinds.RateLimit, name, options is null ? null : GatewayPolicyDefinitions.ToBody(options), errors, store, catalog, audit, context, cancellationToken);
+        return PutAsync(GatewayPolicyKinds.RateLimit, name, options is null ? null : GatewayPolicyDefinitions.ToBody(options), errors, database, store, catalog, audit, context, cancellationToken);
     }
 
     private static Task<Results<Created<GatewayPolicyResponse>, Ok<GatewayPolicyResponse>, ValidationProblem, ProblemHttpResult>> PutCorsAsync(
-        string name, CorsPolicyBody body, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string name, CorsPolicyBody body, IDatabase database, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = NameErrors(name);
         var options = GatewayPolicyDefinitions.ToOptions(body, errors);
-        return PutAsync(GatewayPolicyKinds.Cors, name, options is null ? null : GatewayPolicyDefinitions.ToBody(options), errors, store, catalog, audit, context, cancellationToken);
+        return PutAsync(GatewayPolicyKinds.Cors, name, options is null ? null : GatewayPolicyDefinitions.ToBody(options), errors, database, store, catalog, audit, context, cancellationToken);
     }
 
     private static async Task<Results<Created<GatewayPolicyResponse>, Ok<GatewayPolicyResponse>, ValidationProblem, ProblemHttpResult>> PutAsync(
-        string kind, string name, object? canonical, ValidationErrors errors, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string kind, string name, object? canonical, ValidationErrors errors, IDatabase database, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IAuditLog audit,
+        HttpContext context, CancellationToken cancellationToken)
     {
         if (errors.Any || canonical is null)
         {
@@ -71,18 +73,17 @@ internal static class GatewayPoliciesApi
         {
             return Problems.Conflict($"The {kind} policy '{name}' is set in configuration (Fundament:Gateway); change it there.");
         }
-        var created = await store.PutAsync(kind, name, JsonSerializer.Serialize(canonical, JsonSerializerOptions.Web), context.User.ActorId() ?? "unknown", cancellationToken);
+        var created = await database.AuditedAsync(audit,
+            () => store.PutAsync(kind, name, JsonSerializer.Serialize(canonical, JsonSerializerOptions.Web), context.User.ActorId() ?? "unknown", cancellationToken),
+            created => new AuditEvent(created ? "gateway.policy.create" : "gateway.policy.update", AuditOutcome.Success) { Target = $"gateway_policy:{kind}/{name}" }.From(context),
+            cancellationToken);
         await catalog.ReloadAsync(cancellationToken);
-        await audit.AppendAsync(new AuditEvent(created ? "gateway.policy.create" : "gateway.policy.update", AuditOutcome.Success)
-        {
-            Target = $"gateway_policy:{kind}/{name}",
-        }.From(context), cancellationToken);
         var response = Find(catalog.Current, kind, name)!;
         return created ? TypedResults.Created($"/api/v1/gateway/policies/{kind}/{name}", response) : TypedResults.Ok(response);
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string kind, string name, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IRoutingTableSource routing, IConfiguration configuration,
+        string kind, string name, IDatabase database, GatewayPolicyStore store, GatewayPolicyCatalog catalog, IRoutingTableSource routing, IConfiguration configuration,
         IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         await catalog.ReloadAsync(cancellationToken);
@@ -111,9 +112,9 @@ internal static class GatewayPoliciesApi
                 detail: $"Routes of {string.Join(", ", users.Select(u => $"'{u}'"))} name the {kind} policy '{name}'; they must be registered without it first.",
                 extensions: new Dictionary<string, object?> { ["services"] = users });
         }
-        await store.DeleteAsync(kind, name, cancellationToken);
+        await database.AuditedAsync(audit, () => store.DeleteAsync(kind, name, cancellationToken),
+            deleted => deleted ? new AuditEvent("gateway.policy.delete", AuditOutcome.Success) { Target = $"gateway_policy:{kind}/{name}" }.From(context) : null, cancellationToken);
         await catalog.ReloadAsync(cancellationToken);
-        await audit.AppendAsync(new AuditEvent("gateway.policy.delete", AuditOutcome.Success) { Target = $"gateway_policy:{kind}/{name}" }.From(context), cancellationToken);
         return TypedResults.NoContent();
     }
 

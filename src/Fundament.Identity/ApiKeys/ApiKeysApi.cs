@@ -2,6 +2,7 @@ using Fundament.Audit;
 using Fundament.Http;
 using Fundament.Identity.Roles;
 using Fundament.Security;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -22,7 +23,7 @@ internal static class ApiKeysApi
     }
 
     private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        CreateApiKeyRequest request, ApiKeyStore keys, RoleGuard guard, TimeProvider time, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        CreateApiKeyRequest request, IDatabase database, ApiKeyStore keys, RoleGuard guard, TimeProvider time, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var userId = context.User.UserId();
         if (userId is null)
@@ -47,14 +48,18 @@ internal static class ApiKeysApi
         var check = await guard.CheckAssignableAsync(context.User, roles, cancellationToken);
         if (!check.Allowed)
         {
-            return check.IsForbidden ? Problems.Forbidden(check.Message!) : Problems.Validation("roles", check.Message!);
+            return check.IsForbidden ? check.Forbidden() : Problems.Validation("roles", check.Message!);
         }
-        var (key, secret) = await keys.CreateAsync(userId, request.Name!, roles.Distinct().ToList(), request.ExpiresAt, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("apikey.create", AuditOutcome.Success)
+        var (key, secret) = await database.InUnitOfWorkAsync(async () =>
         {
-            Target = $"apikey:{key.Id}",
-            Details = new Dictionary<string, string> { ["name"] = key.Name, ["roles"] = string.Join(",", key.Roles) },
-        }.From(context), cancellationToken);
+            var created = await keys.CreateAsync(userId, request.Name!, roles.Distinct().ToList(), request.ExpiresAt, cancellationToken);
+            await audit.AppendAsync(new AuditEvent("apikey.create", AuditOutcome.Success)
+            {
+                Target = $"apikey:{created.Key.Id}",
+                Details = new Dictionary<string, string> { ["name"] = created.Key.Name, ["roles"] = string.Join(",", created.Key.Roles) },
+            }.From(context), cancellationToken);
+            return created;
+        }, cancellationToken);
         return TypedResults.Created($"/api/v1/api-keys/{key.Id}", new CreatedApiKeyResponse(key.Id, key.Name, secret, key.Prefix, key.Roles, key.CreatedAt, key.ExpiresAt));
     }
 
@@ -63,13 +68,22 @@ internal static class ApiKeysApi
             ? TypedResults.Ok(await keys.ListAsync(userId, cancellationToken))
             : Problems.Forbidden("Only users have API keys.");
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(string id, ApiKeyStore keys, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(
+        string id, IDatabase database, ApiKeyStore keys, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
-        if (context.User.UserId() is not { } userId || !await keys.RevokeAsync(userId, id, cancellationToken))
+        if (context.User.UserId() is not { } userId)
         {
             return Problems.NotFound("The API key");
         }
-        await audit.AppendAsync(new AuditEvent("apikey.revoke", AuditOutcome.Success) { Target = $"apikey:{id}" }.From(context), cancellationToken);
-        return TypedResults.NoContent();
+        var revoked = await database.InUnitOfWorkAsync(async () =>
+        {
+            if (!await keys.RevokeAsync(userId, id, cancellationToken))
+            {
+                return false;
+            }
+            await audit.AppendAsync(new AuditEvent("apikey.revoke", AuditOutcome.Success) { Target = $"apikey:{id}" }.From(context), cancellationToken);
+            return true;
+        }, cancellationToken);
+        return revoked ? TypedResults.NoContent() : Problems.NotFound("The API key");
     }
 }

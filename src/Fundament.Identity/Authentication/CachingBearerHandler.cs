@@ -56,7 +56,10 @@ internal sealed class CachingBearerHandler(
 
     /// <summary>
     /// What every authenticated request is checked for after the token itself: a user or client
-    /// subject that is still enabled, and (for users) a session that was not revoked. Null when fine.
+    /// subject that is still enabled, and (for users) a session that was not revoked. The token's
+    /// roles are narrowed to those the subject still holds, so taking a role away takes effect
+    /// within <see cref="PrincipalStatus.CacheFor"/>, not at token expiry (a role given since takes
+    /// effect with the next token). Null when fine.
     /// </summary>
     public static async ValueTask<string?> CheckSubjectAsync(ClaimsPrincipal principal, PrincipalStatus status, CancellationToken cancellationToken)
     {
@@ -66,9 +69,19 @@ internal sealed class CachingBearerHandler(
         {
             return "The token has no valid subject.";
         }
-        return await status.IsActiveAsync(type, sub, principal.FindFirst(FundamentClaims.SessionId)?.Value, cancellationToken)
-            ? null
-            : "The token's subject is disabled or its session has ended.";
+        var state = await status.StateAsync(type, sub, principal.FindFirst(FundamentClaims.SessionId)?.Value, cancellationToken);
+        if (!state.Active)
+        {
+            return "The token's subject is disabled or its session has ended.";
+        }
+        if (principal.Identity is ClaimsIdentity identity)
+        {
+            foreach (var role in identity.FindAll(FundamentClaims.Roles).Where(r => !state.Roles.Contains(r.Value, StringComparer.Ordinal)).ToList())
+            {
+                identity.RemoveClaim(role);
+            }
+        }
+        return null;
     }
 }
 

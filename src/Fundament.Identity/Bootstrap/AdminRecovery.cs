@@ -17,7 +17,7 @@ namespace Fundament.Identity.Bootstrap;
 /// session and API key it had is revoked; the audit log records it. A missing user is created.
 /// </summary>
 internal sealed class AdminRecovery(
-    UserStore users, PasswordHasher hasher, PasswordPolicy policy, SessionStore sessions, ApiKeys.ApiKeyStore apiKeys, LoginThrottle throttle, IAuditLog audit)
+    Fundament.Storage.IDatabase database, UserStore users, PasswordHasher hasher, PasswordPolicy policy, SessionStore sessions, ApiKeys.ApiKeyStore apiKeys, LoginThrottle throttle, IAuditLog audit)
 {
     public sealed record Result(string UserId, string Password, bool Created, bool Generated);
 
@@ -31,28 +31,32 @@ internal sealed class AdminRecovery(
             throw new RecoveryRefusedException($"the password is not acceptable: {problem}");
         }
         var hash = hasher.Hash(password!);
-        var user = await users.FindByUsernameAsync(username, cancellationToken);
-        var created = false;
-        if (user is null)
+        var (user, created) = await database.InUnitOfWorkAsync(async () =>
         {
-            user = await users.CreateAsync(username, null, hash, [RoleStore.Admin], cancellationToken)
-                ?? throw new InvalidOperationException($"the user '{username}' appeared meanwhile; run the command again");
-            created = true;
-        }
-        else
-        {
-            var roles = user.Roles.Contains(RoleStore.Admin, StringComparer.Ordinal) ? user.Roles : [.. user.Roles, RoleStore.Admin];
-            await users.UpdateAsync(user.Id, new UserChanges(PasswordHash: hash, Disabled: false, Roles: roles), cancellationToken);
-            // Whoever locked the owner out may hold its sessions or keys: all of them end.
-            await sessions.RevokeAllAsync(user.Id, "admin recovery", cancellationToken);
-            await apiKeys.RevokeAllAsync(user.Id, cancellationToken);
-        }
-        await throttle.ResetAsync(username, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("user.recover", AuditOutcome.Success)
-        {
-            Actor = "cli:admin-recover",
-            Target = $"user:{user.Id}",
-            Details = new Dictionary<string, string> { ["created"] = created ? "true" : "false", ["roles"] = RoleStore.Admin },
+            var user = await users.FindByUsernameAsync(username, cancellationToken);
+            var created = false;
+            if (user is null)
+            {
+                user = await users.CreateAsync(username, null, hash, [RoleStore.Admin], cancellationToken)
+                    ?? throw new InvalidOperationException($"the user '{username}' appeared meanwhile; run the command again");
+                created = true;
+            }
+            else
+            {
+                var roles = user.Roles.Contains(RoleStore.Admin, StringComparer.Ordinal) ? user.Roles : [.. user.Roles, RoleStore.Admin];
+                await users.UpdateAsync(user.Id, new UserChanges(PasswordHash: hash, Disabled: false, Roles: roles), cancellationToken);
+                // Whoever locked the owner out may hold its sessions or keys: all of them end.
+                await sessions.RevokeAllAsync(user.Id, "admin recovery", cancellationToken);
+                await apiKeys.RevokeAllAsync(user.Id, cancellationToken);
+            }
+            await throttle.ResetAsync(username, cancellationToken);
+            await audit.AppendAsync(new AuditEvent("user.recover", AuditOutcome.Success)
+            {
+                Actor = "cli:admin-recover",
+                Target = $"user:{user.Id}",
+                Details = new Dictionary<string, string> { ["created"] = created ? "true" : "false", ["roles"] = RoleStore.Admin },
+            }, cancellationToken);
+            return (user, created);
         }, cancellationToken);
         return new Result(user.Id, password!, created, generated);
     }

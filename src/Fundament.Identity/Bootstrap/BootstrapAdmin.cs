@@ -15,6 +15,7 @@ namespace Fundament.Identity.Bootstrap;
 /// on the console (not through the logger, so it does not travel to log collectors).
 /// </summary>
 internal sealed partial class BootstrapAdmin(
+    Fundament.Storage.IDatabase database,
     UserStore users,
     PasswordHasher hasher,
     PasswordPolicy policy,
@@ -56,7 +57,16 @@ internal sealed partial class BootstrapAdmin(
         {
             password = RandomPassword();
         }
-        var user = await users.CreateAsync(Username, null, hasher.Hash(password), [RoleStore.Admin], cancellationToken);
+        var hash = hasher.Hash(password);
+        var user = await database.InUnitOfWorkAsync(async () =>
+        {
+            var user = await users.CreateAsync(Username, null, hash, [RoleStore.Admin], cancellationToken);
+            if (user is not null)
+            {
+                await audit.AppendAsync(new AuditEvent("user.bootstrap", AuditOutcome.Success) { Actor = "system", Target = $"user:{user.Id}" }, cancellationToken);
+            }
+            return user;
+        }, cancellationToken);
         if (user is null)
         {
             // Another replica won the race and created it.
@@ -67,7 +77,6 @@ internal sealed partial class BootstrapAdmin(
             GeneratedPassword = password;
         }
         LogCreated(logger, Username);
-        await audit.AppendAsync(new AuditEvent("user.bootstrap", AuditOutcome.Success) { Actor = "system", Target = $"user:{user.Id}" }, cancellationToken);
     }
 
     private static string RandomPassword()

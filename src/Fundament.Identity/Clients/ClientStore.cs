@@ -21,12 +21,11 @@ internal sealed class ClientStore(IDatabase database, TimeProvider time)
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         try
         {
-            await using var connection = await database.OpenAsync(cancellationToken);
-            await connection.ExecuteAsync(new CommandDefinition("""
+            await database.InTransactionAsync((connection, transaction) => connection.ExecuteAsync(new CommandDefinition("""
                 INSERT INTO identity_clients (id, name, name_normalized, secret_hash, roles, disabled, created_at, created_by, secret_rotated_at)
                 VALUES (@id, @name, @normalized, @hash, @roles, FALSE, @now, @createdBy, @now)
                 """, new { id, name, normalized = UserStore.Normalize(name), hash = Secrets.Hash(secret), roles = JsonSerializer.Serialize(roles), now, createdBy },
-                cancellationToken: cancellationToken));
+                transaction, cancellationToken: cancellationToken)), cancellationToken);
         }
         catch (DbException ex) when (database.Dialect.IsUniqueViolation(ex))
         {

@@ -5,6 +5,7 @@ using Fundament.Http;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Roles;
 using Fundament.Security;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -32,7 +33,7 @@ internal static partial class ClientsApi
     private static partial Regex NamePattern();
 
     private static async Task<Results<Created<CreatedClientResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        CreateClientRequest request, ClientStore clients, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        CreateClientRequest request, IDatabase database, ClientStore clients, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("name", request.Name);
         if (request.Name is { Length: > 0 } n && !NamePattern().IsMatch(n))
@@ -51,18 +52,25 @@ internal static partial class ClientsApi
         var check = await guard.CheckAssignableAsync(context.User, roles, cancellationToken);
         if (!check.Allowed)
         {
-            return check.IsForbidden ? Problems.Forbidden(check.Message!) : Problems.Validation("roles", check.Message!);
+            return check.IsForbidden ? check.Forbidden() : Problems.Validation("roles", check.Message!);
         }
-        var created = await clients.CreateAsync(request.Name!, roles, context.User.ActorId(), cancellationToken);
+        var created = await database.InUnitOfWorkAsync(async () =>
+        {
+            var created = await clients.CreateAsync(request.Name!, roles, context.User.ActorId(), cancellationToken);
+            if (created is { } made)
+            {
+                await audit.AppendAsync(new AuditEvent("client.create", AuditOutcome.Success)
+                {
+                    Target = $"client:{made.Client.ClientId}",
+                    Details = new Dictionary<string, string> { ["name"] = made.Client.Name, ["roles"] = string.Join(",", roles) },
+                }.From(context), cancellationToken);
+            }
+            return created;
+        }, cancellationToken);
         if (created is not { } c)
         {
             return Problems.Conflict("A client with this name already exists.");
         }
-        await audit.AppendAsync(new AuditEvent("client.create", AuditOutcome.Success)
-        {
-            Target = $"client:{c.Client.ClientId}",
-            Details = new Dictionary<string, string> { ["name"] = c.Client.Name, ["roles"] = string.Join(",", roles) },
-        }.From(context), cancellationToken);
         return TypedResults.Created($"/api/v1/clients/{c.Client.ClientId}", new CreatedClientResponse(c.Client.ClientId, c.Secret, c.Client.Name, c.Client.Roles));
     }
 
@@ -72,64 +80,105 @@ internal static partial class ClientsApi
     private static async Task<Results<Ok<ClientResponse>, ProblemHttpResult>> GetAsync(string id, ClientStore clients, CancellationToken cancellationToken) =>
         await clients.GetAsync(id, cancellationToken) is { } client ? TypedResults.Ok(client) : Problems.NotFound("The client");
 
-    private static async Task<Results<Ok<ClientResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(
-        string id, UpdateClientRequest request, ClientStore clients, RoleGuard guard, PrincipalStatus status, IAuditLog audit,
-        HttpContext context, CancellationToken cancellationToken)
+    /// <summary>What the client endpoints that change something need besides the request.</summary>
+    internal sealed record ClientServices(IDatabase Database, ClientStore Clients, RoleGuard Guard, PrincipalStatus Status, IAuditLog Audit);
+
+    /// <summary>
+    /// The client, when the caller may act on it: it must hold every permission the client holds,
+    /// or rotating its secret would hand the caller the client's powers.
+    /// </summary>
+    private static async Task<(ClientResponse? Client, ProblemHttpResult? Problem)> ClientWithinReachAsync(
+        string id, ClientServices s, HttpContext context, CancellationToken cancellationToken)
     {
-        var client = await clients.GetAsync(id, cancellationToken);
+        var client = await s.Clients.GetAsync(id, cancellationToken);
         if (client is null)
         {
-            return Problems.NotFound("The client");
+            return (null, Problems.NotFound("The client"));
         }
+        return await s.Guard.CheckSubjectAsync(context.User, client.Roles, $"client '{client.Name}'", cancellationToken) is { Allowed: false } check
+            ? (null, check.Forbidden())
+            : (client, null);
+    }
+
+    private static async Task<Results<Ok<ClientResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(
+        string id, UpdateClientRequest request, [AsParameters] ClientServices s, HttpContext context, CancellationToken cancellationToken)
+    {
         if (request.Roles is { Count: > 50 })
         {
             return Problems.Validation("roles", "At most 50 roles.");
         }
+        var (client, problem) = await ClientWithinReachAsync(id, s, context, cancellationToken);
+        if (client is null)
+        {
+            return problem!;
+        }
         if (request.Roles is not null)
         {
-            var check = await guard.CheckAssignableAsync(context.User, request.Roles.Concat(client.Roles).Distinct().ToList(), cancellationToken);
+            var check = await s.Guard.CheckAssignableAsync(context.User, request.Roles, cancellationToken);
             if (!check.Allowed)
             {
-                return check.IsForbidden ? Problems.Forbidden(check.Message!) : Problems.Validation("roles", check.Message!);
+                return check.IsForbidden ? check.Forbidden() : Problems.Validation("roles", check.Message!);
             }
         }
-        await clients.UpdateAsync(id, request.Roles, request.Disabled, cancellationToken);
-        status.Invalidate();
-        await audit.AppendAsync(new AuditEvent("client.update", AuditOutcome.Success)
+        await s.Database.InUnitOfWorkAsync(async () =>
         {
-            Target = $"client:{id}",
-            Details = new Dictionary<string, string>
+            await s.Clients.UpdateAsync(id, request.Roles, request.Disabled, cancellationToken);
+            s.Status.Invalidate();
+            await s.Audit.AppendAsync(new AuditEvent("client.update", AuditOutcome.Success)
             {
-                ["roles"] = request.Roles is null ? "(unchanged)" : string.Join(",", request.Roles),
-                ["disabled"] = request.Disabled?.ToString() ?? "(unchanged)",
-            },
-        }.From(context), cancellationToken);
-        return TypedResults.Ok((await clients.GetAsync(id, cancellationToken))!);
+                Target = $"client:{id}",
+                Details = new Dictionary<string, string>
+                {
+                    ["roles"] = request.Roles is null ? "(unchanged)" : string.Join(",", request.Roles),
+                    ["disabled"] = request.Disabled?.ToString() ?? "(unchanged)",
+                },
+            }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
+        return TypedResults.Ok((await s.Clients.GetAsync(id, cancellationToken))!);
     }
 
     private static async Task<Results<Ok<CreatedClientResponse>, ProblemHttpResult>> RotateAsync(
-        string id, ClientStore clients, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, [AsParameters] ClientServices s, HttpContext context, CancellationToken cancellationToken)
     {
-        var client = await clients.GetAsync(id, cancellationToken);
-        var secret = client is null ? null : await clients.RotateSecretAsync(id, cancellationToken);
-        if (client is null || secret is null)
+        var (client, problem) = await ClientWithinReachAsync(id, s, context, cancellationToken);
+        if (client is null)
         {
-            return Problems.NotFound("The client");
+            return problem!;
         }
-        await audit.AppendAsync(new AuditEvent("client.rotate_secret", AuditOutcome.Success) { Target = $"client:{id}" }.From(context), cancellationToken);
-        return TypedResults.Ok(new CreatedClientResponse(client.ClientId, secret, client.Name, client.Roles));
+        var secret = await s.Database.InUnitOfWorkAsync(async () =>
+        {
+            var secret = await s.Clients.RotateSecretAsync(id, cancellationToken);
+            if (secret is not null)
+            {
+                await s.Audit.AppendAsync(new AuditEvent("client.rotate_secret", AuditOutcome.Success) { Target = $"client:{id}" }.From(context), cancellationToken);
+            }
+            return secret;
+        }, cancellationToken);
+        return secret is null
+            ? Problems.NotFound("The client")
+            : TypedResults.Ok(new CreatedClientResponse(client.ClientId, secret, client.Name, client.Roles));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string id, ClientStore clients, PrincipalStatus status, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, [AsParameters] ClientServices s, HttpContext context, CancellationToken cancellationToken)
     {
-        if (!await clients.DeleteAsync(id, cancellationToken))
+        var (client, problem) = await ClientWithinReachAsync(id, s, context, cancellationToken);
+        if (client is null)
         {
-            return Problems.NotFound("The client");
+            return problem!;
         }
-        status.Invalidate();
-        await audit.AppendAsync(new AuditEvent("client.delete", AuditOutcome.Success) { Target = $"client:{id}" }.From(context), cancellationToken);
-        return TypedResults.NoContent();
+        var deleted = await s.Database.InUnitOfWorkAsync(async () =>
+        {
+            if (!await s.Clients.DeleteAsync(id, cancellationToken))
+            {
+                return false;
+            }
+            s.Status.Invalidate();
+            await s.Audit.AppendAsync(new AuditEvent("client.delete", AuditOutcome.Success) { Target = $"client:{id}" }.From(context), cancellationToken);
+            return true;
+        }, cancellationToken);
+        return deleted ? TypedResults.NoContent() : Problems.NotFound("The client");
     }
 }
 

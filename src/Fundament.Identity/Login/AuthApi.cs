@@ -1,11 +1,13 @@
 using System.Globalization;
 using Fundament.Audit;
 using Fundament.Http;
+using Fundament.Identity.ApiKeys;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Passwords;
 using Fundament.Identity.Sessions;
 using Fundament.Identity.Users;
 using Fundament.Notifications;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -87,6 +89,7 @@ internal static class AuthApi
 
     private static async Task<Results<Accepted, ValidationProblem>> RequestResetAsync(
         PasswordResetRequest request,
+        IDatabase database,
         UserStore users,
         PasswordResetStore resets,
         INotificationSender sender,
@@ -108,7 +111,16 @@ internal static class AuthApi
             : await users.FindByEmailAsync(request.Email!, cancellationToken);
         foreach (var user in candidates.Where(u => !u.Disabled && u.Email is not null))
         {
-            var token = await resets.IssueAsync(user.Id, cancellationToken);
+            // The token and its audit entry commit together; the mail goes out after (it may be slow).
+            var token = await database.InUnitOfWorkAsync(async () =>
+            {
+                var issued = await resets.IssueAsync(user.Id, cancellationToken);
+                if (issued is not null)
+                {
+                    await audit.AppendAsync(new AuditEvent("auth.password_reset.request", AuditOutcome.Success) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
+                }
+                return issued;
+            }, cancellationToken);
             if (token is null)
             {
                 continue;
@@ -120,14 +132,15 @@ internal static class AuthApi
             await sender.SendAsync(new NotificationMessage(user.Email!, "Reset your Fundament password",
                 $"Someone asked to reset the password of the Fundament account '{user.Username}'. If it was you, within {minutes} minutes use:\n\n{how}\n\nIf it was not you, ignore this message; your password stays as it is."),
                 cancellationToken);
-            await audit.AppendAsync(new AuditEvent("auth.password_reset.request", AuditOutcome.Success) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
         }
         return TypedResults.Accepted((string?)null);
     }
 
     private static async Task<Results<NoContent, ValidationProblem>> ConfirmResetAsync(
         PasswordResetConfirmRequest request,
+        IDatabase database,
         UserStore users,
+        ApiKeyStore keys,
         PasswordResetStore resets,
         PasswordPolicy policy,
         PasswordHasher hasher,
@@ -152,20 +165,36 @@ internal static class AuthApi
         {
             return Problems.Validation("newPassword", problem);
         }
-        if (await resets.ConsumeAsync(request.Token, cancellationToken) != user.Id)
+        var hash = hasher.Hash(request.NewPassword!);
+        // Whoever held the account before the reset loses everything they could have kept: sessions and API keys.
+        var consumed = await database.InUnitOfWorkAsync(async () =>
+        {
+            if (await resets.ConsumeAsync(request.Token, cancellationToken) != user.Id)
+            {
+                return false;
+            }
+            await users.UpdateAsync(user.Id, new UserChanges(PasswordHash: hash), cancellationToken);
+            var sessionCount = await sessions.RevokeAllAsync(user.Id, "password_reset", cancellationToken);
+            var keyCount = await keys.RevokeAllAsync(user.Id, cancellationToken);
+            await throttle.ResetAsync(user.Username, cancellationToken);
+            status.Invalidate();
+            await audit.AppendAsync(new AuditEvent("auth.password_reset.confirm", AuditOutcome.Success)
+            {
+                Actor = $"user:{user.Id}",
+                ActorName = user.Username,
+                Target = $"user:{user.Id}",
+                Details = new Dictionary<string, string>
+                {
+                    ["sessionsEnded"] = sessionCount.ToString(CultureInfo.InvariantCulture),
+                    ["apiKeysRevoked"] = keyCount.ToString(CultureInfo.InvariantCulture),
+                },
+            }.From(context), cancellationToken);
+            return true;
+        }, cancellationToken);
+        if (!consumed)
         {
             return Problems.Validation("token", "The reset token is invalid, used or expired.");
         }
-        await users.UpdateAsync(user.Id, new UserChanges(PasswordHash: hasher.Hash(request.NewPassword!)), cancellationToken);
-        await sessions.RevokeAllAsync(user.Id, "password_reset", cancellationToken);
-        await throttle.ResetAsync(user.Username, cancellationToken);
-        status.Invalidate();
-        await audit.AppendAsync(new AuditEvent("auth.password_reset.confirm", AuditOutcome.Success)
-        {
-            Actor = $"user:{user.Id}",
-            ActorName = user.Username,
-            Target = $"user:{user.Id}",
-        }.From(context), cancellationToken);
         return TypedResults.NoContent();
     }
 }

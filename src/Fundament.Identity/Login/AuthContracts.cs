@@ -22,4 +22,5 @@ public sealed record PasswordResetRequest(string? Username, string? Email);
 public sealed record PasswordResetConfirmRequest(string? Token, string? NewPassword);
 
 /// <summary>Body of <c>POST /api/v1/me/password</c>.</summary>
-public sealed record ChangePasswordRequest(string? CurrentPassword, string? NewPassword);
+/// <param name="KeepApiKeys">Optional, default false: the account's API keys are revoked with the change, unless this is true.</param>
+public sealed record ChangePasswordRequest(string? CurrentPassword, string? NewPassword, bool? KeepApiKeys = null);

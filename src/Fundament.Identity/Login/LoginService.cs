@@ -3,11 +3,13 @@ using Fundament.Identity.Passwords;
 using Fundament.Identity.Sessions;
 using Fundament.Identity.Tokens;
 using Fundament.Identity.Users;
+using Fundament.Storage;
 
 namespace Fundament.Identity.Login;
 
 /// <summary>Password login, refresh rotation and logout, with lockout and audit.</summary>
 internal sealed class LoginService(
+    IDatabase database,
     UserStore users,
     SessionStore sessions,
     LoginThrottle throttle,
@@ -42,43 +44,55 @@ internal sealed class LoginService(
         if (user is null || !passwordOk || user.Disabled)
         {
             var reason = user is null ? "unknown_user" : !passwordOk ? "bad_password" : "disabled";
-            var lockout = await throttle.RecordFailureAsync(username, cancellationToken);
-            metrics.Login("failure");
-            var details = new Dictionary<string, string> { ["reason"] = reason };
-            if (lockout is { } l)
+            // The failure count and its audit entry commit together.
+            await database.InUnitOfWorkAsync(async () =>
             {
-                metrics.Lockout();
-                details["lockedForSeconds"] = ((int)Math.Ceiling(l.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            }
-            await audit.AppendAsync(attempt with { Actor = user is null ? "anonymous" : $"user:{user.Id}", Details = details }, cancellationToken);
+                var lockout = await throttle.RecordFailureAsync(username, cancellationToken);
+                var details = new Dictionary<string, string> { ["reason"] = reason };
+                if (lockout is { } l)
+                {
+                    metrics.Lockout();
+                    details["lockedForSeconds"] = ((int)Math.Ceiling(l.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                }
+                await audit.AppendAsync(attempt with { Actor = user is null ? "anonymous" : $"user:{user.Id}", Details = details }, cancellationToken);
+                return 0;
+            }, cancellationToken);
+            metrics.Login("failure");
             return LoginResult.Failed();
         }
 
-        await throttle.ResetAsync(username, cancellationToken);
-        if (needsRehash)
+        // Hashing is slow: done before the unit of work, which holds the write lock.
+        var rehash = needsRehash ? hasher.Hash(password) : null;
+        var (sessionId, refreshToken) = await database.InUnitOfWorkAsync(async () =>
         {
-            await users.UpgradeHashAsync(user.Id, user.PasswordHash, hasher.Hash(password), cancellationToken);
-        }
-        var (sessionId, refreshToken) = await sessions.CreateAsync(user.Id, sourceIp, userAgent, cancellationToken);
+            await throttle.ResetAsync(username, cancellationToken);
+            if (rehash is not null)
+            {
+                await users.UpgradeHashAsync(user.Id, user.PasswordHash, rehash, cancellationToken);
+            }
+            var session = await sessions.CreateAsync(user.Id, sourceIp, userAgent, cancellationToken);
+            await audit.AppendAsync(attempt with
+            {
+                Actor = $"user:{user.Id}",
+                ActorName = user.Username,
+                Outcome = AuditOutcome.Success,
+                Target = $"session:{session.SessionId}",
+            }, cancellationToken);
+            return session;
+        }, cancellationToken);
         var (accessToken, expiresIn) = issuer.Issue(Subject(user, sessionId), "password");
         metrics.Login("success");
-        await audit.AppendAsync(attempt with
-        {
-            Actor = $"user:{user.Id}",
-            ActorName = user.Username,
-            Outcome = AuditOutcome.Success,
-            Target = $"session:{sessionId}",
-        }, cancellationToken);
         return LoginResult.Ok(new TokenResponse(accessToken, refreshToken, "Bearer", expiresIn));
     }
 
     public async Task<TokenResponse?> RefreshAsync(string refreshToken, string? sourceIp, CancellationToken cancellationToken)
     {
-        var result = await sessions.RefreshAsync(refreshToken, cancellationToken);
-        switch (result.Status)
+        // Rotation, the family revocation a reuse causes, and its audit entry commit together.
+        var (result, user) = await database.InUnitOfWorkAsync(async () =>
         {
-            case RefreshStatus.Reused:
-                metrics.RefreshReuse();
+            var result = await sessions.RefreshAsync(refreshToken, cancellationToken);
+            if (result.Status == RefreshStatus.Reused)
+            {
                 await audit.AppendAsync(new AuditEvent("auth.refresh_token_reuse", AuditOutcome.Denied)
                 {
                     Actor = $"user:{result.UserId}",
@@ -86,14 +100,26 @@ internal sealed class LoginService(
                     SourceIp = sourceIp,
                     Details = new Dictionary<string, string> { ["action"] = "session_revoked" },
                 }, cancellationToken);
-                return null;
-            case RefreshStatus.Invalid:
-                return null;
-        }
-        var user = await users.GetAsync(result.UserId!, cancellationToken);
-        if (user is null || user.Disabled)
+                return (result, (UserRecord?)null);
+            }
+            if (result.Status != RefreshStatus.Ok)
+            {
+                return (result, null);
+            }
+            var user = await users.GetAsync(result.UserId!, cancellationToken);
+            if (user is null || user.Disabled)
+            {
+                await sessions.RevokeAsync(result.SessionId!, null, "user_disabled", cancellationToken);
+                return (result, null);
+            }
+            return (result, user);
+        }, cancellationToken);
+        if (result.Status == RefreshStatus.Reused)
         {
-            await sessions.RevokeAsync(result.SessionId!, null, "user_disabled", cancellationToken);
+            metrics.RefreshReuse();
+        }
+        if (user is null)
+        {
             return null;
         }
         var (accessToken, expiresIn) = issuer.Issue(Subject(user, result.SessionId), "refresh_token");
@@ -107,15 +133,19 @@ internal sealed class LoginService(
         {
             return;
         }
-        if (await sessions.RevokeAsync(session.SessionId, null, "logout", cancellationToken))
+        await database.InUnitOfWorkAsync(async () =>
         {
-            await audit.AppendAsync(new AuditEvent("auth.logout", AuditOutcome.Success)
+            if (await sessions.RevokeAsync(session.SessionId, null, "logout", cancellationToken))
             {
-                Actor = $"user:{session.UserId}",
-                Target = $"session:{session.SessionId}",
-                SourceIp = sourceIp,
-            }, cancellationToken);
-        }
+                await audit.AppendAsync(new AuditEvent("auth.logout", AuditOutcome.Success)
+                {
+                    Actor = $"user:{session.UserId}",
+                    Target = $"session:{session.SessionId}",
+                    SourceIp = sourceIp,
+                }, cancellationToken);
+            }
+            return 0;
+        }, cancellationToken);
     }
 
     public static TokenSubject Subject(UserRecord user, string? sessionId) =>

@@ -118,7 +118,8 @@ internal sealed class RoleStore(IDatabase database, TimeProvider time) : IRolePe
         return deleted == 1;
     }
 
-    public void Invalidate() => _snapshot = null;
+    /// <summary>Drops the snapshot (after the current unit of work commits, so nobody re-reads the old state meanwhile).</summary>
+    public void Invalidate() => UnitOfWork.AfterCommit(() => _snapshot = null);
 
     private async ValueTask<Snapshot> SnapshotAsync(CancellationToken cancellationToken)
     {

@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using Fundament.Audit;
 using Fundament.Http;
 using Fundament.Security;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -39,7 +40,7 @@ internal static partial class RolesApi
         await roles.GetAsync(name, cancellationToken) is { } role ? TypedResults.Ok(role) : Problems.NotFound("The role");
 
     private static async Task<Results<Created<RoleResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        RoleRequest request, RoleStore roles, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        RoleRequest request, IDatabase database, RoleStore roles, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("name", request.Name);
         if (request.Name is { Length: > 0 } n && !NamePattern().IsMatch(n))
@@ -55,22 +56,30 @@ internal static partial class RolesApi
         var check = await guard.CheckPermissionsAsync(context.User, request.Permissions!.ToHashSet(StringComparer.Ordinal), cancellationToken);
         if (!check.Allowed)
         {
-            return Problems.Forbidden(check.Message!);
+            return check.Forbidden();
         }
-        if (!await roles.CreateAsync(request.Name!, request.Description, request.Permissions!.Distinct().ToList(), cancellationToken))
+        var created = await database.InUnitOfWorkAsync(async () =>
+        {
+            if (!await roles.CreateAsync(request.Name!, request.Description, request.Permissions!.Distinct().ToList(), cancellationToken))
+            {
+                return false;
+            }
+            await audit.AppendAsync(new AuditEvent("role.create", AuditOutcome.Success)
+            {
+                Target = $"role:{request.Name}",
+                Details = new Dictionary<string, string> { ["permissions"] = string.Join(",", request.Permissions!) },
+            }.From(context), cancellationToken);
+            return true;
+        }, cancellationToken);
+        if (!created)
         {
             return Problems.Conflict("A role with this name already exists.");
         }
-        await audit.AppendAsync(new AuditEvent("role.create", AuditOutcome.Success)
-        {
-            Target = $"role:{request.Name}",
-            Details = new Dictionary<string, string> { ["permissions"] = string.Join(",", request.Permissions!) },
-        }.From(context), cancellationToken);
         return TypedResults.Created($"/api/v1/roles/{request.Name}", (await roles.GetAsync(request.Name!, cancellationToken))!);
     }
 
     private static async Task<Results<Ok<RoleResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(
-        string name, RoleRequest request, RoleStore roles, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string name, RoleRequest request, IDatabase database, RoleStore roles, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var existing = await roles.GetAsync(name, cancellationToken);
         if (existing is null)
@@ -92,19 +101,23 @@ internal static partial class RolesApi
         var check = await guard.CheckPermissionsAsync(context.User, union, cancellationToken);
         if (!check.Allowed)
         {
-            return Problems.Forbidden(check.Message!);
+            return check.Forbidden();
         }
-        await roles.UpdateAsync(name, request.Description, request.Permissions!.Distinct().ToList(), cancellationToken);
-        await audit.AppendAsync(new AuditEvent("role.update", AuditOutcome.Success)
+        await database.InUnitOfWorkAsync(async () =>
         {
-            Target = $"role:{name}",
-            Details = new Dictionary<string, string> { ["permissions"] = string.Join(",", request.Permissions!) },
-        }.From(context), cancellationToken);
+            await roles.UpdateAsync(name, request.Description, request.Permissions!.Distinct().ToList(), cancellationToken);
+            await audit.AppendAsync(new AuditEvent("role.update", AuditOutcome.Success)
+            {
+                Target = $"role:{name}",
+                Details = new Dictionary<string, string> { ["permissions"] = string.Join(",", request.Permissions!) },
+            }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
         return TypedResults.Ok((await roles.GetAsync(name, cancellationToken))!);
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string name, RoleStore roles, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string name, IDatabase database, RoleStore roles, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var existing = await roles.GetAsync(name, cancellationToken);
         if (existing is null)
@@ -118,10 +131,14 @@ internal static partial class RolesApi
         var check = await guard.CheckPermissionsAsync(context.User, existing.Permissions.ToHashSet(StringComparer.Ordinal), cancellationToken);
         if (!check.Allowed)
         {
-            return Problems.Forbidden(check.Message!);
+            return check.Forbidden();
         }
-        await roles.DeleteAsync(name, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("role.delete", AuditOutcome.Success) { Target = $"role:{name}" }.From(context), cancellationToken);
+        await database.InUnitOfWorkAsync(async () =>
+        {
+            await roles.DeleteAsync(name, cancellationToken);
+            await audit.AppendAsync(new AuditEvent("role.delete", AuditOutcome.Success) { Target = $"role:{name}" }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
         return TypedResults.NoContent();
     }
 

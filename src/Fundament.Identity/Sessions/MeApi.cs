@@ -1,5 +1,6 @@
 using Fundament.Audit;
 using Fundament.Http;
+using Fundament.Identity.ApiKeys;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Clients;
 using Fundament.Identity.Login;
@@ -7,6 +8,7 @@ using Fundament.Identity.Passwords;
 using Fundament.Identity.Roles;
 using Fundament.Identity.Users;
 using Fundament.Security;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -24,7 +26,7 @@ internal static class MeApi
         group.MapDelete("/sessions/{id}", EndSessionAsync).WithName("EndMySession")
             .WithSummary("Ends one of the caller's sessions; its refresh token stops working and its access tokens within seconds.");
         group.MapPost("/password", ChangePasswordAsync).WithName("ChangeMyPassword")
-            .WithSummary("Changes the caller's password and ends every other session.");
+            .WithSummary("Changes the caller's password, ends every other session and revokes the account's API keys (unless keepApiKeys). Wrong current passwords count toward the login lockout.");
         return group;
     }
 
@@ -54,47 +56,99 @@ internal static class MeApi
             : Problems.Forbidden("Service clients have no sessions.");
 
     private static async Task<Results<NoContent, ProblemHttpResult>> EndSessionAsync(
-        string id, HttpContext context, SessionStore sessions, PrincipalStatus status, IAuditLog audit, CancellationToken cancellationToken)
+        string id, HttpContext context, IDatabase database, SessionStore sessions, PrincipalStatus status, IAuditLog audit, CancellationToken cancellationToken)
     {
-        if (context.User.UserId() is not { } userId || !await sessions.RevokeAsync(id, userId, "ended_by_user", cancellationToken))
+        if (context.User.UserId() is not { } userId)
         {
             return Problems.NotFound("The session");
         }
-        status.Invalidate();
-        await audit.AppendAsync(new AuditEvent("session.end", AuditOutcome.Success) { Target = $"session:{id}" }.From(context), cancellationToken);
-        return TypedResults.NoContent();
+        var ended = await database.InUnitOfWorkAsync(async () =>
+        {
+            if (!await sessions.RevokeAsync(id, userId, "ended_by_user", cancellationToken))
+            {
+                return false;
+            }
+            status.Invalidate();
+            await audit.AppendAsync(new AuditEvent("session.end", AuditOutcome.Success) { Target = $"session:{id}" }.From(context), cancellationToken);
+            return true;
+        }, cancellationToken);
+        return ended ? TypedResults.NoContent() : Problems.NotFound("The session");
     }
 
+    /// <summary>What a password change needs besides the request.</summary>
+    internal sealed record PasswordServices(
+        IDatabase Database, UserStore Users, PasswordHasher Hasher, PasswordPolicy Policy, LoginThrottle Throttle,
+        SessionStore Sessions, ApiKeyStore Keys, PrincipalStatus Status, IAuditLog Audit);
+
+    /// <remarks>
+    /// The current password is checked under the same throttle as logins (per account, with a
+    /// growing lockout): a stolen access token must not become a way to guess the password. On
+    /// success, in one unit of work: the new hash, every other session ended, the account's API
+    /// keys revoked unless <c>keepApiKeys</c>, and the audit entry.
+    /// </remarks>
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> ChangePasswordAsync(
-        ChangePasswordRequest request, HttpContext context, UserStore users, PasswordHasher hasher, PasswordPolicy policy,
-        SessionStore sessions, PrincipalStatus status, IAuditLog audit, CancellationToken cancellationToken)
+        ChangePasswordRequest request, HttpContext context, [AsParameters] PasswordServices s, CancellationToken cancellationToken)
     {
-        if (context.User.UserId() is not { } userId || await users.GetAsync(userId, cancellationToken) is not { } user)
+        if (context.User.UserId() is not { } userId || await s.Users.GetAsync(userId, cancellationToken) is not { } user)
         {
             return Problems.Forbidden("Only users have passwords.");
         }
-        if (string.IsNullOrEmpty(request.CurrentPassword) || request.CurrentPassword.Length > PasswordPolicy.MaxLength ||
-            !hasher.Verify(request.CurrentPassword, user.PasswordHash, out _))
+        if (await s.Throttle.LockedForAsync(user.Username, cancellationToken) is { } lockedFor)
         {
-            await audit.AppendAsync(new AuditEvent("user.password_change", AuditOutcome.Failure) { Target = $"user:{userId}" }.From(context), cancellationToken);
-            return Problems.Validation("currentPassword", "The current password is wrong.");
+            return TooManyAttempts(context, lockedFor);
         }
-        if (policy.Check(request.NewPassword, user.Username) is { } problem)
+        if (string.IsNullOrEmpty(request.CurrentPassword) || request.CurrentPassword.Length > PasswordPolicy.MaxLength ||
+            !s.Hasher.Verify(request.CurrentPassword, user.PasswordHash, out _))
+        {
+            var lockout = await s.Database.InUnitOfWorkAsync(async () =>
+            {
+                var lockout = await s.Throttle.RecordFailureAsync(user.Username, cancellationToken);
+                await s.Audit.AppendAsync(new AuditEvent("user.password_change", AuditOutcome.Failure) { Target = $"user:{userId}" }.From(context), cancellationToken);
+                return lockout;
+            }, cancellationToken);
+            return lockout is { } locked ? TooManyAttempts(context, locked) : Problems.Validation("currentPassword", "The current password is wrong.");
+        }
+        if (s.Policy.Check(request.NewPassword, user.Username) is { } problem)
         {
             return Problems.Validation("newPassword", problem);
         }
-        await users.UpdateAsync(userId, new UserChanges(PasswordHash: hasher.Hash(request.NewPassword!)), cancellationToken);
+        var hash = s.Hasher.Hash(request.NewPassword!);
         var current = context.User.FindFirst(FundamentClaims.SessionId)?.Value;
-        foreach (var session in await sessions.ListActiveAsync(userId, current, cancellationToken))
+        await s.Database.InUnitOfWorkAsync(async () =>
         {
-            if (!session.Current)
+            await s.Users.UpdateAsync(userId, new UserChanges(PasswordHash: hash), cancellationToken);
+            var ended = 0;
+            foreach (var session in await s.Sessions.ListActiveAsync(userId, current, cancellationToken))
             {
-                await sessions.RevokeAsync(session.Id, userId, "password_changed", cancellationToken);
+                if (!session.Current && await s.Sessions.RevokeAsync(session.Id, userId, "password_changed", cancellationToken))
+                {
+                    ended++;
+                }
             }
-        }
-        status.Invalidate();
-        await audit.AppendAsync(new AuditEvent("user.password_change", AuditOutcome.Success) { Target = $"user:{userId}" }.From(context), cancellationToken);
+            var revoked = request.KeepApiKeys == true ? 0 : await s.Keys.RevokeAllAsync(userId, cancellationToken);
+            await s.Throttle.ResetAsync(user.Username, cancellationToken);
+            s.Status.Invalidate();
+            await s.Audit.AppendAsync(new AuditEvent("user.password_change", AuditOutcome.Success)
+            {
+                Target = $"user:{userId}",
+                Details = new Dictionary<string, string>
+                {
+                    ["sessionsEnded"] = ended.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["apiKeysRevoked"] = revoked.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["keptApiKeys"] = request.KeepApiKeys == true ? "true" : "false",
+                },
+            }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
         return TypedResults.NoContent();
+    }
+
+    private static ProblemHttpResult TooManyAttempts(HttpContext context, TimeSpan lockedFor)
+    {
+        var seconds = Math.Max(1, (int)Math.Ceiling(lockedFor.TotalSeconds));
+        context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many failed attempts",
+            detail: $"Too many wrong passwords for this account. Try again in {seconds} seconds.");
     }
 }
 

@@ -1,12 +1,15 @@
+using System.Globalization;
 using System.Net.Mail;
 using System.Text.RegularExpressions;
 using Fundament.Audit;
 using Fundament.Http;
+using Fundament.Identity.ApiKeys;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Passwords;
 using Fundament.Identity.Roles;
 using Fundament.Identity.Sessions;
 using Fundament.Security;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -42,16 +45,27 @@ internal static partial class UsersApi
         }
     }
 
+    /// <summary>What the user endpoints that change something need besides the request.</summary>
+    internal sealed record UserServices(
+        IDatabase Database,
+        UserStore Users,
+        PasswordPolicy Policy,
+        PasswordHasher Hasher,
+        RoleGuard Guard,
+        SessionStore Sessions,
+        ApiKeyStore Keys,
+        PrincipalStatus Status,
+        IAuditLog Audit);
+
     private static async Task<Results<Created<UserResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        CreateUserRequest request, UserStore users, PasswordPolicy policy, PasswordHasher hasher, RoleGuard guard, IAuditLog audit,
-        HttpContext context, CancellationToken cancellationToken)
+        CreateUserRequest request, [AsParameters] UserServices s, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("username", request.Username);
         if (request.Username is { Length: > 0 } name && !UsernamePattern().IsMatch(name))
         {
             errors.Add("username", "username must be 3-64 characters of letters, digits and . _ - @.");
         }
-        if (policy.Check(request.Password, request.Username) is { } passwordProblem)
+        if (s.Policy.Check(request.Password, request.Username) is { } passwordProblem)
         {
             errors.Add("password", passwordProblem);
         }
@@ -65,22 +79,28 @@ internal static partial class UsersApi
         {
             return errors.ToProblem();
         }
-        var check = await guard.CheckAssignableAsync(context.User, roles, cancellationToken);
+        var check = await s.Guard.CheckAssignableAsync(context.User, roles, cancellationToken);
         if (!check.Allowed)
         {
-            return check.IsForbidden ? Problems.Forbidden(check.Message!) : Problems.Validation("roles", check.Message!);
+            return check.IsForbidden ? check.Forbidden() : Problems.Validation("roles", check.Message!);
         }
-        var user = await users.CreateAsync(request.Username!, NullIfEmpty(request.Email), hasher.Hash(request.Password!), roles, cancellationToken);
-        if (user is null)
+        var hash = s.Hasher.Hash(request.Password!);
+        var user = await s.Database.InUnitOfWorkAsync(async () =>
         {
-            return Problems.Conflict("A user with this username already exists.");
-        }
-        await audit.AppendAsync(new AuditEvent("user.create", AuditOutcome.Success)
-        {
-            Target = $"user:{user.Id}",
-            Details = new Dictionary<string, string> { ["username"] = user.Username, ["roles"] = string.Join(",", user.Roles) },
-        }.From(context), cancellationToken);
-        return TypedResults.Created($"/api/v1/users/{user.Id}", user.ToResponse());
+            var created = await s.Users.CreateAsync(request.Username!, NullIfEmpty(request.Email), hash, roles, cancellationToken);
+            if (created is not null)
+            {
+                await s.Audit.AppendAsync(new AuditEvent("user.create", AuditOutcome.Success)
+                {
+                    Target = $"user:{created.Id}",
+                    Details = new Dictionary<string, string> { ["username"] = created.Username, ["roles"] = string.Join(",", created.Roles) },
+                }.From(context), cancellationToken);
+            }
+            return created;
+        }, cancellationToken);
+        return user is null
+            ? Problems.Conflict("A user with this username already exists.")
+            : TypedResults.Created($"/api/v1/users/{user.Id}", user.ToResponse());
     }
 
     private static async Task<Results<Ok<UserPage>, ValidationProblem>> ListAsync(
@@ -107,18 +127,27 @@ internal static partial class UsersApi
     private static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> GetAsync(string id, UserStore users, CancellationToken cancellationToken) =>
         await users.GetAsync(id, cancellationToken) is { } user ? TypedResults.Ok(user.ToResponse()) : Problems.NotFound("The user");
 
+    /// <remarks>
+    /// 1. Validate the fields (400).
+    /// 2. The caller must hold every permission the user holds, whatever the change (password,
+    ///    email, disabled, roles): otherwise a helpdesk role could reset an administrator's
+    ///    password and sign in as them (403 naming what is missing).
+    /// 3. Roles given or taken away must be ones the caller could grant.
+    /// 4. Keep an enabled administrator.
+    /// 5. Store the change, end the sessions and revoke the API keys a new password or a disabled
+    ///    account calls for, and audit it, in one unit of work.
+    /// </remarks>
     private static async Task<Results<Ok<UserResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(
-        string id, UpdateUserRequest request, UserStore users, PasswordPolicy policy, PasswordHasher hasher, RoleGuard guard,
-        SessionStore sessions, PrincipalStatus status, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, UpdateUserRequest request, [AsParameters] UserServices s, HttpContext context, CancellationToken cancellationToken)
     {
-        var user = await users.GetAsync(id, cancellationToken);
+        var user = await s.Users.GetAsync(id, cancellationToken);
         if (user is null)
         {
             return Problems.NotFound("The user");
         }
         var errors = new ValidationErrors();
         ValidateEmail(errors, request.Email);
-        if (request.Password is not null && policy.Check(request.Password, user.Username) is { } passwordProblem)
+        if (request.Password is not null && s.Policy.Check(request.Password, user.Username) is { } passwordProblem)
         {
             errors.Add("password", passwordProblem);
         }
@@ -130,89 +159,95 @@ internal static partial class UsersApi
         {
             return errors.ToProblem();
         }
+        if (await s.Guard.CheckSubjectAsync(context.User, user.Roles, $"user '{user.Username}'", cancellationToken) is { Allowed: false } subject)
+        {
+            return subject.Forbidden();
+        }
         if (request.Roles is not null)
         {
-            var check = await guard.CheckAssignableAsync(context.User, request.Roles, cancellationToken);
+            var check = await s.Guard.CheckAssignableAsync(context.User, request.Roles, cancellationToken);
             if (!check.Allowed)
             {
-                return check.IsForbidden ? Problems.Forbidden(check.Message!) : Problems.Validation("roles", check.Message!);
-            }
-            // Taking roles away is escalation-checked too: a caller may not strip a role they could not grant.
-            var removed = user.Roles.Except(request.Roles, StringComparer.Ordinal).ToList();
-            var removeCheck = await guard.CheckAssignableAsync(context.User, removed, cancellationToken);
-            if (removeCheck.IsForbidden)
-            {
-                return Problems.Forbidden(removeCheck.Message!);
+                return check.IsForbidden ? check.Forbidden() : Problems.Validation("roles", check.Message!);
             }
         }
         var losesAdmin = user.Roles.Contains(RoleStore.Admin) && !user.Disabled &&
             (request.Disabled == true || (request.Roles is not null && !request.Roles.Contains(RoleStore.Admin)));
-        if (losesAdmin && await users.CountEnabledWithRoleAsync(RoleStore.Admin, user.Id, cancellationToken) == 0)
+        if (losesAdmin && await s.Users.CountEnabledWithRoleAsync(RoleStore.Admin, user.Id, cancellationToken) == 0)
         {
             return Problems.Conflict("This is the last enabled admin; make another admin first.");
         }
 
-        await users.UpdateAsync(id, new UserChanges(
-            Email: request.Email,
-            PasswordHash: request.Password is null ? null : hasher.Hash(request.Password),
-            Disabled: request.Disabled,
-            Roles: request.Roles), cancellationToken);
-        if (request.Password is not null || request.Disabled == true)
+        var hash = request.Password is null ? null : s.Hasher.Hash(request.Password);
+        await s.Database.InUnitOfWorkAsync(async () =>
         {
-            await sessions.RevokeAllAsync(id, request.Disabled == true ? "user_disabled" : "password_changed", cancellationToken);
-        }
-        status.Invalidate();
-        var changed = new List<string>();
-        if (request.Email is not null) { changed.Add("email"); }
-        if (request.Password is not null) { changed.Add("password"); }
-        if (request.Roles is not null) { changed.Add("roles"); }
-        if (request.Disabled is not null) { changed.Add("disabled"); }
-        var details = new Dictionary<string, string> { ["changed"] = string.Join(",", changed) };
-        if (request.Roles is not null)
-        {
-            details["roles"] = string.Join(",", request.Roles);
-        }
-        if (request.Disabled is { } disabled)
-        {
-            details["disabled"] = disabled ? "true" : "false";
-        }
-        await audit.AppendAsync(new AuditEvent("user.update", AuditOutcome.Success) { Target = $"user:{id}", Details = details }.From(context), cancellationToken);
-        return TypedResults.Ok((await users.GetAsync(id, cancellationToken))!.ToResponse());
+            await s.Users.UpdateAsync(id, new UserChanges(Email: request.Email, PasswordHash: hash, Disabled: request.Disabled, Roles: request.Roles), cancellationToken);
+            var details = new Dictionary<string, string> { ["changed"] = string.Join(",", Changed(request)) };
+            if (request.Password is not null || request.Disabled == true)
+            {
+                // A password set by someone else, or a disabled account: nothing the holder had keeps working.
+                var reason = request.Disabled == true ? "user_disabled" : "password_set_by_admin";
+                details["sessionsEnded"] = (await s.Sessions.RevokeAllAsync(id, reason, cancellationToken)).ToString(CultureInfo.InvariantCulture);
+                details["apiKeysRevoked"] = (await s.Keys.RevokeAllAsync(id, cancellationToken)).ToString(CultureInfo.InvariantCulture);
+            }
+            if (request.Roles is not null)
+            {
+                details["roles"] = string.Join(",", request.Roles);
+            }
+            if (request.Disabled is { } disabled)
+            {
+                details["disabled"] = disabled ? "true" : "false";
+            }
+            s.Status.Invalidate();
+            await s.Audit.AppendAsync(new AuditEvent("user.update", AuditOutcome.Success) { Target = $"user:{id}", Details = details }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
+        return TypedResults.Ok((await s.Users.GetAsync(id, cancellationToken))!.ToResponse());
+    }
+
+    private static IEnumerable<string> Changed(UpdateUserRequest request)
+    {
+        if (request.Email is not null) { yield return "email"; }
+        if (request.Password is not null) { yield return "password"; }
+        if (request.Roles is not null) { yield return "roles"; }
+        if (request.Disabled is not null) { yield return "disabled"; }
     }
 
     private static Task<Results<Ok<UserResponse>, ValidationProblem, ProblemHttpResult>> DisableAsync(
-        string id, UserStore users, PasswordPolicy policy, PasswordHasher hasher, RoleGuard guard,
-        SessionStore sessions, PrincipalStatus status, IAuditLog audit, HttpContext context, CancellationToken cancellationToken) =>
-        UpdateAsync(id, new UpdateUserRequest(null, null, null, true), users, policy, hasher, guard, sessions, status, audit, context, cancellationToken);
+        string id, [AsParameters] UserServices s, HttpContext context, CancellationToken cancellationToken) =>
+        UpdateAsync(id, new UpdateUserRequest(null, null, null, true), s, context, cancellationToken);
 
     private static Task<Results<Ok<UserResponse>, ValidationProblem, ProblemHttpResult>> EnableAsync(
-        string id, UserStore users, PasswordPolicy policy, PasswordHasher hasher, RoleGuard guard,
-        SessionStore sessions, PrincipalStatus status, IAuditLog audit, HttpContext context, CancellationToken cancellationToken) =>
-        UpdateAsync(id, new UpdateUserRequest(null, null, null, false), users, policy, hasher, guard, sessions, status, audit, context, cancellationToken);
+        string id, [AsParameters] UserServices s, HttpContext context, CancellationToken cancellationToken) =>
+        UpdateAsync(id, new UpdateUserRequest(null, null, null, false), s, context, cancellationToken);
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string id, UserStore users, RoleGuard guard, PrincipalStatus status, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, [AsParameters] UserServices s, HttpContext context, CancellationToken cancellationToken)
     {
-        var user = await users.GetAsync(id, cancellationToken);
+        var user = await s.Users.GetAsync(id, cancellationToken);
         if (user is null)
         {
             return Problems.NotFound("The user");
         }
-        if ((await guard.CheckAssignableAsync(context.User, user.Roles, cancellationToken)).IsForbidden)
+        if (await s.Guard.CheckSubjectAsync(context.User, user.Roles, $"user '{user.Username}'", cancellationToken) is { Allowed: false } subject)
         {
-            return Problems.Forbidden("You cannot delete a user who holds permissions you do not hold.");
+            return subject.Forbidden();
         }
-        if (user.Roles.Contains(RoleStore.Admin) && !user.Disabled && await users.CountEnabledWithRoleAsync(RoleStore.Admin, user.Id, cancellationToken) == 0)
+        if (user.Roles.Contains(RoleStore.Admin) && !user.Disabled && await s.Users.CountEnabledWithRoleAsync(RoleStore.Admin, user.Id, cancellationToken) == 0)
         {
             return Problems.Conflict("This is the last enabled admin; make another admin first.");
         }
-        await users.DeleteAsync(id, cancellationToken);
-        status.Invalidate();
-        await audit.AppendAsync(new AuditEvent("user.delete", AuditOutcome.Success)
+        await s.Database.InUnitOfWorkAsync(async () =>
         {
-            Target = $"user:{id}",
-            Details = new Dictionary<string, string> { ["username"] = user.Username },
-        }.From(context), cancellationToken);
+            await s.Users.DeleteAsync(id, cancellationToken);
+            s.Status.Invalidate();
+            await s.Audit.AppendAsync(new AuditEvent("user.delete", AuditOutcome.Success)
+            {
+                Target = $"user:{id}",
+                Details = new Dictionary<string, string> { ["username"] = user.Username },
+            }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
         return TypedResults.NoContent();
     }
 

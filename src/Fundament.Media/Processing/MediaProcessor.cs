@@ -11,7 +11,7 @@ namespace Fundament.Media.Processing;
 /// was killed redoes the work from the original, and every derivative is written atomically, so
 /// none is ever half there.
 /// </summary>
-internal sealed partial class MediaProcessor(MediaStore store, MediaService media, Fundament.Audit.IAuditLog audit, ILogger<MediaProcessor> logger) : IJobHandler
+internal sealed partial class MediaProcessor(MediaStore store, MediaService media, ILogger<MediaProcessor> logger) : IJobHandler
 {
     public string Type => MediaService.ProcessJob;
 
@@ -25,15 +25,8 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
         }
         if (asset.State == MediaState.Uploaded)
         {
-            if (await store.TransitionAsync(asset.Id, [MediaState.Uploaded], MediaState.Processing, "system", $"processing (job {job.Id})", cancellationToken))
-            {
-                await audit.AppendAsync(new Fundament.Audit.AuditEvent("media.process", Fundament.Audit.AuditOutcome.Success)
-                {
-                    Actor = "system",
-                    Target = $"media:{asset.Id}",
-                    Details = new Dictionary<string, string> { ["job"] = job.Id },
-                }, cancellationToken);
-            }
+            await media.TransitionAsync(asset, [MediaState.Uploaded], MediaState.Processing, "system", $"processing (job {job.Id})", "media.process", null, cancellationToken,
+                details: new Dictionary<string, string> { ["job"] = job.Id });
         }
         var work = Path.Combine(media.StagingFolder, "work-" + job.Id + "-" + job.Attempt);
         Directory.CreateDirectory(work);
@@ -60,9 +53,9 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
                 }, cancellationToken);
             }
             await store.SaveMetadataAsync(asset.Id, metadata, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
-            if (await store.TransitionAsync(asset.Id, [MediaState.Processing], MediaState.Ready, "system", "processed", cancellationToken, s => s.Set("failure_reason", null).Set("pending_event", MediaEvents.Ready)))
+            if (await media.TransitionAsync(asset, [MediaState.Processing], MediaState.Ready, "system", "processed", "media.ready", MediaEvents.Ready, cancellationToken, s => s.Set("failure_reason", null)))
             {
-                await media.AfterAsync(asset, "media.ready", MediaEvents.Ready, "system", null, cancellationToken);
+                await media.PublishAfterAsync(asset, MediaEvents.Ready, cancellationToken);
             }
         }
         catch (MediaRejectedException ex)
@@ -90,9 +83,9 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
     private async Task FailAsync(AssetRow asset, string reason, long started, CancellationToken cancellationToken)
     {
         await store.SaveMetadataAsync(asset.Id, new MediaMetadata(), (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
-        if (await store.TransitionAsync(asset.Id, [MediaState.Processing, MediaState.Uploaded], MediaState.Failed, "system", reason, cancellationToken, s => s.Set("failure_reason", reason).Set("pending_event", MediaEvents.Failed)))
+        if (await media.TransitionAsync(asset, [MediaState.Processing, MediaState.Uploaded], MediaState.Failed, "system", reason, "media.failed", MediaEvents.Failed, cancellationToken, s => s.Set("failure_reason", reason)))
         {
-            await media.AfterAsync(asset, "media.failed", MediaEvents.Failed, "system", reason, cancellationToken);
+            await media.PublishAfterAsync(asset, MediaEvents.Failed, cancellationToken);
         }
     }
 

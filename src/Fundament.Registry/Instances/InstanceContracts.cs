@@ -31,7 +31,7 @@ public sealed record CheckDefinition(string? Http, string? Interval, string? Tim
 
 /// <summary>Answer of a registration: what the instance needs to run.</summary>
 /// <param name="HeartbeatInterval">For TTL checks: how often to call the heartbeat endpoint (a third of the TTL).</param>
-/// <param name="Config">The resolved configuration of the service in its environment.</param>
+/// <param name="Config">The resolved configuration of the service in its environment, when the caller may read it (config.read, or config.read.own for its own service); otherwise empty.</param>
 /// <param name="Secrets">Secret paths the caller may read.</param>
 public sealed record RegisterResponse(string InstanceId, string? HeartbeatInterval, IReadOnlyDictionary<string, JsonElement> Config, IReadOnlyList<string> Secrets);
 

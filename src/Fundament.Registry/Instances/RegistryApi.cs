@@ -7,6 +7,7 @@ using Fundament.Http;
 using Fundament.Modules;
 using Fundament.Registry.Routes;
 using Fundament.Security;
+using Fundament.Storage;
 using Fundament.Watch;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -44,6 +45,7 @@ internal static partial class RegistryApi
 
     /// <summary>What registration needs besides the request.</summary>
     internal sealed record RegistrationServices(
+        IDatabase Database,
         RegistryStore Store,
         RouteClaimStore Claims,
         IEnumerable<IRouteValidator> RouteValidators,
@@ -158,29 +160,41 @@ internal static partial class RegistryApi
                 extensions: new Dictionary<string, object?> { ["missingPermission"] = RegistryPermissions.Passthrough });
         }
         definition = definition with { RoutesJson = routes.ValueKind == JsonValueKind.Array ? routes.GetRawText() : "[]" };
-        var record = await s.Store.RegisterAsync(definition, context.User.ActorId() ?? "unknown", cancellationToken);
+        var record = await s.Database.InUnitOfWorkAsync(async () =>
+        {
+            var record = await s.Store.RegisterAsync(definition, context.User.ActorId() ?? "unknown", cancellationToken);
+            if (record is null)
+            {
+                return null;
+            }
+            await s.Audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Success)
+            {
+                Target = $"instance:{record.Id}",
+                Details = new Dictionary<string, string> { ["service"] = record.Service, ["address"] = $"{record.Address}:{record.Port}" },
+            }.From(context), cancellationToken);
+            foreach (var passthrough in declared.Where(r => r.ForwardAuthorization == ForwardAuthorization.Passthrough))
+            {
+                await s.Audit.AppendAsync(new AuditEvent("registry.route_passthrough", AuditOutcome.Success)
+                {
+                    Target = $"instance:{record.Id}",
+                    Details = new Dictionary<string, string> { ["service"] = record.Service, ["path"] = passthrough.Path },
+                }.From(context), cancellationToken);
+            }
+            return record;
+        }, cancellationToken);
         if (record is null)
         {
             return Problems.Conflict($"Instance id '{definition.Id}' belongs to another service.");
         }
-        await s.Audit.AppendAsync(new AuditEvent("registry.register", AuditOutcome.Success)
-        {
-            Target = $"instance:{record.Id}",
-            Details = new Dictionary<string, string> { ["service"] = record.Service, ["address"] = $"{record.Address}:{record.Port}" },
-        }.From(context), cancellationToken);
         foreach (var passthrough in declared.Where(r => r.ForwardAuthorization == ForwardAuthorization.Passthrough))
         {
             LogPassthrough(s.Logger, record.Service, passthrough.Path);
-            await s.Audit.AppendAsync(new AuditEvent("registry.route_passthrough", AuditOutcome.Success)
-            {
-                Target = $"instance:{record.Id}",
-                Details = new Dictionary<string, string> { ["service"] = record.Service, ["path"] = passthrough.Path },
-            }.From(context), cancellationToken);
         }
 
-        var config = s.Services.GetService<IConfigResolver>() is { } resolver
-            ? await resolver.ResolveAsync(definition.Service, definition.Environment, cancellationToken)
-            : new Dictionary<string, JsonElement>();
+        // Only what the caller could read through the config API itself (registry.write alone is not config.read).
+        var config = (s.Services.GetService<IConfigResolver>() is { } resolver
+            ? await resolver.ResolveForAsync(context.User, definition.Service, definition.Environment, cancellationToken)
+            : null) ?? new Dictionary<string, JsonElement>();
         var secrets = s.Services.GetService<ISecretDirectory>() is { } directory
             ? await directory.ReadablePathsAsync(context.User, cancellationToken)
             : [];
@@ -221,7 +235,7 @@ internal static partial class RegistryApi
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeregisterAsync(
-        string id, RegistryStore store, IRolePermissions permissions, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, IDatabase database, RegistryStore store, IRolePermissions permissions, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var instance = await store.GetAsync(id, cancellationToken);
         if (instance is null)
@@ -232,8 +246,12 @@ internal static partial class RegistryApi
         {
             return Problems.Forbidden("Only the client that registered the instance (or an admin) may deregister it.");
         }
-        await store.DeregisterAsync(id, "deregistered by " + (context.User.ActorId() ?? "unknown"), cancellationToken);
-        await audit.AppendAsync(new AuditEvent("registry.deregister", AuditOutcome.Success) { Target = $"instance:{id}" }.From(context), cancellationToken);
+        await database.InUnitOfWorkAsync(async () =>
+        {
+            await store.DeregisterAsync(id, "deregistered by " + (context.User.ActorId() ?? "unknown"), cancellationToken);
+            await audit.AppendAsync(new AuditEvent("registry.deregister", AuditOutcome.Success) { Target = $"instance:{id}" }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
         return TypedResults.NoContent();
     }
 
@@ -290,7 +308,7 @@ internal static partial class RegistryApi
     }
 
     private static async Task<Results<Created<GrantRequest>, ValidationProblem>> GrantAsync(
-        GrantRequest request, RegistryStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        GrantRequest request, IDatabase database, RegistryStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("clientId", request.ClientId).MaxLength("clientId", request.ClientId, 100);
         if (request.Service is null || !RegistryNames.IsService(request.Service))
@@ -301,12 +319,16 @@ internal static partial class RegistryApi
         {
             return errors.ToProblem();
         }
-        await store.AddGrantAsync(request.ClientId!, request.Service!, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("registry.grant", AuditOutcome.Success)
+        await database.InUnitOfWorkAsync(async () =>
         {
-            Target = $"client:{request.ClientId}",
-            Details = new Dictionary<string, string> { ["service"] = request.Service! },
-        }.From(context), cancellationToken);
+            await store.AddGrantAsync(request.ClientId!, request.Service!, cancellationToken);
+            await audit.AppendAsync(new AuditEvent("registry.grant", AuditOutcome.Success)
+            {
+                Target = $"client:{request.ClientId}",
+                Details = new Dictionary<string, string> { ["service"] = request.Service! },
+            }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
         return TypedResults.Created("/api/v1/registry/grants", request);
     }
 
@@ -314,18 +336,26 @@ internal static partial class RegistryApi
         TypedResults.Ok(await store.GrantsAsync(cancellationToken));
 
     private static async Task<Results<NoContent, ProblemHttpResult>> RevokeGrantAsync(
-        string? clientId, string? service, RegistryStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string? clientId, string? service, IDatabase database, RegistryStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
-        if (clientId is null || service is null || !await store.RemoveGrantAsync(clientId, service, cancellationToken))
+        if (clientId is null || service is null)
         {
             return Problems.NotFound("The grant");
         }
-        await audit.AppendAsync(new AuditEvent("registry.revoke_grant", AuditOutcome.Success)
+        var removed = await database.InUnitOfWorkAsync(async () =>
         {
-            Target = $"client:{clientId}",
-            Details = new Dictionary<string, string> { ["service"] = service },
-        }.From(context), cancellationToken);
-        return TypedResults.NoContent();
+            if (!await store.RemoveGrantAsync(clientId, service, cancellationToken))
+            {
+                return false;
+            }
+            await audit.AppendAsync(new AuditEvent("registry.revoke_grant", AuditOutcome.Success)
+            {
+                Target = $"client:{clientId}",
+                Details = new Dictionary<string, string> { ["service"] = service },
+            }.From(context), cancellationToken);
+            return true;
+        }, cancellationToken);
+        return removed ? TypedResults.NoContent() : Problems.NotFound("The grant");
     }
 
     private static ValidationProblem? WatchProblem(long? index, string? wait, out TimeSpan waitFor)

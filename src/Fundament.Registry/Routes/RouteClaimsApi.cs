@@ -3,6 +3,7 @@ using Fundament.Audit;
 using Fundament.Http;
 using Fundament.Registry.Instances;
 using Fundament.Security;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -32,7 +33,7 @@ internal static class RouteClaimsApi
     }
 
     private static async Task<Results<Created<RouteClaimResponse>, Ok<RouteClaimResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        RouteClaimRequest request, RouteClaimStore claims, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        RouteClaimRequest request, IDatabase database, RouteClaimStore claims, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
         if (request.Service is null || !RegistryNames.IsService(request.Service))
@@ -48,15 +49,24 @@ internal static class RouteClaimsApi
         {
             return Problems.Forbidden($"Service '{RoutePaths.FundamentService}' holds Fundament's reserved paths ({string.Join(", ", RoutePaths.Reserved)}) and takes no claims.");
         }
-        var (outcome, claim, holder, heldPrefix) = await claims.AddAsync(request.Service!, prefix!, context.User.ActorId() ?? "unknown", cancellationToken);
         var target = $"route_claim:{RoutePaths.Format(prefix!)}";
+        var (outcome, claim, holder, heldPrefix) = await database.InUnitOfWorkAsync(async () =>
+        {
+            var result = await claims.AddAsync(request.Service!, prefix!, context.User.ActorId() ?? "unknown", cancellationToken);
+            if (result.Outcome != ClaimOutcome.AlreadyHeld)
+            {
+                await audit.AppendAsync(new AuditEvent("registry.route_claim.create", result.Outcome == ClaimOutcome.Created ? AuditOutcome.Success : AuditOutcome.Denied)
+                {
+                    Target = target,
+                    Details = result.Outcome == ClaimOutcome.Created
+                        ? new Dictionary<string, string> { ["service"] = request.Service! }
+                        : new Dictionary<string, string> { ["service"] = request.Service!, ["holder"] = result.Holder!, ["held"] = result.HeldPrefix! },
+                }.From(context), cancellationToken);
+            }
+            return result;
+        }, cancellationToken);
         if (outcome == ClaimOutcome.Conflict)
         {
-            await audit.AppendAsync(new AuditEvent("registry.route_claim.create", AuditOutcome.Denied)
-            {
-                Target = target,
-                Details = new Dictionary<string, string> { ["service"] = request.Service!, ["holder"] = holder!, ["held"] = heldPrefix! },
-            }.From(context), cancellationToken);
             return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Conflict",
                 detail: $"{RoutePaths.Format(prefix!)} overlaps {heldPrefix}, held by service '{holder}'. Claims of two services may not overlap.",
                 extensions: new Dictionary<string, object?> { ["holder"] = holder, ["heldPrefix"] = heldPrefix });
@@ -66,11 +76,6 @@ internal static class RouteClaimsApi
         {
             return TypedResults.Ok(response);
         }
-        await audit.AppendAsync(new AuditEvent("registry.route_claim.create", AuditOutcome.Success)
-        {
-            Target = target,
-            Details = new Dictionary<string, string> { ["service"] = claim.Service },
-        }.From(context), cancellationToken);
         return TypedResults.Created("/api/v1/registry/route-claims", response);
     }
 
@@ -91,7 +96,7 @@ internal static class RouteClaimsApi
     }
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> DeleteAsync(
-        string? pathPrefix, bool? force, RouteClaimStore claims, RegistryStore registry, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string? pathPrefix, bool? force, IDatabase database, RouteClaimStore claims, RegistryStore registry, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
         var prefix = ParsePrefix(pathPrefix, errors);
@@ -123,16 +128,20 @@ internal static class RouteClaimsApi
                     extensions: new Dictionary<string, object?> { ["routes"] = needing.Select(n => new { instanceId = n.Instance, path = n.Path }).ToList() });
             }
         }
-        if (await claims.RemoveAsync(prefix!, cancellationToken) is null)
+        var removed = await database.InUnitOfWorkAsync(async () =>
         {
-            return Problems.NotFound("The route claim");
-        }
-        await audit.AppendAsync(new AuditEvent("registry.route_claim.delete", AuditOutcome.Success)
-        {
-            Target = $"route_claim:{path}",
-            Details = new Dictionary<string, string> { ["service"] = claim.Service, ["force"] = (force == true).ToString() },
-        }.From(context), cancellationToken);
-        return TypedResults.NoContent();
+            if (await claims.RemoveAsync(prefix!, cancellationToken) is null)
+            {
+                return false;
+            }
+            await audit.AppendAsync(new AuditEvent("registry.route_claim.delete", AuditOutcome.Success)
+            {
+                Target = $"route_claim:{path}",
+                Details = new Dictionary<string, string> { ["service"] = claim.Service, ["force"] = (force == true).ToString() },
+            }.From(context), cancellationToken);
+            return true;
+        }, cancellationToken);
+        return removed ? TypedResults.NoContent() : Problems.NotFound("The route claim");
     }
 
     /// <summary>A claimable prefix in normal form, or null with the reason in <paramref name="errors"/>.</summary>

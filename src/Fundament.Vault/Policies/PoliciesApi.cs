@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using Fundament.Audit;
 using Fundament.Http;
 using Fundament.Security;
+using Fundament.Storage;
 using Fundament.Vault.Secrets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -24,8 +25,8 @@ internal static partial class PoliciesApi
     [GeneratedRegex("^(client|user|role):[A-Za-z0-9._@-]{1,100}$")]
     private static partial Regex PrincipalPattern();
 
-    private static async Task<Results<Created<PolicyResponse>, ValidationProblem>> CreateAsync(
-        CreatePolicyRequest request, PolicyStore policies, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<Created<PolicyResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
+        CreatePolicyRequest request, IDatabase database, PolicyStore policies, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("principal", request.Principal);
         if (request.Principal is { Length: > 0 } principal && !PrincipalPattern().IsMatch(principal))
@@ -48,17 +49,29 @@ internal static partial class PoliciesApi
         {
             return errors.ToProblem();
         }
-        var created = await policies.CreateAsync(request.Principal!, request.PathPrefix!, request.Capabilities!.Distinct().ToList(), context.User.ActorId(), cancellationToken);
-        await audit.AppendAsync(new AuditEvent("secret_policy.create", AuditOutcome.Success)
+        // vault.policies lets one hand out only what one holds: the capabilities, on the whole prefix.
+        var access = await policies.AccessForAsync(context.User, cancellationToken);
+        var missing = access.Missing(request.Capabilities!.Distinct(), request.PathPrefix!);
+        if (missing.Count > 0)
         {
-            Target = $"secret_policy:{created.Id}",
-            Details = new Dictionary<string, string>
+            return Problems.MissingPermissions(
+                $"You cannot grant on '{request.PathPrefix}' what you do not hold there yourself: {string.Join(", ", missing)}.", missing);
+        }
+        var created = await database.InUnitOfWorkAsync(async () =>
+        {
+            var created = await policies.CreateAsync(request.Principal!, request.PathPrefix!, request.Capabilities!.Distinct().ToList(), context.User.ActorId(), cancellationToken);
+            await audit.AppendAsync(new AuditEvent("secret_policy.create", AuditOutcome.Success)
             {
-                ["principal"] = created.Principal,
-                ["pathPrefix"] = created.PathPrefix,
-                ["capabilities"] = string.Join(",", created.Capabilities),
-            },
-        }.From(context), cancellationToken);
+                Target = $"secret_policy:{created.Id}",
+                Details = new Dictionary<string, string>
+                {
+                    ["principal"] = created.Principal,
+                    ["pathPrefix"] = created.PathPrefix,
+                    ["capabilities"] = string.Join(",", created.Capabilities),
+                },
+            }.From(context), cancellationToken);
+            return created;
+        }, cancellationToken);
         return TypedResults.Created($"/api/v1/secret-policies/{created.Id}", created);
     }
 
@@ -67,13 +80,28 @@ internal static partial class PoliciesApi
             ? Problems.Validation("principal", "principal is too long.")
             : TypedResults.Ok(await policies.ListAsync(principal, cancellationToken));
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, PolicyStore policies, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
+        string id, IDatabase database, PolicyStore policies, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
-        if (!await policies.DeleteAsync(id, cancellationToken))
+        if ((await policies.ListAsync(null, cancellationToken)).FirstOrDefault(p => p.Id == id) is not { } policy)
         {
             return Problems.NotFound("The policy");
         }
-        await audit.AppendAsync(new AuditEvent("secret_policy.delete", AuditOutcome.Success) { Target = $"secret_policy:{id}" }.From(context), cancellationToken);
-        return TypedResults.NoContent();
+        // Revoking a grant one could not have made is refused too: it may be what keeps a service running.
+        var missing = (await policies.AccessForAsync(context.User, cancellationToken)).Missing(policy.Capabilities, policy.PathPrefix);
+        if (missing.Count > 0)
+        {
+            return Problems.MissingPermissions($"You cannot revoke a policy that grants what you do not hold: {string.Join(", ", missing)}.", missing);
+        }
+        var deleted = await database.InUnitOfWorkAsync(async () =>
+        {
+            if (!await policies.DeleteAsync(id, cancellationToken))
+            {
+                return false;
+            }
+            await audit.AppendAsync(new AuditEvent("secret_policy.delete", AuditOutcome.Success) { Target = $"secret_policy:{id}" }.From(context), cancellationToken);
+            return true;
+        }, cancellationToken);
+        return deleted ? TypedResults.NoContent() : Problems.NotFound("The policy");
     }
 }

@@ -87,6 +87,14 @@ internal sealed class VaultAccess(IReadOnlyList<PolicyResponse> policies, bool e
 
     public bool Allows(string capability, string path) =>
         everything || policies.Any(p => p.Capabilities.Contains(capability) && SecretPath.Covers(p.PathPrefix, path));
+
+    /// <summary>Whether the caller holds <paramref name="capability"/> on every path under <paramref name="prefix"/> (so it may grant it there).</summary>
+    public bool AllowsEverywhereUnder(string capability, string prefix) =>
+        everything || policies.Any(p => p.Capabilities.Contains(capability) && (p.PathPrefix.Length == 0 || (prefix.Length > 0 && SecretPath.Covers(p.PathPrefix, prefix.TrimEnd('/')))));
+
+    /// <summary>What of <paramref name="capabilities"/> on <paramref name="prefix"/> the caller does not hold, as <c>vault:&lt;capability&gt;:&lt;prefix&gt;</c>.</summary>
+    public IReadOnlyList<string> Missing(IEnumerable<string> capabilities, string prefix) =>
+        capabilities.Where(c => !AllowsEverywhereUnder(c, prefix)).Select(c => $"vault:{c}:{(prefix.Length == 0 ? "*" : prefix)}").ToList();
 }
 
 /// <summary>A vault policy.</summary>

@@ -6,6 +6,7 @@ using Fundament.Audit;
 using Fundament.Hosting;
 using Fundament.Http;
 using Fundament.Security;
+using Fundament.Storage;
 using Fundament.Vault.Policies;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -57,7 +58,7 @@ internal static partial class SecretsApi
     }
 
     private static async Task<Results<Ok<SecretWriteResponse>, ValidationProblem, ProblemHttpResult>> WriteAsync(
-        string path, SecretWriteRequest request, SecretStore store, PolicyStore policies, VaultAuditor auditor, IOptions<VaultOptions> options,
+        string path, SecretWriteRequest request, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, IOptions<VaultOptions> options,
         HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
@@ -96,13 +97,18 @@ internal static partial class SecretsApi
         }
         try
         {
-            var result = await store.PutAsync(path, bytes, request.Cas, request.MaxVersions, rotateEvery, clearRotation, context.User.ActorId() ?? "unknown", cancellationToken);
+            // The new version and its audit entry commit together.
+            var result = await database.InUnitOfWorkAsync(async () =>
+            {
+                var result = await store.PutAsync(path, bytes, request.Cas, request.MaxVersions, rotateEvery, clearRotation, context.User.ActorId() ?? "unknown", cancellationToken);
+                await auditor.RecordAsync(context, "secret.write", path, result.Version, result.Ok ? AuditOutcome.Success : AuditOutcome.Failure, cancellationToken,
+                    result.Ok ? null : "cas_mismatch");
+                return result;
+            }, cancellationToken);
             if (!result.Ok)
             {
-                await auditor.RecordAsync(context, "secret.write", path, result.Version, AuditOutcome.Failure, cancellationToken, "cas_mismatch");
                 return Problems.Conflict($"cas {request.Cas} does not match the current version {result.Version}.");
             }
-            await auditor.RecordAsync(context, "secret.write", path, result.Version, AuditOutcome.Success, cancellationToken);
             return TypedResults.Ok(new SecretWriteResponse(result.Version));
         }
         finally
@@ -167,25 +173,25 @@ internal static partial class SecretsApi
     }
 
     private static Task<Results<Ok<VersionsChangedResponse>, ValidationProblem, ProblemHttpResult>> SoftDeleteAsync(
-        string path, string? versions, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
+        string path, string? versions, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
         var list = ParseVersionList(versions, errors);
         return errors.Any
             ? Task.FromResult<Results<Ok<VersionsChangedResponse>, ValidationProblem, ProblemHttpResult>>(errors.ToProblem())
-            : ChangeAsync(path, list, VersionChange.Delete, "secret.delete", store, policies, auditor, context, cancellationToken);
+            : ChangeAsync(path, list, VersionChange.Delete, "secret.delete", database, store, policies, auditor, context, cancellationToken);
     }
 
     private static Task<Results<Ok<VersionsChangedResponse>, ValidationProblem, ProblemHttpResult>> UndeleteAsync(
-        string path, VersionsRequest request, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken) =>
-        ChangeAsync(path, request.Versions, VersionChange.Undelete, "secret.undelete", store, policies, auditor, context, cancellationToken);
+        string path, VersionsRequest request, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken) =>
+        ChangeAsync(path, request.Versions, VersionChange.Undelete, "secret.undelete", database, store, policies, auditor, context, cancellationToken);
 
     private static Task<Results<Ok<VersionsChangedResponse>, ValidationProblem, ProblemHttpResult>> DestroyAsync(
-        string path, VersionsRequest request, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken) =>
-        ChangeAsync(path, request.Versions, VersionChange.Destroy, "secret.destroy", store, policies, auditor, context, cancellationToken);
+        string path, VersionsRequest request, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken) =>
+        ChangeAsync(path, request.Versions, VersionChange.Destroy, "secret.destroy", database, store, policies, auditor, context, cancellationToken);
 
     private static async Task<Results<Ok<VersionsChangedResponse>, ValidationProblem, ProblemHttpResult>> ChangeAsync(
-        string path, IReadOnlyList<int>? versions, VersionChange change, string action, SecretStore store, PolicyStore policies, VaultAuditor auditor,
+        string path, IReadOnlyList<int>? versions, VersionChange change, string action, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor,
         HttpContext context, CancellationToken cancellationToken)
     {
         if (SecretPath.Problem(path) is { } pathProblem)
@@ -215,8 +221,12 @@ internal static partial class SecretsApi
         {
             return change == VersionChange.Delete ? Problems.NotFound("The secret") : Problems.Validation("versions", "versions is required.");
         }
-        var changed = await store.ChangeVersionsAsync(path, targets, change, cancellationToken);
-        await auditor.RecordAsync(context, action, path, null, AuditOutcome.Success, cancellationToken, "versions=" + string.Join(",", targets));
+        var changed = await database.InUnitOfWorkAsync(async () =>
+        {
+            var changed = await store.ChangeVersionsAsync(path, targets, change, cancellationToken);
+            await auditor.RecordAsync(context, action, path, null, AuditOutcome.Success, cancellationToken, "versions=" + string.Join(",", targets));
+            return changed;
+        }, cancellationToken);
         return TypedResults.Ok(new VersionsChangedResponse(changed));
     }
 
@@ -237,7 +247,7 @@ internal static partial class SecretsApi
     }
 
     private static async Task<Results<Ok<SecretMetadata>, ValidationProblem, ProblemHttpResult>> UpdateMetadataAsync(
-        string path, SecretMetadataRequest request, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
+        string path, SecretMetadataRequest request, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
         if (SecretPath.Problem(path) is { } pathProblem)
@@ -259,16 +269,24 @@ internal static partial class SecretsApi
             await auditor.RecordAsync(context, "secret.metadata_update", path, null, AuditOutcome.Denied, cancellationToken);
             return Denied(path);
         }
-        if (!await store.UpdateMetadataAsync(path, request.MaxVersions, rotateEvery, clear, cancellationToken))
+        var updated = await database.InUnitOfWorkAsync(async () =>
+        {
+            if (!await store.UpdateMetadataAsync(path, request.MaxVersions, rotateEvery, clear, cancellationToken))
+            {
+                return false;
+            }
+            await auditor.RecordAsync(context, "secret.metadata_update", path, null, AuditOutcome.Success, cancellationToken);
+            return true;
+        }, cancellationToken);
+        if (!updated)
         {
             return Problems.NotFound("The secret");
         }
-        await auditor.RecordAsync(context, "secret.metadata_update", path, null, AuditOutcome.Success, cancellationToken);
         return TypedResults.Ok((await store.MetadataAsync(path, cancellationToken))!);
     }
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> PurgeAsync(
-        string path, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
+        string path, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
     {
         if (SecretPath.Problem(path) is { } pathProblem)
         {
@@ -280,11 +298,19 @@ internal static partial class SecretsApi
             await auditor.RecordAsync(context, "secret.purge", path, null, AuditOutcome.Denied, cancellationToken);
             return Denied(path);
         }
-        if (!await store.PurgeAsync(path, cancellationToken))
+        var purged = await database.InUnitOfWorkAsync(async () =>
+        {
+            if (!await store.PurgeAsync(path, cancellationToken))
+            {
+                return false;
+            }
+            await auditor.RecordAsync(context, "secret.purge", path, null, AuditOutcome.Success, cancellationToken);
+            return true;
+        }, cancellationToken);
+        if (!purged)
         {
             return Problems.NotFound("The secret");
         }
-        await auditor.RecordAsync(context, "secret.purge", path, null, AuditOutcome.Success, cancellationToken);
         return TypedResults.NoContent();
     }
 

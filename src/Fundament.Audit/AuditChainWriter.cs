@@ -1,0 +1,37 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Fundament.Audit;
+
+/// <summary>
+/// Chains pending audit entries soon after they commit: woken by every local append and, for
+/// entries written by other replicas, every second. Several replicas may run it; they take turns on
+/// the chain head's lock. Queries and verification link on their own as well, so nobody reads a
+/// log missing what was committed.
+/// </summary>
+internal sealed partial class AuditChainWriter(AuditLog log, TimeProvider time, ILogger<AuditChainWriter> logger) : BackgroundService
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var appended = log.Pending.NextAsync();
+            try
+            {
+                await log.LinkAsync(stoppingToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                LogLinkFailed(logger, ex);
+            }
+            using var pause = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            await Task.WhenAny(appended, Task.Delay(PollInterval, time, pause.Token));
+            await pause.CancelAsync();
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Chaining pending audit entries failed; retrying")]
+    private static partial void LogLinkFailed(ILogger logger, Exception exception);
+}
