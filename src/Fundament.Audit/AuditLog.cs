@@ -138,6 +138,12 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
                         LogChainBroken(_logger, problem);
                         return 0;
                     }
+                    if (Interlocked.Read(ref _highWater) is var seen && head.Seq < seen)
+                    {
+                        // A valid but earlier head, restored over a deleted tail: extending it would bury the gap.
+                        LogChainBroken(_logger, $"the chain head records entry {head.Seq}, but this node chained up to entry {seen}");
+                        return 0;
+                    }
                     var last = await connection.QuerySingleOrDefaultAsync<(long Seq, string Hash)?>(new CommandDefinition(
                         "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1", transaction: transaction, cancellationToken: CancellationToken.None));
                     if ((last?.Seq ?? 0) != head.Seq || (last is { } l && l.Hash != head.Hash))

@@ -110,6 +110,88 @@ public abstract class AuditLogTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task DeletingTheNewestEntries_AndRewindingTheHead_FailsVerification_SayingWhere()
+    {
+        await factory.CreateUserAsync();
+        await factory.CreateUserAsync();
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+        await using var connection = await Database.OpenAsync(_ct);
+        var last = await connection.ExecuteScalarAsync<long>("SELECT MAX(seq) FROM audit_entries");
+        var keep = last - 2;
+        var tail = (await connection.QueryAsync("SELECT * FROM audit_entries WHERE seq > @keep", new { keep }))
+            .Select(r => ((IDictionary<string, object>)r).ToDictionary(kv => kv.Key, kv => kv.Value)).ToList();
+        var head = await connection.QuerySingleAsync<(long Seq, string Hash, string Mac)>("SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1");
+        var keptHash = await connection.ExecuteScalarAsync<string>("SELECT hash FROM audit_entries WHERE seq = @keep", new { keep });
+        await connection.ExecuteAsync("DELETE FROM audit_entries WHERE seq > @keep", new { keep });
+        await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @keep, head_hash = @keptHash WHERE id = 1", new { keep, keptHash });
+        try
+        {
+            var after = await VerifyAsync();
+            Assert.False(after["valid"]!.GetValue<bool>(), after.ToJsonString());
+            Assert.Equal(keep + 1, after["firstInvalidSeq"]!.GetValue<long>());
+            Assert.Contains("head", after["reason"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var columns in tail)
+            {
+                await connection.ExecuteAsync(
+                    $"INSERT INTO audit_entries ({string.Join(", ", columns.Keys)}) VALUES ({string.Join(", ", columns.Keys.Select(k => "@" + k))})",
+                    new DynamicParameters(columns));
+            }
+            await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @Seq, head_hash = @Hash, head_mac = @Mac WHERE id = 1", new { head.Seq, head.Hash, head.Mac });
+        }
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task RestoringAnEarlierValidHead_OverATruncatedTail_IsCaught()
+    {
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+        await using var connection = await Database.OpenAsync(_ct);
+        // An attacker who once copied the head row (MAC and all) waits for more entries, then cuts them off.
+        var old = await connection.QuerySingleAsync<(long Seq, string Hash, string Mac)>("SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1");
+        await factory.CreateUserAsync();
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+        var current = await connection.QuerySingleAsync<(long Seq, string Hash, string Mac)>("SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1");
+        var tail = (await connection.QueryAsync("SELECT * FROM audit_entries WHERE seq > @Seq", new { old.Seq }))
+            .Select(r => ((IDictionary<string, object>)r).ToDictionary(kv => kv.Key, kv => kv.Value)).ToList();
+        await connection.ExecuteAsync("DELETE FROM audit_entries WHERE seq > @Seq", new { old.Seq });
+        await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @Seq, head_hash = @Hash, head_mac = @Mac WHERE id = 1", new { old.Seq, old.Hash, old.Mac });
+        try
+        {
+            var after = await VerifyAsync();
+            Assert.False(after["valid"]!.GetValue<bool>(), after.ToJsonString());
+            Assert.Equal(old.Seq + 1, after["firstInvalidSeq"]!.GetValue<long>());
+        }
+        finally
+        {
+            foreach (var columns in tail)
+            {
+                await connection.ExecuteAsync(
+                    $"INSERT INTO audit_entries ({string.Join(", ", columns.Keys)}) VALUES ({string.Join(", ", columns.Keys.Select(k => "@" + k))})",
+                    new DynamicParameters(columns));
+            }
+            await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @Seq, head_hash = @Hash, head_mac = @Mac WHERE id = 1", new { current.Seq, current.Hash, current.Mac });
+        }
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task APendingEntryAlteredBeforeItIsChained_IsChainedAsTampered_NeverAsWritten()
+    {
+        await using var connection = await Database.OpenAsync(_ct);
+        var id = Guid.NewGuid().ToString("N");
+        await connection.ExecuteAsync(
+            "INSERT INTO audit_pending (id, at, actor, action, target, outcome, mac) VALUES (@id, 1, 'user:nobody', 'user.delete', 'user:admin', 'success', 'not-a-mac')", new { id });
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+        using var admin = await factory.AdminAsync();
+        var entries = (await (await admin.GetAsync($"/api/v1/audit?action=audit.tampered&target=audit_pending:{id}", _ct)).JsonAsync())["items"]!.AsArray();
+        Assert.Single(entries);
+        Assert.Empty((await (await admin.GetAsync("/api/v1/audit?actor=user:nobody", _ct)).JsonAsync())["items"]!.AsArray());
+    }
+
+    [Fact]
     public async Task NoSecretEverReachesTheLog()
     {
         var password = "Secret-Canary-Password-" + Guid.NewGuid().ToString("N")[..8];
