@@ -51,5 +51,9 @@ internal sealed class DeliveryMigrations : IMigrationSource
                 created_at BIGINT NOT NULL);
             CREATE INDEX ix_delivery_webhooks_owner ON delivery_webhooks (owner);
             """),
+        new(3, "webhook secret rotation with overlap", """
+            ALTER TABLE delivery_webhooks ADD COLUMN previous_secret {blob} NULL;
+            ALTER TABLE delivery_webhooks ADD COLUMN previous_until BIGINT NULL;
+            """),
     ];
 }

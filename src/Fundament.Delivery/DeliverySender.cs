@@ -13,11 +13,15 @@ using Microsoft.Extensions.Options;
 namespace Fundament.Delivery;
 
 /// <summary>
-/// Sends one delivery. Webhooks carry <c>X-Fundament-Event</c>, <c>X-Fundament-Delivery</c> (the
-/// same on every retry, for deduplication), <c>X-Fundament-Timestamp</c> and
-/// <c>X-Fundament-Signature: sha256=&lt;hex HMAC-SHA256 of the body&gt;</c>.
+/// Sends one delivery. Webhooks are signed the Standard Webhooks way (<see cref="WebhookSignatures"/>:
+/// <c>webhook-id</c>, the same on every retry, for deduplication; <c>webhook-timestamp</c>;
+/// <c>webhook-signature</c>, one signature per secret valid now, so a rotation overlaps) and also
+/// carry <c>X-Fundament-Event</c>, <c>X-Fundament-Delivery</c> and the older body-only
+/// <c>X-Fundament-Signature: sha256=&lt;hex HMAC-SHA256 of the body&gt;</c> (kept for receivers that
+/// have not moved yet; it covers neither the time nor the id, so it cannot stop a replay).
 /// </summary>
-internal sealed class DeliverySender(IHttpClientFactory clients, INotificationSender mail, TimeProvider time, IOptions<DeliveryOptions> options, IAuditLog audit)
+internal sealed class DeliverySender(
+    IHttpClientFactory clients, INotificationSender mail, WebhookStore webhooks, TimeProvider time, IOptions<DeliveryOptions> options, IAuditLog audit)
 {
     /// <summary>Webhook subscriptions: egress purpose <see cref="EgressPurpose.Webhooks"/>.</summary>
     public const string WebhookClientName = "fundament-delivery-webhooks";
@@ -29,6 +33,7 @@ internal sealed class DeliverySender(IHttpClientFactory clients, INotificationSe
     public static EgressPurpose PurposeOf(string? source) =>
         source?.StartsWith("webhook:", StringComparison.Ordinal) == true ? EgressPurpose.Webhooks : EgressPurpose.AlertChannels;
 
+    /// <summary>The older body-only signature, keyed with the secret's UTF-8 bytes as before.</summary>
     public static string Sign(string secret, byte[] body) =>
         "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body));
 
@@ -51,12 +56,21 @@ internal sealed class DeliverySender(IHttpClientFactory clients, INotificationSe
             request.Headers.UserAgent.ParseAdd("Fundament-Delivery/1");
             if (item.Kind == DeliveryKind.Webhook)
             {
+                var now = time.GetUtcNow();
+                var timestamp = now.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
                 request.Headers.Add("X-Fundament-Event", item.Event);
                 request.Headers.Add("X-Fundament-Delivery", item.Id);
-                request.Headers.Add("X-Fundament-Timestamp", time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture));
-                if (secret is not null)
+                request.Headers.Add("X-Fundament-Timestamp", timestamp);
+                request.Headers.Add(WebhookSignatures.IdHeader, item.Id);
+                request.Headers.Add(WebhookSignatures.TimestampHeader, timestamp);
+                // A subscription's secrets as they are now (a rotation may have happened since this was queued).
+                var secrets = (item.Source?.StartsWith("webhook:", StringComparison.Ordinal) == true
+                    ? await webhooks.SigningSecretsAsync(item.Source["webhook:".Length..], cancellationToken)
+                    : null) ?? (secret is null ? [] : [secret]);
+                if (secrets.Count > 0)
                 {
-                    request.Headers.Add("X-Fundament-Signature", Sign(secret, body));
+                    request.Headers.Add(WebhookSignatures.SignatureHeader, WebhookSignatures.Signature(secrets, item.Id, now, item.Payload));
+                    request.Headers.Add("X-Fundament-Signature", Sign(secrets[0], body));
                 }
             }
             using var timeout = new CancellationTokenSource(options.Value.Timeout, time);

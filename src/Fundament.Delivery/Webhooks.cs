@@ -29,6 +29,8 @@ internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryp
 
     private static byte[] Aad(string id) => Encoding.UTF8.GetBytes("fundament:webhook:secret:" + id);
 
+    private static byte[] PreviousAad(string id) => Encoding.UTF8.GetBytes("fundament:webhook:previous-secret:" + id);
+
     public async Task<WebhookResponse> CreateAsync(string owner, bool allOwners, string url, IReadOnlyList<string> events, string secret, CancellationToken cancellationToken)
     {
         var id = Guid.CreateVersion7().ToString();
@@ -50,6 +52,45 @@ internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryp
 
     public async Task<WebhookResponse?> GetAsync(string id, CancellationToken cancellationToken) =>
         (await ListRowsAsync("id = @id", new { id }, cancellationToken)).FirstOrDefault()?.ToResponse();
+
+    /// <summary>The secrets deliveries of this subscription are signed with now: the current one, and the previous one while its overlap lasts. Null when the subscription is gone.</summary>
+    public async Task<IReadOnlyList<string>?> SigningSecretsAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<(byte[] Secret, byte[]? Previous, long? PreviousUntil)?>(new CommandDefinition(
+            "SELECT secret, previous_secret, previous_until FROM delivery_webhooks WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+        if (row is not { } r)
+        {
+            return null;
+        }
+        var secrets = new List<string> { Encoding.UTF8.GetString(encryption.Decrypt(r.Secret, Aad(id))) };
+        if (r.Previous is { } previous && r.PreviousUntil is { } until && until > time.GetUtcNow().ToUnixTimeMilliseconds())
+        {
+            secrets.Add(Encoding.UTF8.GetString(encryption.Decrypt(previous, PreviousAad(id))));
+        }
+        return secrets;
+    }
+
+    /// <summary>Replaces the secret; the old one stays valid (deliveries carry both signatures) until <paramref name="overlap"/> has passed.</summary>
+    public async Task<DateTimeOffset?> RotateSecretAsync(string id, string secret, TimeSpan overlap, CancellationToken cancellationToken)
+    {
+        var until = time.GetUtcNow() + overlap;
+        return await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var current = await connection.QuerySingleOrDefaultAsync<byte[]>(new CommandDefinition(
+                database.Dialect.Expand("SELECT secret FROM delivery_webhooks WHERE id = @id{for_update}"), new { id }, transaction, cancellationToken: cancellationToken));
+            if (current is null)
+            {
+                return (DateTimeOffset?)null;
+            }
+            var previous = overlap > TimeSpan.Zero ? encryption.Encrypt(encryption.Decrypt(current, Aad(id)), PreviousAad(id)) : null;
+            await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE delivery_webhooks SET secret = @secret, previous_secret = @previous, previous_until = @until WHERE id = @id",
+                new { id, secret = encryption.Encrypt(Encoding.UTF8.GetBytes(secret), Aad(id)), previous, until = previous is null ? (long?)null : until.ToUnixTimeMilliseconds() },
+                transaction, cancellationToken: cancellationToken));
+            return previous is null ? time.GetUtcNow() : until;
+        }, cancellationToken);
+    }
 
     public async Task<bool> DeleteAsync(string id, CancellationToken cancellationToken)
     {
@@ -73,8 +114,12 @@ internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryp
         }
     }
 
-    public Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken) =>
-        EnvelopeColumn.RewrapAsync(database, current, "delivery_webhooks", ["id"], "secret", "1 = 1", cancellationToken);
+    public async Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)
+    {
+        var secrets = await EnvelopeColumn.RewrapAsync(database, current, "delivery_webhooks", ["id"], "secret", "1 = 1", cancellationToken);
+        var previous = await EnvelopeColumn.RewrapAsync(database, current, "delivery_webhooks", ["id"], "previous_secret", "previous_secret IS NOT NULL", cancellationToken);
+        return secrets.Plus(previous);
+    }
 
     private async Task<IReadOnlyList<WebhookRow>> ListRowsAsync(string where, object args, CancellationToken cancellationToken)
     {
@@ -101,6 +146,14 @@ internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryp
 public sealed record WebhookRequest(string? Url, IReadOnlyList<string>? Events, string? Secret, bool? AllOwners);
 
 public sealed record WebhookResponse(string Id, string Url, IReadOnlyList<string> Events, bool AllOwners, string Owner, DateTimeOffset CreatedAt);
+
+/// <summary>Body of <c>POST /api/v1/webhooks/{id}/rotate-secret</c>; both fields optional.</summary>
+/// <param name="Overlap">How long the old secret stays valid beside the new one, e.g. <c>24h</c> (default), <c>0s</c> to drop it at once; at most 7d.</param>
+/// <param name="Secret">The new secret, <c>whsec_&lt;base64&gt;</c>; generated when left out.</param>
+public sealed record WebhookRotateRequest(string? Overlap, string? Secret);
+
+/// <summary>The answer to a rotation: the new secret, shown this once, and until when the old one still signs.</summary>
+public sealed record WebhookSecretRotated(string Id, string Secret, DateTimeOffset PreviousValidUntil);
 
 /// <summary>The answer to a create: the secret is shown this once.</summary>
 public sealed record WebhookCreated(string Id, string Url, IReadOnlyList<string> Events, bool AllOwners, string Secret);
@@ -149,6 +202,8 @@ internal static class WebhooksApi
         group.MapGet("/{id}", GetAsync).WithName("GetWebhook");
         group.MapDelete("/{id}", DeleteAsync).WithName("DeleteWebhook");
         group.MapGet("/{id}/deliveries", DeliveriesAsync).WithName("ListWebhookDeliveries").WithSummary("The delivery log of one subscription, newest first.");
+        group.MapPost("/{id}/rotate-secret", RotateSecretAsync).WithName("RotateWebhookSecret")
+            .WithSummary("Replaces the signing secret (shown once); deliveries carry signatures with both secrets until the overlap (default 24h) ends.");
         return group;
     }
 
@@ -183,9 +238,9 @@ internal static class WebhooksApi
         {
             errors.Add("events", $"unknown event '{unknown}'; known: {string.Join(", ", WebhookEvents.All)}.");
         }
-        if (request.Secret is not null && request.Secret.Length is < 16 or > 200)
+        if (request.Secret is not null && WebhookSignatures.Problem(request.Secret) is { } secretProblem)
         {
-            errors.Add("secret", "secret must be 16-200 characters (or left out to have one generated).");
+            errors.Add("secret", secretProblem + " Leave it out to have one generated.");
         }
         var manager = await IsManagerAsync(context, authorization);
         if (request.AllOwners == true && !manager)
@@ -196,7 +251,7 @@ internal static class WebhooksApi
         {
             return errors.ToProblem();
         }
-        var secret = request.Secret ?? Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        var secret = request.Secret ?? WebhookSignatures.NewSecret();
         var owner = context.User.ActorId() ?? "anonymous";
         var created = await database.AuditedAsync(audit,
             () => store.CreateAsync(owner, request.AllOwners == true, request.Url!, request.Events!.Distinct(StringComparer.Ordinal).ToList(), secret, cancellationToken),
@@ -221,6 +276,40 @@ internal static class WebhooksApi
         await database.AuditedAsync(audit, () => store.DeleteAsync(id, cancellationToken),
             deleted => deleted ? new AuditEvent("webhook.delete", AuditOutcome.Success) { Target = $"webhook:{id}" }.From(context) : null, cancellationToken);
         return TypedResults.NoContent();
+    }
+
+    private static async Task<Results<Ok<WebhookSecretRotated>, ValidationProblem, ProblemHttpResult>> RotateSecretAsync(
+        string id, WebhookRotateRequest? request, HttpContext context, IDatabase database, WebhookStore store, IAuthorizationService authorization, IAuditLog audit,
+        CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var overlap = TimeSpan.FromHours(24);
+        if (request?.Overlap is { } text && (!Fundament.Hosting.Durations.TryParse(text, out overlap) || overlap > TimeSpan.FromDays(7)))
+        {
+            errors.Add("overlap", "overlap must be a duration from 0s to 7d.");
+        }
+        if (request?.Secret is { } chosen && WebhookSignatures.Problem(chosen) is { } secretProblem)
+        {
+            errors.Add("secret", secretProblem);
+        }
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        if (await VisibleAsync(id, context, store, authorization, cancellationToken) is null)
+        {
+            return Problems.NotFound("The webhook");
+        }
+        var secret = request?.Secret ?? WebhookSignatures.NewSecret();
+        var until = await database.AuditedAsync(audit, () => store.RotateSecretAsync(id, secret, overlap, cancellationToken),
+            until => until is null ? null : new AuditEvent("webhook.rotate_secret", AuditOutcome.Success)
+            {
+                Target = $"webhook:{id}",
+                Details = new Dictionary<string, string> { ["overlap"] = Fundament.Hosting.Durations.Format(overlap) },
+            }.From(context), cancellationToken);
+        return until is { } previousValidUntil
+            ? TypedResults.Ok(new WebhookSecretRotated(id, secret, previousValidUntil))
+            : Problems.NotFound("The webhook");
     }
 
     private static async Task<Results<Ok<IReadOnlyList<DeliveryResponse>>, ProblemHttpResult>> DeliveriesAsync(

@@ -59,4 +59,8 @@ public static class EnvelopeColumn
 }
 
 /// <summary>What a re-wrap did: envelopes moved to the current key, and envelopes that could not be unwrapped.</summary>
-public sealed record RewrapResult(int Rewrapped, int Failed);
+public sealed record RewrapResult(int Rewrapped, int Failed)
+{
+    /// <summary>Both results together (a holder with two encrypted columns).</summary>
+    public RewrapResult Plus(RewrapResult other) => new(Rewrapped + other.Rewrapped, Failed + other.Failed);
+}
