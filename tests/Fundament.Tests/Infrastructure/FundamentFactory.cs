@@ -51,6 +51,8 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        LogCanary.Register(AdminPassword);
+        LogCanary.Register(Api.UserPassword);
         builder.UseEnvironment("Production");
         builder.UseSetting("Fundament:DataDir", DataDir);
         builder.UseSetting("Fundament:Identity:BootstrapAdminPassword", AdminPassword);
@@ -70,10 +72,18 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         {
             builder.UseSetting(key, value);
         }
-        builder.ConfigureLogging(logging => logging.AddProvider(new CapturingLoggerProvider("Fundament.Gateway", GatewayLog)));
+        builder.ConfigureLogging(logging =>
+        {
+            logging.AddProvider(new CapturingLoggerProvider("Fundament.Gateway", GatewayLog));
+            // Every line at Debug and above is checked for credentials (LogCanary), whatever the
+            // configured levels of the other providers.
+            logging.AddProvider(new LogCanaryProvider());
+            logging.AddFilter<LogCanaryProvider>(null, LogLevel.Debug);
+        });
         builder.ConfigureTestServices(services =>
         {
             services.AddSingleton<TimeProvider>(Time);
+            services.AddSingleton<IStartupFilter, SecretHarvester>();
             if (CaptureNotifications)
             {
                 services.AddSingleton<INotificationSender>(Notifications);
