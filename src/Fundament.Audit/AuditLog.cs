@@ -22,7 +22,12 @@ namespace Fundament.Audit;
 internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
 {
     private const int LinkBatch = 500;
-    private static readonly byte[] ChainKeyContext = Encoding.ASCII.GetBytes("fundament:audit:chain-key");
+    // The chain key's envelope is bound to one of these. A key sealed under the second belongs to a
+    // chain whose head has carried a MAC ever since; only a key still sealed under the first (a chain
+    // from before head MACs) lets a head without one be signed as it stands, once. Without the master
+    // key nobody can turn the second back into the first.
+    private static readonly byte[] LegacyChainKeyContext = Encoding.ASCII.GetBytes("fundament:audit:chain-key");
+    private static readonly byte[] ChainKeyContext = Encoding.ASCII.GetBytes("fundament:audit:chain-key:signed-head");
 
     private readonly IDatabase _database;
     private readonly EnvelopeEncryption _encryption;
@@ -67,16 +72,35 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
                     new { genesis = AuditChain.Genesis, key = sealedKey, mac = AuditChain.HeadMac(key, 0, AuditChain.Genesis) }, cancellationToken: cancellationToken));
             }
         }
-        var chainKey = await ChainKeyAsync(cancellationToken);
-        await using var upgrade = await _database.OpenAsync(cancellationToken);
-        var head = await upgrade.QuerySingleAsync<(long Seq, string Hash, string? Mac)>(new CommandDefinition(
-            "SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1", cancellationToken: cancellationToken));
-        if (head.Mac is null)
+        await _database.InTransactionAsync(async (connection, transaction) =>
         {
-            // A chain from before heads carried a MAC: the head is trusted as it stands at this upgrade.
-            await upgrade.ExecuteAsync(new CommandDefinition(
-                "UPDATE audit_chain SET head_mac = @mac WHERE id = 1 AND head_mac IS NULL",
-                new { mac = AuditChain.HeadMac(chainKey, head.Seq, head.Hash) }, cancellationToken: cancellationToken));
+            var row = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac, byte[] Key)>(new CommandDefinition(
+                _database.Dialect.Expand("SELECT head_seq, head_hash, head_mac, chain_key FROM audit_chain WHERE id = 1{for_update}"), transaction: transaction, cancellationToken: cancellationToken));
+            if (TryOpen(row.Key, ChainKeyContext) is not null)
+            {
+                // A signed chain: a head without a MAC is a rewrite, which verification reports; it is not signed here.
+                return 0;
+            }
+            // A chain from before heads carried a MAC: the head is trusted as it stands at this
+            // upgrade, signed, and the key resealed so that this can never happen again.
+            var key = _encryption.Decrypt(row.Key, LegacyChainKeyContext);
+            await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE audit_chain SET head_mac = @mac, chain_key = @sealedKey WHERE id = 1",
+                new { mac = row.Mac ?? AuditChain.HeadMac(key, row.Seq, row.Hash), sealedKey = _encryption.Encrypt(key, ChainKeyContext) }, transaction, cancellationToken: cancellationToken));
+            return 1;
+        }, cancellationToken);
+        _chainKey = null;
+    }
+
+    private byte[]? TryOpen(byte[] sealedKey, byte[] context)
+    {
+        try
+        {
+            return _encryption.Decrypt(sealedKey, context);
+        }
+        catch (CryptographicException)
+        {
+            return null;
         }
     }
 
@@ -128,7 +152,7 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
             var total = 0;
             while (true)
             {
-                var linked = await _database.InTransactionAsync(async (connection, transaction) =>
+                var (linked, linkedTo) = await _database.InTransactionAsync(async (connection, transaction) =>
                 {
                     var head = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac)>(new CommandDefinition(
                         _database.Dialect.Expand("SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1{for_update}"),
@@ -136,27 +160,27 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
                     if (HeadProblem(key, head.Seq, head.Hash, head.Mac) is { } problem)
                     {
                         LogChainBroken(_logger, problem);
-                        return 0;
+                        return (0, 0L);
                     }
                     if (Interlocked.Read(ref _highWater) is var seen && head.Seq < seen)
                     {
                         // A valid but earlier head, restored over a deleted tail: extending it would bury the gap.
                         LogChainBroken(_logger, $"the chain head records entry {head.Seq}, but this node chained up to entry {seen}");
-                        return 0;
+                        return (0, 0L);
                     }
                     var last = await connection.QuerySingleOrDefaultAsync<(long Seq, string Hash)?>(new CommandDefinition(
                         "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1", transaction: transaction, cancellationToken: CancellationToken.None));
                     if ((last?.Seq ?? 0) != head.Seq || (last is { } l && l.Hash != head.Hash))
                     {
                         LogChainBroken(_logger, $"the chain's last entry is {last?.Seq ?? 0} but its head records {head.Seq}");
-                        return 0;
+                        return (0, 0L);
                     }
                     var rows = (await connection.QueryAsync<PendingRow>(new CommandDefinition(
                         "SELECT id, at, actor, actor_name AS ActorName, action, target, outcome, source_ip AS SourceIp, details, mac FROM audit_pending ORDER BY at, id LIMIT @batch",
                         new { batch = LinkBatch }, transaction, cancellationToken: CancellationToken.None))).ToList();
                     if (rows.Count == 0)
                     {
-                        return 0;
+                        return (0, 0L);
                     }
                     var seq = head.Seq;
                     var hash = head.Hash;
@@ -189,9 +213,10 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
                     await connection.ExecuteAsync(new CommandDefinition(
                         "UPDATE audit_chain SET head_seq = @seq, head_hash = @hash, head_mac = @mac WHERE id = 1",
                         new { seq, hash, mac = AuditChain.HeadMac(key, seq, hash) }, transaction, cancellationToken: CancellationToken.None));
-                    InterlockedMax(ref _highWater, seq);
-                    return rows.Count;
+                    return (rows.Count, seq);
                 }, CancellationToken.None);
+                // Only once committed: a failed commit must not leave this node refusing a head it never moved.
+                InterlockedMax(ref _highWater, linkedTo);
                 total += linked;
                 if (linked < LinkBatch)
                 {
@@ -319,8 +344,12 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
     {
         await LinkAsync(cancellationToken);
         var key = await ChainKeyAsync(cancellationToken);
+        // Read before the snapshot: whatever this node chained up to now is committed, so the snapshot holds it.
+        var seen = Interlocked.Read(ref _highWater);
         await using var connection = await _database.OpenAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        // One snapshot for the head and the entries, so a linker committing meanwhile cannot make them disagree.
+        await using var transaction = await connection.BeginTransactionAsync(
+            _database.Dialect == SqlDialect.Postgres ? System.Data.IsolationLevel.RepeatableRead : System.Data.IsolationLevel.Serializable, cancellationToken);
         var head = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac)>(new CommandDefinition(
             "SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));
         var expectedSeq = 1L;
@@ -357,7 +386,7 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
                 entries < head.Seq ? $"entries {entries + 1} to {head.Seq} are missing: the chain ends at entry {entries} but its head records entry {head.Seq}"
                     : $"the chain ends at entry {entries} but its head records entry {head.Seq}");
         }
-        if (Interlocked.Read(ref _highWater) is var seen && seen > entries)
+        if (seen > entries)
         {
             return AuditVerification.Invalid(entries, entries + 1, $"entries {entries + 1} to {seen} are missing: this node chained them, and the head was rewound to a state recorded earlier");
         }
@@ -380,7 +409,8 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         await using var connection = await _database.OpenAsync(cancellationToken);
         var sealedKey = await connection.ExecuteScalarAsync<byte[]>(new CommandDefinition("SELECT chain_key FROM audit_chain WHERE id = 1", cancellationToken: cancellationToken))
             ?? throw new InvalidOperationException("The audit chain has not been initialized.");
-        return _chainKey = _encryption.Decrypt(sealedKey, ChainKeyContext);
+        // A legacy key (before head MACs) opens only until RunAsync reseals it at startup.
+        return _chainKey = TryOpen(sealedKey, ChainKeyContext) ?? _encryption.Decrypt(sealedKey, LegacyChainKeyContext);
     }
 }
 

@@ -178,6 +178,44 @@ public abstract class AuditLogTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task ARewoundHeadStrippedOfItsMac_IsNotSignedAgainAtStartup()
+    {
+        await factory.CreateUserAsync();
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+        await using var connection = await Database.OpenAsync(_ct);
+        var current = await connection.QuerySingleAsync<(long Seq, string Hash, string Mac)>("SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1");
+        var keep = current.Seq - 1;
+        var tail = (await connection.QueryAsync("SELECT * FROM audit_entries WHERE seq > @keep", new { keep }))
+            .Select(r => ((IDictionary<string, object>)r).ToDictionary(kv => kv.Key, kv => kv.Value)).ToList();
+        var keptHash = await connection.ExecuteScalarAsync<string>("SELECT hash FROM audit_entries WHERE seq = @keep", new { keep });
+        // Cut the tail, rewind the head and drop its MAC, as if the chain predated head MACs; then restart.
+        await connection.ExecuteAsync("DELETE FROM audit_entries WHERE seq > @keep", new { keep });
+        await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @keep, head_hash = @keptHash, head_mac = NULL WHERE id = 1", new { keep, keptHash });
+        try
+        {
+            foreach (var task in factory.Services.GetServices<Fundament.Hosting.IStartupTask>().Where(t => t.GetType().Name == "AuditLog"))
+            {
+                await task.RunAsync(_ct);
+            }
+            Assert.Null(await connection.ExecuteScalarAsync<string?>("SELECT head_mac FROM audit_chain WHERE id = 1"));
+            var after = await VerifyAsync();
+            Assert.False(after["valid"]!.GetValue<bool>(), after.ToJsonString());
+            Assert.Contains("MAC", after["reason"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var columns in tail)
+            {
+                await connection.ExecuteAsync(
+                    $"INSERT INTO audit_entries ({string.Join(", ", columns.Keys)}) VALUES ({string.Join(", ", columns.Keys.Select(k => "@" + k))})",
+                    new DynamicParameters(columns));
+            }
+            await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @Seq, head_hash = @Hash, head_mac = @Mac WHERE id = 1", new { current.Seq, current.Hash, current.Mac });
+        }
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public async Task APendingEntryAlteredBeforeItIsChained_IsChainedAsTampered_NeverAsWritten()
     {
         await using var connection = await Database.OpenAsync(_ct);
