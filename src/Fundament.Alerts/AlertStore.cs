@@ -47,6 +47,15 @@ internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encrypti
             cancellationToken: cancellationToken))).ToList();
     }
 
+    /// <summary>One page of rules by id, after <paramref name="after"/>; at most <paramref name="take"/>.</summary>
+    public async Task<IReadOnlyList<RuleRow>> RulesAsync(string? after, int take, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<RuleRow>(new CommandDefinition(
+            "SELECT id, kind, name, enabled, for_ms AS ForMs, severity, service, builtin, updated_at AS UpdatedAt FROM alert_rules WHERE (@after IS NULL OR id > @after) ORDER BY id LIMIT @take",
+            new { after, take }, cancellationToken: cancellationToken))).ToList();
+    }
+
     public async Task<RuleRow> CreateRuleAsync(string kind, string name, bool enabled, TimeSpan forDuration, string severity, string? service, CancellationToken cancellationToken)
     {
         var id = Guid.CreateVersion7().ToString();
@@ -101,6 +110,15 @@ internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encrypti
         await using var connection = await database.OpenAsync(cancellationToken);
         return (await connection.QueryAsync<ChannelRow>(new CommandDefinition(
             "SELECT id, name, kind, target, secret, enabled, created_at AS CreatedAt FROM alert_channels ORDER BY name", cancellationToken: cancellationToken))).ToList();
+    }
+
+    /// <summary>One page of channels by name, after <paramref name="after"/>; at most <paramref name="take"/>.</summary>
+    public async Task<IReadOnlyList<ChannelRow>> ChannelsAsync(string? after, int take, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<ChannelRow>(new CommandDefinition(
+            "SELECT id, name, kind, target, secret, enabled, created_at AS CreatedAt FROM alert_channels WHERE (@after IS NULL OR name > @after) ORDER BY name LIMIT @take",
+            new { after, take }, cancellationToken: cancellationToken))).ToList();
     }
 
     public string? SecretOf(ChannelRow channel) =>

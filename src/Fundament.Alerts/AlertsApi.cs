@@ -19,12 +19,14 @@ internal static partial class AlertsApi
     {
         var group = endpoints.MapGroup("/api/v1/alerts").WithTags("Alerts");
         group.MapGet("", ListAsync).RequireAuthorization(AlertPermissions.Read).WithName("ListAlerts").WithSummary("Alerts, newest first; state=pending|firing|resolved.");
-        group.MapGet("/rules", RulesAsync).RequireAuthorization(AlertPermissions.Read).WithName("ListAlertRules");
+        group.MapGet("/rules", RulesAsync).RequireAuthorization(AlertPermissions.Read).WithName("ListAlertRules")
+            .WithSummary("Rules, built-in and custom, by id, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapPost("/rules", CreateRuleAsync).RequireAuthorization(AlertPermissions.Write).WithName("CreateAlertRule");
         group.MapPut("/rules/{id}", UpdateRuleAsync).RequireAuthorization(AlertPermissions.Write).WithName("UpdateAlertRule")
             .WithSummary("Adjusts a rule (built-in ones too): enabled, for, severity, name, service.");
         group.MapDelete("/rules/{id}", DeleteRuleAsync).RequireAuthorization(AlertPermissions.Write).WithName("DeleteAlertRule");
-        group.MapGet("/channels", ChannelsAsync).RequireAuthorization(AlertPermissions.Read).WithName("ListAlertChannels");
+        group.MapGet("/channels", ChannelsAsync).RequireAuthorization(AlertPermissions.Read).WithName("ListAlertChannels")
+            .WithSummary("Channels by name, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapPost("/channels", CreateChannelAsync).RequireAuthorization(AlertPermissions.Write).WithName("CreateAlertChannel")
             .WithSummary("Adds a webhook (HMAC-signed), Slack or email channel; a webhook's secret is shown only in this answer.");
         group.MapDelete("/channels/{id}", DeleteChannelAsync).RequireAuthorization(AlertPermissions.Write).WithName("DeleteAlertChannel");
@@ -49,8 +51,18 @@ internal static partial class AlertsApi
         return TypedResults.Ok<IReadOnlyList<AlertResponse>>((await store.AlertsAsync(state, limit ?? 100, cancellationToken)).Select(a => a.ToResponse()).ToList());
     }
 
-    private static async Task<Ok<IReadOnlyList<AlertRuleResponse>>> RulesAsync(AlertStore store, CancellationToken cancellationToken) =>
-        TypedResults.Ok<IReadOnlyList<AlertRuleResponse>>((await store.RulesAsync(cancellationToken)).Select(r => r.ToResponse()).ToList());
+    private static async Task<Results<Ok<IReadOnlyList<AlertRuleResponse>>, ValidationProblem>> RulesAsync(
+        int? limit, string? after, AlertStore store, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var rows = await store.RulesAsync(after, Paging.Take(size), cancellationToken);
+        return TypedResults.Ok<IReadOnlyList<AlertRuleResponse>>(Paging.Page(context, rows, size, r => r.Id).Select(r => r.ToResponse()).ToList());
+    }
 
     private static async Task<Results<Created<AlertRuleResponse>, ValidationProblem>> CreateRuleAsync(
         AlertRuleRequest request, IDatabase database, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
@@ -104,8 +116,18 @@ internal static partial class AlertsApi
         return TypedResults.NoContent();
     }
 
-    private static async Task<Ok<IReadOnlyList<AlertChannelResponse>>> ChannelsAsync(AlertStore store, CancellationToken cancellationToken) =>
-        TypedResults.Ok<IReadOnlyList<AlertChannelResponse>>((await store.ChannelsAsync(cancellationToken)).Select(c => c.ToResponse()).ToList());
+    private static async Task<Results<Ok<IReadOnlyList<AlertChannelResponse>>, ValidationProblem>> ChannelsAsync(
+        int? limit, string? after, AlertStore store, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var rows = await store.ChannelsAsync(after, Paging.Take(size), cancellationToken);
+        return TypedResults.Ok<IReadOnlyList<AlertChannelResponse>>(Paging.Page(context, rows, size, c => c.Name).Select(c => c.ToResponse()).ToList());
+    }
 
     private static async Task<Results<Created<CreatedChannelResponse>, ValidationProblem, ProblemHttpResult>> CreateChannelAsync(
         AlertChannelRequest request, IDatabase database, AlertStore store, EgressGuard egress, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)

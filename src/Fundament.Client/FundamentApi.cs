@@ -82,11 +82,42 @@ internal sealed class FundamentApi : IDisposable
     {
         using var deadline = Deadline(index is null ? CallTimeout : wait + CallTimeout, cancellationToken);
         cancellationToken = deadline.Token;
-        var url = $"/api/v1/registry/services/{Uri.EscapeDataString(service)}/instances?healthy=true{Watch(index, wait)}";
+        var url = $"/api/v1/registry/services/{Uri.EscapeDataString(service)}/instances?healthy=true&limit={MaxPage}{Watch(index, wait)}";
         using var response = await _http.GetAsync(url, cancellationToken).ConfigureAwait(false);
         await EnsureAsync(response, $"discover '{service}'", cancellationToken).ConfigureAwait(false);
         var index2 = response.Headers.TryGetValues(IndexHeader, out var values) && long.TryParse(values.FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var i) ? i : 0;
-        return (index2, await response.Content.ReadFromJsonAsync<List<InstanceAnswer>>(cancellationToken).ConfigureAwait(false) ?? []);
+        var instances = await response.Content.ReadFromJsonAsync<List<InstanceAnswer>>(cancellationToken).ConfigureAwait(false) ?? [];
+        // More instances than a page: the rest at once, through the server's next links (which do not wait).
+        for (var next = NextLink(response); next is not null;)
+        {
+            using var page = await _http.GetAsync(next, cancellationToken).ConfigureAwait(false);
+            await EnsureAsync(page, $"discover '{service}'", cancellationToken).ConfigureAwait(false);
+            instances.AddRange(await page.Content.ReadFromJsonAsync<List<InstanceAnswer>>(cancellationToken).ConfigureAwait(false) ?? []);
+            next = NextLink(page);
+        }
+        return (index2, instances);
+    }
+
+    /// <summary>The largest page the server's lists give.</summary>
+    private const int MaxPage = 500;
+
+    /// <summary>The relative URL of <c>Link: &lt;…&gt;; rel="next"</c>, or null on the last page.</summary>
+    private static string? NextLink(HttpResponseMessage response)
+    {
+        if (!response.Headers.TryGetValues("Link", out var links))
+        {
+            return null;
+        }
+        foreach (var link in links.SelectMany(l => l.Split(',')))
+        {
+            var open = link.IndexOf('<', StringComparison.Ordinal);
+            var close = link.IndexOf('>', StringComparison.Ordinal);
+            if (open >= 0 && close > open && link[(close + 1)..].Contains("rel=\"next\"", StringComparison.Ordinal))
+            {
+                return link[(open + 1)..close].Trim();
+            }
+        }
+        return null;
     }
 
     private static CancellationTokenSource Deadline(TimeSpan after, CancellationToken cancellationToken)

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Text.Json;
 using Dapper;
+using Fundament.Http;
 using Fundament.Storage;
 using Fundament.Watch;
 using Microsoft.Extensions.Options;
@@ -63,19 +64,32 @@ internal sealed class ConfigStore(IDatabase database, TimeProvider time, IOption
     public async Task<ConfigHistoryEntry?> HistoryVersionAsync(string service, string environment, string key, int version, CancellationToken cancellationToken) =>
         (await HistoryAsync(service, environment, key, cancellationToken)).FirstOrDefault(h => h.Version == version);
 
-    public async Task<IReadOnlyList<ConfigHistoryEntry>> HistoryAsync(string service, string environment, string key, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<ConfigHistoryEntry>> HistoryAsync(string service, string environment, string key, CancellationToken cancellationToken) =>
+        HistoryAsync(service, environment, key, null, null, cancellationToken);
+
+    /// <summary>
+    /// The key's versions, newest first: those before version <paramref name="before"/>, at most
+    /// <paramref name="take"/> (all for null).
+    /// </summary>
+    public async Task<IReadOnlyList<ConfigHistoryEntry>> HistoryAsync(string service, string environment, string key, long? before, int? take, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<HistoryRow>(new CommandDefinition("""
+        var rows = await connection.QueryAsync<HistoryRow>(new CommandDefinition($"""
             SELECT version, value, change, change_index AS ChangeIndex, changed_at AS ChangedAt, changed_by AS ChangedBy
-            FROM config_history WHERE service = @service AND environment = @environment AND key = @key ORDER BY version DESC
-            """, new { service, environment, key }, cancellationToken: cancellationToken));
+            FROM config_history WHERE service = @service AND environment = @environment AND key = @key AND (@before IS NULL OR version < @before)
+            ORDER BY version DESC{(take is null ? "" : " LIMIT @take")}
+            """, new { service, environment, key, before, take }, cancellationToken: cancellationToken));
         return rows.Select(r => new ConfigHistoryEntry((int)r.Version, r.Value is null ? null : Parse(r.Value), r.Change, r.ChangeIndex,
             DateTimeOffset.FromUnixTimeMilliseconds(r.ChangedAt), r.ChangedBy)).ToList();
     }
 
-    public async Task<IReadOnlyList<ConfigEntryResponse>> ListAsync(string? service, string? environment, string? prefix, CancellationToken cancellationToken)
+    /// <summary>
+    /// One page of entries by (service, environment, key), after the cursor of <see cref="EntryCursor"/>;
+    /// at most <paramref name="take"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<ConfigEntryResponse>> ListAsync(string? service, string? environment, string? prefix, string? after, int take, CancellationToken cancellationToken)
     {
+        var cursor = after is null ? null : Paging.Split(after, 3);
         await using var connection = await database.OpenAsync(cancellationToken);
 
         var rows = await connection.QueryAsync<EntryRow>(new CommandDefinition("""
@@ -83,10 +97,15 @@ internal sealed class ConfigStore(IDatabase database, TimeProvider time, IOption
             FROM config_entries
             WHERE (@service IS NULL OR service = @service) AND (@environment IS NULL OR environment = @environment)
               AND (@prefix IS NULL OR substr(key, 1, @length) = @prefix)
-            ORDER BY service, environment, key LIMIT 10000
-            """, new { service, environment, prefix, length = prefix?.Length ?? 0 }, cancellationToken: cancellationToken));
+              AND (@afterService IS NULL OR (service, environment, key) > (@afterService, @afterEnvironment, @afterKey))
+            ORDER BY service, environment, key LIMIT @take
+            """, new { service, environment, prefix, length = prefix?.Length ?? 0, afterService = cursor?[0], afterEnvironment = cursor?[1], afterKey = cursor?[2], take },
+            cancellationToken: cancellationToken));
         return rows.Select(r => r.ToResponse()).ToList();
     }
+
+    /// <summary>The paging cursor of an entry: service, environment and key (never a space in any of them).</summary>
+    public static string EntryCursor(ConfigEntryResponse entry) => Paging.Compose(entry.Service, entry.Environment, entry.Key);
 
     /// <summary>The overlay for one service in one environment, and the index it reflects.</summary>
     public async Task<ResolvedConfig> ResolveAsync(string service, string environment, CancellationToken cancellationToken)
@@ -122,11 +141,15 @@ internal sealed class ConfigStore(IDatabase database, TimeProvider time, IOption
             """, new { keyPrefix, schemaJson, now = time.GetUtcNow().ToUnixTimeMilliseconds(), actor }, cancellationToken: cancellationToken));
     }
 
-    public async Task<IReadOnlyList<ConfigSchemaResponse>> ListSchemasAsync(CancellationToken cancellationToken)
+    public Task<IReadOnlyList<ConfigSchemaResponse>> ListSchemasAsync(CancellationToken cancellationToken) => ListSchemasAsync(null, null, cancellationToken);
+
+    /// <summary>Schemas by key prefix, after <paramref name="after"/>; at most <paramref name="take"/> (all for null).</summary>
+    public async Task<IReadOnlyList<ConfigSchemaResponse>> ListSchemasAsync(string? after, int? take, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<(string KeyPrefix, string Schema, long UpdatedAt, string UpdatedBy)>(new CommandDefinition(
-            "SELECT key_prefix, schema, updated_at, updated_by FROM config_schemas ORDER BY key_prefix", cancellationToken: cancellationToken));
+            $"SELECT key_prefix, schema, updated_at, updated_by FROM config_schemas WHERE (@after IS NULL OR key_prefix > @after) ORDER BY key_prefix{(take is null ? "" : " LIMIT @take")}",
+            new { after, take }, cancellationToken: cancellationToken));
         return rows.Select(r => new ConfigSchemaResponse(r.KeyPrefix, Parse(r.Schema), DateTimeOffset.FromUnixTimeMilliseconds(r.UpdatedAt), r.UpdatedBy)).ToList();
     }
 

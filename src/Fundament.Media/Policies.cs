@@ -24,6 +24,25 @@ internal sealed class PolicyStore(IDatabase database, TimeProvider time)
             .Select(r => r.ToResponse()).ToList();
     }
 
+    /// <summary>
+    /// One page of policies by name (then id, which makes the key unique), after the cursor
+    /// <c>"&lt;id&gt; &lt;name&gt;"</c> of <see cref="Cursor"/>; at most <paramref name="take"/> rows.
+    /// </summary>
+    public async Task<IReadOnlyList<PolicyResponse>> PageAsync(string? after, int take, CancellationToken cancellationToken)
+    {
+        var cursor = after is null ? null : Paging.Split(after, 2);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<PolicyRow>(new CommandDefinition($"""
+            SELECT {Columns} FROM media_policies
+            WHERE (@afterName IS NULL OR (name, id) > (@afterName, @afterId))
+            ORDER BY name, id LIMIT @take
+            """, new { afterId = cursor?[0], afterName = cursor?[1], take }, cancellationToken: cancellationToken)))
+            .Select(r => r.ToResponse()).ToList();
+    }
+
+    /// <summary>The paging cursor of <paramref name="policy"/>: its id, then its name (which may hold spaces).</summary>
+    public static string Cursor(PolicyResponse policy) => Paging.Compose(policy.Id, policy.Name);
+
     public async Task<PolicyResponse?> GetAsync(string id, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
@@ -208,13 +227,26 @@ internal static class PoliciesApi
     public static RouteGroupBuilder MapPoliciesApi(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/media/policies").WithTags("Media policies").RequireAuthorization(MediaPermissions.Admin);
-        group.MapGet("", (PolicyStore store, CancellationToken ct) => store.ListAsync(ct)).WithName("ListMediaPolicies").WithSummary("Lifecycle policies.");
+        group.MapGet("", ListAsync).WithName("ListMediaPolicies")
+            .WithSummary("Lifecycle policies by name, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapPost("", CreateAsync).WithName("CreateMediaPolicy").WithSummary("Adds a policy: by type and tag, archive after N days and/or trash after M days.");
         group.MapPost("/run", RunAsync).WithName("RunMediaPolicies").WithSummary("Applies the policies now; with dryRun=true (default) only lists what they would do.");
         group.MapGet("/{id}", GetAsync).WithName("GetMediaPolicy");
         group.MapPut("/{id}", UpdateAsync).WithName("UpdateMediaPolicy");
         group.MapDelete("/{id}", DeleteAsync).WithName("DeleteMediaPolicy");
         return group;
+    }
+
+    private static async Task<Results<Ok<IReadOnlyList<PolicyResponse>>, ValidationProblem>> ListAsync(
+        int? limit, string? after, PolicyStore store, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        return TypedResults.Ok(Paging.Page(context, await store.PageAsync(after, Paging.Take(size), cancellationToken), size, PolicyStore.Cursor));
     }
 
     private static ValidationProblem? Validate(PolicyRequest request)

@@ -1,4 +1,5 @@
 using Fundament.Audit;
+using Fundament.Http;
 using Fundament.Keys;
 using Fundament.Vault.Policies;
 using Fundament.Vault.Secrets;
@@ -15,14 +16,41 @@ internal static class VaultAdminApi
     {
         var group = endpoints.MapGroup("/api/v1/vault").WithTags("Vault").RequireAuthorization(VaultPermissions.Admin);
         group.MapGet("/rotation-due", RotationDueAsync).WithName("SecretsDueForRotation")
-            .WithSummary("Secrets whose current version is older than their rotateEvery.");
+            .WithSummary("Secrets whose current version is older than their rotateEvery, most overdue first (then by path). A page at a time: limit (1-500, default 100) "
+                + "and after (the cursor in the Link rel=next header).");
         group.MapPost("/rotate-master-key", RotateMasterKeyAsync).WithName("RotateMasterKey")
             .WithSummary("Re-wraps every data key under the current master key (configure the new key as Fundament:MasterKey and the old one in Fundament:PreviousMasterKeys first).");
         return group;
     }
 
-    private static async Task<Ok<IReadOnlyList<RotationDue>>> RotationDueAsync(SecretStore store, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await store.RotationDueAsync(cancellationToken));
+    private static async Task<Results<Ok<IReadOnlyList<RotationDue>>, ValidationProblem>> RotationDueAsync(
+        int? limit, string? after, SecretStore store, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        // The cursor is "<due, Unix ms> <path>".
+        long? afterDue = null;
+        string? afterPath = null;
+        if (after is not null && !errors.Any)
+        {
+            var parts = Paging.Split(after, 2);
+            if (long.TryParse(parts[0], System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var due))
+            {
+                (afterDue, afterPath) = (due, parts[1]);
+            }
+            else
+            {
+                errors.Add(Paging.AfterParameter, "after must be a cursor from this list's Link header.");
+            }
+        }
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var rows = await store.RotationDueAsync(afterDue, afterPath, Paging.Take(size), cancellationToken);
+        return TypedResults.Ok(Paging.Page(context, rows, size,
+            d => Paging.Compose(d.DueAt.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture), d.Path)));
+    }
 
     private static async Task<Ok<MasterKeyRotationResponse>> RotateMasterKeyAsync(
         IEnumerable<IEnvelopeHolder> holders, EnvelopeEncryption encryption, MasterKeyRing ring, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)

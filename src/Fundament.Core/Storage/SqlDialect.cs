@@ -34,6 +34,12 @@ public abstract class SqlDialect
     /// </summary>
     public abstract string InList(string column, string parameter);
 
+    /// <summary>
+    /// "The JSON array of strings in <paramref name="column"/> (stored as text) holds the value of
+    /// parameter <paramref name="parameter"/>": a filter the database applies, so paging stays in SQL.
+    /// </summary>
+    public abstract string JsonArrayContains(string column, string parameter);
+
     public string Expand(string sql) => sql
         .Replace("{blob}", Blob, StringComparison.Ordinal)
         .Replace("{bool}", Bool, StringComparison.Ordinal)
@@ -56,6 +62,9 @@ public abstract class SqlDialect
 
         public override string InList(string column, string parameter) => $"{column} IN @{parameter}";
 
+        public override string JsonArrayContains(string column, string parameter) =>
+            $"EXISTS (SELECT 1 FROM json_each({column}) AS j WHERE j.value = @{parameter})";
+
         // SQLITE_CONSTRAINT_UNIQUE (2067) and SQLITE_CONSTRAINT_PRIMARYKEY (1555).
         public override bool IsUniqueViolation(Exception exception) =>
             exception is SqliteException { SqliteErrorCode: 19, SqliteExtendedErrorCode: 2067 or 1555 };
@@ -72,6 +81,9 @@ public abstract class SqlDialect
         public override string SkipLocked => " FOR UPDATE SKIP LOCKED";
 
         public override string InList(string column, string parameter) => $"{column} = ANY(@{parameter})";
+
+        public override string JsonArrayContains(string column, string parameter) =>
+            $"EXISTS (SELECT 1 FROM jsonb_array_elements_text(CAST({column} AS jsonb)) AS j(value) WHERE j.value = @{parameter})";
 
         public override bool IsUniqueViolation(Exception exception) =>
             exception is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };

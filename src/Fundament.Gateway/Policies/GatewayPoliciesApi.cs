@@ -18,7 +18,8 @@ internal static class GatewayPoliciesApi
     {
         var group = endpoints.MapGroup("/api/v1/gateway/policies").WithTags("Gateway");
         group.MapGet("", ListAsync).RequireAuthorization(GatewayPermissions.Read).WithName("ListGatewayPolicies")
-            .WithSummary("Rate-limit and CORS policies routes may name: the read-only seeds from configuration and those stored through this API.");
+            .WithSummary("Rate-limit and CORS policies routes may name: first the read-only seeds from configuration, then those stored through this API, each part by kind "
+                + "and name. A page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapGet("/{kind}/{name}", GetAsync).RequireAuthorization(GatewayPermissions.Read).WithName("GetGatewayPolicy");
         group.MapPut("/rate-limit/{name}", PutRateLimitAsync).RequireAuthorization(GatewayPermissions.Write).WithName("PutRateLimitPolicy")
             .WithSummary("Creates or replaces a rate-limit policy; every gateway applies it within a second.");
@@ -29,15 +30,53 @@ internal static class GatewayPoliciesApi
         return group;
     }
 
-    private static async Task<Ok<IReadOnlyList<GatewayPolicyResponse>>> ListAsync(GatewayPolicyCatalog catalog, CancellationToken cancellationToken)
+    /// <remarks>
+    /// The seeds (a few, from configuration) come first, ordered here; then the stored policies,
+    /// which the database orders and pages, without those a seed of the same kind and name shadows
+    /// or whose definition no longer validates (the gateway ignores both). A cursor starts with its
+    /// part's source.
+    /// </remarks>
+    private static async Task<Results<Ok<IReadOnlyList<GatewayPolicyResponse>>, ValidationProblem>> ListAsync(
+        int? limit, string? after, GatewayPolicyStore store, GatewayPolicyCatalog catalog, HttpContext context, CancellationToken cancellationToken)
     {
-        await catalog.ReloadAsync(cancellationToken);
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var take = Paging.Take(size);
+        var source = after is null ? GatewayPolicyCatalog.ConfigSource : Paging.Split(after, 2)[0];
         var snapshot = catalog.Current;
-        var list = snapshot.RateLimits.Values.OrderBy(p => p.Name, StringComparer.Ordinal).Select(Response)
-            .Concat(snapshot.Cors.Values.OrderBy(p => p.Name, StringComparer.Ordinal).Select(Response))
+        var seeds = snapshot.RateLimits.Values.Where(p => p.Source == GatewayPolicyCatalog.ConfigSource).Select(Response)
+            .Concat(snapshot.Cors.Values.Where(p => p.Source == GatewayPolicyCatalog.ConfigSource).Select(Response))
             .ToList();
-        return TypedResults.Ok<IReadOnlyList<GatewayPolicyResponse>>(list);
+        var listed = new List<(string Cursor, GatewayPolicyResponse Policy)>();
+        if (source == GatewayPolicyCatalog.ConfigSource)
+        {
+            listed.AddRange(seeds
+                .Select(p => (Cursor: Paging.Compose(GatewayPolicyCatalog.ConfigSource, p.Kind, p.Name), Policy: p))
+                .Where(p => after is null || string.CompareOrdinal(p.Cursor, after) > 0)
+                .OrderBy(p => p.Cursor, StringComparer.Ordinal)
+                .Take(take));
+        }
+        if (listed.Count < take && source is GatewayPolicyCatalog.ConfigSource or GatewayPolicyCatalog.ApiSource)
+        {
+            var shadowed = seeds.Select(p => (p.Kind, p.Name)).ToHashSet();
+            var stored = await Paging.FillAsync(source == GatewayPolicyCatalog.ApiSource ? Paging.Split(after!, 2)[1] : null, take - listed.Count,
+                (cursor, count) => store.PageAsync(cursor, count, cancellationToken), row => Paging.Compose(row.Kind, row.Name),
+                row => !shadowed.Contains((row.Kind, row.Name)) && Stored(row) is not null);
+            listed.AddRange(stored.Select(row => (Paging.Compose(GatewayPolicyCatalog.ApiSource, row.Kind, row.Name), Stored(row)!)));
+        }
+        return TypedResults.Ok<IReadOnlyList<GatewayPolicyResponse>>(Paging.Page(context, listed, size, p => p.Cursor).Select(p => p.Policy).ToList());
     }
+
+    private static GatewayPolicyResponse? Stored(StoredPolicyRow row) => row.Kind switch
+    {
+        GatewayPolicyKinds.RateLimit => GatewayPolicyCatalog.RateLimitEntry(row) is { } limit ? Response(limit) : null,
+        GatewayPolicyKinds.Cors => GatewayPolicyCatalog.CorsEntry(row) is { } cors ? Response(cors) : null,
+        _ => null,
+    };
 
     private static async Task<Results<Ok<GatewayPolicyResponse>, ProblemHttpResult>> GetAsync(string kind, string name, GatewayPolicyCatalog catalog, CancellationToken cancellationToken)
     {

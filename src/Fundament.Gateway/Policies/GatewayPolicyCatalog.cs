@@ -133,17 +133,15 @@ internal sealed partial class GatewayPolicyCatalog(GatewayPolicyStore store, IOp
             c => c.Key, c => new PolicyEntry<CorsPolicyOptions>(c.Key, c.Value, ConfigSource, 0, null, null), StringComparer.Ordinal);
         foreach (var row in rows)
         {
-            var errors = new ValidationErrors();
-            var at = DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt);
             if (row.Kind == GatewayPolicyKinds.RateLimit)
             {
                 if (rateLimits.TryGetValue(row.Name, out var seeded) && seeded.Source == ConfigSource)
                 {
                     LogShadowed(logger, row.Kind, row.Name);
                 }
-                else if (JsonSerializer.Deserialize<RateLimitPolicyBody>(row.Definition, JsonSerializerOptions.Web) is { } body && GatewayPolicyDefinitions.ToOptions(body, errors) is { } limit)
+                else if (RateLimitEntry(row) is { } limit)
                 {
-                    rateLimits[row.Name] = new(row.Name, limit, ApiSource, row.Version, row.UpdatedBy, at);
+                    rateLimits[row.Name] = limit;
                 }
             }
             else if (row.Kind == GatewayPolicyKinds.Cors)
@@ -152,14 +150,26 @@ internal sealed partial class GatewayPolicyCatalog(GatewayPolicyStore store, IOp
                 {
                     LogShadowed(logger, row.Kind, row.Name);
                 }
-                else if (JsonSerializer.Deserialize<CorsPolicyBody>(row.Definition, JsonSerializerOptions.Web) is { } body && GatewayPolicyDefinitions.ToOptions(body, errors) is { } policy)
+                else if (CorsEntry(row) is { } policy)
                 {
-                    cors[row.Name] = new(row.Name, policy, ApiSource, row.Version, row.UpdatedBy, at);
+                    cors[row.Name] = policy;
                 }
             }
         }
         return new PolicySnapshot(index, rateLimits, cors);
     }
+
+    /// <summary>A stored rate-limit policy as the gateway uses it; null when its definition no longer validates.</summary>
+    public static PolicyEntry<RateLimitPolicyOptions>? RateLimitEntry(StoredPolicyRow row) =>
+        JsonSerializer.Deserialize<RateLimitPolicyBody>(row.Definition, JsonSerializerOptions.Web) is { } body && GatewayPolicyDefinitions.ToOptions(body, new ValidationErrors()) is { } limit
+            ? new(row.Name, limit, ApiSource, row.Version, row.UpdatedBy, DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt))
+            : null;
+
+    /// <summary>A stored CORS policy as the gateway uses it; null when its definition no longer validates.</summary>
+    public static PolicyEntry<CorsPolicyOptions>? CorsEntry(StoredPolicyRow row) =>
+        JsonSerializer.Deserialize<CorsPolicyBody>(row.Definition, JsonSerializerOptions.Web) is { } body && GatewayPolicyDefinitions.ToOptions(body, new ValidationErrors()) is { } policy
+            ? new(row.Name, policy, ApiSource, row.Version, row.UpdatedBy, DateTimeOffset.FromUnixTimeMilliseconds(row.UpdatedAt))
+            : null;
 
     public override void Dispose()
     {

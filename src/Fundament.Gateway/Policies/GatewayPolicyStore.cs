@@ -1,4 +1,5 @@
 using Dapper;
+using Fundament.Http;
 using Fundament.Storage;
 
 namespace Fundament.Gateway.Policies;
@@ -27,6 +28,21 @@ internal sealed class GatewayPolicyStore(IDatabase database, TimeProvider time)
             "SELECT kind AS Kind, name AS Name, definition AS Definition, version AS Version, updated_by AS UpdatedBy, updated_at AS UpdatedAt FROM gateway_policies ORDER BY kind, name",
             cancellationToken: cancellationToken));
         return (index, rows.ToList());
+    }
+
+    /// <summary>
+    /// One page of stored policies by kind, then name, after the cursor <c>"&lt;kind&gt; &lt;name&gt;"</c>;
+    /// at most <paramref name="take"/> rows.
+    /// </summary>
+    public async Task<IReadOnlyList<StoredPolicyRow>> PageAsync(string? after, int take, CancellationToken cancellationToken)
+    {
+        var cursor = after is null ? null : Paging.Split(after, 2);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<StoredPolicyRow>(new CommandDefinition("""
+            SELECT kind AS Kind, name AS Name, definition AS Definition, version AS Version, updated_by AS UpdatedBy, updated_at AS UpdatedAt FROM gateway_policies
+            WHERE (@afterKind IS NULL OR (kind, name) > (@afterKind, @afterName))
+            ORDER BY kind, name LIMIT @take
+            """, new { afterKind = cursor?[0], afterName = cursor?[1], take }, cancellationToken: cancellationToken))).ToList();
     }
 
     /// <summary>Creates or replaces a policy; true when it was created.</summary>

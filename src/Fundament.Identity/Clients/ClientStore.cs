@@ -42,13 +42,18 @@ internal sealed class ClientStore(IDatabase database, TimeProvider time)
         return row?.ToResponse();
     }
 
-    public async Task<IReadOnlyList<ClientResponse>> ListAsync(CancellationToken cancellationToken)
+    /// <summary>One page of clients by normalized name, after <paramref name="after"/> (see <see cref="Cursor"/>); at most <paramref name="take"/>.</summary>
+    public async Task<IReadOnlyList<ClientResponse>> ListAsync(string? after, int take, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<ClientRow>(new CommandDefinition(
-            $"SELECT {Columns} FROM identity_clients ORDER BY name_normalized", cancellationToken: cancellationToken));
+            $"SELECT {Columns} FROM identity_clients WHERE (@after IS NULL OR name_normalized > @after) ORDER BY name_normalized LIMIT @take",
+            new { after, take }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToResponse()).ToList();
     }
+
+    /// <summary>The paging cursor of a client: its normalized name, the unique key the list is ordered by.</summary>
+    public static string Cursor(ClientResponse client) => UserStore.Normalize(client.Name);
 
     /// <summary>Checks a client's secret in constant time; null when the id is unknown, the secret wrong, or the client disabled.</summary>
     public async Task<ClientResponse?> AuthenticateAsync(string id, string secret, CancellationToken cancellationToken)
@@ -84,6 +89,8 @@ internal sealed class ClientStore(IDatabase database, TimeProvider time)
     public async Task<bool> DeleteAsync(string id, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
+        // With its quota overrides, so a later client of the same id cannot inherit them.
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_quotas WHERE scope = 'principal' AND subject = @subject", new { subject = "client:" + id }, cancellationToken: cancellationToken));
         return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_clients WHERE id = @id", new { id }, cancellationToken: cancellationToken)) == 1;
     }
 

@@ -15,7 +15,8 @@ internal static partial class RolesApi
     public static RouteGroupBuilder MapRolesApi(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/roles").WithTags("Roles");
-        group.MapGet("", ListAsync).RequireAuthorization(Permissions.RolesRead).WithName("ListRoles");
+        group.MapGet("", ListAsync).RequireAuthorization(Permissions.RolesRead).WithName("ListRoles")
+            .WithSummary("Roles by name, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapGet("/permissions", ListPermissions).RequireAuthorization(Permissions.RolesRead).WithName("ListPermissions")
             .WithSummary("Every permission a role can grant.");
         group.MapGet("/{name}", GetAsync).RequireAuthorization(Permissions.RolesRead).WithName("GetRole");
@@ -30,8 +31,17 @@ internal static partial class RolesApi
     [GeneratedRegex("^[a-z0-9][a-z0-9_-]{1,63}$")]
     private static partial Regex NamePattern();
 
-    private static async Task<Ok<IReadOnlyList<RoleResponse>>> ListAsync(RoleStore roles, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await roles.ListAsync(cancellationToken));
+    private static async Task<Results<Ok<IReadOnlyList<RoleResponse>>, ValidationProblem>> ListAsync(
+        int? limit, string? after, RoleStore roles, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        return TypedResults.Ok(Paging.Page(context, await roles.ListAsync(after, Paging.Take(size), cancellationToken), size, r => r.Name));
+    }
 
     private static Ok<IReadOnlyList<string>> ListPermissions() =>
         TypedResults.Ok<IReadOnlyList<string>>([Permissions.All, .. Permissions.Known.Order(StringComparer.Ordinal)]);

@@ -22,7 +22,9 @@ internal static class MeApi
     {
         var group = endpoints.MapGroup("/api/v1/me").WithTags("Me").RequireAuthorization(Policies.Authenticated);
         group.MapGet("", GetAsync).WithName("GetMe").WithSummary("The caller: user or service client, roles and effective permissions.");
-        group.MapGet("/sessions", SessionsAsync).WithName("ListMySessions");
+        group.MapGet("/sessions", SessionsAsync).WithName("ListMySessions")
+            .WithSummary("The caller's active sessions by id, newest first (ids are time-ordered), a page at a time: limit (1-500, default 100) and after "
+                + "(the cursor in the Link rel=next header).");
         group.MapDelete("/sessions/{id}", EndSessionAsync).WithName("EndMySession")
             .WithSummary("Ends one of the caller's sessions; its refresh token stops working and its access tokens within seconds.");
         group.MapPost("/password", ChangePasswordAsync).WithName("ChangeMyPassword")
@@ -49,11 +51,22 @@ internal static class MeApi
         return Problems.NotFound("The caller");
     }
 
-    private static async Task<Results<Ok<IReadOnlyList<SessionResponse>>, ProblemHttpResult>> SessionsAsync(
-        HttpContext context, SessionStore sessions, CancellationToken cancellationToken) =>
-        context.User.UserId() is { } userId
-            ? TypedResults.Ok(await sessions.ListActiveAsync(userId, context.User.FindFirst(FundamentClaims.SessionId)?.Value, cancellationToken))
-            : Problems.Forbidden("Service clients have no sessions.");
+    private static async Task<Results<Ok<IReadOnlyList<SessionResponse>>, ValidationProblem, ProblemHttpResult>> SessionsAsync(
+        int? limit, string? after, HttpContext context, SessionStore sessions, CancellationToken cancellationToken)
+    {
+        if (context.User.UserId() is not { } userId)
+        {
+            return Problems.Forbidden("Service clients have no sessions.");
+        }
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var rows = await sessions.ListActiveAsync(userId, context.User.FindFirst(FundamentClaims.SessionId)?.Value, after, Paging.Take(size), cancellationToken);
+        return TypedResults.Ok(Paging.Page(context, rows, size, s => s.Id));
+    }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> EndSessionAsync(
         string id, HttpContext context, IDatabase database, SessionStore sessions, PrincipalStatus status, IAuditLog audit, CancellationToken cancellationToken)

@@ -102,13 +102,21 @@ internal sealed class SessionStore(IDatabase database, TimeProvider time, IOptio
             new { userId, reason, now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
     }
 
-    public async Task<IReadOnlyList<SessionResponse>> ListActiveAsync(string userId, string? currentSessionId, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<SessionResponse>> ListActiveAsync(string userId, string? currentSessionId, CancellationToken cancellationToken) =>
+        ListActiveAsync(userId, currentSessionId, null, null, cancellationToken);
+
+    /// <summary>
+    /// The user's active sessions by id, descending (ids are time-ordered UUIDv7s, so newest first),
+    /// those before <paramref name="before"/>; at most <paramref name="take"/>, or all for null.
+    /// </summary>
+    public async Task<IReadOnlyList<SessionResponse>> ListActiveAsync(string userId, string? currentSessionId, string? before, int? take, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<SessionRow>(new CommandDefinition("""
+        var rows = await connection.QueryAsync<SessionRow>(new CommandDefinition($"""
             SELECT id, created_at AS CreatedAt, last_used_at AS LastUsedAt, expires_at AS ExpiresAt, source_ip AS SourceIp, user_agent AS UserAgent
-            FROM identity_sessions WHERE user_id = @userId AND revoked_at IS NULL AND expires_at > @now ORDER BY created_at DESC
-            """, new { userId, now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
+            FROM identity_sessions WHERE user_id = @userId AND revoked_at IS NULL AND expires_at > @now AND (@before IS NULL OR id < @before)
+            ORDER BY id DESC{(take is null ? "" : " LIMIT @take")}
+            """, new { userId, now = time.GetUtcNow().ToUnixTimeMilliseconds(), before, take }, cancellationToken: cancellationToken));
         return rows.Select(r => new SessionResponse(
             r.Id, DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(r.LastUsedAt),
             DateTimeOffset.FromUnixTimeMilliseconds(r.ExpiresAt), r.SourceIp, r.UserAgent, r.Id == currentSessionId)).ToList();

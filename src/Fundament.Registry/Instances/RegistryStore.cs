@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Text.Json;
 using Dapper;
+using Fundament.Http;
 using Fundament.Storage;
 using Fundament.Watch;
 using Microsoft.Extensions.Options;
@@ -170,11 +171,42 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<(string Service, string Status, long Count)>(new CommandDefinition(
             "SELECT service, status, COUNT(*) FROM registry_instances GROUP BY service, status ORDER BY service", cancellationToken: cancellationToken));
-        return rows.GroupBy(r => r.Service, StringComparer.Ordinal).Select(g =>
+        return Summaries(rows);
+    }
+
+    /// <summary>
+    /// One page of the services list: the services after <paramref name="after"/> by name, at most
+    /// <paramref name="take"/> of them, each with its instances counted by status.
+    /// </summary>
+    public async Task<IReadOnlyList<ServiceSummary>> ServicesPageAsync(string? after, int take, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(string Service, string Status, long Count)>(new CommandDefinition("""
+            SELECT service, status, COUNT(*) FROM registry_instances
+            WHERE service IN (SELECT DISTINCT service FROM registry_instances WHERE (@after IS NULL OR service > @after) ORDER BY service LIMIT @take)
+            GROUP BY service, status ORDER BY service
+            """, new { after, take }, cancellationToken: cancellationToken));
+        return Summaries(rows);
+    }
+
+    private static List<ServiceSummary> Summaries(IEnumerable<(string Service, string Status, long Count)> rows) =>
+        rows.GroupBy(r => r.Service, StringComparer.Ordinal).Select(g =>
         {
             int Count(string status) => (int)g.Where(r => r.Status == status).Sum(r => r.Count);
             return new ServiceSummary(g.Key, Count(InstanceStatus.Passing), Count(InstanceStatus.Warning), Count(InstanceStatus.Critical), (int)g.Sum(r => r.Count));
         }).ToList();
+
+    /// <summary>
+    /// One page of a service's instances by id, after <paramref name="after"/>, at most
+    /// <paramref name="take"/>; <paramref name="passingOnly"/> and <paramref name="tag"/> filter in the query.
+    /// </summary>
+    public async Task<IReadOnlyList<InstanceRecord>> InstancesPageAsync(string service, bool passingOnly, string? tag, string? after, int take, CancellationToken cancellationToken)
+    {
+        var filters = (passingOnly ? " AND status = @passing" : "") + (tag is null ? "" : " AND " + database.Dialect.JsonArrayContains("tags", "tag"));
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<InstanceRecord>(new CommandDefinition(
+            $"SELECT {Columns} FROM registry_instances WHERE service = @service{filters} AND (@after IS NULL OR id > @after) ORDER BY id LIMIT @take",
+            new { service, passing = InstanceStatus.Passing, tag, after, take }, cancellationToken: cancellationToken))).ToList();
     }
 
     public async Task<IReadOnlyList<InstanceRecord>> InstancesAsync(string service, CancellationToken cancellationToken)
@@ -236,13 +268,24 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
             "DELETE FROM registry_grants WHERE client_id = @clientId AND service = @service", new { clientId, service }, cancellationToken: cancellationToken)) == 1;
     }
 
-    public async Task<IReadOnlyList<GrantRequest>> GrantsAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// One page of grants by client id, then service, after the cursor of <see cref="GrantCursor"/>;
+    /// at most <paramref name="take"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<GrantRequest>> GrantsAsync(string? after, int take, CancellationToken cancellationToken)
     {
+        var cursor = after is null ? null : Paging.Split(after, 2);
         await using var connection = await database.OpenAsync(cancellationToken);
-        return (await connection.QueryAsync<(string ClientId, string Service)>(new CommandDefinition(
-            "SELECT client_id, service FROM registry_grants ORDER BY client_id, service", cancellationToken: cancellationToken)))
+        return (await connection.QueryAsync<(string ClientId, string Service)>(new CommandDefinition("""
+            SELECT client_id, service FROM registry_grants
+            WHERE (@afterClient IS NULL OR (client_id, service) > (@afterClient, @afterService))
+            ORDER BY client_id, service LIMIT @take
+            """, new { afterService = cursor?[0], afterClient = cursor?[1], take }, cancellationToken: cancellationToken)))
             .Select(g => new GrantRequest(g.ClientId, g.Service)).ToList();
     }
+
+    /// <summary>The paging cursor of a grant: the service (never a space in it), then the client id.</summary>
+    public static string GrantCursor(GrantRequest grant) => Paging.Compose(grant.Service!, grant.ClientId!);
 
     /// <summary>
     /// Claims due HTTP checks for this replica: a lease per instance, taken with SKIP LOCKED on

@@ -1,4 +1,5 @@
 using Dapper;
+using Fundament.Http;
 using Fundament.Registry.Instances;
 using Fundament.Storage;
 
@@ -41,6 +42,32 @@ internal sealed class RouteClaimStore(IDatabase database, RegistryStore registry
     }
 
     private const string KnownServices = "SELECT service FROM registry_service_index UNION SELECT service FROM registry_instances";
+
+    /// <summary>
+    /// One page of the stored part of the route-claims list, by (path, source, service): explicit
+    /// claims (source <c>claim</c>) and the default <c>/&lt;service&gt;</c> of every service the
+    /// registry knows (source <c>default</c>; the caller drops names that hold none, see
+    /// <see cref="RoutePaths.DefaultClaim"/>). After <paramref name="after"/>, a cursor of
+    /// <see cref="StoredCursor"/>; at most <paramref name="take"/> rows.
+    /// </summary>
+    public async Task<IReadOnlyList<StoredClaimRow>> ListStoredAsync(string? service, string? after, int take, CancellationToken cancellationToken)
+    {
+        var cursor = after is null ? null : Paging.Split(after, 3);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<StoredClaimRow>(new CommandDefinition($"""
+            SELECT path AS Path, source AS Source, service AS Service, created_by AS CreatedBy, created_at AS CreatedAt FROM (
+                SELECT path_prefix AS path, 'claim' AS source, service, created_by, created_at FROM registry_route_claims
+                UNION ALL
+                SELECT '/' || k.service, 'default', k.service, NULL, NULL FROM ({KnownServices}) k
+            ) c
+            WHERE (@service IS NULL OR service = @service)
+              AND (@afterPath IS NULL OR (path, source, service) > (@afterPath, @afterSource, @afterService))
+            ORDER BY path, source, service LIMIT @take
+            """, new { service, afterPath = cursor?[0], afterSource = cursor?[1], afterService = cursor?[2], take }, cancellationToken: cancellationToken))).ToList();
+    }
+
+    /// <summary>The paging cursor of a stored row: path and source (never a space in either), then the service.</summary>
+    public static string StoredCursor(StoredClaimRow row) => Paging.Compose(row.Path, row.Source, row.Service);
 
     public async Task<(ClaimOutcome Outcome, RouteClaim? Claim, string? Holder, string? HeldPrefix)> AddAsync(string service, string[] prefix, string createdBy, CancellationToken cancellationToken)
     {
@@ -101,4 +128,19 @@ internal sealed class RouteClaimStore(IDatabase database, RegistryStore registry
             "SELECT path_prefix, service, created_by, created_at FROM registry_route_claims ORDER BY path_prefix", transaction: transaction, cancellationToken: cancellationToken)))
         .Select(r => new RouteClaim(r.Service, r.PathPrefix, r.CreatedBy, DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt)))
         .ToList();
+}
+
+/// <summary>A row of <see cref="RouteClaimStore.ListStoredAsync"/>: an explicit claim, or a known service's default prefix.</summary>
+internal sealed class StoredClaimRow
+{
+    public string Path { get; init; } = "";
+
+    /// <summary><c>claim</c> or <c>default</c>.</summary>
+    public string Source { get; init; } = "";
+
+    public string Service { get; init; } = "";
+
+    public string? CreatedBy { get; init; }
+
+    public long? CreatedAt { get; init; }
 }

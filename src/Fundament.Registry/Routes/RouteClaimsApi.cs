@@ -27,7 +27,8 @@ internal static class RouteClaimsApi
         registry.MapPost("/route-claims", CreateAsync).RequireAuthorization(RegistryPermissions.Write).WithName("CreateRouteClaim")
             .WithSummary("Lets a service serve gateway paths under a prefix; 409 naming the holder when it overlaps another service's claim or Fundament's reserved paths.");
         registry.MapGet("/route-claims", ListAsync).RequireAuthorization(RegistryPermissions.Read).WithName("ListRouteClaims")
-            .WithSummary("Every prefix held: explicit claims, the default /<service> of each registered service, and Fundament's reserved paths.");
+            .WithSummary("Every prefix held, a page at a time: first Fundament's reserved paths and the gateway's static routes, then explicit claims and the default /<service> "
+                + "of each registered service, each part by path. limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         registry.MapDelete("/route-claims", DeleteAsync).RequireAuthorization(RegistryPermissions.Write).WithName("DeleteRouteClaim")
             .WithSummary("Revokes a claim; 409 while registered routes still need it, unless force=true (the gateway then stops serving them).");
     }
@@ -79,20 +80,49 @@ internal static class RouteClaimsApi
         return TypedResults.Created("/api/v1/registry/route-claims", response);
     }
 
-    private static async Task<Ok<IReadOnlyList<RouteClaimResponse>>> ListAsync(string? service, RouteClaimStore claims, CancellationToken cancellationToken)
+    /// <summary>Cursor segment of the fixed claims: Fundament's reserved paths and the gateway's static routes, from code and configuration.</summary>
+    private const string FixedSegment = "0";
+
+    /// <summary>Cursor segment of the stored claims and defaults, which the database pages.</summary>
+    private const string StoredSegment = "1";
+
+    /// <remarks>
+    /// The fixed claims (a handful, from code and configuration) come first, ordered here; then the
+    /// stored ones, which the database orders and pages. A cursor starts with its segment.
+    /// </remarks>
+    private static async Task<Results<Ok<IReadOnlyList<RouteClaimResponse>>, ValidationProblem>> ListAsync(
+        string? service, int? limit, string? after, RouteClaimStore claims, HttpContext context, CancellationToken cancellationToken)
     {
-        var ownership = await claims.OwnershipAsync(cancellationToken);
-        var list = new List<RouteClaimResponse>();
-        list.AddRange(RoutePaths.Reserved.Select(r => new RouteClaimResponse(RoutePaths.FundamentService, r, "reserved", null, null)));
-        foreach (var existing in (await claims.ExistingServicesAsync(cancellationToken)).Order(StringComparer.Ordinal))
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
         {
-            if (RoutePaths.DefaultClaim(existing) is { } own)
-            {
-                list.Add(new RouteClaimResponse(existing, RoutePaths.Format(own), "default", null, null));
-            }
+            return errors.ToProblem();
         }
-        list.AddRange(ownership.Claims.Select(c => new RouteClaimResponse(c.Service, c.PathPrefix, c.Service.Contains(':', StringComparison.Ordinal) ? "configuration" : "claim", c.CreatedBy, c.CreatedAt)));
-        return TypedResults.Ok<IReadOnlyList<RouteClaimResponse>>(list.Where(c => service is null || c.Service == service).ToList());
+        var take = Paging.Take(size);
+        var segment = after is null ? FixedSegment : Paging.Split(after, 2)[0];
+        var listed = new List<(string Cursor, RouteClaimResponse Claim)>();
+        if (string.CompareOrdinal(segment, FixedSegment) <= 0)
+        {
+            listed.AddRange(RoutePaths.Reserved.Select(r => new RouteClaimResponse(RoutePaths.FundamentService, r, "reserved", null, null))
+                .Concat(claims.Configured().Select(c => new RouteClaimResponse(c.Service, c.PathPrefix, "configuration", c.CreatedBy, c.CreatedAt)))
+                .Where(c => service is null || c.Service == service)
+                .Select(c => (Cursor: Paging.Compose(FixedSegment, c.PathPrefix, c.Source, c.Service), Claim: c))
+                .Where(c => after is null || string.CompareOrdinal(c.Cursor, after) > 0)
+                .OrderBy(c => c.Cursor, StringComparer.Ordinal)
+                .Take(take));
+        }
+        if (listed.Count < take && string.CompareOrdinal(segment, StoredSegment) <= 0)
+        {
+            var storedAfter = segment == StoredSegment ? Paging.Split(after!, 2)[1] : null;
+            // A default for a name that holds none (a version segment, a reserved path) is not listed.
+            var stored = await Paging.FillAsync(storedAfter, take - listed.Count,
+                (cursor, count) => claims.ListStoredAsync(service, cursor, count, cancellationToken), RouteClaimStore.StoredCursor,
+                row => row.Source != "default" || RoutePaths.DefaultClaim(row.Service) is not null);
+            listed.AddRange(stored.Select(row => (Paging.Compose(StoredSegment, RouteClaimStore.StoredCursor(row)), new RouteClaimResponse(
+                row.Service, row.Path, row.Source, row.CreatedBy, row.CreatedAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null))));
+        }
+        return TypedResults.Ok<IReadOnlyList<RouteClaimResponse>>(Paging.Page(context, listed, size, c => c.Cursor).Select(c => c.Claim).ToList());
     }
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> DeleteAsync(

@@ -17,7 +17,9 @@ internal static partial class PoliciesApi
     {
         var group = endpoints.MapGroup("/api/v1/secret-policies").WithTags("Vault").RequireAuthorization(VaultPermissions.Policies);
         group.MapPost("", CreateAsync).WithName("CreateSecretPolicy");
-        group.MapGet("", ListAsync).WithName("ListSecretPolicies");
+        group.MapGet("", ListAsync).WithName("ListSecretPolicies")
+            .WithSummary("Path policies (of one principal, or all) by principal, path prefix and id. A page at a time: limit (1-500, default 100) and after "
+                + "(the cursor in the Link rel=next header).");
         group.MapDelete("/{id}", DeleteAsync).WithName("DeleteSecretPolicy");
         return group;
     }
@@ -75,10 +77,21 @@ internal static partial class PoliciesApi
         return TypedResults.Created($"/api/v1/secret-policies/{created.Id}", created);
     }
 
-    private static async Task<Results<Ok<IReadOnlyList<PolicyResponse>>, ValidationProblem>> ListAsync(string? principal, PolicyStore policies, CancellationToken cancellationToken) =>
-        principal is { Length: > 110 }
-            ? Problems.Validation("principal", "principal is too long.")
-            : TypedResults.Ok(await policies.ListAsync(principal, cancellationToken));
+    private static async Task<Results<Ok<IReadOnlyList<PolicyResponse>>, ValidationProblem>> ListAsync(
+        string? principal, int? limit, string? after, PolicyStore policies, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        if (principal is { Length: > 110 })
+        {
+            errors.Add("principal", "principal is too long.");
+        }
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        return TypedResults.Ok(Paging.Page(context, await policies.ListAsync(principal, after, Paging.Take(size), cancellationToken), size, PolicyStore.Cursor));
+    }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
         string id, IDatabase database, PolicyStore policies, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)

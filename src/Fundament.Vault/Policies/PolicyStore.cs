@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using System.Text.Json;
 using Dapper;
+using Fundament.Http;
 using Fundament.Security;
 using Fundament.Storage;
 using Fundament.Vault.Secrets;
@@ -36,6 +37,26 @@ internal sealed class PolicyStore(IDatabase database, IRolePermissions rolePermi
             new { principal }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToResponse()).ToList();
     }
+
+    /// <summary>
+    /// One page of policies (of <paramref name="principal"/>, or all) by principal, path prefix and
+    /// id (which makes the key unique), after the cursor of <see cref="Cursor"/>; at most <paramref name="take"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<PolicyResponse>> ListAsync(string? principal, string? after, int take, CancellationToken cancellationToken)
+    {
+        var cursor = after is null ? null : Paging.Split(after, 3);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<PolicyRow>(new CommandDefinition("""
+            SELECT id, principal, path_prefix AS PathPrefix, capabilities, created_at AS CreatedAt, created_by AS CreatedBy FROM vault_policies
+            WHERE (@principal IS NULL OR principal = @principal)
+              AND (@afterPrincipal IS NULL OR (principal, path_prefix, id) > (@afterPrincipal, @afterPrefix, @afterId))
+            ORDER BY principal, path_prefix, id LIMIT @take
+            """, new { principal, afterPrincipal = cursor?[0], afterId = cursor?[1], afterPrefix = cursor?[2], take }, cancellationToken: cancellationToken));
+        return rows.Select(r => r.ToResponse()).ToList();
+    }
+
+    /// <summary>The paging cursor of a policy: principal and id (never a space in either), then the path prefix.</summary>
+    public static string Cursor(PolicyResponse policy) => Paging.Compose(policy.Principal, policy.Id, policy.PathPrefix);
 
     public async Task<bool> DeleteAsync(string id, CancellationToken cancellationToken)
     {

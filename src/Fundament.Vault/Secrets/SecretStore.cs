@@ -106,6 +106,15 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
             new { prefix, length = prefix.Length }, cancellationToken: cancellationToken))).ToList();
     }
 
+    /// <summary>One page of the paths under <paramref name="prefix"/>, after <paramref name="after"/>; at most <paramref name="take"/>.</summary>
+    public async Task<IReadOnlyList<string>> ListAsync(string prefix, string? after, int take, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT path FROM vault_secrets WHERE substr(path, 1, @length) = @prefix AND (@after IS NULL OR path > @after) ORDER BY path LIMIT @take",
+            new { prefix, length = prefix.Length, after, take }, cancellationToken: cancellationToken))).ToList();
+    }
+
     public async Task<SecretMetadata?> MetadataAsync(string path, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
@@ -177,16 +186,25 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
     }
 
     /// <summary>Secrets whose current version is older than their rotation interval.</summary>
-    public async Task<IReadOnlyList<RotationDue>> RotationDueAsync(CancellationToken cancellationToken)
+    public Task<IReadOnlyList<RotationDue>> RotationDueAsync(CancellationToken cancellationToken) =>
+        RotationDueAsync(null, null, null, cancellationToken);
+
+    /// <summary>
+    /// One page of <see cref="RotationDueAsync(CancellationToken)"/>: most overdue first (then by path,
+    /// which makes the key unique), after the secret due at <paramref name="afterDue"/> (Unix ms) with
+    /// path <paramref name="afterPath"/>; at most <paramref name="take"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<RotationDue>> RotationDueAsync(long? afterDue, string? afterPath, int? take, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<(string Path, long RotateEveryMs, long CreatedAt)>(new CommandDefinition("""
+        var rows = await connection.QueryAsync<(string Path, long RotateEveryMs, long CreatedAt)>(new CommandDefinition($"""
             SELECT s.path, s.rotate_every_ms, v.created_at
             FROM vault_secrets s JOIN vault_secret_versions v ON v.path = s.path AND v.version = s.current_version
             WHERE s.rotate_every_ms IS NOT NULL AND v.created_at + s.rotate_every_ms < @now
-            ORDER BY v.created_at + s.rotate_every_ms
-            """, new { now }, cancellationToken: cancellationToken));
+              AND (@afterDue IS NULL OR (v.created_at + s.rotate_every_ms, s.path) > (@afterDue, @afterPath))
+            ORDER BY v.created_at + s.rotate_every_ms, s.path{(take is null ? "" : " LIMIT @take")}
+            """, new { now, afterDue, afterPath = afterPath ?? "", take }, cancellationToken: cancellationToken));
         return rows.Select(r => new RotationDue(r.Path, DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt),
             Fundament.Hosting.Durations.Format(TimeSpan.FromMilliseconds(r.RotateEveryMs)),
             DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt + r.RotateEveryMs))).ToList();

@@ -27,7 +27,9 @@ internal static partial class SecretsApi
     public static IEndpointRouteBuilder MapSecretsApi(this IEndpointRouteBuilder endpoints)
     {
         var secrets = endpoints.MapGroup("/api/v1").WithTags("Vault").RequireAuthorization(Fundament.Security.Policies.Authenticated);
-        secrets.MapGet("/secrets", ListAsync).WithName("ListSecrets").WithSummary("Secret paths under a prefix that the caller may list; never values.");
+        secrets.MapGet("/secrets", ListAsync).WithName("ListSecrets")
+            .WithSummary("Secret paths under a prefix that the caller may list, by path; never values. A page at a time: limit (1-500, default 100) and after "
+                + "(the cursor in the Link rel=next header).");
         secrets.MapPut("/secrets/{**path}", WriteAsync).WithName("WriteSecret")
             .WithSummary("Writes a new version. cas: 0 writes only a new secret, N only if the current version is N (else 409).");
         secrets.MapGet("/secrets/{**path}", ReadAsync).WithName("ReadSecret").WithSummary("Reads the current or a given version.");
@@ -44,15 +46,19 @@ internal static partial class SecretsApi
     }
 
     private static async Task<Results<Ok<SecretListResponse>, ValidationProblem>> ListAsync(
-        string? prefix, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
+        string? prefix, int? limit, string? after, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
     {
         prefix ??= "";
-        if (prefix.Length > SecretPath.MaxLength)
+        var errors = new ValidationErrors().MaxLength("prefix", prefix, SecretPath.MaxLength);
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
         {
-            return Problems.Validation("prefix", $"prefix must be at most {SecretPath.MaxLength} characters.");
+            return errors.ToProblem();
         }
         var access = await policies.AccessForAsync(context.User, cancellationToken);
-        var paths = (await store.ListAsync(prefix, cancellationToken)).Where(p => access.Allows("list", p)).ToList();
+        // Paths the caller may not list are skipped batch by batch; a cursor is always a path it may list.
+        var listable = await Paging.FillAsync(after, Paging.Take(size), (cursor, count) => store.ListAsync(prefix, cursor, count, cancellationToken), p => p, p => access.Allows("list", p));
+        var paths = Paging.Page(context, listable, size, p => p);
         await auditor.RecordAsync(context, "secret.list", prefix, null, AuditOutcome.Success, cancellationToken);
         return TypedResults.Ok(new SecretListResponse(paths));
     }
