@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Fundament.Audit;
 using Fundament.Http;
+using Fundament.Quotas;
 using Fundament.Security;
 using Fundament.Storage;
 using Fundament.Watch;
@@ -21,16 +22,20 @@ internal static class ConfigApi
         var group = endpoints.MapGroup("/api/v1/config").WithTags("Configuration");
         group.MapPut("/entries", SetAsync).RequireAuthorization(ConfigPermissions.Write).WithName("SetConfigEntry")
             .WithSummary("Sets a value for (service or *, environment or *, key); validated against the schemas of the key's prefixes.");
-        group.MapGet("/entries", ListAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ListConfigEntries");
+        group.MapGet("/entries", ListAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ListConfigEntries")
+            .WithSummary("Entries by service, environment and key; filter by service, environment and key prefix. A page at a time: limit (1-500, default 100) "
+                + "and after (the cursor in the Link rel=next header).");
         group.MapDelete("/entries", DeleteAsync).RequireAuthorization(ConfigPermissions.Write).WithName("DeleteConfigEntry");
         group.MapGet("/resolved", ResolvedAsync).RequireAuthorization(Policies.Authenticated).WithName("ResolvedConfig")
             .WithSummary("The overlay (*,*) < (*,env) < (service,*) < (service,env). With index=N&wait=30s the answer waits for a change past N. "
                 + "Needs config.read, or config.read.own for a service client reading the service named like it.");
-        group.MapGet("/history", HistoryAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ConfigHistory");
+        group.MapGet("/history", HistoryAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ConfigHistory")
+            .WithSummary("A key's versions, newest first, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header: a version).");
         group.MapPost("/rollback", RollbackAsync).RequireAuthorization(ConfigPermissions.Write).WithName("RollbackConfigEntry")
             .WithSummary("Sets a key back to the value of an earlier version (as a new version).");
         group.MapPut("/schemas", SetSchemaAsync).RequireAuthorization(ConfigPermissions.Write).WithName("SetConfigSchema");
-        group.MapGet("/schemas", ListSchemasAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ListConfigSchemas");
+        group.MapGet("/schemas", ListSchemasAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ListConfigSchemas")
+            .WithSummary("Schemas by key prefix, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapDelete("/schemas", DeleteSchemaAsync).RequireAuthorization(ConfigPermissions.Write).WithName("DeleteConfigSchema");
         return group;
     }
@@ -68,9 +73,10 @@ internal static class ConfigApi
     }
 
     private static async Task<Results<Ok<IReadOnlyList<ConfigEntryResponse>>, ValidationProblem>> ListAsync(
-        string? service, string? environment, string? prefix, ConfigStore store, CancellationToken cancellationToken)
+        string? service, string? environment, string? prefix, int? limit, string? after, ConfigStore store, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
         if (service is not null && ConfigScope.NameProblem("service", service, allowAny: true) is { } s)
         {
             errors.Add("service", s);
@@ -80,7 +86,11 @@ internal static class ConfigApi
             errors.Add("environment", e);
         }
         errors.MaxLength("prefix", prefix, 200);
-        return errors.Any ? errors.ToProblem() : TypedResults.Ok(await store.ListAsync(service, environment, prefix, cancellationToken));
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        return TypedResults.Ok(Paging.Page(context, await store.ListAsync(service, environment, prefix, after, Paging.Take(size), cancellationToken), size, ConfigStore.EntryCursor));
     }
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> DeleteAsync(
@@ -104,7 +114,7 @@ internal static class ConfigApi
     }
 
     private static async Task<Results<Ok<ResolvedConfig>, ValidationProblem, ProblemHttpResult>> ResolvedAsync(
-        string? service, string? environment, long? index, string? wait, ConfigStore store, TimeProvider time, IRolePermissions permissions, HttpContext context, CancellationToken cancellationToken)
+        string? service, string? environment, long? index, string? wait, ConfigStore store, WatchSlots watches, TimeProvider time, IRolePermissions permissions, HttpContext context, CancellationToken cancellationToken)
     {
         environment ??= ConfigScope.Any;
         var errors = new ValidationErrors();
@@ -136,7 +146,10 @@ internal static class ConfigApi
         }
         if (index is { } known)
         {
-            await BlockingQuery.WaitAsync(ct => store.IndexAsync(service!, environment, ct), known, waitFor!.Value, store.Changes, time, cancellationToken);
+            using (await watches.AcquireAsync(QuotaSubject.Of(context.User), cancellationToken))
+            {
+                await BlockingQuery.WaitAsync(ct => store.IndexAsync(service!, environment, ct), known, waitFor!.Value, store.Changes, time, cancellationToken);
+            }
         }
         var resolved = await store.ResolveAsync(service!, environment, cancellationToken);
         BlockingQuery.SetIndex(context.Response, resolved.Index);
@@ -144,10 +157,29 @@ internal static class ConfigApi
     }
 
     private static async Task<Results<Ok<IReadOnlyList<ConfigHistoryEntry>>, ValidationProblem>> HistoryAsync(
-        string? service, string? environment, string? key, ConfigStore store, CancellationToken cancellationToken)
+        string? service, string? environment, string? key, int? limit, string? after, ConfigStore store, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = ValidateScope(service, environment, key);
-        return errors.Any ? errors.ToProblem() : TypedResults.Ok(await store.HistoryAsync(service!, environment!, key!, cancellationToken));
+        var size = Paging.Validate(errors, limit, after);
+        // The cursor is the version of the last entry seen; the next page holds the older ones.
+        long? before = null;
+        if (after is { Length: <= Paging.MaxAfterLength })
+        {
+            if (long.TryParse(after, NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+            {
+                before = version;
+            }
+            else
+            {
+                errors.Add(Paging.AfterParameter, "after must be a version, the cursor from this list's Link header.");
+            }
+        }
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var rows = await store.HistoryAsync(service!, environment!, key!, before, Paging.Take(size), cancellationToken);
+        return TypedResults.Ok(Paging.Page(context, rows, size, h => h.Version.ToString(CultureInfo.InvariantCulture)));
     }
 
     private static async Task<Results<Ok<ConfigEntryResponse>, NoContent, ValidationProblem, ProblemHttpResult>> RollbackAsync(
@@ -221,8 +253,17 @@ internal static class ConfigApi
         return TypedResults.Ok((await store.ListSchemasAsync(cancellationToken)).Single(s => s.KeyPrefix == request.KeyPrefix));
     }
 
-    private static async Task<Ok<IReadOnlyList<ConfigSchemaResponse>>> ListSchemasAsync(ConfigStore store, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await store.ListSchemasAsync(cancellationToken));
+    private static async Task<Results<Ok<IReadOnlyList<ConfigSchemaResponse>>, ValidationProblem>> ListSchemasAsync(
+        int? limit, string? after, ConfigStore store, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        return TypedResults.Ok(Paging.Page(context, await store.ListSchemasAsync(after, Paging.Take(size), cancellationToken), size, s => s.KeyPrefix));
+    }
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> DeleteSchemaAsync(
         string? keyPrefix, IDatabase database, ConfigStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)

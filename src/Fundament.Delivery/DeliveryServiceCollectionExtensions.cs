@@ -29,6 +29,7 @@ public static class DeliveryServiceCollectionExtensions
         services.TryAddSingleton<WebhookStore>();
         services.TryAddSingleton<Fundament.Modules.IEventPublisher>(sp => sp.GetRequiredService<WebhookStore>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, WebhookStore>(sp => sp.GetRequiredService<WebhookStore>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Fundament.Quotas.IQuotaMeter, WebhookStore>(sp => sp.GetRequiredService<WebhookStore>()));
         services.TryAddSingleton<DeliverySender>();
         services.TryAddSingleton<DeliveryDispatcher>();
         foreach (var (name, purpose) in new[] { (DeliverySender.WebhookClientName, EgressPurpose.Webhooks), (DeliverySender.AlertClientName, EgressPurpose.AlertChannels) })

@@ -23,9 +23,18 @@ namespace Fundament.Delivery;
 /// subscription on the delivery queue, which signs (HMAC-SHA256), retries and logs every attempt.
 /// A subscription receives its owner's events; an admin's subscription may ask for everyone's.
 /// </summary>
-internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, TimeProvider time) : IEventPublisher, IEnvelopeHolder
+internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, TimeProvider time) : IEventPublisher, IEnvelopeHolder, Fundament.Quotas.IQuotaMeter
 {
     public string Name => "webhook secrets";
+
+    public string Quota => Fundament.Quotas.Quota.WebhookSubscriptions;
+
+    /// <summary>The principal's subscriptions (the webhookSubscriptions quota).</summary>
+    public async Task<long> UsedAsync(string actor, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM delivery_webhooks WHERE owner = @actor", new { actor }, cancellationToken: cancellationToken));
+    }
 
     private static byte[] Aad(string id) => Encoding.UTF8.GetBytes("fundament:webhook:secret:" + id);
 
@@ -42,12 +51,14 @@ internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryp
         return new WebhookResponse(id, url, events, allOwners, owner, DateTimeOffset.FromUnixTimeMilliseconds(now));
     }
 
-    public async Task<IReadOnlyList<WebhookResponse>> ListAsync(string? owner, CancellationToken cancellationToken)
+    /// <summary>One page of subscriptions (<paramref name="owner"/>'s, or everyone's for null) by id, after <paramref name="after"/>; at most <paramref name="take"/>.</summary>
+    public async Task<IReadOnlyList<WebhookResponse>> ListAsync(string? owner, string? after, int take, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return (await connection.QueryAsync<WebhookRow>(new CommandDefinition(
-            "SELECT id AS Id, owner AS Owner, all_owners AS AllOwners, url AS Url, events AS Events, secret AS Secret, created_at AS CreatedAt FROM delivery_webhooks WHERE (@owner IS NULL OR owner = @owner) ORDER BY id",
-            new { owner }, cancellationToken: cancellationToken))).Select(r => r.ToResponse()).ToList();
+        return (await connection.QueryAsync<WebhookRow>(new CommandDefinition("""
+            SELECT id AS Id, owner AS Owner, all_owners AS AllOwners, url AS Url, events AS Events, secret AS Secret, created_at AS CreatedAt FROM delivery_webhooks
+            WHERE (@owner IS NULL OR owner = @owner) AND (@after IS NULL OR id > @after) ORDER BY id LIMIT @take
+            """, new { owner, after, take }, cancellationToken: cancellationToken))).Select(r => r.ToResponse()).ToList();
     }
 
     public async Task<WebhookResponse?> GetAsync(string id, CancellationToken cancellationToken) =>
@@ -197,11 +208,13 @@ internal static class WebhooksApi
     public static RouteGroupBuilder MapWebhooksApi(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/webhooks").WithTags("Webhooks").RequireAuthorization(Permissions.WebhooksOwn);
-        group.MapGet("", ListAsync).WithName("ListWebhooks").WithSummary("The caller's webhook subscriptions (all of them for deliveries.manage).");
+        group.MapGet("", ListAsync).WithName("ListWebhooks")
+            .WithSummary("The caller's webhook subscriptions (all of them for deliveries.manage) by id, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapPost("", CreateAsync).WithName("CreateWebhook").WithSummary("Subscribes a URL to events (e.g. media.ready); deliveries are signed with the secret (generated when not given, shown once).");
         group.MapGet("/{id}", GetAsync).WithName("GetWebhook");
         group.MapDelete("/{id}", DeleteAsync).WithName("DeleteWebhook");
-        group.MapGet("/{id}/deliveries", DeliveriesAsync).WithName("ListWebhookDeliveries").WithSummary("The delivery log of one subscription, newest first.");
+        group.MapGet("/{id}/deliveries", DeliveriesAsync).WithName("ListWebhookDeliveries")
+            .WithSummary("The delivery log of one subscription, newest first: the latest limit (1-500, default 100) deliveries.");
         group.MapPost("/{id}/rotate-secret", RotateSecretAsync).WithName("RotateWebhookSecret")
             .WithSummary("Replaces the signing secret (shown once); deliveries carry signatures with both secrets until the overlap (default 24h) ends.");
         return group;
@@ -210,11 +223,22 @@ internal static class WebhooksApi
     private static async Task<bool> IsManagerAsync(HttpContext context, IAuthorizationService authorization) =>
         (await authorization.AuthorizeAsync(context.User, DeliveryPermissions.Manage)).Succeeded;
 
-    private static async Task<Ok<IReadOnlyList<WebhookResponse>>> ListAsync(HttpContext context, WebhookStore store, IAuthorizationService authorization, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await store.ListAsync(await IsManagerAsync(context, authorization) ? null : context.User.ActorId(), cancellationToken));
+    private static async Task<Results<Ok<IReadOnlyList<WebhookResponse>>, ValidationProblem>> ListAsync(
+        int? limit, string? after, HttpContext context, WebhookStore store, IAuthorizationService authorization, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var owner = await IsManagerAsync(context, authorization) ? null : context.User.ActorId();
+        return TypedResults.Ok(Paging.Page(context, await store.ListAsync(owner, after, Paging.Take(size), cancellationToken), size, w => w.Id));
+    }
 
     private static async Task<Results<Created<WebhookCreated>, ValidationProblem>> CreateAsync(
-        WebhookRequest request, HttpContext context, IDatabase database, WebhookStore store, IAuthorizationService authorization, EgressGuard egress, IAuditLog audit, CancellationToken cancellationToken)
+        WebhookRequest request, HttpContext context, IDatabase database, WebhookStore store, IAuthorizationService authorization, EgressGuard egress, IAuditLog audit,
+        Fundament.Quotas.IQuotas quotas, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("url", request.Url).MaxLength("url", request.Url, 2000);
         Uri? url = null;
@@ -254,7 +278,11 @@ internal static class WebhooksApi
         var secret = request.Secret ?? WebhookSignatures.NewSecret();
         var owner = context.User.ActorId() ?? "anonymous";
         var created = await database.AuditedAsync(audit,
-            () => store.CreateAsync(owner, request.AllOwners == true, request.Url!, request.Events!.Distinct(StringComparer.Ordinal).ToList(), secret, cancellationToken),
+            async () =>
+            {
+                await quotas.EnsureAsync(Fundament.Quotas.QuotaSubject.Of(context.User), Fundament.Quotas.Quota.WebhookSubscriptions, 1, cancellationToken);
+                return await store.CreateAsync(owner, request.AllOwners == true, request.Url!, request.Events!.Distinct(StringComparer.Ordinal).ToList(), secret, cancellationToken);
+            },
             created => new AuditEvent("webhook.create", AuditOutcome.Success) { Target = $"webhook:{created.Id}", Details = new Dictionary<string, string> { ["host"] = new Uri(created.Url).Authority } }.From(context),
             cancellationToken);
         return TypedResults.Created($"/api/v1/webhooks/{created.Id}", new WebhookCreated(created.Id, created.Url, created.Events, created.AllOwners, secret));
@@ -312,13 +340,19 @@ internal static class WebhooksApi
             : Problems.NotFound("The webhook");
     }
 
-    private static async Task<Results<Ok<IReadOnlyList<DeliveryResponse>>, ProblemHttpResult>> DeliveriesAsync(
+    private static async Task<Results<Ok<IReadOnlyList<DeliveryResponse>>, ValidationProblem, ProblemHttpResult>> DeliveriesAsync(
         string id, int? limit, HttpContext context, WebhookStore store, DeliveryStore deliveries, IAuthorizationService authorization, CancellationToken cancellationToken)
     {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, null);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
         if (await VisibleAsync(id, context, store, authorization, cancellationToken) is null)
         {
             return Problems.NotFound("The webhook");
         }
-        return TypedResults.Ok(await deliveries.ListAsync(null, $"webhook:{id}", Math.Clamp(limit ?? 100, 1, 500), cancellationToken));
+        return TypedResults.Ok(await deliveries.ListAsync(null, $"webhook:{id}", size, cancellationToken));
     }
 }

@@ -5,11 +5,13 @@ using Fundament.Identity.Bootstrap;
 using Fundament.Identity.Clients;
 using Fundament.Identity.Login;
 using Fundament.Identity.Passwords;
+using Fundament.Identity.Quotas;
 using Fundament.Identity.Roles;
 using Fundament.Identity.Sessions;
 using Fundament.Identity.Tokens;
 using Fundament.Identity.Users;
 using Fundament.Keys;
+using Fundament.Quotas;
 using Fundament.Security;
 using Fundament.Storage;
 using Microsoft.AspNetCore.Routing;
@@ -53,6 +55,14 @@ public static class IdentityServiceCollectionExtensions
         services.TryAddSingleton<IdentityMetrics>();
         services.TryAddSingleton<BootstrapAdmin>();
         services.TryAddSingleton<AdminRecovery>();
+        services.AddOptions<QuotaOptions>().Bind(configuration.GetSection(QuotaOptions.SectionName));
+        services.TryAddSingleton<QuotaStore>();
+        services.TryAddSingleton<IQuotas, QuotaService>();
+        services.TryAddSingleton<QuotasApi.Change>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IBoundGrants, QuotaBoundGrants>());
+        services.TryAddSingleton<WatchSlots>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IQuotaMeter, WatchSlots>(sp => sp.GetRequiredService<WatchSlots>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IQuotaMeter, ApiKeyStore>(sp => sp.GetRequiredService<ApiKeyStore>()));
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, RoleStore>(sp => sp.GetRequiredService<RoleStore>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, SigningKeyStore>(sp => sp.GetRequiredService<SigningKeyStore>()));
@@ -66,7 +76,7 @@ public static class IdentityServiceCollectionExtensions
 
         services.AddPermissions(
             Permissions.UsersRead, Permissions.UsersWrite, Permissions.RolesRead, Permissions.RolesWrite,
-            Permissions.ClientsRead, Permissions.ClientsWrite, Permissions.ApiKeysOwn);
+            Permissions.ClientsRead, Permissions.ClientsWrite, Permissions.ApiKeysOwn, Permissions.QuotasRead, Permissions.QuotasWrite);
         services.AddFundamentAuthentication();
         return services;
     }
@@ -81,6 +91,7 @@ public static class IdentityServiceCollectionExtensions
         endpoints.MapRolesApi();
         endpoints.MapClientsApi();
         endpoints.MapApiKeysApi();
+        endpoints.MapQuotasApi();
         return endpoints;
     }
 }

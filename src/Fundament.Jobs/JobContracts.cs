@@ -36,6 +36,12 @@ public sealed record JobRequest(string Type, string Payload, int Priority = 0, s
     /// </summary>
     public bool ReviveDead { get; init; }
 
+    /// <summary>
+    /// Who the job runs for (<c>user:&lt;id&gt;</c>, <c>client:&lt;id&gt;</c>), counted against that
+    /// principal's <c>queuedJobs</c> quota while it is queued or running. Null for the platform's own jobs.
+    /// </summary>
+    public string? Owner { get; init; }
+
     public static JobRequest Of<T>(string type, T payload, int priority = 0, string? idempotencyKey = null) =>
         new(type, JsonSerializer.Serialize(payload, JsonSerializerOptions.Web), priority, idempotencyKey);
 }

@@ -12,7 +12,7 @@ namespace Fundament.Jobs;
 /// runs. A worker that dies stops renewing: the lease runs out and the next pass puts the job back
 /// in the queue, so a <c>kill -9</c> loses nothing that was acknowledged.
 /// </summary>
-internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<JobsOptions> options) : IJobQueue
+internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<JobsOptions> options) : IJobQueue, Fundament.Quotas.IQuotaMeter
 {
     private const string Columns = """
         id AS Id, type AS Type, payload AS Payload, priority AS Priority, state AS State, attempts AS Attempts, max_attempts AS MaxAttempts,
@@ -24,6 +24,16 @@ internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<J
     public event Action<string>? Enqueued;
 
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>The principal's queued and running jobs (the queuedJobs quota).</summary>
+    public async Task<long> UsedAsync(string actor, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM jobs_items WHERE owner = @actor AND state IN ('queued', 'running')", new { actor }, cancellationToken: cancellationToken));
+    }
+
+    public string Quota => Fundament.Quotas.Quota.QueuedJobs;
 
     public async Task<string> EnqueueAsync(JobRequest request, CancellationToken cancellationToken)
     {
@@ -41,15 +51,17 @@ internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<J
         }
         try
         {
-            await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO jobs_items (id, type, payload, priority, state, attempts, max_attempts, progress, cancel_requested, idempotency_key, run_at, created_at)
-                VALUES (@id, @Type, @Payload, @Priority, 'queued', 0, @maxAttempts, 0, FALSE, @IdempotencyKey, @runAt, @now)
+            // In a transaction of its own, which inside a unit of work is a savepoint: on PostgreSQL
+            // the expected unique violation below would otherwise abort the caller's whole unit.
+            await database.InTransactionAsync((insert, transaction) => insert.ExecuteAsync(new CommandDefinition("""
+                INSERT INTO jobs_items (id, type, payload, priority, state, attempts, max_attempts, progress, cancel_requested, idempotency_key, run_at, created_at, owner)
+                VALUES (@id, @Type, @Payload, @Priority, 'queued', 0, @maxAttempts, 0, FALSE, @IdempotencyKey, @runAt, @now, @Owner)
                 """, new
             {
-                id, request.Type, request.Payload, request.Priority, request.IdempotencyKey,
+                id, request.Type, request.Payload, request.Priority, request.IdempotencyKey, request.Owner,
                 maxAttempts = request.MaxAttempts ?? options.Value.MaxAttempts,
                 runAt = request.RunAt?.ToUnixTimeMilliseconds() ?? now, now,
-            }, cancellationToken: cancellationToken));
+            }, transaction, cancellationToken: cancellationToken)), cancellationToken);
         }
         catch (DbException ex) when (request.IdempotencyKey is not null && database.Dialect.IsUniqueViolation(ex))
         {

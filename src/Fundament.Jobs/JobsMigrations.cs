@@ -36,5 +36,9 @@ internal sealed class JobsMigrations : IMigrationSource
                 paused {bool} NOT NULL,
                 updated_at BIGINT NOT NULL);
             """),
+        new(2, "who a job runs for (the queuedJobs quota)", """
+            ALTER TABLE jobs_items ADD COLUMN owner TEXT NULL;
+            CREATE INDEX ix_jobs_items_owner ON jobs_items (owner, state);
+            """),
     ];
 }

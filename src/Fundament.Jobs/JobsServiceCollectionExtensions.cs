@@ -27,6 +27,7 @@ public static class JobsServiceCollectionExtensions
         services.AddMigrations(new JobsMigrations());
         services.TryAddSingleton<JobStore>();
         services.TryAddSingleton<IJobQueue>(sp => sp.GetRequiredService<JobStore>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Fundament.Quotas.IQuotaMeter, JobStore>(sp => sp.GetRequiredService<JobStore>()));
         services.TryAddSingleton<JobWorker>();
         if (configuration.GetValue(JobsOptions.SectionName + ":" + nameof(JobsOptions.WorkerEnabled), true))
         {

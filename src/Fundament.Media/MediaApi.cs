@@ -1,6 +1,7 @@
 using Fundament.Audit;
 using Fundament.Http;
 using Fundament.Media.Storage;
+using Fundament.Quotas;
 using Fundament.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -40,7 +41,7 @@ internal static class MediaApi
     }
 
     private static async Task<Results<Created<MediaResponse>, Ok<MediaResponse>, ValidationProblem, ProblemHttpResult>> UploadAsync(
-        HttpContext context, MediaService media, MediaStore store, CancellationToken cancellationToken)
+        HttpContext context, MediaService media, MediaStore store, IQuotas quotas, CancellationToken cancellationToken)
     {
         var request = context.Request;
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var contentType) || !contentType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
@@ -50,84 +51,116 @@ internal static class MediaApi
             return TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, title: "Unsupported media type",
                 detail: "The body must be multipart/form-data with a boundary and a `file` field.");
         }
-        var reader = new MultipartReader(boundary, request.Body) { HeadersLengthLimit = 16 * 1024 };
+        // Quotas first, before a byte of the body is read: a count already at its limit (429), or a
+        // declared body larger than what the storedBytes quota has left (413).
+        var quota = QuotaSubject.Of(context.User);
+        var budget = await media.StorageBudgetAsync(quota, cancellationToken);
+        if (budget is not null && request.ContentLength is { } declared && declared - MultipartOverhead > budget.Remaining)
+        {
+            throw budget.Exceeded(declared);
+        }
+        await quotas.EnsureAsync(quota, Quota.Assets, 1, cancellationToken);
+        await quotas.EnsureAsync(quota, Quota.QueuedJobs, 1, cancellationToken);
+
         StagedContent? staged = null;
-        string? filename = null, title = null;
-        var tags = new List<string>();
+        // Whatever ends this request (a refusal, a client gone mid-body, a fault) takes the staged file with it.
         try
         {
-            MultipartSection? section;
-            while ((section = await reader.ReadNextSectionAsync(cancellationToken)) is not null)
+            var reader = new MultipartReader(boundary, request.Body) { HeadersLengthLimit = 16 * 1024, HeadersCountLimit = 16 };
+            string? filename = null, title = null;
+            var tags = new List<string>();
+            var parts = 0;
+            var textBytes = 0;
+            try
             {
-                if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) || !disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase))
+                MultipartSection? section;
+                while ((section = await reader.ReadNextSectionAsync(cancellationToken)) is not null)
                 {
-                    continue;
-                }
-                var name = HeaderUtilities.RemoveQuotes(disposition.Name).Value;
-                if (name == "file" && disposition.IsFileDisposition())
-                {
-                    if (staged is not null)
+                    if (++parts > MaxParts)
                     {
-                        return Problems.Validation("file", "Send one file per request.");
+                        DeleteStaged(staged);
+                        return Problems.LimitExceeded("multipartParts", MaxParts, $"A media upload has at most {MaxParts} parts (file, title, tags).");
                     }
-                    filename = HeaderUtilities.RemoveQuotes(disposition.FileNameStar.HasValue ? disposition.FileNameStar : disposition.FileName).Value;
-                    staged = await media.StageAsync(section.Body, cancellationToken);
-                }
-                else if (name is "title" or "tags")
-                {
-                    using var text = new StreamReader(section.Body);
-                    var value = await ReadLimitedAsync(text, 8 * 1024);
-                    if (value is null)
+                    if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) || !disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase))
                     {
-                        return Problems.Validation(name, $"{name} is too long.");
+                        continue;
                     }
-                    if (name == "title")
+                    var name = HeaderUtilities.RemoveQuotes(disposition.Name).Value;
+                    if (name == "file" && disposition.IsFileDisposition())
                     {
-                        title = value.Trim();
+                        if (staged is not null)
+                        {
+                            DeleteStaged(staged);
+                            return Problems.Validation("file", "Send one file per request.");
+                        }
+                        filename = HeaderUtilities.RemoveQuotes(disposition.FileNameStar.HasValue ? disposition.FileNameStar : disposition.FileName).Value;
+                        staged = await media.StageAsync(section.Body, cancellationToken, budget);
                     }
-                    else
+                    else if (name is "title" or "tags")
                     {
-                        tags.AddRange(value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+                        // Read up to what is left of the text budget, never more: repeating a field does not get round it.
+                        using var text = new StreamReader(section.Body);
+                        var value = await ReadLimitedAsync(text, MaxTextChars - textBytes);
+                        if (value is null)
+                        {
+                            DeleteStaged(staged);
+                            return Problems.LimitExceeded("multipartFieldChars", MaxTextChars, $"title and tags together are at most {MaxTextChars} characters.");
+                        }
+                        textBytes += value.Length;
+                        if (name == "title")
+                        {
+                            title = value.Trim();
+                        }
+                        else
+                        {
+                            tags.AddRange(value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+                        }
                     }
                 }
             }
+            catch (UploadTooLargeException ex)
+            {
+                return TooLarge(ex.Limit);
+            }
+            catch (Microsoft.AspNetCore.Http.BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                DeleteStaged(staged);
+                return TooLarge(media.Options.MaxUploadBytes);
+            }
+            catch (InvalidDataException ex)
+            {
+                DeleteStaged(staged);
+                return Problems.Validation("file", "The multipart body is malformed: " + ex.Message);
+            }
+            if (staged is null)
+            {
+                return Problems.Validation("file", "The `file` field is required.");
+            }
+            if (ValidateText(title, tags) is { } invalid)
+            {
+                DeleteStaged(staged);
+                return invalid;
+            }
+            if (staged.Size == 0)
+            {
+                DeleteStaged(staged);
+                return Problems.Validation("file", "The file is empty.");
+            }
+            if (staged.Type is null)
+            {
+                DeleteStaged(staged);
+                return Unsupported();
+            }
+            var actor = context.User.Actor();
+            var (asset, created) = await media.AdmitAsync(staged, actor, actor, filename, string.IsNullOrEmpty(title) ? null : title, NormalizeTags(tags), quota, bytesReserved: false, cancellationToken);
+            var body = asset.ToResponse();
+            return created ? TypedResults.Created($"/api/v1/media/{asset.Id}", body) : TypedResults.Ok(body);
         }
-        catch (UploadTooLargeException ex)
+        finally
         {
-            return TooLarge(ex.Limit);
-        }
-        catch (Microsoft.AspNetCore.Http.BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return TooLarge(media.Options.MaxUploadBytes);
-        }
-        catch (InvalidDataException ex)
-        {
+            // AdmitAsync has already discarded it when it got that far; deleting a missing file is a no-op.
             DeleteStaged(staged);
-            return Problems.Validation("file", "The multipart body is malformed: " + ex.Message);
         }
-        if (staged is null)
-        {
-            return Problems.Validation("file", "The `file` field is required.");
-        }
-        if (ValidateText(title, tags) is { } invalid)
-        {
-            DeleteStaged(staged);
-            return invalid;
-        }
-        if (staged.Size == 0)
-        {
-            DeleteStaged(staged);
-            return Problems.Validation("file", "The file is empty.");
-        }
-        if (staged.Type is null)
-        {
-            DeleteStaged(staged);
-            return Unsupported();
-        }
-        var actor = context.User.Actor();
-        var (asset, created) = await media.AdmitAsync(staged, actor, actor, filename, string.IsNullOrEmpty(title) ? null : title, NormalizeTags(tags), cancellationToken);
-        var body = asset.ToResponse();
-        return created ? TypedResults.Created($"/api/v1/media/{asset.Id}", body) : TypedResults.Ok(body);
     }
 
     public static ProblemHttpResult TooLarge(long limit) => TypedResults.Problem(statusCode: StatusCodes.Status413PayloadTooLarge,
@@ -143,6 +176,15 @@ internal static class MediaApi
             MediaService.TryDelete(staged.Path);
         }
     }
+
+    /// <summary>Parts of one multipart upload: file, title and tags, with room for a client's extras.</summary>
+    public const int MaxParts = 16;
+
+    /// <summary>Characters of title and tags together in one multipart upload.</summary>
+    public const int MaxTextChars = 8 * 1024;
+
+    /// <summary>What multipart framing may add to a file's size in Content-Length.</summary>
+    private const long MultipartOverhead = 64 * 1024;
 
     private static async Task<string?> ReadLimitedAsync(StreamReader reader, int limit)
     {
@@ -321,11 +363,11 @@ internal static class MediaApi
 
     private static Task<Results<Ok<MediaResponse>, Accepted<MediaResponse>, ProblemHttpResult>> RestoreAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
         LifecycleAsync(id, context, access, store, (asset, actor) => asset.State == MediaState.Archived
-            ? media.RequestMoveAsync(asset, MediaTier.Hot, actor, "restored from archive by " + actor, cancellationToken)
+            ? media.RequestMoveAsync(asset, MediaTier.Hot, actor, "restored from archive by " + actor, cancellationToken, requester: QuotaSubject.Of(context.User))
             : media.RestoreAsync(asset, actor, cancellationToken), cancellationToken);
 
     private static Task<Results<Ok<MediaResponse>, Accepted<MediaResponse>, ProblemHttpResult>> ArchiveAsync(string id, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken) =>
-        LifecycleAsync(id, context, access, store, (asset, actor) => media.RequestMoveAsync(asset, MediaTier.Cold, actor, "archived by " + actor, cancellationToken), cancellationToken);
+        LifecycleAsync(id, context, access, store, (asset, actor) => media.RequestMoveAsync(asset, MediaTier.Cold, actor, "archived by " + actor, cancellationToken, requester: QuotaSubject.Of(context.User)), cancellationToken);
 
     private static async Task<Results<Ok<MediaResponse>, Accepted<MediaResponse>, ProblemHttpResult>> LifecycleAsync(
         string id, HttpContext context, MediaAccess access, MediaStore store, Func<AssetRow, string, Task<LifecycleResult>> action, CancellationToken cancellationToken)

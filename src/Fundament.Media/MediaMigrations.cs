@@ -111,5 +111,8 @@ internal sealed class MediaMigrations : IMigrationSource
             ALTER TABLE media_uploads ADD COLUMN finishing_until BIGINT NULL;
             ALTER TABLE media_uploads ADD COLUMN finishing_by TEXT NULL;
             """),
+        new(4, "unfinished uploads by owner (the pendingUploads and storedBytes quotas)", """
+            CREATE INDEX ix_media_uploads_owner ON media_uploads (owner, asset_id);
+            """),
     ];
 }

@@ -4,6 +4,7 @@ using Fundament.Hosting;
 using Fundament.Jobs;
 using Fundament.Media.Storage;
 using Fundament.Modules;
+using Fundament.Quotas;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -11,7 +12,7 @@ namespace Fundament.Media;
 
 /// <summary>Ingest and lifecycle: what the API, tus, the processor and the policy runner share.</summary>
 internal sealed partial class MediaService(
-    Fundament.Storage.IDatabase database, MediaStore store, MediaStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit, Fundament.Storage.LeaseStore leases,
+    Fundament.Storage.IDatabase database, MediaStore store, MediaStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit, Fundament.Storage.LeaseStore leases, IQuotas quotas,
     IOptions<MediaOptions> options, IOptions<FundamentOptions> fundament, TimeProvider time, ILogger<MediaService> logger)
 {
     /// <summary>
@@ -48,7 +49,12 @@ internal sealed partial class MediaService(
     /// Streams <paramref name="content"/> to a staging file while hashing it; nothing is held in
     /// memory beyond one buffer. Throws <see cref="UploadTooLargeException"/> past the limit.
     /// </summary>
-    public async Task<StagedContent> StageAsync(Stream content, CancellationToken cancellationToken)
+    /// <remarks>
+    /// <paramref name="budget"/>, when given, is what the uploader's storedBytes quota has left:
+    /// past it the upload stops at once with <see cref="QuotaExceededException"/> (413), before the
+    /// rest of the body is read.
+    /// </remarks>
+    public async Task<StagedContent> StageAsync(Stream content, CancellationToken cancellationToken, QuotaBudget? budget = null)
     {
         var path = Path.Combine(StagingFolder, Guid.NewGuid().ToString("N"));
         var head = new byte[ContentSniffer.HeaderLength];
@@ -66,6 +72,10 @@ internal sealed partial class MediaService(
                 if (size > options.Value.MaxUploadBytes)
                 {
                     throw new UploadTooLargeException(options.Value.MaxUploadBytes);
+                }
+                if (budget is not null && size > budget.Remaining)
+                {
+                    throw budget.Exceeded(size);
                 }
                 if (headLength < head.Length)
                 {
@@ -115,7 +125,15 @@ internal sealed partial class MediaService(
     /// whoever uploads it), the asset row is written, and a processing job is queued. The same
     /// owner uploading the same content gets the existing asset back.
     /// </summary>
-    public async Task<(AssetRow Asset, bool Created)> AdmitAsync(StagedContent staged, string owner, string? actor, string? filename, string? title, IReadOnlyList<string> tags, CancellationToken cancellationToken)
+    /// <remarks>
+    /// <paramref name="quota"/> is whom the new asset counts against (storedBytes, assets,
+    /// queuedJobs), checked before the content is stored and again, atomically, with the asset's
+    /// row; going over throws <see cref="QuotaExceededException"/> and leaves nothing behind.
+    /// <paramref name="bytesReserved"/>: the bytes were already counted (a tus upload reserves its
+    /// length when it is created).
+    /// </remarks>
+    public async Task<(AssetRow Asset, bool Created)> AdmitAsync(StagedContent staged, string owner, string? actor, string? filename, string? title, IReadOnlyList<string> tags,
+        QuotaSubject? quota, bool bytesReserved, CancellationToken cancellationToken)
     {
         try
         {
@@ -127,6 +145,8 @@ internal sealed partial class MediaService(
             {
                 return (existing, false);
             }
+            // Refused before anything is stored; checked again below, where it holds.
+            await EnsureAdmissionAsync(quota, staged.Size, bytesReserved, cancellationToken);
             var key = BlobKeys.Content(staged.Sha256);
             // The long put outside the content lock (the key is the content, so a second writer writes the same bytes).
             if (await stores.Hot.SizeAsync(key, cancellationToken) != staged.Size)
@@ -142,22 +162,21 @@ internal sealed partial class MediaService(
                 {
                     await stores.Hot.PutFileAsync(key, staged.Path, type.Mime, cancellationToken);
                 }
-                // The asset, its processing job and the audit entry: all or nothing.
-                (asset, created) = await database.InUnitOfWorkAsync(async () =>
+                // The quota check, the asset, its processing job and the audit entry: all or nothing.
+                try
                 {
-                    var (asset, created) = await store.CreateOrGetAsync(new NewAsset(owner, staged.Sha256, staged.Size, type.Kind, type.Mime, FileNames.Sanitize(filename), title, tags), actor, cancellationToken);
-                    if (created)
+                    (asset, created) = await database.InUnitOfWorkAsync(async () =>
                     {
-                        await jobs.EnqueueAsync(JobRequest.Of(ProcessJob, new ProcessPayload(asset.Id), idempotencyKey: $"{ProcessJob}:{asset.Id}"), cancellationToken);
-                        await audit.AppendAsync(new AuditEvent("media.upload", AuditOutcome.Success)
-                        {
-                            Actor = actor ?? owner,
-                            Target = $"media:{asset.Id}",
-                            Details = new Dictionary<string, string> { ["sha256"] = staged.Sha256, ["type"] = type.Mime, ["size"] = staged.Size.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-                        }, cancellationToken);
-                    }
-                    return (asset, created);
-                }, cancellationToken);
+                        await EnsureAdmissionAsync(quota, staged.Size, bytesReserved, cancellationToken);
+                        return await CreateAssetAsync(staged, type, owner, actor, filename, title, tags, cancellationToken);
+                    }, cancellationToken);
+                }
+                catch (QuotaExceededException)
+                {
+                    // Still under the content lock: the object put above goes again unless another asset uses it.
+                    await DeleteContentIfUnusedAsync(staged.Sha256, MediaTier.Hot, CancellationToken.None);
+                    throw;
+                }
             }
             return (asset, created);
         }
@@ -165,6 +184,44 @@ internal sealed partial class MediaService(
         {
             Discard(staged);
         }
+    }
+
+    private async Task EnsureAdmissionAsync(QuotaSubject? quota, long size, bool bytesReserved, CancellationToken cancellationToken)
+    {
+        if (quota is null)
+        {
+            return;
+        }
+        if (!bytesReserved)
+        {
+            await quotas.EnsureAsync(quota, Quota.StoredBytes, size, cancellationToken);
+        }
+        await quotas.EnsureAsync(quota, Quota.Assets, 1, cancellationToken);
+        await quotas.EnsureAsync(quota, Quota.QueuedJobs, 1, cancellationToken);
+    }
+
+    private async Task<(AssetRow Asset, bool Created)> CreateAssetAsync(
+        StagedContent staged, SniffedType type, string owner, string? actor, string? filename, string? title, IReadOnlyList<string> tags, CancellationToken cancellationToken)
+    {
+        var (asset, created) = await store.CreateOrGetAsync(new NewAsset(owner, staged.Sha256, staged.Size, type.Kind, type.Mime, FileNames.Sanitize(filename), title, tags), actor, cancellationToken);
+        if (created)
+        {
+            await jobs.EnqueueAsync(JobRequest.Of(ProcessJob, new ProcessPayload(asset.Id), idempotencyKey: $"{ProcessJob}:{asset.Id}") with { Owner = owner }, cancellationToken);
+            await audit.AppendAsync(new AuditEvent("media.upload", AuditOutcome.Success)
+            {
+                Actor = actor ?? owner,
+                Target = $"media:{asset.Id}",
+                Details = new Dictionary<string, string> { ["sha256"] = staged.Sha256, ["type"] = type.Mime, ["size"] = staged.Size.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            }, cancellationToken);
+        }
+        return (asset, created);
+    }
+
+    /// <summary>What <paramref name="quota"/> has left of its storedBytes quota, or null when it is unlimited.</summary>
+    public async Task<QuotaBudget?> StorageBudgetAsync(QuotaSubject quota, CancellationToken cancellationToken)
+    {
+        var state = await quotas.StateAsync(quota, Quota.StoredBytes, cancellationToken);
+        return state.Limit is { } max ? new QuotaBudget(max, state.Used, state.Source) : null;
     }
 
     /// <summary>Deletes a staging file, unless it belongs to someone else (<see cref="StagedContent.Keep"/>).</summary>
@@ -227,7 +284,8 @@ internal sealed partial class MediaService(
     /// (retried, surviving a crash, never cut off by a client or gateway timeout), not in a request.
     /// Checked now, so a held or wrong-state asset is refused at once; checked again by the worker.
     /// </summary>
-    public async Task<LifecycleResult> RequestMoveAsync(AssetRow asset, string to, string actor, string reason, CancellationToken cancellationToken, bool reviveDead = true)
+    /// <remarks>A person's request (<paramref name="requester"/>) counts against its queuedJobs quota; the policy runner's do not.</remarks>
+    public async Task<LifecycleResult> RequestMoveAsync(AssetRow asset, string to, string actor, string reason, CancellationToken cancellationToken, bool reviveDead = true, QuotaSubject? requester = null)
     {
         if (to == MediaTier.Cold && asset.LegalHold)
         {
@@ -240,7 +298,19 @@ internal sealed partial class MediaService(
         // One job per asset, target and asset version: asking twice queues once; after a round trip a new one.
         // A dead one (the store was down for all its attempts) is tried again by a person asking
         // again; the policy runner does not revive it every interval.
-        await jobs.EnqueueAsync(JobRequest.Of(MoveJob, new MovePayload(asset.Id, to, actor, reason), idempotencyKey: $"{MoveJob}:{asset.Id}:{to}:{asset.UpdatedAt}") with { ReviveDead = reviveDead }, cancellationToken);
+        var job = JobRequest.Of(MoveJob, new MovePayload(asset.Id, to, actor, reason), idempotencyKey: $"{MoveJob}:{asset.Id}:{to}:{asset.UpdatedAt}") with { ReviveDead = reviveDead, Owner = requester?.Actor };
+        if (requester is null)
+        {
+            await jobs.EnqueueAsync(job, cancellationToken);
+        }
+        else
+        {
+            await database.InUnitOfWorkAsync(async () =>
+            {
+                await quotas.EnsureAsync(requester, Quota.QueuedJobs, 1, cancellationToken);
+                return await jobs.EnqueueAsync(job, cancellationToken);
+            }, cancellationToken);
+        }
         return LifecycleResult.Accepted;
     }
 
@@ -455,6 +525,14 @@ internal sealed partial class MediaService(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Publishing {Event} for asset {AssetId} failed")]
     private static partial void LogPublishFailed(ILogger logger, string @event, string assetId, Exception exception);
+}
+
+/// <summary>How many more bytes a principal may store: its storedBytes limit less what it uses.</summary>
+internal sealed record QuotaBudget(long Limit, long Used, string Source)
+{
+    public long Remaining => Math.Max(0, Limit - Used);
+
+    public QuotaExceededException Exceeded(long requested) => new(Quota.StoredBytes, Limit, Used, requested, Source);
 }
 
 internal sealed record StagedContent(string Path, string Sha256, long Size, SniffedType? Type)

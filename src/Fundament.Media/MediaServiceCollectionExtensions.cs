@@ -49,6 +49,7 @@ public static class MediaServiceCollectionExtensions
         services.TryAddSingleton<PolicyStore>();
         services.TryAddSingleton<PolicyRunner>();
         services.TryAddSingleton<MediaAccess>();
+        MediaQuotaMeter.Register(services);
         if (api && configuration.GetValue(MediaOptions.SectionName + ":PolicyRunnerEnabled", true))
         {
             services.AddHostedService<UploadSweeper>();

@@ -3,8 +3,9 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Fundament.Http;
-using Fundament.Security;
 using Fundament.Media.Uploads;
+using Fundament.Quotas;
+using Fundament.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -63,7 +64,7 @@ internal static class TusApi
         return null;
     }
 
-    private static async Task<IResult> CreateAsync(HttpContext context, MediaService media, UploadStore uploads, CancellationToken cancellationToken)
+    private static async Task<IResult> CreateAsync(HttpContext context, MediaService media, UploadStore uploads, IQuotas quotas, Fundament.Storage.IDatabase database, CancellationToken cancellationToken)
     {
         if (CheckVersion(context) is { } wrong)
         {
@@ -97,7 +98,15 @@ internal static class TusApi
             return invalid;
         }
         var filename = metadata.GetValueOrDefault("filename") ?? metadata.GetValueOrDefault("name");
-        var upload = await uploads.CreateAsync(context.User.Actor(), length, FileNames.Sanitize(filename), string.IsNullOrEmpty(title) ? null : title, MediaApi.NormalizeTags(tags), cancellationToken);
+        // The upload reserves its length against the storedBytes quota from now on, and takes a
+        // pendingUploads slot: both checked with the row's insert, so two creations cannot share the last room.
+        var quota = QuotaSubject.Of(context.User);
+        var upload = await database.InUnitOfWorkAsync(async () =>
+        {
+            await quotas.EnsureAsync(quota, Quota.PendingUploads, 1, cancellationToken);
+            await quotas.EnsureAsync(quota, Quota.StoredBytes, length, cancellationToken);
+            return await uploads.CreateAsync(context.User.Actor(), length, FileNames.Sanitize(filename), string.IsNullOrEmpty(title) ? null : title, MediaApi.NormalizeTags(tags), cancellationToken);
+        }, cancellationToken);
         var location = $"{request.PathBase}/api/v1/media/uploads/{upload.Id}";
         context.Response.Headers.Location = location;
         context.Response.Headers["Upload-Expires"] = Expires(upload.ExpiresAt);
@@ -323,7 +332,9 @@ internal static class TusApi
                 finished = true;
                 return MediaApi.Unsupported();
             }
-            var (asset, _) = await media.AdmitAsync(staged, upload.Owner, context.User.Actor(), upload.Filename, upload.Title, JsonSerializer.Deserialize<List<string>>(upload.Tags) ?? [], none);
+            // Its bytes were reserved when the upload was created; the asset and its job still count.
+            var (asset, _) = await media.AdmitAsync(staged, upload.Owner, context.User.Actor(), upload.Filename, upload.Title, JsonSerializer.Deserialize<List<string>>(upload.Tags) ?? [],
+                QuotaSubject.Of(context.User), bytesReserved: true, none);
             finished = true;
             // Only the claim's holder deletes the parts; one that overran its claim leaves them to its successor.
             if (await uploads.CompleteAsync(upload.Id, asset.Id, claim, none))

@@ -26,6 +26,7 @@ public static class RegistryServiceCollectionExtensions
             .ValidateOnStart();
         services.AddMigrations(new RegistryMigrations());
         services.TryAddSingleton<RegistryStore>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Fundament.Security.IBoundGrants, Fundament.Registry.Instances.RegistryBoundGrants>());
         services.TryAddSingleton<RegistryMetrics>();
         services.TryAddSingleton<RouteClaimStore>();
         services.TryAddSingleton<ServiceDirectory>();

@@ -24,6 +24,7 @@ public static class VaultServiceCollectionExtensions
         services.TryAddSingleton<SecretStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, SecretStore>(sp => sp.GetRequiredService<SecretStore>()));
         services.TryAddSingleton<PolicyStore>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Fundament.Security.IBoundGrants, Fundament.Vault.Policies.VaultBoundGrants>());
         services.TryAddSingleton<VaultMetrics>();
         services.TryAddSingleton<VaultAuditor>();
         services.TryAddSingleton<Fundament.Modules.ISecretDirectory, SecretDirectory>();

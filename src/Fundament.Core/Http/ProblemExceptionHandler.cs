@@ -39,6 +39,26 @@ internal sealed partial class ProblemExceptionHandler(IProblemDetailsService pro
                 httpContext.Response.Headers.RetryAfter = ((int)Math.Ceiling(busy.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
                 problem = new ProblemDetails { Status = 503, Title = "Temporarily unavailable", Detail = busy.Message };
                 break;
+            case Fundament.Quotas.QuotaExceededException quota:
+                problem = new ProblemDetails
+                {
+                    Status = quota.Status,
+                    Title = "Quota exceeded",
+                    Type = "https://fundament.dev/problems/quota-exceeded",
+                    Detail = quota.Message,
+                    Extensions =
+                    {
+                        ["quota"] = quota.Quota,
+                        ["limit"] = quota.Limit,
+                        ["used"] = quota.Used,
+                        ["requested"] = quota.Requested,
+                        ["source"] = quota.LimitSource,
+                    },
+                };
+                break;
+            case RequestLimitExceededException limit:
+                problem = Problems.LimitProblem(limit.Limit, limit.Max, limit.Message, limit.Status);
+                break;
             case OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested:
                 // The client went away; nobody reads this answer.
                 httpContext.Response.StatusCode = 499;
@@ -99,4 +119,17 @@ internal sealed partial class ProblemExceptionHandler(IProblemDetailsService pro
 public sealed class TemporarilyUnavailableException(string message, TimeSpan retryAfter) : Exception(message)
 {
     public TimeSpan RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>
+/// A request larger in shape than the server accepts (too many parts, a field too long, a page too
+/// big): answered 413 (or the given status) with a problem naming the limit, before anything is written.
+/// </summary>
+public sealed class RequestLimitExceededException(string limit, long max, string message, int status = StatusCodes.Status413PayloadTooLarge) : Exception(message)
+{
+    public string Limit { get; } = limit;
+
+    public long Max { get; } = max;
+
+    public int Status { get; } = status;
 }

@@ -29,6 +29,22 @@ public static class Problems
         TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden", detail: detail,
             extensions: new Dictionary<string, object?> { ["missingPermissions"] = missing });
 
+    /// <summary>
+    /// A request over one of the server's shape limits (parts, field length, page size); the problem
+    /// names the limit (<c>limit</c>) and its value (<c>max</c>).
+    /// </summary>
+    public static ProblemHttpResult LimitExceeded(string limit, long max, string detail, int status = StatusCodes.Status413PayloadTooLarge) =>
+        TypedResults.Problem(LimitProblem(limit, max, detail, status));
+
+    internal static Microsoft.AspNetCore.Mvc.ProblemDetails LimitProblem(string limit, long max, string detail, int status) => new()
+    {
+        Status = status,
+        Title = status == StatusCodes.Status413PayloadTooLarge ? "Request too large" : "Request over a limit",
+        Type = "https://fundament.dev/problems/limit-exceeded",
+        Detail = detail,
+        Extensions = { ["limit"] = limit, ["max"] = max },
+    };
+
     public static ProblemHttpResult Unauthorized(string detail) =>
         TypedResults.Problem(statusCode: StatusCodes.Status401Unauthorized, title: "Unauthorized", detail: detail);
 }

@@ -23,6 +23,12 @@ public static class Permissions
     public const string ApiKeysOwn = "apikeys.own";
     public const string AuditRead = "audit.read";
 
+    /// <summary>Read quota defaults, overrides and any user's usage.</summary>
+    public const string QuotasRead = "quotas.read";
+
+    /// <summary>Set quota overrides on roles, users and clients (only those whose permissions one holds).</summary>
+    public const string QuotasWrite = "quotas.write";
+
     /// <summary>Subscribe webhooks to one's own events.</summary>
     public const string WebhooksOwn = "webhooks.own";
 

@@ -9,8 +9,23 @@ namespace Fundament.Identity.ApiKeys;
 /// Per-user API keys: <c>fk_&lt;8-char prefix&gt;_&lt;secret&gt;</c>, shown once, stored as SHA-256.
 /// The prefix is kept in clear so a person can tell their keys apart.
 /// </summary>
-internal sealed class ApiKeyStore(IDatabase database, TimeProvider time, IRolePermissions rolePermissions)
+internal sealed class ApiKeyStore(IDatabase database, TimeProvider time, IRolePermissions rolePermissions, IEnumerable<IBoundGrants> bound) : Fundament.Quotas.IQuotaMeter
 {
+    public string Quota => Fundament.Quotas.Quota.ApiKeys;
+
+    /// <summary>The user's live keys (not revoked, not expired), for the apiKeys quota.</summary>
+    public async Task<long> UsedAsync(string actor, CancellationToken cancellationToken)
+    {
+        if (!actor.StartsWith("user:", StringComparison.Ordinal))
+        {
+            return 0;
+        }
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM identity_api_keys WHERE user_id = @userId AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)",
+            new { userId = actor["user:".Length..], now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
+    }
+
     public const string Scheme = "ApiKey";
 
     private static readonly TimeSpan LastUsedGranularity = TimeSpan.FromMinutes(1);
@@ -30,13 +45,17 @@ internal sealed class ApiKeyStore(IDatabase database, TimeProvider time, IRolePe
         return (new ApiKeyResponse(id, name, "fk_" + prefix, roles, DateTimeOffset.FromUnixTimeMilliseconds(now), expiresAt, null, null), key);
     }
 
-    public async Task<IReadOnlyList<ApiKeyResponse>> ListAsync(string userId, CancellationToken cancellationToken)
+    /// <summary>
+    /// One page of the user's keys, revoked ones included, by id descending (ids are time-ordered
+    /// UUIDv7s, so newest first): those before <paramref name="before"/>; at most <paramref name="take"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<ApiKeyResponse>> ListAsync(string userId, string? before, int take, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<KeyRow>(new CommandDefinition("""
             SELECT id, name, prefix, roles, created_at AS CreatedAt, expires_at AS ExpiresAt, revoked_at AS RevokedAt, last_used_at AS LastUsedAt
-            FROM identity_api_keys WHERE user_id = @userId ORDER BY created_at DESC
-            """, new { userId }, cancellationToken: cancellationToken));
+            FROM identity_api_keys WHERE user_id = @userId AND (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @take
+            """, new { userId, before, take }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToResponse()).ToList();
     }
 
@@ -71,16 +90,26 @@ internal sealed class ApiKeyStore(IDatabase database, TimeProvider time, IRolePe
         {
             return null;
         }
-        // A key never grants more than its owner holds today: a role whose permissions the owner
-        // no longer has drops out of the key.
+        // A key never grants more than its owner holds today. It keeps a role the owner still holds
+        // by name; another role (a narrower one such as guest) only while the owner holds all its
+        // permissions and whatever is bound to it by name (vault policies, quota overrides).
         var userRoles = (await connection.QueryAsync<string>(new CommandDefinition(
             "SELECT role FROM identity_user_roles WHERE user_id = @userId", new { userId = row.UserId }, cancellationToken: cancellationToken))).ToList();
         var held = await rolePermissions.PermissionsOfAsync(userRoles, cancellationToken);
         var roles = new List<string>();
         foreach (var role in JsonSerializer.Deserialize<string[]>(row.Roles) ?? [])
         {
-            var granted = await rolePermissions.PermissionsOfAsync([role], cancellationToken);
-            if (held.Contains(Permissions.All) || granted.All(held.Contains))
+            if (held.Contains(Permissions.All) || userRoles.Contains(role, StringComparer.Ordinal))
+            {
+                roles.Add(role);
+                continue;
+            }
+            var needed = (await rolePermissions.PermissionsOfAsync([role], cancellationToken)).ToHashSet(StringComparer.Ordinal);
+            foreach (var source in bound)
+            {
+                needed.UnionWith(await source.RequiredForAsync(["role:" + role], cancellationToken));
+            }
+            if (needed.All(held.Contains))
             {
                 roles.Add(role);
             }

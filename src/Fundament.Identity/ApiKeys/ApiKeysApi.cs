@@ -1,6 +1,7 @@
 using Fundament.Audit;
 using Fundament.Http;
 using Fundament.Identity.Roles;
+using Fundament.Quotas;
 using Fundament.Security;
 using Fundament.Storage;
 using Microsoft.AspNetCore.Builder;
@@ -17,13 +18,15 @@ internal static class ApiKeysApi
         var group = endpoints.MapGroup("/api/v1/api-keys").WithTags("API keys").RequireAuthorization(Permissions.ApiKeysOwn);
         group.MapPost("", CreateAsync).WithName("CreateApiKey")
             .WithSummary("Creates a key for the caller, scoped to some or all of the caller's roles. The key is shown only in this answer.");
-        group.MapGet("", ListAsync).WithName("ListApiKeys");
+        group.MapGet("", ListAsync).WithName("ListApiKeys")
+            .WithSummary("The caller's keys, revoked ones included, by id, newest first (ids are time-ordered), a page at a time: limit (1-500, default 100) and after "
+                + "(the cursor in the Link rel=next header).");
         group.MapDelete("/{id}", RevokeAsync).WithName("RevokeApiKey");
         return group;
     }
 
     private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        CreateApiKeyRequest request, IDatabase database, ApiKeyStore keys, RoleGuard guard, TimeProvider time, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        CreateApiKeyRequest request, IDatabase database, ApiKeyStore keys, RoleGuard guard, IQuotas quotas, TimeProvider time, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var userId = context.User.UserId();
         if (userId is null)
@@ -45,6 +48,8 @@ internal static class ApiKeysApi
         }
         // Checked against the caller as authenticated now, so a key made with a scoped key cannot exceed that key.
         var roles = request.Roles ?? context.User.RolesOf();
+        // A key is a narrower copy of its owner: its roles' permissions, and whatever is bound to
+        // them by name (vault policies, quota overrides), must be held by the caller.
         var check = await guard.CheckAssignableAsync(context.User, roles, cancellationToken);
         if (!check.Allowed)
         {
@@ -52,6 +57,7 @@ internal static class ApiKeysApi
         }
         var (key, secret) = await database.InUnitOfWorkAsync(async () =>
         {
+            await quotas.EnsureAsync(QuotaSubject.Of(context.User), Quota.ApiKeys, 1, cancellationToken);
             var created = await keys.CreateAsync(userId, request.Name!, roles.Distinct().ToList(), request.ExpiresAt, cancellationToken);
             await audit.AppendAsync(new AuditEvent("apikey.create", AuditOutcome.Success)
             {
@@ -63,10 +69,21 @@ internal static class ApiKeysApi
         return TypedResults.Created($"/api/v1/api-keys/{key.Id}", new CreatedApiKeyResponse(key.Id, key.Name, secret, key.Prefix, key.Roles, key.CreatedAt, key.ExpiresAt));
     }
 
-    private static async Task<Results<Ok<IReadOnlyList<ApiKeyResponse>>, ProblemHttpResult>> ListAsync(ApiKeyStore keys, HttpContext context, CancellationToken cancellationToken) =>
-        context.User.UserId() is { } userId
-            ? TypedResults.Ok(await keys.ListAsync(userId, cancellationToken))
-            : Problems.Forbidden("Only users have API keys.");
+    private static async Task<Results<Ok<IReadOnlyList<ApiKeyResponse>>, ValidationProblem, ProblemHttpResult>> ListAsync(
+        int? limit, string? after, ApiKeyStore keys, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (context.User.UserId() is not { } userId)
+        {
+            return Problems.Forbidden("Only users have API keys.");
+        }
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        return TypedResults.Ok(Paging.Page(context, await keys.ListAsync(userId, after, Paging.Take(size), cancellationToken), size, k => k.Id));
+    }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(
         string id, IDatabase database, ApiKeyStore keys, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)

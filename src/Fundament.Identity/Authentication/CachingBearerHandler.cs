@@ -74,6 +74,12 @@ internal sealed class CachingBearerHandler(
         {
             return "The token's subject is disabled or its session has ended.";
         }
+        if (state.IssuedNotBefore > 0
+            && (!long.TryParse(principal.FindFirst("iat")?.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var issuedAt)
+                || issuedAt < state.IssuedNotBefore))
+        {
+            return "The token was issued before the client's secret was rotated.";
+        }
         if (principal.Identity is ClaimsIdentity identity)
         {
             foreach (var role in identity.FindAll(FundamentClaims.Roles).Where(r => !state.Roles.Contains(r.Value, StringComparer.Ordinal)).ToList())

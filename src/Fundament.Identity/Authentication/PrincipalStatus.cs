@@ -31,10 +31,10 @@ internal sealed class PrincipalStatus(IDatabase database, TimeProvider time)
         SubjectState state;
         if (subjectType == "client")
         {
-            var row = await connection.QuerySingleOrDefaultAsync<(string Roles, bool Disabled)?>(new CommandDefinition(
-                "SELECT roles, disabled FROM identity_clients WHERE id = @subject", new { subject }, cancellationToken: cancellationToken));
+            var row = await connection.QuerySingleOrDefaultAsync<(string Roles, bool Disabled, long SecretRotatedAt)?>(new CommandDefinition(
+                "SELECT roles, disabled, secret_rotated_at FROM identity_clients WHERE id = @subject", new { subject }, cancellationToken: cancellationToken));
             state = row is { Disabled: false } client
-                ? new SubjectState(true, JsonSerializer.Deserialize<string[]>(client.Roles) ?? [])
+                ? new SubjectState(true, JsonSerializer.Deserialize<string[]>(client.Roles) ?? []) { IssuedNotBefore = client.SecretRotatedAt / 1000 }
                 : SubjectState.Inactive;
         }
         else
@@ -68,4 +68,11 @@ internal sealed class PrincipalStatus(IDatabase database, TimeProvider time)
 internal sealed record SubjectState(bool Active, IReadOnlyList<string> Roles)
 {
     public static readonly SubjectState Inactive = new(false, []);
+
+    /// <summary>
+    /// Tokens issued (<c>iat</c>, Unix seconds) before this are void: a client's secret rotation
+    /// ends the tokens minted with the old secret. Whole seconds, as <c>iat</c> is, so a token
+    /// minted in the second of the rotation survives.
+    /// </summary>
+    public long IssuedNotBefore { get; init; }
 }

@@ -20,7 +20,8 @@ internal static partial class ClientsApi
         var group = endpoints.MapGroup("/api/v1/clients").WithTags("Clients");
         group.MapPost("", CreateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("CreateClient")
             .WithSummary("Creates a service client; the answer holds client_secret, shown only this once.");
-        group.MapGet("", ListAsync).RequireAuthorization(Permissions.ClientsRead).WithName("ListClients");
+        group.MapGet("", ListAsync).RequireAuthorization(Permissions.ClientsRead).WithName("ListClients")
+            .WithSummary("Service clients by name, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapGet("/{id}", GetAsync).RequireAuthorization(Permissions.ClientsRead).WithName("GetClient");
         group.MapPatch("/{id}", UpdateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("UpdateClient");
         group.MapPost("/{id}/rotate-secret", RotateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("RotateClientSecret")
@@ -74,8 +75,17 @@ internal static partial class ClientsApi
         return TypedResults.Created($"/api/v1/clients/{c.Client.ClientId}", new CreatedClientResponse(c.Client.ClientId, c.Secret, c.Client.Name, c.Client.Roles));
     }
 
-    private static async Task<Ok<IReadOnlyList<ClientResponse>>> ListAsync(ClientStore clients, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await clients.ListAsync(cancellationToken));
+    private static async Task<Results<Ok<IReadOnlyList<ClientResponse>>, ValidationProblem>> ListAsync(
+        int? limit, string? after, ClientStore clients, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        return TypedResults.Ok(Paging.Page(context, await clients.ListAsync(after, Paging.Take(size), cancellationToken), size, ClientStore.Cursor));
+    }
 
     private static async Task<Results<Ok<ClientResponse>, ProblemHttpResult>> GetAsync(string id, ClientStore clients, CancellationToken cancellationToken) =>
         await clients.GetAsync(id, cancellationToken) is { } client ? TypedResults.Ok(client) : Problems.NotFound("The client");
@@ -95,7 +105,7 @@ internal static partial class ClientsApi
         {
             return (null, Problems.NotFound("The client"));
         }
-        return await s.Guard.CheckSubjectAsync(context.User, client.Roles, $"client '{client.Name}'", cancellationToken) is { Allowed: false } check
+        return await s.Guard.CheckSubjectAsync(context.User, $"client:{client.ClientId}", client.Roles, $"client '{client.Name}'", cancellationToken) is { Allowed: false } check
             ? (null, check.Forbidden())
             : (client, null);
     }
@@ -151,6 +161,8 @@ internal static partial class ClientsApi
             var secret = await s.Clients.RotateSecretAsync(id, cancellationToken);
             if (secret is not null)
             {
+                // Tokens minted with the old secret end here now, on other replicas within PrincipalStatus.CacheFor.
+                s.Status.Invalidate();
                 await s.Audit.AppendAsync(new AuditEvent("client.rotate_secret", AuditOutcome.Success) { Target = $"client:{id}" }.From(context), cancellationToken);
             }
             return secret;

@@ -11,7 +11,7 @@ namespace Fundament.Identity.Roles;
 /// exceed its own. It may hand out a role only if it holds every permission the role grants, and
 /// act on a user, client or role only if it holds every permission that one holds.
 /// </summary>
-internal sealed class RoleGuard(RoleStore roles)
+internal sealed class RoleGuard(RoleStore roles, IEnumerable<IBoundGrants> bound)
 {
     public async Task<RoleCheck> CheckAssignableAsync(ClaimsPrincipal caller, IReadOnlyList<string> requested, CancellationToken cancellationToken)
     {
@@ -22,7 +22,24 @@ internal sealed class RoleGuard(RoleStore roles)
                 return RoleCheck.Invalid($"Role '{Truncate(role)}' does not exist.");
             }
         }
-        return await CheckPermissionsAsync(caller, await roles.PermissionsOfAsync(requested, cancellationToken), cancellationToken);
+        var permissions = (await roles.PermissionsOfAsync(requested, cancellationToken)).ToHashSet(StringComparer.Ordinal);
+        permissions.UnionWith(await BoundAsync(requested.Select(r => "role:" + r).ToList(), cancellationToken));
+        return await CheckPermissionsAsync(caller, permissions, cancellationToken);
+    }
+
+    /// <summary>What other modules bind to these roles or principals by name (vault policies, registry grants, quota overrides).</summary>
+    private async Task<IReadOnlySet<string>> BoundAsync(IReadOnlyCollection<string> subjects, CancellationToken cancellationToken)
+    {
+        var required = new HashSet<string>(StringComparer.Ordinal);
+        if (subjects.Count == 0)
+        {
+            return required;
+        }
+        foreach (var source in bound)
+        {
+            required.UnionWith(await source.RequiredForAsync(subjects, cancellationToken));
+        }
+        return required;
     }
 
     public async Task<RoleCheck> CheckPermissionsAsync(ClaimsPrincipal caller, IReadOnlySet<string> permissions, CancellationToken cancellationToken)
@@ -31,10 +48,17 @@ internal sealed class RoleGuard(RoleStore roles)
         return missing.Count == 0 ? RoleCheck.Ok : RoleCheck.Forbidden($"You cannot grant permissions you do not hold yourself: {string.Join(", ", missing)}.", missing);
     }
 
-    /// <summary>May <paramref name="caller"/> act on a principal holding <paramref name="targetRoles"/> (<paramref name="what"/> names it in the answer)?</summary>
-    public async Task<RoleCheck> CheckSubjectAsync(ClaimsPrincipal caller, IReadOnlyList<string> targetRoles, string what, CancellationToken cancellationToken)
+    /// <summary>
+    /// May <paramref name="caller"/> act on <paramref name="principal"/> (<c>user:&lt;id&gt;</c> or
+    /// <c>client:&lt;id&gt;</c>), which holds <paramref name="targetRoles"/>? It must hold every
+    /// permission those roles grant and whatever other modules bind to the principal or its roles.
+    /// <paramref name="what"/> names the target in the answer.
+    /// </summary>
+    public async Task<RoleCheck> CheckSubjectAsync(ClaimsPrincipal caller, string principal, IReadOnlyList<string> targetRoles, string what, CancellationToken cancellationToken)
     {
-        var missing = await MissingAsync(caller, await roles.PermissionsOfAsync(targetRoles, cancellationToken), cancellationToken);
+        var permissions = (await roles.PermissionsOfAsync(targetRoles, cancellationToken)).ToHashSet(StringComparer.Ordinal);
+        permissions.UnionWith(await BoundAsync([principal, .. targetRoles.Select(r => "role:" + r)], cancellationToken));
+        var missing = await MissingAsync(caller, permissions, cancellationToken);
         return missing.Count == 0
             ? RoleCheck.Ok
             : RoleCheck.Forbidden($"You cannot change {what}: it holds permissions you do not hold yourself ({string.Join(", ", missing)}).", missing);

@@ -67,12 +67,16 @@ internal sealed class RoleStore(IDatabase database, TimeProvider time) : IRolePe
     public async Task<bool> ExistsAsync(string name, CancellationToken cancellationToken) =>
         (await SnapshotAsync(cancellationToken)).Permissions.ContainsKey(name);
 
-    public async Task<IReadOnlyList<RoleResponse>> ListAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// One page of roles by name, after <paramref name="after"/>; at most <paramref name="take"/>.
+    /// Read from the table, not the snapshot that authorization uses.
+    /// </summary>
+    public async Task<IReadOnlyList<RoleResponse>> ListAsync(string? after, int take, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<RoleRow>(new CommandDefinition(
-            "SELECT name, description, permissions, builtin, created_at AS CreatedAt, updated_at AS UpdatedAt FROM identity_roles ORDER BY name",
-            cancellationToken: cancellationToken));
+            "SELECT name, description, permissions, builtin, created_at AS CreatedAt, updated_at AS UpdatedAt FROM identity_roles WHERE (@after IS NULL OR name > @after) ORDER BY name LIMIT @take",
+            new { after, take }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToResponse()).ToList();
     }
 
@@ -114,6 +118,11 @@ internal sealed class RoleStore(IDatabase database, TimeProvider time) : IRolePe
         await using var connection = await database.OpenAsync(cancellationToken);
         var deleted = await connection.ExecuteAsync(new CommandDefinition(
             "DELETE FROM identity_roles WHERE name = @name AND builtin = FALSE", new { name }, cancellationToken: cancellationToken));
+        if (deleted == 1)
+        {
+            // With its quota overrides, so a later role of the same name starts from the defaults.
+            await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_quotas WHERE scope = 'role' AND subject = @name", new { name }, cancellationToken: cancellationToken));
+        }
         Invalidate();
         return deleted == 1;
     }

@@ -125,6 +125,8 @@ internal sealed class UserStore(IDatabase database, TimeProvider time)
     public async Task<bool> DeleteAsync(string id, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
+        // With its quota overrides, so a later account cannot inherit them.
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_quotas WHERE scope = 'principal' AND subject = @subject", new { subject = "user:" + id }, cancellationToken: cancellationToken));
         return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_users WHERE id = @id", new { id }, cancellationToken: cancellationToken)) == 1;
     }
 

@@ -159,7 +159,7 @@ internal static partial class UsersApi
         {
             return errors.ToProblem();
         }
-        if (await s.Guard.CheckSubjectAsync(context.User, user.Roles, $"user '{user.Username}'", cancellationToken) is { Allowed: false } subject)
+        if (await s.Guard.CheckSubjectAsync(context.User, $"user:{user.Id}", user.Roles, $"user '{user.Username}'", cancellationToken) is { Allowed: false } subject)
         {
             return subject.Forbidden();
         }
@@ -229,7 +229,7 @@ internal static partial class UsersApi
         {
             return Problems.NotFound("The user");
         }
-        if (await s.Guard.CheckSubjectAsync(context.User, user.Roles, $"user '{user.Username}'", cancellationToken) is { Allowed: false } subject)
+        if (await s.Guard.CheckSubjectAsync(context.User, $"user:{user.Id}", user.Roles, $"user '{user.Username}'", cancellationToken) is { Allowed: false } subject)
         {
             return subject.Forbidden();
         }

@@ -5,6 +5,7 @@ using Fundament.Egress;
 using Fundament.Hosting;
 using Fundament.Http;
 using Fundament.Modules;
+using Fundament.Quotas;
 using Fundament.Registry.Routes;
 using Fundament.Security;
 using Fundament.Storage;
@@ -32,12 +33,15 @@ internal static partial class RegistryApi
         group.MapGet("/instances/{id}", GetAsync).RequireAuthorization(RegistryPermissions.Read).WithName("GetInstance");
         group.MapGet("/instances/{id}/history", HistoryAsync).RequireAuthorization(RegistryPermissions.Read).WithName("InstanceStatusHistory");
         group.MapGet("/services", ServicesAsync).RequireAuthorization(RegistryPermissions.Read).WithName("ListServices")
-            .WithSummary("Instances per service by status. Blocking watch with index and wait.");
+            .WithSummary("Instances per service by status, services by name. Blocking watch with index and wait; "
+                + "a page at a time after the wait: limit (1-500, default 100) and after (the cursor in the Link rel=next header, which drops index and wait).");
         group.MapGet("/services/{name}/instances", InstancesAsync).RequireAuthorization(RegistryPermissions.Read).WithName("ListServiceInstances")
-            .WithSummary("Instances of a service; healthy=true keeps passing ones, tag filters. Blocking watch with index and wait.");
+            .WithSummary("Instances of a service by id; healthy=true keeps passing ones, tag filters. Blocking watch with index and wait; "
+                + "a page at a time after the wait: limit (1-500, default 100) and after (the cursor in the Link rel=next header, which drops index and wait).");
         group.MapPost("/grants", GrantAsync).RequireAuthorization(RegistryPermissions.Write).WithName("GrantServiceName")
             .WithSummary("Lets a service client register instances under a service name.");
-        group.MapGet("/grants", GrantsAsync).RequireAuthorization(RegistryPermissions.Write).WithName("ListGrants");
+        group.MapGet("/grants", GrantsAsync).RequireAuthorization(RegistryPermissions.Write).WithName("ListGrants")
+            .WithSummary("Grants by client id, then service, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapDelete("/grants", RevokeGrantAsync).RequireAuthorization(RegistryPermissions.Write).WithName("RevokeGrant");
         group.MapRouteClaimsApi();
         return group;
@@ -262,24 +266,34 @@ internal static partial class RegistryApi
         TypedResults.Ok(await store.HistoryAsync(id, cancellationToken));
 
     private static async Task<Results<Ok<IReadOnlyList<ServiceSummary>>, ValidationProblem>> ServicesAsync(
-        long? index, string? wait, RegistryStore store, TimeProvider time, HttpContext context, CancellationToken cancellationToken)
+        long? index, string? wait, int? limit, string? after, RegistryStore store, WatchSlots watches, TimeProvider time, HttpContext context, CancellationToken cancellationToken)
     {
         if (WatchProblem(index, wait, out var waitFor) is { } problem)
         {
             return problem;
         }
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
         if (index is { } known)
         {
-            await BlockingQuery.WaitAsync(store.GlobalIndexAsync, known, waitFor, store.Changes, time, cancellationToken);
+            using (await watches.AcquireAsync(QuotaSubject.Of(context.User), cancellationToken))
+            {
+                await BlockingQuery.WaitAsync(store.GlobalIndexAsync, known, waitFor, store.Changes, time, cancellationToken);
+            }
         }
         var current = await store.GlobalIndexAsync(cancellationToken);
-        var services = await store.ServicesAsync(cancellationToken);
+        var services = Paging.Page(context, await store.ServicesPageAsync(after, Paging.Take(size), cancellationToken), size, s => s.Service, WatchParameters);
         BlockingQuery.SetIndex(context.Response, current);
         return TypedResults.Ok(services);
     }
 
     private static async Task<Results<Ok<IReadOnlyList<InstanceResponse>>, ValidationProblem>> InstancesAsync(
-        string name, bool? healthy, string? tag, long? index, string? wait, RegistryStore store, TimeProvider time, HttpContext context, CancellationToken cancellationToken)
+        string name, bool? healthy, string? tag, long? index, string? wait, int? limit, string? after, RegistryStore store, WatchSlots watches, TimeProvider time, HttpContext context,
+        CancellationToken cancellationToken)
     {
         if (!RegistryNames.IsService(name))
         {
@@ -293,16 +307,22 @@ internal static partial class RegistryApi
         {
             return problem;
         }
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
         if (index is { } known)
         {
-            await BlockingQuery.WaitAsync(ct => store.ServiceIndexAsync(name, ct), known, waitFor, store.Changes, time, cancellationToken);
+            using (await watches.AcquireAsync(QuotaSubject.Of(context.User), cancellationToken))
+            {
+                await BlockingQuery.WaitAsync(ct => store.ServiceIndexAsync(name, ct), known, waitFor, store.Changes, time, cancellationToken);
+            }
         }
         var current = await store.ServiceIndexAsync(name, cancellationToken);
-        var instances = (await store.InstancesAsync(name, cancellationToken))
-            .Where(i => healthy != true || i.Status == InstanceStatus.Passing)
-            .Where(i => tag is null || i.TagList.Contains(tag))
-            .Select(i => i.ToResponse())
-            .ToList();
+        var rows = await store.InstancesPageAsync(name, healthy == true, tag, after, Paging.Take(size), cancellationToken);
+        var instances = Paging.Page(context, rows, size, i => i.Id, WatchParameters).Select(i => i.ToResponse()).ToList();
         BlockingQuery.SetIndex(context.Response, current);
         return TypedResults.Ok<IReadOnlyList<InstanceResponse>>(instances);
     }
@@ -332,8 +352,23 @@ internal static partial class RegistryApi
         return TypedResults.Created("/api/v1/registry/grants", request);
     }
 
-    private static async Task<Ok<IReadOnlyList<GrantRequest>>> GrantsAsync(RegistryStore store, CancellationToken cancellationToken) =>
-        TypedResults.Ok(await store.GrantsAsync(cancellationToken));
+    private static async Task<Results<Ok<IReadOnlyList<GrantRequest>>, ValidationProblem>> GrantsAsync(
+        int? limit, string? after, RegistryStore store, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        return TypedResults.Ok(Paging.Page(context, await store.GrantsAsync(after, Paging.Take(size), cancellationToken), size, RegistryStore.GrantCursor));
+    }
+
+    /// <summary>
+    /// A watch's parameters, left out of the next page's link: the watch already answered, and the
+    /// following pages are read at once rather than waiting for the next change.
+    /// </summary>
+    private static readonly string[] WatchParameters = ["index", "wait"];
 
     private static async Task<Results<NoContent, ProblemHttpResult>> RevokeGrantAsync(
         string? clientId, string? service, IDatabase database, RegistryStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)

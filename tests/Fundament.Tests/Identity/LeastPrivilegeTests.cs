@@ -92,6 +92,48 @@ public abstract class LeastPrivilegeTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task PowerBoundByName_CountsLikeAPermission()
+    {
+        using var admin = await factory.AdminAsync();
+        var team = "team" + Guid.NewGuid().ToString("N")[..8];
+        // A role worth nothing by its permissions, and a vault policy that makes it worth having.
+        var role = team + "-vault";
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/roles", new { name = role, permissions = new[] { "media.shared" } }, _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/secret-policies", new { principal = $"role:{role}", pathPrefix = team, capabilities = new[] { "read" } }, _ct)).StatusCode);
+
+        // An API key cannot carry it, nor can a helpdesk hand it out.
+        var (user, _, _) = await factory.UserClientAsync("user");
+        await AssertMissingAsync(await user.PostAsJsonAsync("/api/v1/api-keys", new { name = "sneaky", roles = new[] { role } }, _ct), "vault.admin");
+        var (helpdesk, _, _) = await HolderOfAsync("users.read", "users.write", "apikeys.own", "media.own", "media.shared", "webhooks.own");
+        var (plainId, _) = await factory.CreateUserAsync(["user"]);
+        await AssertMissingAsync(await helpdesk.PatchAsJsonAsync($"/api/v1/users/{plainId}", new { roles = new[] { "user", role } }, _ct), "vault.admin");
+
+        // A plain user with a policy of its own is out of the helpdesk's reach.
+        var (vaultUserId, _) = await factory.CreateUserAsync(["user"]);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/secret-policies", new { principal = $"user:{vaultUserId}", pathPrefix = team, capabilities = new[] { "read" } }, _ct)).StatusCode);
+        await AssertMissingAsync(await helpdesk.PatchAsJsonAsync($"/api/v1/users/{vaultUserId}", new { password = "Hijacked-Password-1234" }, _ct), "vault.admin");
+
+        // A client with a registry grant is out of reach of clients.write alone.
+        var granted = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = Api.UniqueName("payments"), roles = new[] { "service" } }, _ct)).JsonAsync();
+        var grantedId = granted["client_id"]!.GetValue<string>();
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/registry/grants", new { clientId = grantedId, service = "payments" + team }, _ct)).StatusCode);
+        var (clients, _, _) = await HolderOfAsync("clients.read", "clients.write", "registry.read", "registry.register.own", "config.read.own");
+        await AssertMissingAsync(await clients.PostAsync($"/api/v1/clients/{grantedId}/rotate-secret", null, _ct), "registry.write");
+    }
+
+    [Fact]
+    public async Task RotatingAClientSecret_EndsTheTokensMintedWithTheOldOne()
+    {
+        using var admin = await factory.AdminAsync();
+        var (service, clientId) = await factory.ServiceClientAsync(Api.UniqueName("rotated"));
+        Assert.Equal(HttpStatusCode.OK, (await service.GetAsync("/api/v1/registry/services", _ct)).StatusCode);
+        // Tokens carry whole seconds: move past the second the token was minted in.
+        factory.Time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync($"/api/v1/clients/{clientId}/rotate-secret", null, _ct)).StatusCode);
+        await (await service.GetAsync("/api/v1/registry/services", _ct)).AssertProblemAsync(HttpStatusCode.Unauthorized);
+    }
+
+    [Fact]
     public async Task VaultPolicies_GrantOnlyWhatTheGranterHolds()
     {
         var team = "team" + Guid.NewGuid().ToString("N")[..8];
@@ -101,13 +143,13 @@ public abstract class LeastPrivilegeTests(FundamentFactory factory)
             new { principal = $"user:{granterId}", pathPrefix = team, capabilities = new[] { "read", "list" } }, _ct)).StatusCode);
 
         Assert.Equal(HttpStatusCode.Created, (await granter.PostAsJsonAsync("/api/v1/secret-policies",
-            new { principal = "role:guest", pathPrefix = $"{team}/reports", capabilities = new[] { "read" } }, _ct)).StatusCode);
+            new { principal = $"role:{team}-readers", pathPrefix = $"{team}/reports", capabilities = new[] { "read" } }, _ct)).StatusCode);
         await AssertMissingAsync(await granter.PostAsJsonAsync("/api/v1/secret-policies",
             new { principal = $"user:{granterId}", pathPrefix = "", capabilities = new[] { "read" } }, _ct), "vault:read:*");
         await AssertMissingAsync(await granter.PostAsJsonAsync("/api/v1/secret-policies",
             new { principal = $"user:{granterId}", pathPrefix = team, capabilities = new[] { "write" } }, _ct), $"vault:write:{team}");
         await AssertMissingAsync(await granter.PostAsJsonAsync("/api/v1/secret-policies",
-            new { principal = "role:guest", pathPrefix = "other", capabilities = new[] { "read" } }, _ct), "vault:read:other");
+            new { principal = $"role:{team}-readers", pathPrefix = "other", capabilities = new[] { "read" } }, _ct), "vault:read:other");
     }
 
     [Fact]
