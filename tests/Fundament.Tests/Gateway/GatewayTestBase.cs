@@ -186,8 +186,6 @@ public abstract class GatewayTestBase : IAsyncLifetime
 
     internal static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        return Fundament.Tests.Infrastructure.TestPorts.Next();
     }
 }

@@ -163,8 +163,6 @@ public sealed class ServerProcessTests : IDisposable
 
     private static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        return Fundament.Tests.Infrastructure.TestPorts.Next();
     }
 }

@@ -211,8 +211,6 @@ public sealed class OrdersSampleTests : IAsyncDisposable
 
     private static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        return Fundament.Tests.Infrastructure.TestPorts.Next();
     }
 }
