@@ -1,4 +1,4 @@
-"""Reads wrk --latency output on stdin; prints 'requests/s p50-ms p99-ms non-2xx'."""
+"""Reads wrk --latency output on stdin; prints 'requests/s p50-ms p99-ms non-2xx' (and max-ms with --max)."""
 import re
 import sys
 
@@ -16,4 +16,8 @@ rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
 p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(f"{rps:.0f} {p50:.2f} {p99:.2f} {errors.group(1) if errors else 0}")
+line = f"{rps:.0f} {p50:.2f} {p99:.2f} {errors.group(1) if errors else 0}"
+if "--max" in sys.argv:
+    worst = ms(re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", text, re.M).group(1))
+    line += f" {worst:.2f}"
+print(line)

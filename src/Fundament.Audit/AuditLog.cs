@@ -12,16 +12,21 @@ using Microsoft.Extensions.Logging;
 namespace Fundament.Audit;
 
 /// <summary>
-/// Appends, queries and verifies the audit log (ADR 0002, ADR 0013). An append writes a
-/// <em>pending</em> entry, MAC'd with the chain key, in the caller's transaction: inside a unit of
-/// work it commits with the change it records, or not at all. A linker then chains pending entries
-/// in batches (<see cref="LinkAsync"/>): under the head row's lock it gives each its sequence number
-/// and HMAC link and moves the head, whose own MAC makes a rewound head detectable. Queries and
-/// verification link first, so they see every committed entry.
+/// Appends, queries and verifies the audit log (ADR 0002, ADR 0013, ADR 0014). Inside a unit of
+/// work an append writes a <em>pending</em> entry, MAC'd with the chain key, in the caller's
+/// transaction: it commits with the change it records, or not at all. A linker then chains pending
+/// entries in batches (<see cref="LinkAsync"/>): under the head row's lock it gives each its
+/// sequence number and HMAC link and moves the head, whose own MAC makes a rewound head detectable.
+/// An append on its own (a read, a denial, a login) is group-committed instead: this node's one
+/// writer chains everything queued in one transaction and releases the callers once it is durable.
+/// Queries and verification link first, so they see every committed entry.
 /// </summary>
 internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolder
 {
     private const int LinkBatch = 500;
+
+    /// <summary>The most standalone entries one group commit writes.</summary>
+    private const int WriteBatch = 1000;
     // The chain key's envelope is bound to one of these. A key sealed under the second belongs to a
     // chain whose head has carried a MAC ever since; only a key still sealed under the first (a chain
     // from before head MACs) lets a head without one be signed as it stands, once. Without the master
@@ -35,6 +40,9 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
     private readonly ILogger<AuditLog> _logger;
     private readonly Counter<long> _appended;
     private readonly SemaphoreSlim _linking = new(1, 1);
+    private readonly System.Threading.Channels.Channel<QueuedWrite> _queue =
+        System.Threading.Channels.Channel.CreateUnbounded<QueuedWrite>(new() { SingleReader = true });
+    private int _draining;
     private byte[]? _chainKey;
     private long _highWater;
 
@@ -121,17 +129,108 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
                 ? JsonSerializer.Serialize(new SortedDictionary<string, string>(auditEvent.Details.ToDictionary(), StringComparer.Ordinal))
                 : null,
         };
-        var mac = AuditChain.PendingMac(key, entry);
-        // Joins the caller's unit of work when there is one; otherwise its own transaction, committed
-        // before this returns (audit before response). Not abandoned because the request was aborted.
-        await _database.InTransactionAsync(async (connection, transaction) =>
-            await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO audit_pending (id, at, actor, actor_name, action, target, outcome, source_ip, details, mac)
-                VALUES (@Id, @At, @Actor, @ActorName, @Action, @Target, @Outcome, @SourceIp, @Details, @mac)
-                """, new { entry.Id, entry.At, entry.Actor, entry.ActorName, entry.Action, entry.Target, entry.Outcome, entry.SourceIp, entry.Details, mac },
-                transaction, cancellationToken: CancellationToken.None)), CancellationToken.None);
-        _appended.Add(1, new KeyValuePair<string, object?>("outcome", auditEvent.Outcome));
-        Pending.Notify();
+        var row = new PendingRow
+        {
+            Id = entry.Id, At = entry.At, Actor = entry.Actor, ActorName = entry.ActorName, Action = entry.Action, Target = entry.Target,
+            Outcome = entry.Outcome, SourceIp = entry.SourceIp, Details = entry.Details, Mac = AuditChain.PendingMac(key, entry),
+        };
+        if (UnitOfWork.Current is not null)
+        {
+            // Joins the caller's unit of work: it commits with the change it records, or not at all.
+            await _database.InTransactionAsync((connection, transaction) => InsertPendingAsync(connection, transaction, [row]), CancellationToken.None);
+            _appended.Add(1, new KeyValuePair<string, object?>("outcome", auditEvent.Outcome));
+            UnitOfWork.AfterCommit(Pending.Notify);
+            return;
+        }
+        // On its own (a read, a denial, a login): group commit. The entry joins the batch the
+        // writer commits next, and this returns once that batch is durable (audit before response),
+        // even if the request was aborted meanwhile.
+        var write = new QueuedWrite(row);
+        _queue.Writer.TryWrite(write);
+        if (Interlocked.CompareExchange(ref _draining, 1, 0) == 0)
+        {
+            _ = Task.Run(DrainAsync, CancellationToken.None);
+        }
+        await write.Done.Task;
+    }
+
+    private static Task<int> InsertPendingAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, IReadOnlyList<PendingRow> rows) =>
+        connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO audit_pending (id, at, actor, actor_name, action, target, outcome, source_ip, details, mac)
+            VALUES (@Id, @At, @Actor, @ActorName, @Action, @Target, @Outcome, @SourceIp, @Details, @Mac)
+            """, rows, transaction, cancellationToken: CancellationToken.None));
+
+    /// <summary>
+    /// The one writer of this node's standalone entries (group commit): takes everything queued
+    /// (up to <see cref="WriteBatch"/>), chains it in one transaction under the head's lock, then
+    /// releases its callers, and goes on while anything is queued. One commit (one fsync) serves
+    /// every request that arrived while the previous one was being written, and the entries are
+    /// written once, straight into the chain. A failed batch fails its callers, and only them.
+    /// </summary>
+    private async Task DrainAsync()
+    {
+        while (true)
+        {
+            var batch = new List<QueuedWrite>();
+            while (batch.Count < WriteBatch && _queue.Reader.TryRead(out var queued))
+            {
+                batch.Add(queued);
+            }
+            if (batch.Count == 0)
+            {
+                Volatile.Write(ref _draining, 0);
+                // Something queued between the last read and the release: take the writer's place back, or leave it to whoever did.
+                if (!_queue.Reader.TryPeek(out _) || Interlocked.CompareExchange(ref _draining, 1, 0) != 0)
+                {
+                    return;
+                }
+                continue;
+            }
+            try
+            {
+                var rows = batch.Select(b => b.Row).ToList();
+                var key = await ChainKeyAsync(CancellationToken.None);
+                // Chained straight away, under the head's lock, in one transaction with whatever
+                // else is pending; written as pending instead when the head does not verify, so an
+                // entry is never lost to a broken chain.
+                var (_, seq, chained) = await _database.InTransactionAsync(async (connection, transaction) =>
+                {
+                    var result = await ChainAsync(connection, transaction, key, rows);
+                    if (!result.Chained)
+                    {
+                        await InsertPendingAsync(connection, transaction, rows);
+                    }
+                    return result;
+                }, CancellationToken.None);
+                if (chained)
+                {
+                    InterlockedMax(ref _highWater, seq);
+                }
+                foreach (var write in batch)
+                {
+                    _appended.Add(1, new KeyValuePair<string, object?>("outcome", write.Row.Outcome));
+                    write.Done.TrySetResult();
+                }
+                if (!chained)
+                {
+                    Pending.Notify();
+                }
+            }
+            catch (Exception ex)
+            {
+                foreach (var write in batch)
+                {
+                    write.Done.TrySetException(ex);
+                }
+            }
+        }
+    }
+
+    private sealed class QueuedWrite(PendingRow row)
+    {
+        public PendingRow Row { get; } = row;
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     /// <summary>
@@ -152,69 +251,8 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
             var total = 0;
             while (true)
             {
-                var (linked, linkedTo) = await _database.InTransactionAsync(async (connection, transaction) =>
-                {
-                    var head = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac)>(new CommandDefinition(
-                        _database.Dialect.Expand("SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1{for_update}"),
-                        transaction: transaction, cancellationToken: CancellationToken.None));
-                    if (HeadProblem(key, head.Seq, head.Hash, head.Mac) is { } problem)
-                    {
-                        LogChainBroken(_logger, problem);
-                        return (0, 0L);
-                    }
-                    if (Interlocked.Read(ref _highWater) is var seen && head.Seq < seen)
-                    {
-                        // A valid but earlier head, restored over a deleted tail: extending it would bury the gap.
-                        LogChainBroken(_logger, $"the chain head records entry {head.Seq}, but this node chained up to entry {seen}");
-                        return (0, 0L);
-                    }
-                    var last = await connection.QuerySingleOrDefaultAsync<(long Seq, string Hash)?>(new CommandDefinition(
-                        "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1", transaction: transaction, cancellationToken: CancellationToken.None));
-                    if ((last?.Seq ?? 0) != head.Seq || (last is { } l && l.Hash != head.Hash))
-                    {
-                        LogChainBroken(_logger, $"the chain's last entry is {last?.Seq ?? 0} but its head records {head.Seq}");
-                        return (0, 0L);
-                    }
-                    var rows = (await connection.QueryAsync<PendingRow>(new CommandDefinition(
-                        "SELECT id, at, actor, actor_name AS ActorName, action, target, outcome, source_ip AS SourceIp, details, mac FROM audit_pending ORDER BY at, id LIMIT @batch",
-                        new { batch = LinkBatch }, transaction, cancellationToken: CancellationToken.None))).ToList();
-                    if (rows.Count == 0)
-                    {
-                        return (0, 0L);
-                    }
-                    var seq = head.Seq;
-                    var hash = head.Hash;
-                    foreach (var row in rows)
-                    {
-                        var entry = row.ToEntry();
-                        if (!FixedEquals(AuditChain.PendingMac(key, entry), row.Mac))
-                        {
-                            // Changed while it waited: chain a record of that, never the altered content.
-                            entry = new AuditEntry
-                            {
-                                Id = entry.Id,
-                                At = entry.At,
-                                Actor = "system",
-                                Action = "audit.tampered",
-                                Target = $"audit_pending:{entry.Id}",
-                                Outcome = AuditOutcome.Failure,
-                            };
-                        }
-                        entry = entry.Linked(++seq, hash);
-                        hash = AuditChain.Hash(key, entry);
-                        await connection.ExecuteAsync(new CommandDefinition("""
-                            INSERT INTO audit_entries (seq, id, at, actor, actor_name, action, target, outcome, source_ip, details, prev_hash, hash)
-                            VALUES (@Seq, @Id, @At, @Actor, @ActorName, @Action, @Target, @Outcome, @SourceIp, @Details, @PrevHash, @hash)
-                            """, new { entry.Seq, entry.Id, entry.At, entry.Actor, entry.ActorName, entry.Action, entry.Target, entry.Outcome, entry.SourceIp, entry.Details, entry.PrevHash, hash },
-                            transaction, cancellationToken: CancellationToken.None));
-                    }
-                    await connection.ExecuteAsync(new CommandDefinition(
-                        $"DELETE FROM audit_pending WHERE {_database.Dialect.InList("id", "ids")}", new { ids = rows.Select(r => r.Id).ToArray() }, transaction, cancellationToken: CancellationToken.None));
-                    await connection.ExecuteAsync(new CommandDefinition(
-                        "UPDATE audit_chain SET head_seq = @seq, head_hash = @hash, head_mac = @mac WHERE id = 1",
-                        new { seq, hash, mac = AuditChain.HeadMac(key, seq, hash) }, transaction, cancellationToken: CancellationToken.None));
-                    return (rows.Count, seq);
-                }, CancellationToken.None);
+                var (linked, linkedTo, _) = await _database.InTransactionAsync(
+                    (connection, transaction) => ChainAsync(connection, transaction, key, []), CancellationToken.None);
                 // Only once committed: a failed commit must not leave this node refusing a head it never moved.
                 InterlockedMax(ref _highWater, linkedTo);
                 total += linked;
@@ -228,6 +266,80 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         {
             _linking.Release();
         }
+    }
+
+    /// <summary>
+    /// Under the chain head's lock: checks the head, chains up to <see cref="LinkBatch"/> pending
+    /// entries and then <paramref name="fresh"/> (a group commit's entries, which so skip the
+    /// pending table), and moves the head. Returns how many entries were chained, the new head's
+    /// sequence, and false when the head does not verify (nothing was chained).
+    /// </summary>
+    private async Task<(int Linked, long Seq, bool Chained)> ChainAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, byte[] key, IReadOnlyList<PendingRow> fresh)
+    {
+        var head = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac)>(new CommandDefinition(
+            _database.Dialect.Expand("SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1{for_update}"),
+            transaction: transaction, cancellationToken: CancellationToken.None));
+        if (HeadProblem(key, head.Seq, head.Hash, head.Mac) is { } problem)
+        {
+            LogChainBroken(_logger, problem);
+            return (0, 0L, false);
+        }
+        if (Interlocked.Read(ref _highWater) is var seen && head.Seq < seen)
+        {
+            // A valid but earlier head, restored over a deleted tail: extending it would bury the gap.
+            LogChainBroken(_logger, $"the chain head records entry {head.Seq}, but this node chained up to entry {seen}");
+            return (0, 0L, false);
+        }
+        var last = await connection.QuerySingleOrDefaultAsync<(long Seq, string Hash)?>(new CommandDefinition(
+            "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1", transaction: transaction, cancellationToken: CancellationToken.None));
+        if ((last?.Seq ?? 0) != head.Seq || (last is { } l && l.Hash != head.Hash))
+        {
+            LogChainBroken(_logger, $"the chain's last entry is {last?.Seq ?? 0} but its head records {head.Seq}");
+            return (0, 0L, false);
+        }
+        var pending = (await connection.QueryAsync<PendingRow>(new CommandDefinition(
+            "SELECT id, at, actor, actor_name AS ActorName, action, target, outcome, source_ip AS SourceIp, details, mac FROM audit_pending ORDER BY at, id LIMIT @batch",
+            new { batch = LinkBatch }, transaction, cancellationToken: CancellationToken.None))).ToList();
+        if (pending.Count == 0 && fresh.Count == 0)
+        {
+            return (0, head.Seq, true);
+        }
+        var seq = head.Seq;
+        var hash = head.Hash;
+        var chained = new List<object>(pending.Count + fresh.Count);
+        foreach (var row in pending.Concat(fresh))
+        {
+            var entry = row.ToEntry();
+            if (!FixedEquals(AuditChain.PendingMac(key, entry), row.Mac))
+            {
+                // Changed while it waited: chain a record of that, never the altered content.
+                entry = new AuditEntry
+                {
+                    Id = entry.Id,
+                    At = entry.At,
+                    Actor = "system",
+                    Action = "audit.tampered",
+                    Target = $"audit_pending:{entry.Id}",
+                    Outcome = AuditOutcome.Failure,
+                };
+            }
+            entry = entry.Linked(++seq, hash);
+            hash = AuditChain.Hash(key, entry);
+            chained.Add(new { entry.Seq, entry.Id, entry.At, entry.Actor, entry.ActorName, entry.Action, entry.Target, entry.Outcome, entry.SourceIp, entry.Details, entry.PrevHash, hash });
+        }
+        await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO audit_entries (seq, id, at, actor, actor_name, action, target, outcome, source_ip, details, prev_hash, hash)
+            VALUES (@Seq, @Id, @At, @Actor, @ActorName, @Action, @Target, @Outcome, @SourceIp, @Details, @PrevHash, @hash)
+            """, chained, transaction, cancellationToken: CancellationToken.None));
+        if (pending.Count > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                $"DELETE FROM audit_pending WHERE {_database.Dialect.InList("id", "ids")}", new { ids = pending.Select(r => r.Id).ToArray() }, transaction, cancellationToken: CancellationToken.None));
+        }
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE audit_chain SET head_seq = @seq, head_hash = @hash, head_mac = @mac WHERE id = 1",
+            new { seq, hash, mac = AuditChain.HeadMac(key, seq, hash) }, transaction, cancellationToken: CancellationToken.None));
+        return (pending.Count, seq, true);
     }
 
     private static string? HeadProblem(byte[] key, long seq, string hash, string? mac) =>

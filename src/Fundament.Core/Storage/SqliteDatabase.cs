@@ -7,6 +7,13 @@ internal sealed class SqliteDatabase : IDatabase
 {
     private readonly string _connectionString;
 
+    /// <summary>
+    /// SQLite has one writer; this process is the only one writing (the embedded default). Write
+    /// transactions queue here, in order, instead of colliding in the database and waiting out
+    /// SQLite's busy handler, whose sleeps (up to 100 ms) dominated latency under concurrency.
+    /// </summary>
+    private readonly SemaphoreSlim _writer = new(1, 1);
+
     public SqliteDatabase(string connectionString)
     {
         var builder = new SqliteConnectionStringBuilder(connectionString)
@@ -51,6 +58,11 @@ internal sealed class SqliteDatabase : IDatabase
         try
         {
             await connection.OpenAsync(cancellationToken);
+            // SQLite's own busy handler (short, growing sleeps) for the writes outside transactions
+            // that still meet a writer, rather than the provider's fixed 150 ms retry.
+            await using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA busy_timeout = 30000;";
+            await command.ExecuteNonQueryAsync(cancellationToken);
             return connection;
         }
         catch
@@ -66,12 +78,20 @@ internal sealed class SqliteDatabase : IDatabase
         {
             return await unit.NestedAsync(work);
         }
-        await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
-        // deferred: false issues BEGIN IMMEDIATE.
-        await using var transaction = connection.BeginTransaction(deferred: false);
-        var result = await work(connection, transaction);
-        await transaction.CommitAsync(cancellationToken);
-        return result;
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
+            // deferred: false issues BEGIN IMMEDIATE.
+            await using var transaction = connection.BeginTransaction(deferred: false);
+            var result = await work(connection, transaction);
+            await transaction.CommitAsync(cancellationToken);
+            return result;
+        }
+        finally
+        {
+            _writer.Release();
+        }
     }
 
     public async Task<T> InUnitOfWorkAsync<T>(Func<Task<T>> work, CancellationToken cancellationToken)
@@ -80,9 +100,17 @@ internal sealed class SqliteDatabase : IDatabase
         {
             return await work();
         }
-        await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
-        await using var transaction = connection.BeginTransaction(deferred: false);
-        return await UnitOfWork.RunAsync(connection, transaction, work);
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
+            await using var transaction = connection.BeginTransaction(deferred: false);
+            return await UnitOfWork.RunAsync(connection, transaction, work);
+        }
+        finally
+        {
+            _writer.Release();
+        }
     }
 
     public async Task PingAsync(CancellationToken cancellationToken)

@@ -230,6 +230,35 @@ public abstract class AuditLogTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task ConcurrentStandaloneEntries_AreEachDurableBeforeTheirAnswer_InOneUnbrokenChain()
+    {
+        // Failed logins are audited on their own (no unit of work): they go through group commit.
+        var names = Enumerable.Range(0, 120).Select(i => Api.UniqueName($"burst{i}")).ToArray();
+        using var anonymous = factory.CreateClient();
+        var before = (await VerifyAsync())["entries"]!.GetValue<long>();
+        await using var connection = await Database.OpenAsync(_ct);
+        await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = _ct }, async (username, ct) =>
+        {
+            var response = await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { username, password = "not-the-password" }, ct);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            // Audit before response: by the time the caller has its answer the entry is committed,
+            // without waiting for (or triggering) the linker.
+            await using var own = await Database.OpenAsync(ct);
+            var stored = await own.ExecuteScalarAsync<long>(new CommandDefinition(
+                "SELECT (SELECT COUNT(*) FROM audit_entries WHERE actor_name = @username) + (SELECT COUNT(*) FROM audit_pending WHERE actor_name = @username)",
+                new { username }, cancellationToken: ct));
+            Assert.Equal(1, stored);
+        });
+        var after = await VerifyAsync();
+        Assert.True(after["valid"]!.GetValue<bool>(), after.ToJsonString());
+        Assert.True(after["entries"]!.GetValue<long>() >= before + names.Length);
+        var seqs = (await connection.QueryAsync<long>(
+            $"SELECT seq FROM audit_entries WHERE action = 'auth.login' AND {(Database.Dialect.InList("actor_name", "names"))}", new { names })).ToList();
+        Assert.Equal(names.Length, seqs.Count);
+        Assert.Equal(names.Length, seqs.Distinct().Count());
+    }
+
+    [Fact]
     public async Task NoSecretEverReachesTheLog()
     {
         var password = "Secret-Canary-Password-" + Guid.NewGuid().ToString("N")[..8];
