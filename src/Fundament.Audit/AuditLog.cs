@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using System.Text;
@@ -39,6 +40,8 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
     private readonly TimeProvider _time;
     private readonly ILogger<AuditLog> _logger;
     private readonly Counter<long> _appended;
+    private readonly Histogram<int> _batchEntries;
+    private readonly Histogram<double> _batchDuration;
     private readonly SemaphoreSlim _linking = new(1, 1);
     private readonly System.Threading.Channels.Channel<QueuedWrite> _queue =
         System.Threading.Channels.Channel.CreateUnbounded<QueuedWrite>(new() { SingleReader = true });
@@ -52,7 +55,12 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         _encryption = encryption;
         _time = time;
         _logger = logger;
-        _appended = meters.Create("Fundament.Audit").CreateCounter<long>("fundament.audit.entries", "{entry}", "Audit entries appended.");
+        var meter = meters.Create("Fundament.Audit");
+        _appended = meter.CreateCounter<long>("fundament.audit.entries", "{entry}", "Audit entries appended.");
+        _batchEntries = meter.CreateHistogram<int>("fundament.audit.group_commit.entries", "{entry}", "Entries per group commit of standalone audit entries.",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] });
+        _batchDuration = meter.CreateHistogram<double>("fundament.audit.group_commit.duration", "s", "How long one group commit took, from its first statement to durable.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] });
     }
 
     /// <summary>Wakes the linker: entries are waiting.</summary>
@@ -190,6 +198,7 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
             {
                 var rows = batch.Select(b => b.Row).ToList();
                 var key = await ChainKeyAsync(CancellationToken.None);
+                var started = Stopwatch.GetTimestamp();
                 // Chained straight away, under the head's lock, in one transaction with whatever
                 // else is pending; written as pending instead when the head does not verify, so an
                 // entry is never lost to a broken chain.
@@ -202,6 +211,8 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
                     }
                     return result;
                 }, CancellationToken.None);
+                _batchEntries.Record(batch.Count);
+                _batchDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
                 if (chained)
                 {
                     InterlockedMax(ref _highWater, seq);
@@ -276,8 +287,15 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
     /// </summary>
     private async Task<(int Linked, long Seq, bool Chained)> ChainAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, byte[] key, IReadOnlyList<PendingRow> fresh)
     {
-        var head = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac)>(new CommandDefinition(
-            _database.Dialect.Expand("SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1{for_update}"),
+        // One round trip for the head, the entry it names and whether anything is pending.
+        var head = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac, long? LastSeq, string? LastHash, long AnyPending)>(new CommandDefinition(
+            _database.Dialect.Expand("""
+                SELECT c.head_seq, c.head_hash, c.head_mac,
+                       (SELECT e.seq FROM audit_entries e ORDER BY e.seq DESC LIMIT 1),
+                       (SELECT e.hash FROM audit_entries e ORDER BY e.seq DESC LIMIT 1),
+                       CAST(CASE WHEN EXISTS (SELECT 1 FROM audit_pending) THEN 1 ELSE 0 END AS BIGINT)
+                FROM audit_chain c WHERE c.id = 1{for_update}
+                """),
             transaction: transaction, cancellationToken: CancellationToken.None));
         if (HeadProblem(key, head.Seq, head.Hash, head.Mac) is { } problem)
         {
@@ -290,14 +308,12 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
             LogChainBroken(_logger, $"the chain head records entry {head.Seq}, but this node chained up to entry {seen}");
             return (0, 0L, false);
         }
-        var last = await connection.QuerySingleOrDefaultAsync<(long Seq, string Hash)?>(new CommandDefinition(
-            "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1", transaction: transaction, cancellationToken: CancellationToken.None));
-        if ((last?.Seq ?? 0) != head.Seq || (last is { } l && l.Hash != head.Hash))
+        if ((head.LastSeq ?? 0) != head.Seq || (head.LastSeq is not null && head.LastHash != head.Hash))
         {
-            LogChainBroken(_logger, $"the chain's last entry is {last?.Seq ?? 0} but its head records {head.Seq}");
+            LogChainBroken(_logger, $"the chain's last entry is {head.LastSeq ?? 0} but its head records {head.Seq}");
             return (0, 0L, false);
         }
-        var pending = (await connection.QueryAsync<PendingRow>(new CommandDefinition(
+        var pending = head.AnyPending == 0 ? [] : (await connection.QueryAsync<PendingRow>(new CommandDefinition(
             "SELECT id, at, actor, actor_name AS ActorName, action, target, outcome, source_ip AS SourceIp, details, mac FROM audit_pending ORDER BY at, id LIMIT @batch",
             new { batch = LinkBatch }, transaction, cancellationToken: CancellationToken.None))).ToList();
         if (pending.Count == 0 && fresh.Count == 0)
@@ -306,7 +322,11 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         }
         var seq = head.Seq;
         var hash = head.Hash;
-        var chained = new List<object>(pending.Count + fresh.Count);
+        // One statement for the batch (its rows as numbered parameters), then the pending rows it
+        // took and the head: a batch costs a few statements, however many entries it holds.
+        var sql = new StringBuilder("INSERT INTO audit_entries (seq, id, at, actor, actor_name, action, target, outcome, source_ip, details, prev_hash, hash) VALUES ");
+        var parameters = new DynamicParameters();
+        var n = 0;
         foreach (var row in pending.Concat(fresh))
         {
             var entry = row.ToEntry();
@@ -325,20 +345,32 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
             }
             entry = entry.Linked(++seq, hash);
             hash = AuditChain.Hash(key, entry);
-            chained.Add(new { entry.Seq, entry.Id, entry.At, entry.Actor, entry.ActorName, entry.Action, entry.Target, entry.Outcome, entry.SourceIp, entry.Details, entry.PrevHash, hash });
+            sql.Append(n == 0 ? "" : ", ").Append($"(@s{n}, @i{n}, @a{n}, @r{n}, @rn{n}, @x{n}, @t{n}, @o{n}, @ip{n}, @d{n}, @p{n}, @h{n})");
+            parameters.Add($"s{n}", entry.Seq);
+            parameters.Add($"i{n}", entry.Id);
+            parameters.Add($"a{n}", entry.At);
+            parameters.Add($"r{n}", entry.Actor);
+            parameters.Add($"rn{n}", entry.ActorName);
+            parameters.Add($"x{n}", entry.Action);
+            parameters.Add($"t{n}", entry.Target);
+            parameters.Add($"o{n}", entry.Outcome);
+            parameters.Add($"ip{n}", entry.SourceIp);
+            parameters.Add($"d{n}", entry.Details);
+            parameters.Add($"p{n}", entry.PrevHash);
+            parameters.Add($"h{n}", hash);
+            n++;
         }
-        await connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO audit_entries (seq, id, at, actor, actor_name, action, target, outcome, source_ip, details, prev_hash, hash)
-            VALUES (@Seq, @Id, @At, @Actor, @ActorName, @Action, @Target, @Outcome, @SourceIp, @Details, @PrevHash, @hash)
-            """, chained, transaction, cancellationToken: CancellationToken.None));
+        sql.Append(';');
         if (pending.Count > 0)
         {
-            await connection.ExecuteAsync(new CommandDefinition(
-                $"DELETE FROM audit_pending WHERE {_database.Dialect.InList("id", "ids")}", new { ids = pending.Select(r => r.Id).ToArray() }, transaction, cancellationToken: CancellationToken.None));
+            sql.Append($" DELETE FROM audit_pending WHERE {_database.Dialect.InList("id", "pendingIds")};");
+            parameters.Add("pendingIds", pending.Select(r => r.Id).ToArray());
         }
-        await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE audit_chain SET head_seq = @seq, head_hash = @hash, head_mac = @mac WHERE id = 1",
-            new { seq, hash, mac = AuditChain.HeadMac(key, seq, hash) }, transaction, cancellationToken: CancellationToken.None));
+        sql.Append(" UPDATE audit_chain SET head_seq = @headSeq, head_hash = @headHash, head_mac = @headMac WHERE id = 1;");
+        parameters.Add("headSeq", seq);
+        parameters.Add("headHash", hash);
+        parameters.Add("headMac", AuditChain.HeadMac(key, seq, hash));
+        await connection.ExecuteAsync(new CommandDefinition(sql.ToString(), parameters, transaction, cancellationToken: CancellationToken.None));
         return (pending.Count, seq, true);
     }
 
