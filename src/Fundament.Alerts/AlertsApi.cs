@@ -21,15 +21,15 @@ internal static partial class AlertsApi
         group.MapGet("", ListAsync).RequireAuthorization(AlertPermissions.Read).WithName("ListAlerts").WithSummary("Alerts, newest first; state=pending|firing|resolved.");
         group.MapGet("/rules", RulesAsync).RequireAuthorization(AlertPermissions.Read).WithName("ListAlertRules")
             .WithSummary("Rules, built-in and custom, by id, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
-        group.MapPost("/rules", CreateRuleAsync).RequireAuthorization(AlertPermissions.Write).WithName("CreateAlertRule");
+        group.MapPost("/rules", CreateRuleAsync).RequireAuthorization(AlertPermissions.Write).WithName("CreateAlertRule").WithSummary("Create an alert rule");
         group.MapPut("/rules/{id}", UpdateRuleAsync).RequireAuthorization(AlertPermissions.Write).WithName("UpdateAlertRule")
             .WithSummary("Adjusts a rule (built-in ones too): enabled, for, severity, name, service.");
-        group.MapDelete("/rules/{id}", DeleteRuleAsync).RequireAuthorization(AlertPermissions.Write).WithName("DeleteAlertRule");
+        group.MapDelete("/rules/{id}", DeleteRuleAsync).RequireAuthorization(AlertPermissions.Write).WithName("DeleteAlertRule").WithSummary("Delete an alert rule");
         group.MapGet("/channels", ChannelsAsync).RequireAuthorization(AlertPermissions.Read).WithName("ListAlertChannels")
             .WithSummary("Channels by name, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapPost("/channels", CreateChannelAsync).RequireAuthorization(AlertPermissions.Write).WithName("CreateAlertChannel")
             .WithSummary("Adds a webhook (HMAC-signed), Slack or email channel; a webhook's secret is shown only in this answer.");
-        group.MapDelete("/channels/{id}", DeleteChannelAsync).RequireAuthorization(AlertPermissions.Write).WithName("DeleteAlertChannel");
+        group.MapDelete("/channels/{id}", DeleteChannelAsync).RequireAuthorization(AlertPermissions.Write).WithName("DeleteAlertChannel").WithSummary("Delete an alert channel");
         group.MapPost("/channels/{id}/test", TestChannelAsync).RequireAuthorization(AlertPermissions.Write).WithName("TestAlertChannel")
             .WithSummary("Queues a test notification to the channel; see /api/v1/deliveries for how it went.");
         return group;

@@ -25,7 +25,7 @@ internal static class ConfigApi
         group.MapGet("/entries", ListAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ListConfigEntries")
             .WithSummary("Entries by service, environment and key; filter by service, environment and key prefix. A page at a time: limit (1-500, default 100) "
                 + "and after (the cursor in the Link rel=next header).");
-        group.MapDelete("/entries", DeleteAsync).RequireAuthorization(ConfigPermissions.Write).WithName("DeleteConfigEntry");
+        group.MapDelete("/entries", DeleteAsync).RequireAuthorization(ConfigPermissions.Write).WithName("DeleteConfigEntry").WithSummary("Delete a configuration entry");
         group.MapGet("/resolved", ResolvedAsync).RequireAuthorization(Policies.Authenticated).WithName("ResolvedConfig")
             .WithSummary("The overlay (*,*) < (*,env) < (service,*) < (service,env). With index=N&wait=30s the answer waits for a change past N. "
                 + "Needs config.read, or config.read.own for a service client reading the service named like it.");
@@ -33,10 +33,10 @@ internal static class ConfigApi
             .WithSummary("A key's versions, newest first, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header: a version).");
         group.MapPost("/rollback", RollbackAsync).RequireAuthorization(ConfigPermissions.Write).WithName("RollbackConfigEntry")
             .WithSummary("Sets a key back to the value of an earlier version (as a new version).");
-        group.MapPut("/schemas", SetSchemaAsync).RequireAuthorization(ConfigPermissions.Write).WithName("SetConfigSchema");
+        group.MapPut("/schemas", SetSchemaAsync).RequireAuthorization(ConfigPermissions.Write).WithName("SetConfigSchema").WithSummary("Set the JSON schema for a key prefix");
         group.MapGet("/schemas", ListSchemasAsync).RequireAuthorization(ConfigPermissions.Read).WithName("ListConfigSchemas")
             .WithSummary("Schemas by key prefix, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
-        group.MapDelete("/schemas", DeleteSchemaAsync).RequireAuthorization(ConfigPermissions.Write).WithName("DeleteConfigSchema");
+        group.MapDelete("/schemas", DeleteSchemaAsync).RequireAuthorization(ConfigPermissions.Write).WithName("DeleteConfigSchema").WithSummary("Delete the JSON schema of a key prefix");
         return group;
     }
 

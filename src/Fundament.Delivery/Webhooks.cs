@@ -211,8 +211,8 @@ internal static class WebhooksApi
         group.MapGet("", ListAsync).WithName("ListWebhooks")
             .WithSummary("The caller's webhook subscriptions (all of them for deliveries.manage) by id, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapPost("", CreateAsync).WithName("CreateWebhook").WithSummary("Subscribes a URL to events (e.g. media.ready); deliveries are signed with the secret (generated when not given, shown once).");
-        group.MapGet("/{id}", GetAsync).WithName("GetWebhook");
-        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteWebhook");
+        group.MapGet("/{id}", GetAsync).WithName("GetWebhook").WithSummary("Get a webhook subscription");
+        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteWebhook").WithSummary("Delete a webhook subscription");
         group.MapGet("/{id}/deliveries", DeliveriesAsync).WithName("ListWebhookDeliveries")
             .WithSummary("The delivery log of one subscription, newest first: the latest limit (1-500, default 100) deliveries.");
         group.MapPost("/{id}/rotate-secret", RotateSecretAsync).WithName("RotateWebhookSecret")

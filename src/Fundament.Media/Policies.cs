@@ -231,9 +231,9 @@ internal static class PoliciesApi
             .WithSummary("Lifecycle policies by name, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapPost("", CreateAsync).WithName("CreateMediaPolicy").WithSummary("Adds a policy: by type and tag, archive after N days and/or trash after M days.");
         group.MapPost("/run", RunAsync).WithName("RunMediaPolicies").WithSummary("Applies the policies now; with dryRun=true (default) only lists what they would do.");
-        group.MapGet("/{id}", GetAsync).WithName("GetMediaPolicy");
-        group.MapPut("/{id}", UpdateAsync).WithName("UpdateMediaPolicy");
-        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteMediaPolicy");
+        group.MapGet("/{id}", GetAsync).WithName("GetMediaPolicy").WithSummary("Get a media lifecycle policy");
+        group.MapPut("/{id}", UpdateAsync).WithName("UpdateMediaPolicy").WithSummary("Replace a media lifecycle policy");
+        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteMediaPolicy").WithSummary("Delete a media lifecycle policy");
         return group;
     }
 

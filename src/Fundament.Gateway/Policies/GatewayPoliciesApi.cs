@@ -20,7 +20,7 @@ internal static class GatewayPoliciesApi
         group.MapGet("", ListAsync).RequireAuthorization(GatewayPermissions.Read).WithName("ListGatewayPolicies")
             .WithSummary("Rate-limit and CORS policies routes may name: first the read-only seeds from configuration, then those stored through this API, each part by kind "
                 + "and name. A page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
-        group.MapGet("/{kind}/{name}", GetAsync).RequireAuthorization(GatewayPermissions.Read).WithName("GetGatewayPolicy");
+        group.MapGet("/{kind}/{name}", GetAsync).RequireAuthorization(GatewayPermissions.Read).WithName("GetGatewayPolicy").WithSummary("Get a gateway policy");
         group.MapPut("/rate-limit/{name}", PutRateLimitAsync).RequireAuthorization(GatewayPermissions.Write).WithName("PutRateLimitPolicy")
             .WithSummary("Creates or replaces a rate-limit policy; every gateway applies it within a second.");
         group.MapPut("/cors/{name}", PutCorsAsync).RequireAuthorization(GatewayPermissions.Write).WithName("PutCorsPolicy")

@@ -21,7 +21,7 @@ internal static class ApiKeysApi
         group.MapGet("", ListAsync).WithName("ListApiKeys")
             .WithSummary("The caller's keys, revoked ones included, by id, newest first (ids are time-ordered), a page at a time: limit (1-500, default 100) and after "
                 + "(the cursor in the Link rel=next header).");
-        group.MapDelete("/{id}", RevokeAsync).WithName("RevokeApiKey");
+        group.MapDelete("/{id}", RevokeAsync).WithName("RevokeApiKey").WithSummary("Revoke an API key");
         return group;
     }
 

@@ -22,11 +22,11 @@ internal static partial class ClientsApi
             .WithSummary("Creates a service client; the answer holds client_secret, shown only this once.");
         group.MapGet("", ListAsync).RequireAuthorization(Permissions.ClientsRead).WithName("ListClients")
             .WithSummary("Service clients by name, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
-        group.MapGet("/{id}", GetAsync).RequireAuthorization(Permissions.ClientsRead).WithName("GetClient");
-        group.MapPatch("/{id}", UpdateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("UpdateClient");
+        group.MapGet("/{id}", GetAsync).RequireAuthorization(Permissions.ClientsRead).WithName("GetClient").WithSummary("Get a service client");
+        group.MapPatch("/{id}", UpdateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("UpdateClient").WithSummary("Change a service client");
         group.MapPost("/{id}/rotate-secret", RotateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("RotateClientSecret")
             .WithSummary("Replaces the client's secret; the old one stops working at once.");
-        group.MapDelete("/{id}", DeleteAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("DeleteClient");
+        group.MapDelete("/{id}", DeleteAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("DeleteClient").WithSummary("Delete a service client");
         return group;
     }
 

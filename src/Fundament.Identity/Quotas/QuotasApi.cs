@@ -41,10 +41,10 @@ internal static class QuotasApi
             .WithSummary("Removes a role's override: the default applies again.");
         group.MapPut("/users/{id}/{quota}", SetUserAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("SetUserQuota")
             .WithSummary("Sets one user's own limit, which wins over its roles. Needs every permission the user holds.");
-        group.MapDelete("/users/{id}/{quota}", RemoveUserAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("RemoveUserQuota");
+        group.MapDelete("/users/{id}/{quota}", RemoveUserAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("RemoveUserQuota").WithSummary("Remove a user's quota override");
         group.MapPut("/clients/{id}/{quota}", SetClientAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("SetClientQuota")
             .WithSummary("Sets one service client's own limit. Needs every permission the client holds.");
-        group.MapDelete("/clients/{id}/{quota}", RemoveClientAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("RemoveClientQuota");
+        group.MapDelete("/clients/{id}/{quota}", RemoveClientAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("RemoveClientQuota").WithSummary("Remove a client's quota override");
         return endpoints;
     }
 

@@ -19,8 +19,8 @@ internal static partial class RolesApi
             .WithSummary("Roles by name, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapGet("/permissions", ListPermissions).RequireAuthorization(Permissions.RolesRead).WithName("ListPermissions")
             .WithSummary("Every permission a role can grant.");
-        group.MapGet("/{name}", GetAsync).RequireAuthorization(Permissions.RolesRead).WithName("GetRole");
-        group.MapPost("", CreateAsync).RequireAuthorization(Permissions.RolesWrite).WithName("CreateRole");
+        group.MapGet("/{name}", GetAsync).RequireAuthorization(Permissions.RolesRead).WithName("GetRole").WithSummary("Get a role and its permissions");
+        group.MapPost("", CreateAsync).RequireAuthorization(Permissions.RolesWrite).WithName("CreateRole").WithSummary("Create a custom role");
         group.MapPut("/{name}", UpdateAsync).RequireAuthorization(Permissions.RolesWrite).WithName("UpdateRole")
             .WithSummary("Replaces a custom role's description and permissions. Built-in roles cannot change.");
         group.MapDelete("/{name}", DeleteAsync).RequireAuthorization(Permissions.RolesWrite).WithName("DeleteRole")

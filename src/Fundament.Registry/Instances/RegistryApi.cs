@@ -29,9 +29,9 @@ internal static partial class RegistryApi
             .WithSummary("Registers (or re-registers) an instance; service clients may register only service names granted to them (their own client name is).");
         group.MapPut("/instances/{id}/heartbeat", HeartbeatAsync).RequireAuthorization(Policies.Authenticated).WithName("Heartbeat")
             .WithSummary("Keeps a TTL-checked instance passing; optional body {status, output}.");
-        group.MapDelete("/instances/{id}", DeregisterAsync).RequireAuthorization(Policies.Authenticated).WithName("DeregisterInstance");
-        group.MapGet("/instances/{id}", GetAsync).RequireAuthorization(RegistryPermissions.Read).WithName("GetInstance");
-        group.MapGet("/instances/{id}/history", HistoryAsync).RequireAuthorization(RegistryPermissions.Read).WithName("InstanceStatusHistory");
+        group.MapDelete("/instances/{id}", DeregisterAsync).RequireAuthorization(Policies.Authenticated).WithName("DeregisterInstance").WithSummary("Deregister an instance");
+        group.MapGet("/instances/{id}", GetAsync).RequireAuthorization(RegistryPermissions.Read).WithName("GetInstance").WithSummary("Get an instance and its status");
+        group.MapGet("/instances/{id}/history", HistoryAsync).RequireAuthorization(RegistryPermissions.Read).WithName("InstanceStatusHistory").WithSummary("An instance's status history");
         group.MapGet("/services", ServicesAsync).RequireAuthorization(RegistryPermissions.Read).WithName("ListServices")
             .WithSummary("Instances per service by status, services by name. Blocking watch with index and wait; "
                 + "a page at a time after the wait: limit (1-500, default 100) and after (the cursor in the Link rel=next header, which drops index and wait).");
@@ -42,7 +42,7 @@ internal static partial class RegistryApi
             .WithSummary("Lets a service client register instances under a service name.");
         group.MapGet("/grants", GrantsAsync).RequireAuthorization(RegistryPermissions.Write).WithName("ListGrants")
             .WithSummary("Grants by client id, then service, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
-        group.MapDelete("/grants", RevokeGrantAsync).RequireAuthorization(RegistryPermissions.Write).WithName("RevokeGrant");
+        group.MapDelete("/grants", RevokeGrantAsync).RequireAuthorization(RegistryPermissions.Write).WithName("RevokeGrant").WithSummary("Revoke a registry grant");
         group.MapRouteClaimsApi();
         return group;
     }

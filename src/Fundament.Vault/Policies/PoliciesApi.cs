@@ -16,11 +16,11 @@ internal static partial class PoliciesApi
     public static RouteGroupBuilder MapSecretPoliciesApi(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/secret-policies").WithTags("Vault").RequireAuthorization(VaultPermissions.Policies);
-        group.MapPost("", CreateAsync).WithName("CreateSecretPolicy");
+        group.MapPost("", CreateAsync).WithName("CreateSecretPolicy").WithSummary("Create a secret access policy");
         group.MapGet("", ListAsync).WithName("ListSecretPolicies")
             .WithSummary("Path policies (of one principal, or all) by principal, path prefix and id. A page at a time: limit (1-500, default 100) and after "
                 + "(the cursor in the Link rel=next header).");
-        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteSecretPolicy");
+        group.MapDelete("/{id}", DeleteAsync).WithName("DeleteSecretPolicy").WithSummary("Delete a secret access policy");
         return group;
     }
 

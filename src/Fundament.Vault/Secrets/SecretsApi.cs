@@ -27,6 +27,7 @@ internal static partial class SecretsApi
     public static IEndpointRouteBuilder MapSecretsApi(this IEndpointRouteBuilder endpoints)
     {
         var secrets = endpoints.MapGroup("/api/v1").WithTags("Vault").RequireAuthorization(Fundament.Security.Policies.Authenticated);
+        secrets.AddEndpointFilterFactory(SlashesInPath);
         secrets.MapGet("/secrets", ListAsync).WithName("ListSecrets")
             .WithSummary("Secret paths under a prefix that the caller may list, by path; never values. A page at a time: limit (1-500, default 100) and after "
                 + "(the cursor in the Link rel=next header).");
@@ -35,14 +36,32 @@ internal static partial class SecretsApi
         secrets.MapGet("/secrets/{**path}", ReadAsync).WithName("ReadSecret").WithSummary("Reads the current or a given version.");
         secrets.MapDelete("/secrets/{**path}", SoftDeleteAsync).WithName("DeleteSecretVersions")
             .WithSummary("Soft-deletes versions (default: the current one); undelete brings them back.");
-        secrets.MapPost("/secret-undelete/{**path}", UndeleteAsync).WithName("UndeleteSecretVersions");
+        secrets.MapPost("/secret-undelete/{**path}", UndeleteAsync).WithName("UndeleteSecretVersions").WithSummary("Restore soft-deleted versions of a secret");
         secrets.MapPost("/secret-destroy/{**path}", DestroyAsync).WithName("DestroySecretVersions")
             .WithSummary("Erases the ciphertext of versions for good.");
-        secrets.MapGet("/secret-metadata/{**path}", MetadataAsync).WithName("GetSecretMetadata");
-        secrets.MapPatch("/secret-metadata/{**path}", UpdateMetadataAsync).WithName("UpdateSecretMetadata");
+        secrets.MapGet("/secret-metadata/{**path}", MetadataAsync).WithName("GetSecretMetadata").WithSummary("Get a secret's metadata and versions (never values)");
+        secrets.MapPatch("/secret-metadata/{**path}", UpdateMetadataAsync).WithName("UpdateSecretMetadata").WithSummary("Change a secret's metadata (max versions, custom metadata)");
         secrets.MapDelete("/secret-metadata/{**path}", PurgeAsync).WithName("PurgeSecret")
             .WithSummary("Removes the secret, every version and its metadata.");
         return endpoints;
+    }
+
+    /// <summary>
+    /// A secret path is a catch-all route value. OpenAPI cannot describe one (path parameters are
+    /// single segments), so generated clients escape its slashes as %2F, which routing leaves
+    /// encoded. They mean the same path as the slashes: turned back before anything reads the path.
+    /// </summary>
+    private static EndpointFilterDelegate SlashesInPath(EndpointFilterFactoryContext factory, EndpointFilterDelegate next)
+    {
+        var index = Array.FindIndex(factory.MethodInfo.GetParameters(), p => p.Name == "path" && p.ParameterType == typeof(string));
+        return index < 0 ? next : context =>
+        {
+            if (context.Arguments[index] is string path && path.Contains('%', StringComparison.Ordinal))
+            {
+                context.Arguments[index] = path.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
+            }
+            return next(context);
+        };
     }
 
     private static async Task<Results<Ok<SecretListResponse>, ValidationProblem>> ListAsync(

@@ -31,7 +31,7 @@ public sealed class DeploymentFilesTests
     /// <summary>Variables that are not Fundament settings but are meant to be there.</summary>
     private static readonly HashSet<string> Environment = new(StringComparer.Ordinal) { "MALLOC_ARENA_MAX", "POD_IP", "ConnectionStrings__Fundament" };
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Fundament.slnx")))

@@ -74,6 +74,69 @@ public sealed class PlatformEndpointTests(SqliteFundamentFactory factory) : ICla
     }
 
     [Fact]
+    public async Task OpenApi_EveryOperation_HasASummaryAUniqueIdTagsSecurityAndItsProblems()
+    {
+        using var client = factory.CreateClient();
+        var document = JsonNode.Parse(await client.GetStringAsync("/openapi/v1.json", _ct))!;
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        var failures = new List<string>();
+        foreach (var (path, item) in document["paths"]!.AsObject())
+        {
+            foreach (var (method, operation) in item!.AsObject())
+            {
+                var where = $"{method.ToUpperInvariant()} {path}";
+                if (operation!["summary"]?.GetValue<string>() is not { Length: > 0 })
+                {
+                    failures.Add($"{where}: no summary");
+                }
+                if (operation["operationId"]?.GetValue<string>() is not { Length: > 0 } id || !ids.Add(id))
+                {
+                    failures.Add($"{where}: missing or repeated operationId");
+                }
+                if (operation["tags"] is not JsonArray { Count: > 0 })
+                {
+                    failures.Add($"{where}: no tags");
+                }
+                if (operation["security"] is not JsonArray security)
+                {
+                    failures.Add($"{where}: no security (an empty list marks a public operation)");
+                }
+                else if (security.Count > 0 && operation["responses"]?["401"] is null)
+                {
+                    failures.Add($"{where}: needs a credential but documents no 401");
+                }
+                var problems = operation["responses"]!.AsObject().Where(r => r.Key.StartsWith('4')).ToList();
+                // Discovery documents and the tus OPTIONS answer cannot fail on input.
+                var cannotFail = path.StartsWith("/.well-known/", StringComparison.Ordinal) || method == "options";
+                if (!cannotFail && (problems.Count == 0 || problems.Any(p => p.Value?["content"]?["application/problem+json"] is null)))
+                {
+                    failures.Add($"{where}: 4xx answers missing, or not as problem details");
+                }
+            }
+        }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    /// <summary>
+    /// docs/openapi.json is what client generators (and the Kiota smoke in CI) read. It must be the
+    /// document the server serves. After an API change: FUNDAMENT_UPDATE_OPENAPI=1 dotnet test --filter OpenApi_TheCommittedDocument
+    /// </summary>
+    [Fact]
+    public async Task OpenApi_TheCommittedDocument_IsTheServedOne()
+    {
+        using var client = factory.CreateClient();
+        var served = JsonNode.Parse(await client.GetStringAsync("/openapi/v1.json", _ct))!;
+        var file = Path.Combine(DeploymentFilesTests.RepoRoot(), "docs", "openapi.json");
+        if (Environment.GetEnvironmentVariable("FUNDAMENT_UPDATE_OPENAPI") == "1")
+        {
+            await File.WriteAllTextAsync(file, served.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n", _ct);
+        }
+        var committed = JsonNode.Parse(await File.ReadAllTextAsync(file, _ct))!;
+        Assert.True(JsonNode.DeepEquals(served, committed),
+            "docs/openapi.json is not the document the server serves: run FUNDAMENT_UPDATE_OPENAPI=1 dotnet test --filter OpenApi_TheCommittedDocument and commit it.");
+    }
+
+    [Fact]
     public void Guard_RefusesToStart_WhenAnEndpointNamesNoPolicy()
     {
         var builder = WebApplication.CreateBuilder();

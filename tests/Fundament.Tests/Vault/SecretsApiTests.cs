@@ -35,6 +35,20 @@ public abstract class SecretsApiTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task APathWithEscapedSlashes_AsGeneratedClientsSendIt_IsTheSameSecret()
+    {
+        using var admin = await factory.AdminAsync();
+        var path = NewPath();
+        var escaped = path.Replace("/", "%2F", StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/api/v1/secrets/{escaped}", new { value = "via-escaped" }, _ct)).StatusCode);
+        Assert.Equal("via-escaped", (await (await admin.GetAsync($"/api/v1/secrets/{path}", _ct)).JsonAsync())["value"]!.GetValue<string>());
+        Assert.Equal(1, (await (await admin.GetAsync($"/api/v1/secret-metadata/{escaped.ToLowerInvariant().Replace("%2f", "%2F", StringComparison.Ordinal)}", _ct)).JsonAsync())["currentVersion"]!.GetValue<int>());
+        // Still one path grammar: an escaped slash cannot smuggle an empty or dot segment in.
+        await (await admin.GetAsync($"/api/v1/secrets/app%2F%2Fx", _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        await (await admin.GetAsync($"/api/v1/secrets/app%2F..%2Fx", _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+    }
+
+    [Fact]
     public async Task CheckAndSet_RefusesAStaleWrite()
     {
         using var admin = await factory.AdminAsync();
