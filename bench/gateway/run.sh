@@ -2,6 +2,8 @@
 # Benchmark: the Fundament gateway against nginx as a reverse proxy, same backend, one run.
 #   direct:          wrk -> backend (nginx serving a static 1 KB body)
 #   nginx:           wrk -> nginx proxy (keepalive upstream, as a user would tune it) -> backend
+#   haproxy:         wrk -> HAProxy (Debian's; two threads, connection reuse to the backend) -> backend
+#   yarp:            wrk -> bare YARP (bench/gateway/BareYarp: one static route, nothing else) -> backend
 #   fundament:       wrk -> Fundament gateway, anonymous route -> backend
 #   fundament-jwt:   wrk -> Fundament gateway, JWT-validated route with a rate-limit policy -> backend
 #   fundament-edge:  wrk -> a second process, --roles gateway only, tuned as docs/operations.md
@@ -18,11 +20,12 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  [ -f "$WORK/haproxy.pid" ] && kill "$(cat "$WORK/haproxy.pid")" 2>/dev/null || true
 }
 trap cleanup EXIT
 
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq nginx wrk curl >/dev/null
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || ! command -v haproxy >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq nginx haproxy wrk curl >/dev/null
 fi
 
 BODY=$(head -c 1024 /dev/zero | tr '\0' 'x')
@@ -43,6 +46,30 @@ http {
 }
 NGINX
 nginx -c "$WORK/nginx.conf" -p "$WORK"
+cat >"$WORK/haproxy.cfg" <<HAPROXY
+global
+  maxconn 4096
+  nbthread 2
+  pidfile $WORK/haproxy.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend bench
+  bind 127.0.0.1:5307
+  default_backend backend
+backend backend
+  http-reuse always
+  server b1 127.0.0.1:5301
+HAPROXY
+haproxy -f "$WORK/haproxy.cfg" -D
+
+echo "== build and start bare YARP"
+dotnet build bench/gateway/BareYarp -c Release -o "$WORK/yarp" -v quiet -nologo >/dev/null
+"$WORK/yarp/BareYarp" --urls http://127.0.0.1:5308 --backend http://127.0.0.1:5301 >"$WORK/yarp.log" 2>&1 &
+PIDS+=($!)
 
 echo "== build and start Fundament"
 dotnet build src/Fundament.Server -c Release -o "$WORK/bin" -v quiet -nologo >/dev/null
@@ -67,35 +94,39 @@ TOKEN=$(curl -s http://127.0.0.1:5303/api/v1/auth/login -H 'content-type: applic
   -d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 curl -fs http://127.0.0.1:5303/api/v1/registry/instances -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{
   "service":"backend","address":"127.0.0.1","port":5301,
-  "routes":[{"path":"/plain/{**rest}","stripPrefix":"/plain","auth":"anonymous"},
-            {"path":"/secure/{**rest}","stripPrefix":"/secure","auth":"authenticated","rateLimit":"bench"}]}' >/dev/null
-for _ in $(seq 1 50); do [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5304/plain/)" = 200 ] && break; sleep 0.2; done
-for _ in $(seq 1 50); do [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5306/plain/)" = 200 ] && break; sleep 0.2; done
-for url in http://127.0.0.1:5301/ http://127.0.0.1:5302/ http://127.0.0.1:5304/plain/ http://127.0.0.1:5306/plain/; do
+  "routes":[{"path":"/backend/plain/{**rest}","stripPrefix":"/backend/plain","auth":"anonymous"},
+            {"path":"/backend/secure/{**rest}","stripPrefix":"/backend/secure","auth":"authenticated","rateLimit":"bench"}]}' >/dev/null
+for _ in $(seq 1 50); do [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5304/backend/plain/)" = 200 ] && break; sleep 0.2; done
+for _ in $(seq 1 50); do [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5306/backend/plain/)" = 200 ] && break; sleep 0.2; done
+for _ in $(seq 1 50); do curl -fs http://127.0.0.1:5308/ >/dev/null 2>&1 && break; sleep 0.2; done
+for url in http://127.0.0.1:5301/ http://127.0.0.1:5302/ http://127.0.0.1:5307/ http://127.0.0.1:5308/ http://127.0.0.1:5304/backend/plain/ http://127.0.0.1:5306/backend/plain/; do
   [ "$(curl -fs "$url" | wc -c)" = 1024 ] || { echo "$url does not answer the 1 KB body"; exit 1; }
 done
-[ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5304/secure/ -H "authorization: Bearer $TOKEN")" = 200 ] || { echo "the JWT route does not answer 200"; exit 1; }
-[ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5304/secure/)" = 401 ] || { echo "the JWT route lets anonymous callers through"; exit 1; }
-echo "all five paths answer the 1 KB body; the JWT route refuses anonymous callers"
+[ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5304/backend/secure/ -H "authorization: Bearer $TOKEN")" = 200 ] || { echo "the JWT route does not answer 200"; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5304/backend/secure/)" = 401 ] || { echo "the JWT route lets anonymous callers through"; exit 1; }
+echo "all seven paths answer the 1 KB body; the JWT route refuses anonymous callers"
 
 run_round() { # name -> "rps p50ms p99ms non2xx"
   local out
   case $1 in
     direct) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency http://127.0.0.1:5301/);;
     nginx) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency http://127.0.0.1:5302/);;
-    fundament) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency http://127.0.0.1:5304/plain/);;
-    fundament-jwt) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency -H "Authorization: Bearer $TOKEN" http://127.0.0.1:5304/secure/);;
-    fundament-edge) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency http://127.0.0.1:5306/plain/);;
+    haproxy) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency http://127.0.0.1:5307/);;
+    yarp) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency http://127.0.0.1:5308/);;
+    fundament) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency http://127.0.0.1:5304/backend/plain/);;
+    fundament-jwt) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency -H "Authorization: Bearer $TOKEN" http://127.0.0.1:5304/backend/secure/);;
+    fundament-edge) out=$(wrk -t1 -c$CONNECTIONS -d${2}s --latency http://127.0.0.1:5306/backend/plain/);;
   esac
   echo "$out" | python3 bench/wrk_summary.py
 }
 
 echo "== warm-up (long enough for .NET's tiered JIT to settle)"
-for name in direct nginx fundament fundament-jwt fundament-edge; do run_round $name 12 >/dev/null; done
+NAMES=${BENCH_TARGETS:-direct nginx haproxy yarp fundament fundament-jwt fundament-edge}
+for name in $NAMES; do run_round $name 12 >/dev/null; done
 echo "== $ROUNDS alternating rounds of ${SECONDS_PER_ROUND}s, $CONNECTIONS connections"
 : >"$WORK/results"
 for r in $(seq 1 "$ROUNDS"); do
-  for name in direct nginx fundament fundament-jwt fundament-edge; do
+  for name in $NAMES; do
     echo "$name $(run_round $name "$SECONDS_PER_ROUND")" | tee -a "$WORK/results"
   done
 done
@@ -106,9 +137,18 @@ for line in open(sys.argv[1]):
     n,rps,p50,p99,err=line.split(); rows.setdefault(n,[]).append((float(rps),float(p50),float(p99),int(err)))
 med={n:tuple(st.median(x[i] for x in v) for i in range(3)) for n,v in rows.items()}
 print("\n| | requests/s | p50 ms | p99 ms | non-2xx |\n|---|---|---|---|---|")
-for n in ("direct","nginx","fundament","fundament-jwt","fundament-edge"):
-    print(f"| {n} | {med[n][0]:.0f} | {med[n][1]:.2f} | {med[n][2]:.2f} | {sum(x[3] for x in rows[n])} |")
-f,x,j,e=med["fundament"],med["nginx"],med["fundament-jwt"],med["fundament-edge"]
-print(f"\nfundament/nginx: throughput {f[0]/x[0]:.2f}x, p99 {f[2]/x[2]:.2f}x; JWT + rate limit cost {100*(1-j[0]/f[0]):.1f}% of plain throughput")
-print(f"fundament-edge/nginx: throughput {e[0]/x[0]:.2f}x, p99 {e[2]/x[2]:.2f}x")
+for n in ("direct","nginx","haproxy","yarp","fundament","fundament-jwt","fundament-edge"):
+    if n in med:
+        print(f"| {n} | {med[n][0]:.0f} | {med[n][1]:.2f} | {med[n][2]:.2f} | {sum(x[3] for x in rows[n])} |")
+def ratio(a,b,label):
+    if a in med and b in med:
+        print(f"{a}/{b}: throughput {med[a][0]/med[b][0]:.2f}x, p99 {med[a][2]/med[b][2]:.2f}x{label}")
+print()
+ratio("fundament","nginx","  (goal for issue 19: 0.6x or better)")
+ratio("fundament","haproxy","")
+ratio("fundament","yarp","  (goal: 0.9x or better)")
+ratio("yarp","nginx","  (the ceiling a YARP-based proxy reaches here)")
+ratio("fundament-edge","nginx","")
+if "fundament" in med and "fundament-jwt" in med:
+    print(f"JWT + rate limit cost {100*(1-med['fundament-jwt'][0]/med['fundament'][0]):.1f}% of the anonymous route's throughput (goal: under 15%)")
 PY

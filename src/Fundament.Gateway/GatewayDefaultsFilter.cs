@@ -24,11 +24,17 @@ internal sealed class GatewayDefaultsFilter(IOptions<GatewayOptions> options) : 
         {
             route = route with { Timeout = options.Value.DefaultTimeout };
         }
-        if (!string.IsNullOrEmpty(route.RateLimiterPolicy))
+        if (!string.IsNullOrEmpty(route.RateLimiterPolicy) && !string.Equals(route.RateLimiterPolicy, "Disable", StringComparison.OrdinalIgnoreCase))
         {
             // One limiter serves every route by name from the policy catalog (RateLimiting).
             var metadata = new Dictionary<string, string>(route.Metadata ?? new Dictionary<string, string>()) { [RateLimiting.PolicyMetadata] = route.RateLimiterPolicy };
             route = route with { RateLimiterPolicy = null, Metadata = metadata };
+        }
+        else if (string.IsNullOrEmpty(route.RateLimiterPolicy) && route.Metadata?.ContainsKey(RateLimiting.PolicyMetadata) != true)
+        {
+            // No policy: the route skips the rate limiter altogether (its partitioned limiter takes a
+            // lock per request even to say "unlimited").
+            route = route with { RateLimiterPolicy = "Disable" };
         }
         return ValueTask.FromResult(route);
     }
