@@ -143,35 +143,17 @@ public sealed class AuditCrashTests : IDisposable
         }
     }
 
-    private Process Start(Dictionary<string, string> environment, int port)
-    {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetTempPath(),
-        };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fundament.dll"));
-        info.ArgumentList.Add("--urls");
-        info.ArgumentList.Add($"http://127.0.0.1:{port}");
-        info.Environment["Fundament__DataDir"] = _dataDir;
-        info.Environment["Fundament__Identity__PasswordHashIterations"] = "10000";
-        info.Environment["Fundament__Identity__BootstrapAdminPassword"] = Password;
-        info.Environment["Fundament__Gateway__Urls"] = $"http://127.0.0.1:{TestPorts.Next()}";
-        info.Environment["Logging__LogLevel__Default"] = "Warning";
-        foreach (var (key, value) in environment)
-        {
-            info.Environment[key] = value;
-        }
-        var process = Process.Start(info)!;
-        // Drained and dropped: the test judges the process by its API, and a full pipe would stall it.
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
+    private Process Start(Dictionary<string, string> environment, int port) =>
+        ChildProcess.StartDotnet(Path.Combine(AppContext.BaseDirectory, "fundament.dll"),
+            new Dictionary<string, string>
+            {
+                ["Fundament__DataDir"] = _dataDir,
+                ["Fundament__Identity__PasswordHashIterations"] = "10000",
+                ["Fundament__Identity__BootstrapAdminPassword"] = Password,
+                ["Fundament__Gateway__Urls"] = $"http://127.0.0.1:{TestPorts.Next()}",
+                ["Logging__LogLevel__Default"] = "Warning",
+            }.Concat(environment),
+            ["--urls", $"http://127.0.0.1:{port}"], workingDirectory: Path.GetTempPath());
 
     private async Task<HttpClient> SignedInAsync(int port)
     {

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Fundament.Tests.Infrastructure;
 using Fundament.Gateway;
 using Microsoft.Extensions.Time.Testing;
 
@@ -47,24 +48,15 @@ public sealed class GatewayResilienceTests : GatewayTestBase
     private async Task<(Process Process, int Port)> StartUpstreamAsync(string name)
     {
         var port = FreePort();
-        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { UpstreamDll, "--urls", $"http://127.0.0.1:{port}", "--name", name })
-        {
-            info.ArgumentList.Add(arg);
-        }
-        var process = Process.Start(info)!;
-        _processes.Add(process);
         var ready = new TaskCompletionSource();
-        process.OutputDataReceived += (_, e) =>
+        var process = ChildProcess.StartDotnet(UpstreamDll, [], ["--urls", $"http://127.0.0.1:{port}", "--name", name], onOutput: line =>
         {
-            if (e.Data == "ready")
+            if (line == "ready")
             {
                 ready.TrySetResult();
             }
-        };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        });
+        _processes.Add(process);
         await ready.Task.WaitAsync(TimeSpan.FromSeconds(60), _ct);
         return (process, port);
     }
