@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -28,6 +29,9 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
 
     /// <summary>The most standalone entries one group commit writes.</summary>
     private const int WriteBatch = 1000;
+
+    /// <summary>Rows per INSERT statement when chaining.</summary>
+    private const int InsertRows = 100;
     // The chain key's envelope is bound to one of these. A key sealed under the second belongs to a
     // chain whose head has carried a MAC ever since; only a key still sealed under the first (a chain
     // from before head MACs) lets a head without one be signed as it stands, once. Without the master
@@ -157,7 +161,11 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         _queue.Writer.TryWrite(write);
         if (Interlocked.CompareExchange(ref _draining, 1, 0) == 0)
         {
-            _ = Task.Run(DrainAsync, CancellationToken.None);
+            // The writer outlives this request: it must not carry the request's context (its trace, its unit of work).
+            using (ExecutionContext.SuppressFlow())
+            {
+                _ = Task.Run(DrainAsync, CancellationToken.None);
+            }
         }
         await write.Done.Task;
     }
@@ -186,7 +194,7 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
             }
             if (batch.Count == 0)
             {
-                Volatile.Write(ref _draining, 0);
+                Interlocked.Exchange(ref _draining, 0);
                 // Something queued between the last read and the release: take the writer's place back, or leave it to whoever did.
                 if (!_queue.Reader.TryPeek(out _) || Interlocked.CompareExchange(ref _draining, 1, 0) != 0)
                 {
@@ -287,16 +295,23 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
     /// </summary>
     private async Task<(int Linked, long Seq, bool Chained)> ChainAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, byte[] key, IReadOnlyList<PendingRow> fresh)
     {
-        // One round trip for the head, the entry it names and whether anything is pending.
-        var head = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac, long? LastSeq, string? LastHash, long AnyPending)>(new CommandDefinition(
+        // The head, locked; then, in a second statement (so with a snapshot taken after the lock was
+        // granted: on PostgreSQL a statement that waited for the lock still sees the rest as it was
+        // when it began), the entry it names and whether anything is pending. One round trip.
+        (long Seq, string Hash, string? Mac, long? LastSeq, string? LastHash, long AnyPending) head;
+        using (var reader = await connection.QueryMultipleAsync(new CommandDefinition(
             _database.Dialect.Expand("""
-                SELECT c.head_seq, c.head_hash, c.head_mac,
-                       (SELECT e.seq FROM audit_entries e ORDER BY e.seq DESC LIMIT 1),
+                SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1{for_update};
+                SELECT (SELECT e.seq FROM audit_entries e ORDER BY e.seq DESC LIMIT 1),
                        (SELECT e.hash FROM audit_entries e ORDER BY e.seq DESC LIMIT 1),
-                       CAST(CASE WHEN EXISTS (SELECT 1 FROM audit_pending) THEN 1 ELSE 0 END AS BIGINT)
-                FROM audit_chain c WHERE c.id = 1{for_update}
+                       CAST(CASE WHEN EXISTS (SELECT 1 FROM audit_pending) THEN 1 ELSE 0 END AS BIGINT);
                 """),
-            transaction: transaction, cancellationToken: CancellationToken.None));
+            transaction: transaction, cancellationToken: CancellationToken.None)))
+        {
+            var row = await reader.ReadSingleAsync<(long Seq, string Hash, string? Mac)>();
+            var last = await reader.ReadSingleAsync<(long? LastSeq, string? LastHash, long AnyPending)>();
+            head = (row.Seq, row.Hash, row.Mac, last.LastSeq, last.LastHash, last.AnyPending);
+        }
         if (HeadProblem(key, head.Seq, head.Hash, head.Mac) is { } problem)
         {
             LogChainBroken(_logger, problem);
@@ -322,11 +337,7 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         }
         var seq = head.Seq;
         var hash = head.Hash;
-        // One statement for the batch (its rows as numbered parameters), then the pending rows it
-        // took and the head: a batch costs a few statements, however many entries it holds.
-        var sql = new StringBuilder("INSERT INTO audit_entries (seq, id, at, actor, actor_name, action, target, outcome, source_ip, details, prev_hash, hash) VALUES ");
-        var parameters = new DynamicParameters();
-        var n = 0;
+        var entries = new List<(AuditEntry Entry, string Hash)>(pending.Count + fresh.Count);
         foreach (var row in pending.Concat(fresh))
         {
             var entry = row.ToEntry();
@@ -345,32 +356,42 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
             }
             entry = entry.Linked(++seq, hash);
             hash = AuditChain.Hash(key, entry);
-            sql.Append(n == 0 ? "" : ", ").Append($"(@s{n}, @i{n}, @a{n}, @r{n}, @rn{n}, @x{n}, @t{n}, @o{n}, @ip{n}, @d{n}, @p{n}, @h{n})");
-            parameters.Add($"s{n}", entry.Seq);
-            parameters.Add($"i{n}", entry.Id);
-            parameters.Add($"a{n}", entry.At);
-            parameters.Add($"r{n}", entry.Actor);
-            parameters.Add($"rn{n}", entry.ActorName);
-            parameters.Add($"x{n}", entry.Action);
-            parameters.Add($"t{n}", entry.Target);
-            parameters.Add($"o{n}", entry.Outcome);
-            parameters.Add($"ip{n}", entry.SourceIp);
-            parameters.Add($"d{n}", entry.Details);
-            parameters.Add($"p{n}", entry.PrevHash);
-            parameters.Add($"h{n}", hash);
-            n++;
+            entries.Add((entry, hash));
         }
-        sql.Append(';');
+        // Multi-row statements of a bounded size: few statements per batch, while the parameters a
+        // statement binds (looked up by name, linearly) and the shapes Dapper would cache stay small.
+        foreach (var chunk in entries.Chunk(InsertRows))
+        {
+            var sql = new StringBuilder("INSERT INTO audit_entries (seq, id, at, actor, actor_name, action, target, outcome, source_ip, details, prev_hash, hash) VALUES ");
+            var parameters = new DynamicParameters();
+            for (var n = 0; n < chunk.Length; n++)
+            {
+                var (entry, entryHash) = chunk[n];
+                sql.Append(n == 0 ? "" : ", ").Append(CultureInfo.InvariantCulture, $"(@s{n}, @i{n}, @a{n}, @r{n}, @rn{n}, @x{n}, @t{n}, @o{n}, @ip{n}, @d{n}, @p{n}, @h{n})");
+                parameters.Add($"s{n}", entry.Seq);
+                parameters.Add($"i{n}", entry.Id);
+                parameters.Add($"a{n}", entry.At);
+                parameters.Add($"r{n}", entry.Actor);
+                parameters.Add($"rn{n}", entry.ActorName);
+                parameters.Add($"x{n}", entry.Action);
+                parameters.Add($"t{n}", entry.Target);
+                parameters.Add($"o{n}", entry.Outcome);
+                parameters.Add($"ip{n}", entry.SourceIp);
+                parameters.Add($"d{n}", entry.Details);
+                parameters.Add($"p{n}", entry.PrevHash);
+                parameters.Add($"h{n}", entryHash);
+            }
+            await connection.ExecuteAsync(new CommandDefinition(sql.ToString(), parameters, transaction, flags: CommandFlags.NoCache, cancellationToken: CancellationToken.None));
+        }
         if (pending.Count > 0)
         {
-            sql.Append($" DELETE FROM audit_pending WHERE {_database.Dialect.InList("id", "pendingIds")};");
-            parameters.Add("pendingIds", pending.Select(r => r.Id).ToArray());
+            await connection.ExecuteAsync(new CommandDefinition(
+                $"DELETE FROM audit_pending WHERE {_database.Dialect.InList("id", "ids")}", new { ids = pending.Select(r => r.Id).ToArray() }, transaction,
+                flags: CommandFlags.NoCache, cancellationToken: CancellationToken.None));
         }
-        sql.Append(" UPDATE audit_chain SET head_seq = @headSeq, head_hash = @headHash, head_mac = @headMac WHERE id = 1;");
-        parameters.Add("headSeq", seq);
-        parameters.Add("headHash", hash);
-        parameters.Add("headMac", AuditChain.HeadMac(key, seq, hash));
-        await connection.ExecuteAsync(new CommandDefinition(sql.ToString(), parameters, transaction, cancellationToken: CancellationToken.None));
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE audit_chain SET head_seq = @seq, head_hash = @hash, head_mac = @mac WHERE id = 1",
+            new { seq, hash, mac = AuditChain.HeadMac(key, seq, hash) }, transaction, cancellationToken: CancellationToken.None));
         return (pending.Count, seq, true);
     }
 
@@ -492,8 +513,11 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         var seen = Interlocked.Read(ref _highWater);
         await using var connection = await _database.OpenAsync(cancellationToken);
         // One snapshot for the head and the entries, so a linker committing meanwhile cannot make them disagree.
-        await using var transaction = await connection.BeginTransactionAsync(
-            _database.Dialect == SqlDialect.Postgres ? System.Data.IsolationLevel.RepeatableRead : System.Data.IsolationLevel.Serializable, cancellationToken);
+        // On SQLite a deferred transaction: a read snapshot in WAL mode, not the database's write lock
+        // (which would stall every writer for as long as the walk takes).
+        await using var transaction = connection is Microsoft.Data.Sqlite.SqliteConnection sqlite
+            ? sqlite.BeginTransaction(System.Data.IsolationLevel.Serializable, deferred: true)
+            : await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
         var head = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac)>(new CommandDefinition(
             "SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));
         var expectedSeq = 1L;

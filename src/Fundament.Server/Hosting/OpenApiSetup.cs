@@ -93,7 +93,7 @@ internal static class OpenApiSetup
             options.AddOperationTransformer((operation, context, _) =>
             {
                 var metadata = context.Description.ActionDescriptor.EndpointMetadata;
-                var anonymous = metadata.OfType<IAllowAnonymous>().Any() || !metadata.OfType<IAuthorizeData>().Any();
+                var anonymous = metadata.OfType<IAllowAnonymous>().Any() || (!metadata.OfType<IAuthorizeData>().Any() && !metadata.OfType<AuthorizationPolicy>().Any());
                 // Every operation says how to call it; an empty list marks the public ones.
                 operation.Security = anonymous
                     ? []

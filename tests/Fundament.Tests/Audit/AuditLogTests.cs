@@ -236,7 +236,11 @@ public abstract class AuditLogTests(FundamentFactory factory)
         var names = Enumerable.Range(0, 120).Select(i => Api.UniqueName($"burst{i}")).ToArray();
         using var anonymous = factory.CreateClient();
         var before = (await VerifyAsync())["entries"]!.GetValue<long>();
+        var linesBefore = factory.AuditLogLines.Count;
         await using var connection = await Database.OpenAsync(_ct);
+        // Changes audited in units of work meanwhile: the linker chains them while the group-commit
+        // writer chains the logins, both under the head's lock.
+        var changes = Task.WhenAll(Enumerable.Range(0, 12).Select(_ => factory.CreateUserAsync()));
         await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = _ct }, async (username, ct) =>
         {
             var response = await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { username, password = "not-the-password" }, ct);
@@ -249,13 +253,42 @@ public abstract class AuditLogTests(FundamentFactory factory)
                 new { username }, cancellationToken: ct));
             Assert.Equal(1, stored);
         });
+        await changes;
         var after = await VerifyAsync();
         Assert.True(after["valid"]!.GetValue<bool>(), after.ToJsonString());
         Assert.True(after["entries"]!.GetValue<long>() >= before + names.Length);
+        // Two writers taking turns on the head must never mistake each other for tampering.
+        Assert.DoesNotContain(factory.AuditLogLines.Skip(linesBefore), line => line.Contains("does not verify", StringComparison.Ordinal));
         var seqs = (await connection.QueryAsync<long>(
             $"SELECT seq FROM audit_entries WHERE action = 'auth.login' AND {(Database.Dialect.InList("actor_name", "names"))}", new { names })).ToList();
         Assert.Equal(names.Length, seqs.Count);
         Assert.Equal(names.Length, seqs.Distinct().Count());
+    }
+
+    /// <summary>PostgreSQL only (row locks queue writers there; SQLite has one writer): see <see cref="PostgresAuditLogTests"/>.</summary>
+    protected async Task AWriterThatWaitedForTheHead_SeesTheEntriesChainedMeanwhile()
+    {
+        var linesBefore = factory.AuditLogLines.Count;
+        using var admin = await factory.AdminAsync();
+        Task<HttpResponseMessage> read;
+        await using (var holder = await Database.OpenAsync(_ct))
+        {
+            // Hold the head: the linker (for a change) and then the group-commit writer (for a secret
+            // read, audited on its own) queue behind this lock, in that order.
+            await using var transaction = await holder.BeginTransactionAsync(_ct);
+            await holder.ExecuteAsync(new CommandDefinition("SELECT head_seq FROM audit_chain WHERE id = 1 FOR UPDATE", transaction: transaction, cancellationToken: _ct));
+            await factory.CreateUserAsync();
+            await Task.Delay(400, _ct);
+            read = admin.GetAsync($"/api/v1/secrets/queued/{Guid.NewGuid():N}", _ct);
+            await Task.Delay(400, _ct);
+            Assert.False(read.IsCompleted, "the read's audit entry should wait for the head");
+            await transaction.CommitAsync(_ct);
+        }
+        // The linker chains the change first; the writer, which began waiting before that commit,
+        // must judge the head against the chain as it is once it holds the lock.
+        Assert.Equal(HttpStatusCode.NotFound, (await read).StatusCode);
+        Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+        Assert.DoesNotContain(factory.AuditLogLines.Skip(linesBefore), line => line.Contains("does not verify", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -305,4 +338,7 @@ public sealed class PostgresAuditLogTests : AuditLogTests, IClassFixture<Postgre
 {
     public PostgresAuditLogTests(PostgresFundamentFactory factory) : base(factory) =>
         Assert.SkipUnless(PostgresFundamentFactory.Available, $"set {PostgresFundamentFactory.Variable} to run against PostgreSQL");
+
+    [Fact]
+    public Task AWriterThatWaitedForTheHead_SeesTheEntriesChainedMeanwhile_AndRaisesNoAlarm() => AWriterThatWaitedForTheHead_SeesTheEntriesChainedMeanwhile();
 }

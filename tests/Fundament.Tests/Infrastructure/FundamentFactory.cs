@@ -39,6 +39,9 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
     /// <summary>Gateway log lines (access log included), to check what they contain.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> GatewayLog { get; } = new();
 
+    /// <summary>What the audit log's own logger said (a broken chain is reported there).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> AuditLogLines { get; } = new();
+
     public string DataDir { get; }
 
     /// <summary>Services a test replaces (a resolver, a clock), applied after the server's own.</summary>
@@ -75,6 +78,7 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         builder.ConfigureLogging(logging =>
         {
             logging.AddProvider(new CapturingLoggerProvider("Fundament.Gateway", GatewayLog));
+            logging.AddProvider(new CapturingLoggerProvider("Fundament.Audit", AuditLogLines));
             // Every line at Debug and above is checked for credentials (LogCanary), whatever the
             // configured levels of the other providers.
             logging.AddProvider(new LogCanaryProvider());
