@@ -123,80 +123,63 @@ internal static class QuotasApi
         return await change.RemoveAsync(QuotaStore.RoleScope, role, quota, context, cancellationToken) ? TypedResults.NoContent() : Problems.NotFound("The override");
     }
 
+    /// <summary>A user or client whose quotas are overridden: its principal, its roles (for the escalation check), how it is named.</summary>
+    private sealed record Principal(string Id, IReadOnlyList<string> Roles, string What);
+
+    private static async Task<Principal?> UserAsync(string id, UserStore users, CancellationToken cancellationToken) =>
+        await users.GetAsync(id, cancellationToken) is { } user ? new Principal("user:" + user.Id, user.Roles, $"the quotas of user '{user.Username}'") : null;
+
+    private static async Task<Principal?> ClientAsync(string id, ClientStore clients, CancellationToken cancellationToken) =>
+        await clients.GetAsync(id, cancellationToken) is { } client ? new Principal("client:" + client.ClientId, client.Roles, $"the quotas of client '{client.ClientId}'") : null;
+
     private static async Task<Results<Ok<QuotaOverrideResponse>, ValidationProblem, ProblemHttpResult>> SetUserAsync(
-        string id, string quota, QuotaOverrideRequest request, UserStore users, RoleGuard guard, Change change, HttpContext context, CancellationToken cancellationToken)
-    {
-        if (Validate(quota, request) is { } invalid)
-        {
-            return invalid;
-        }
-        if (await users.GetAsync(id, cancellationToken) is not { } user)
-        {
-            return Problems.NotFound("The user");
-        }
-        var check = await guard.CheckSubjectAsync(context.User, $"user:{user.Id}", user.Roles, $"the quotas of user '{user.Username}'", cancellationToken);
-        if (!check.Allowed)
-        {
-            return check.Forbidden();
-        }
-        return TypedResults.Ok(await change.SetAsync(QuotaStore.PrincipalScope, "user:" + user.Id, quota, request, context, cancellationToken));
-    }
+        string id, string quota, QuotaOverrideRequest request, UserStore users, RoleGuard guard, Change change, HttpContext context, CancellationToken cancellationToken) =>
+        Validate(quota, request) is { } invalid ? invalid
+            : await SetPrincipalAsync(await UserAsync(id, users, cancellationToken), "The user", quota, request, guard, change, context, cancellationToken);
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> RemoveUserAsync(
-        string id, string quota, UserStore users, RoleGuard guard, Change change, HttpContext context, CancellationToken cancellationToken)
-    {
-        if (!Quota.IsKnown(quota))
-        {
-            return UnknownQuota();
-        }
-        if (await users.GetAsync(id, cancellationToken) is not { } user)
-        {
-            return Problems.NotFound("The user");
-        }
-        var check = await guard.CheckSubjectAsync(context.User, $"user:{user.Id}", user.Roles, $"the quotas of user '{user.Username}'", cancellationToken);
-        if (!check.Allowed)
-        {
-            return check.Forbidden();
-        }
-        return await change.RemoveAsync(QuotaStore.PrincipalScope, "user:" + user.Id, quota, context, cancellationToken) ? TypedResults.NoContent() : Problems.NotFound("The override");
-    }
+        string id, string quota, UserStore users, RoleGuard guard, Change change, HttpContext context, CancellationToken cancellationToken) =>
+        !Quota.IsKnown(quota) ? UnknownQuota()
+            : await RemovePrincipalAsync(await UserAsync(id, users, cancellationToken), "The user", quota, guard, change, context, cancellationToken);
 
     private static async Task<Results<Ok<QuotaOverrideResponse>, ValidationProblem, ProblemHttpResult>> SetClientAsync(
-        string id, string quota, QuotaOverrideRequest request, ClientStore clients, RoleGuard guard, Change change, HttpContext context, CancellationToken cancellationToken)
-    {
-        if (Validate(quota, request) is { } invalid)
-        {
-            return invalid;
-        }
-        if (await clients.GetAsync(id, cancellationToken) is not { } client)
-        {
-            return Problems.NotFound("The client");
-        }
-        var check = await guard.CheckSubjectAsync(context.User, $"client:{client.ClientId}", client.Roles, $"the quotas of client '{client.ClientId}'", cancellationToken);
-        if (!check.Allowed)
-        {
-            return check.Forbidden();
-        }
-        return TypedResults.Ok(await change.SetAsync(QuotaStore.PrincipalScope, "client:" + client.ClientId, quota, request, context, cancellationToken));
-    }
+        string id, string quota, QuotaOverrideRequest request, ClientStore clients, RoleGuard guard, Change change, HttpContext context, CancellationToken cancellationToken) =>
+        Validate(quota, request) is { } invalid ? invalid
+            : await SetPrincipalAsync(await ClientAsync(id, clients, cancellationToken), "The client", quota, request, guard, change, context, cancellationToken);
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> RemoveClientAsync(
-        string id, string quota, ClientStore clients, RoleGuard guard, Change change, HttpContext context, CancellationToken cancellationToken)
+        string id, string quota, ClientStore clients, RoleGuard guard, Change change, HttpContext context, CancellationToken cancellationToken) =>
+        !Quota.IsKnown(quota) ? UnknownQuota()
+            : await RemovePrincipalAsync(await ClientAsync(id, clients, cancellationToken), "The client", quota, guard, change, context, cancellationToken);
+
+    private static async Task<Results<Ok<QuotaOverrideResponse>, ValidationProblem, ProblemHttpResult>> SetPrincipalAsync(
+        Principal? principal, string kind, string quota, QuotaOverrideRequest request, RoleGuard guard, Change change, HttpContext context, CancellationToken cancellationToken)
     {
-        if (!Quota.IsKnown(quota))
+        if (principal is null)
         {
-            return UnknownQuota();
+            return Problems.NotFound(kind);
         }
-        if (await clients.GetAsync(id, cancellationToken) is not { } client)
-        {
-            return Problems.NotFound("The client");
-        }
-        var check = await guard.CheckSubjectAsync(context.User, $"client:{client.ClientId}", client.Roles, $"the quotas of client '{client.ClientId}'", cancellationToken);
+        var check = await guard.CheckSubjectAsync(context.User, principal.Id, principal.Roles, principal.What, cancellationToken);
         if (!check.Allowed)
         {
             return check.Forbidden();
         }
-        return await change.RemoveAsync(QuotaStore.PrincipalScope, "client:" + client.ClientId, quota, context, cancellationToken) ? TypedResults.NoContent() : Problems.NotFound("The override");
+        return TypedResults.Ok(await change.SetAsync(QuotaStore.PrincipalScope, principal.Id, quota, request, context, cancellationToken));
+    }
+
+    private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> RemovePrincipalAsync(
+        Principal? principal, string kind, string quota, RoleGuard guard, Change change, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (principal is null)
+        {
+            return Problems.NotFound(kind);
+        }
+        var check = await guard.CheckSubjectAsync(context.User, principal.Id, principal.Roles, principal.What, cancellationToken);
+        if (!check.Allowed)
+        {
+            return check.Forbidden();
+        }
+        return await change.RemoveAsync(QuotaStore.PrincipalScope, principal.Id, quota, context, cancellationToken) ? TypedResults.NoContent() : Problems.NotFound("The override");
     }
 
     private static ValidationProblem UnknownQuota() => Problems.Validation("quota", $"quota must be one of {string.Join(", ", Quota.All)}.");
