@@ -22,6 +22,18 @@ public abstract class AuditLogTests(FundamentFactory factory)
         return await response.JsonAsync();
     }
 
+    /// <summary>Puts back the entries a test removed and the head it rewrote.</summary>
+    private static async Task RestoreAsync(System.Data.Common.DbConnection connection, List<Dictionary<string, object>> tail, (long Seq, string Hash, string Mac) head)
+    {
+        foreach (var columns in tail)
+        {
+            await connection.ExecuteAsync(
+                $"INSERT INTO audit_entries ({string.Join(", ", columns.Keys)}) VALUES ({string.Join(", ", columns.Keys.Select(k => "@" + k))})",
+                new DynamicParameters(columns));
+        }
+        await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @Seq, head_hash = @Hash, head_mac = @Mac WHERE id = 1", new { head.Seq, head.Hash, head.Mac });
+    }
+
     private async Task<List<JsonNode>> AllEntriesAsync(HttpClient admin)
     {
         var entries = new List<JsonNode>();
@@ -133,13 +145,7 @@ public abstract class AuditLogTests(FundamentFactory factory)
         }
         finally
         {
-            foreach (var columns in tail)
-            {
-                await connection.ExecuteAsync(
-                    $"INSERT INTO audit_entries ({string.Join(", ", columns.Keys)}) VALUES ({string.Join(", ", columns.Keys.Select(k => "@" + k))})",
-                    new DynamicParameters(columns));
-            }
-            await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @Seq, head_hash = @Hash, head_mac = @Mac WHERE id = 1", new { head.Seq, head.Hash, head.Mac });
+            await RestoreAsync(connection, tail, head);
         }
         Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
     }
@@ -166,13 +172,7 @@ public abstract class AuditLogTests(FundamentFactory factory)
         }
         finally
         {
-            foreach (var columns in tail)
-            {
-                await connection.ExecuteAsync(
-                    $"INSERT INTO audit_entries ({string.Join(", ", columns.Keys)}) VALUES ({string.Join(", ", columns.Keys.Select(k => "@" + k))})",
-                    new DynamicParameters(columns));
-            }
-            await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @Seq, head_hash = @Hash, head_mac = @Mac WHERE id = 1", new { current.Seq, current.Hash, current.Mac });
+            await RestoreAsync(connection, tail, current);
         }
         Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
     }
@@ -204,13 +204,7 @@ public abstract class AuditLogTests(FundamentFactory factory)
         }
         finally
         {
-            foreach (var columns in tail)
-            {
-                await connection.ExecuteAsync(
-                    $"INSERT INTO audit_entries ({string.Join(", ", columns.Keys)}) VALUES ({string.Join(", ", columns.Keys.Select(k => "@" + k))})",
-                    new DynamicParameters(columns));
-            }
-            await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @Seq, head_hash = @Hash, head_mac = @Mac WHERE id = 1", new { current.Seq, current.Hash, current.Mac });
+            await RestoreAsync(connection, tail, current);
         }
         Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
     }
