@@ -1,26 +1,4 @@
 namespace Fundament.Alerts;
-
-/// <summary>What a rule watches.</summary>
-public static class RuleKind
-{
-    /// <summary>A registered service has no passing instance.</summary>
-    public const string ServiceNoPassing = "service_no_passing";
-
-    /// <summary>An instance has been critical (longer than the rule's <c>for</c>).</summary>
-    public const string InstanceCritical = "instance_critical";
-
-    /// <summary>A backend of Fundament itself fails its readiness check.</summary>
-    public const string BackendDown = "backend_down";
-
-    /// <summary>A secret is overdue for rotation.</summary>
-    public const string SecretRotationOverdue = "secret_rotation_overdue";
-
-    /// <summary>A stored secret failed its integrity check within the last hour (tampering or corruption).</summary>
-    public const string SecretIntegrity = "secret_integrity";
-
-    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal) { ServiceNoPassing, InstanceCritical, BackendDown, SecretRotationOverdue, SecretIntegrity };
-}
-
 public static class AlertState
 {
     /// <summary>The condition holds but not yet for the rule's <c>for</c>.</summary>

@@ -1,9 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Text.Json;
 using Fundament.Delivery;
-using Fundament.Modules;
 using Fundament.Storage;
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -25,7 +23,8 @@ internal sealed partial class AlertEvaluator : BackgroundService
     private readonly AlertStore _store;
     private readonly IDeliveryQueue _deliveries;
     private readonly LeaseStore _leases;
-    private readonly IServiceProvider _services;
+    private readonly AlertConditions _conditions;
+    private readonly HashSet<string> _unknownKindReported = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private readonly IOptions<AlertsOptions> _options;
     private readonly ILogger<AlertEvaluator> _logger;
@@ -33,13 +32,13 @@ internal sealed partial class AlertEvaluator : BackgroundService
     private readonly Counter<long> _notifications;
     private volatile IReadOnlyList<AlertStore.AlertRow> _open = [];
 
-    public AlertEvaluator(AlertStore store, IDeliveryQueue deliveries, LeaseStore leases, IServiceProvider services, TimeProvider time,
+    public AlertEvaluator(AlertStore store, IDeliveryQueue deliveries, LeaseStore leases, AlertConditions conditions, TimeProvider time,
         IOptions<AlertsOptions> options, IMeterFactory meters, ILogger<AlertEvaluator> logger)
     {
         _store = store;
         _deliveries = deliveries;
         _leases = leases;
-        _services = services;
+        _conditions = conditions;
         _time = time;
         _options = options;
         _logger = logger;
@@ -157,50 +156,16 @@ internal sealed partial class AlertEvaluator : BackgroundService
 
     private async Task<IReadOnlyList<Condition>> ConditionsAsync(AlertStore.RuleRow rule, CancellationToken cancellationToken)
     {
-        var found = new List<Condition>();
-        switch (rule.Kind)
+        if (await _conditions.EvaluateAsync(rule.Kind, rule.Service, cancellationToken) is not { } found)
         {
-            case RuleKind.ServiceNoPassing when _services.GetService(typeof(IServiceDirectory)) is IServiceDirectory directory:
-                foreach (var s in await directory.ServicesAsync(cancellationToken))
-                {
-                    if (s.Total > 0 && s.Passing == 0 && (rule.Service is null || rule.Service == s.Service))
-                    {
-                        found.Add(new Condition(rule, $"service:{s.Service}", $"Service {s.Service} has no passing instance ({s.Critical} critical, {s.Warning} warning).", null));
-                    }
-                }
-                break;
-            case RuleKind.InstanceCritical when _services.GetService(typeof(IServiceDirectory)) is IServiceDirectory directory:
-                foreach (var i in await directory.CriticalInstancesAsync(cancellationToken))
-                {
-                    if (rule.Service is null || rule.Service == i.Service)
-                    {
-                        found.Add(new Condition(rule, $"instance:{i.InstanceId}", $"Instance {i.InstanceId} of {i.Service} is critical: {i.Output}", i.CriticalSince));
-                    }
-                }
-                break;
-            case RuleKind.BackendDown when _services.GetService(typeof(HealthCheckService)) is HealthCheckService health:
-                var report = await health.CheckHealthAsync(r => r.Tags.Contains("ready"), cancellationToken);
-                // Degraded counts: a backend the process can work around (Redis for rate limits) is still down.
-                foreach (var (name, entry) in report.Entries.Where(e => e.Value.Status != HealthStatus.Healthy))
-                {
-                    found.Add(new Condition(rule, $"backend:{name}", $"Backend {name} is down: {entry.Description}", null));
-                }
-                break;
-            case RuleKind.SecretRotationOverdue when _services.GetService(typeof(ISecretDirectory)) is ISecretDirectory secrets:
-                foreach (var (path, dueAt) in await secrets.OverdueAsync(cancellationToken))
-                {
-                    found.Add(new Condition(rule, $"secret:{path}", $"Secret {path} was due for rotation at {dueAt:u}.", dueAt));
-                }
-                break;
-            case RuleKind.SecretIntegrity when _services.GetService(typeof(ISecretDirectory)) is ISecretDirectory vault:
-                // Holds for an hour after the last failure, so it fires once and then resolves.
-                foreach (var (path, at) in await vault.IntegrityFailuresSinceAsync(_time.GetUtcNow() - TimeSpan.FromHours(1), cancellationToken))
-                {
-                    found.Add(new Condition(rule, $"secret:{path}", $"Secret {path} failed its integrity check at {at:u}: its stored ciphertext was altered, moved or corrupted.", at));
-                }
-                break;
+            // A rule made on a host with a module this one lacks: said once per rule, not silently skipped.
+            if (_unknownKindReported.Add(rule.Id))
+            {
+                LogUnknownKind(_logger, rule.Id, rule.Kind);
+            }
+            return [];
         }
-        return found;
+        return found.Select(c => new Condition(rule, c.Subject, c.Summary, c.Since)).ToList();
     }
 
     private IEnumerable<Measurement<long>> ObserveOpen() =>
@@ -213,6 +178,9 @@ internal sealed partial class AlertEvaluator : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The secret of alert channel {Channel} cannot be decrypted; the channel is skipped")]
     private static partial void LogChannelSecretFailed(ILogger logger, string channel, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Alert rule {RuleId} watches condition {Kind}, which no module of this node contributes; the rule is not evaluated here")]
+    private static partial void LogUnknownKind(ILogger logger, string ruleId, string kind);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Alert evaluation failed")]
     private static partial void LogEvaluationFailed(ILogger logger, Exception exception);

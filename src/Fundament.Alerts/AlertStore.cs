@@ -7,18 +7,8 @@ using Fundament.Storage;
 namespace Fundament.Alerts;
 
 /// <summary>Rules, channels and alerts (tables <c>alert_*</c>, <c>alerts</c>).</summary>
-internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encryption, TimeProvider time) : IStartupTask, IEnvelopeHolder
+internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encryption, AlertConditions conditions, TimeProvider time) : IStartupTask, IEnvelopeHolder
 {
-    /// <summary>The built-in rules: on by default, adjustable, not deletable.</summary>
-    public static readonly IReadOnlyList<(string Id, string Kind, string Name, TimeSpan For, string Severity)> BuiltIn =
-    [
-        ("service-no-passing", RuleKind.ServiceNoPassing, "A service has no passing instance", TimeSpan.FromSeconds(30), "critical"),
-        ("instance-critical", RuleKind.InstanceCritical, "An instance has been critical for 5 minutes", TimeSpan.FromMinutes(5), "warning"),
-        ("backend-down", RuleKind.BackendDown, "A backend of Fundament is down", TimeSpan.FromSeconds(30), "critical"),
-        ("secret-rotation-overdue", RuleKind.SecretRotationOverdue, "A secret is overdue for rotation", TimeSpan.Zero, "warning"),
-        ("secret-integrity", RuleKind.SecretIntegrity, "A stored secret failed its integrity check", TimeSpan.Zero, "critical"),
-    ];
-
     public int Order => 20;
 
     public string Name => "alert channel secrets";
@@ -29,13 +19,14 @@ internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encrypti
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await database.OpenAsync(cancellationToken);
-        foreach (var rule in BuiltIn)
+        // The built-in rules: on by default, adjustable, not deletable.
+        foreach (var (kind, rule) in conditions.Kinds.Where(k => k.BuiltIn is not null).Select(k => (k.Kind, k.BuiltIn!)))
         {
             // Only inserted once: an operator's adjustments survive upgrades.
             await connection.ExecuteAsync(new CommandDefinition("""
                 INSERT INTO alert_rules (id, kind, name, enabled, for_ms, severity, service, builtin, created_at, updated_at)
                 VALUES (@Id, @Kind, @Name, TRUE, @forMs, @Severity, NULL, TRUE, @now, @now) ON CONFLICT (id) DO NOTHING
-                """, new { rule.Id, rule.Kind, rule.Name, forMs = (long)rule.For.TotalMilliseconds, rule.Severity, now }, cancellationToken: cancellationToken));
+                """, new { rule.Id, Kind = kind, rule.Name, forMs = (long)rule.For.TotalMilliseconds, rule.Severity, now }, cancellationToken: cancellationToken));
         }
     }
 

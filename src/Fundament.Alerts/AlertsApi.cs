@@ -65,12 +65,12 @@ internal static partial class AlertsApi
     }
 
     private static async Task<Results<Created<AlertRuleResponse>, ValidationProblem>> CreateRuleAsync(
-        AlertRuleRequest request, IDatabase database, AlertStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        AlertRuleRequest request, IDatabase database, AlertStore store, AlertConditions conditions, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("name", request.Name).MaxLength("name", request.Name, 200);
-        if (!RuleKind.All.Contains(request.Kind ?? ""))
+        if (!conditions.IsKnown(request.Kind))
         {
-            errors.Add("kind", "kind must be one of: " + string.Join(", ", RuleKind.All.Order()) + ".");
+            errors.Add("kind", "kind must be one of: " + string.Join(", ", conditions.Kinds.Select(k => k.Kind)) + ".");
         }
         var forDuration = ValidateRule(request, errors);
         if (errors.Any)
@@ -226,9 +226,3 @@ internal static partial class AlertsApi
 }
 
 public sealed record TestDeliveryResponse(string DeliveryId);
-
-public static class AlertPermissions
-{
-    public const string Read = "alerts.read";
-    public const string Write = "alerts.write";
-}

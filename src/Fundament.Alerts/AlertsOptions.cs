@@ -11,3 +11,11 @@ public sealed class AlertsOptions
     /// <summary>How often rules are evaluated. Default 5s.</summary>
     public TimeSpan EvaluationInterval { get; set; } = TimeSpan.FromSeconds(5);
 }
+
+internal sealed class AlertsOptionsValidator : Hosting.SettingsValidator<AlertsOptions>
+{
+    protected override string Section => AlertsOptions.SectionName;
+
+    protected override void Check(AlertsOptions o, Hosting.SettingsProblems problems) =>
+        problems.Between(o.EvaluationInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5));
+}

@@ -11,7 +11,7 @@ internal static class AuditApi
 {
     public static RouteGroupBuilder MapAuditApi(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/audit").WithTags("Audit").RequireAuthorization(Permissions.AuditRead);
+        var group = endpoints.MapGroup("/api/v1/audit").WithTags("Audit").RequireAuthorization(AuditPermissions.Read);
         group.MapGet("", ListAsync).WithName("ListAuditEntries")
             .WithSummary("Audit entries, newest first, filtered by actor, action (a trailing '.' matches a prefix), target, outcome and time.");
         group.MapGet("/verify", VerifyAsync).WithName("VerifyAuditChain")

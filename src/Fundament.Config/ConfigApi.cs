@@ -336,13 +336,3 @@ public sealed record ConfigRollbackRequest(string? Service, string? Environment,
 
 /// <summary>Body of <c>PUT /api/v1/config/schemas</c>: a JSON Schema for every key starting with <see cref="KeyPrefix"/>.</summary>
 public sealed record ConfigSchemaRequest(string? KeyPrefix, JsonElement? Schema);
-
-public static class ConfigPermissions
-{
-    /// <summary>Every service's entries, history, schemas and resolved configuration.</summary>
-    public const string Read = "config.read";
-
-    /// <summary>For service clients: the resolved configuration of the service named like the client, nothing else.</summary>
-    public const string ReadOwn = Fundament.Security.Permissions.ConfigReadOwn;
-    public const string Write = "config.write";
-}

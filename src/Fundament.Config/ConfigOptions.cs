@@ -11,3 +11,14 @@ public sealed class ConfigOptions
     /// <summary>Versions of history kept per key. Default 100.</summary>
     public int HistoryPerKey { get; set; } = 100;
 }
+
+internal sealed class ConfigOptionsValidator : Hosting.SettingsValidator<ConfigOptions>
+{
+    protected override string Section => ConfigOptions.SectionName;
+
+    protected override void Check(ConfigOptions o, Hosting.SettingsProblems problems)
+    {
+        problems.Between(o.MaxValueBytes, 1024, 1024 * 1024);
+        problems.Between(o.HistoryPerKey, 1, 100_000);
+    }
+}

@@ -51,9 +51,3 @@ internal static class DeliveryApi
 }
 
 public sealed record DeliveryDetail(DeliveryResponse Delivery, IReadOnlyList<DeliveryAttempt> Attempts);
-
-public static class DeliveryPermissions
-{
-    /// <summary>See and retry outbound deliveries.</summary>
-    public const string Manage = "deliveries.manage";
-}

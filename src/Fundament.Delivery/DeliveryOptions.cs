@@ -26,3 +26,18 @@ public sealed class DeliveryOptions
     /// <summary>Deliveries sent at once by one process. Default 16.</summary>
     public int MaxConcurrent { get; set; } = 16;
 }
+
+internal sealed class DeliveryOptionsValidator : Hosting.SettingsValidator<DeliveryOptions>
+{
+    protected override string Section => DeliveryOptions.SectionName;
+
+    protected override void Check(DeliveryOptions o, Hosting.SettingsProblems problems)
+    {
+        problems.Between(o.PollInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(1));
+        problems.Between(o.MaxAttempts, 1, 100);
+        problems.Positive(o.RetryBase);
+        problems.Require(o.RetryMax >= o.RetryBase, o.RetryMax, "must not be below RetryBase.");
+        problems.Between(o.Timeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5));
+        problems.Between(o.MaxConcurrent, 1, 256);
+    }
+}

@@ -169,45 +169,11 @@ public sealed record WebhookSecretRotated(string Id, string Secret, DateTimeOffs
 /// <summary>The answer to a create: the secret is shown this once.</summary>
 public sealed record WebhookCreated(string Id, string Url, IReadOnlyList<string> Events, bool AllOwners, string Secret);
 
-/// <summary>Event names a subscription may ask for; modules add theirs.</summary>
-public static class WebhookEvents
-{
-    private static readonly HashSet<string> Known = new(StringComparer.Ordinal) { "*" };
-    private static readonly Lock Gate = new();
-
-    public static void Register(IEnumerable<string> events)
-    {
-        lock (Gate)
-        {
-            Known.UnionWith(events);
-        }
-    }
-
-    public static bool IsKnown(string name)
-    {
-        lock (Gate)
-        {
-            return Known.Contains(name);
-        }
-    }
-
-    public static IReadOnlyList<string> All
-    {
-        get
-        {
-            lock (Gate)
-            {
-                return Known.Order(StringComparer.Ordinal).ToList();
-            }
-        }
-    }
-}
-
 internal static class WebhooksApi
 {
     public static RouteGroupBuilder MapWebhooksApi(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/webhooks").WithTags("Webhooks").RequireAuthorization(Permissions.WebhooksOwn);
+        var group = endpoints.MapGroup("/api/v1/webhooks").WithTags("Webhooks").RequireAuthorization(DeliveryPermissions.WebhooksOwn);
         group.MapGet("", ListAsync).WithName("ListWebhooks")
             .WithSummary("The caller's webhook subscriptions (all of them for deliveries.manage) by id, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
         group.MapPost("", CreateAsync).WithName("CreateWebhook").WithSummary("Subscribes a URL to events (e.g. media.ready); deliveries are signed with the secret (generated when not given, shown once).");
@@ -238,7 +204,7 @@ internal static class WebhooksApi
 
     private static async Task<Results<Created<WebhookCreated>, ValidationProblem>> CreateAsync(
         WebhookRequest request, HttpContext context, IDatabase database, WebhookStore store, IAuthorizationService authorization, EgressGuard egress, IAuditLog audit,
-        Fundament.Quotas.IQuotas quotas, CancellationToken cancellationToken)
+        Fundament.Quotas.IQuotas quotas, EventTypeCatalog eventTypes, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("url", request.Url).MaxLength("url", request.Url, 2000);
         Uri? url = null;
@@ -258,9 +224,9 @@ internal static class WebhooksApi
         {
             errors.Add("events", "events lists 1-50 event names.");
         }
-        else if (request.Events.FirstOrDefault(e => !WebhookEvents.IsKnown(e)) is { } unknown)
+        else if (request.Events.FirstOrDefault(e => !eventTypes.IsKnown(e)) is { } unknown)
         {
-            errors.Add("events", $"unknown event '{unknown}'; known: {string.Join(", ", WebhookEvents.All)}.");
+            errors.Add("events", $"unknown event '{unknown}'; known: {string.Join(", ", eventTypes.Names)}.");
         }
         if (request.Secret is not null && WebhookSignatures.Problem(request.Secret) is { } secretProblem)
         {

@@ -1,3 +1,6 @@
+using Fundament.Gateway.Policies;
+using Fundament.Hosting;
+
 namespace Fundament.Gateway;
 
 /// <summary>Section <c>Fundament:Gateway</c>.</summary>
@@ -94,4 +97,48 @@ public sealed class CorsPolicyOptions
 
     /// <summary>How long browsers may cache a preflight answer. Default 10 minutes.</summary>
     public TimeSpan MaxAge { get; set; } = TimeSpan.FromMinutes(10);
+}
+
+/// <summary>Every setting of <c>Fundament:Gateway</c>, each problem naming its key.</summary>
+internal sealed class GatewayOptionsValidator : SettingsValidator<GatewayOptions>
+{
+    protected override string Section => GatewayOptions.SectionName;
+
+    protected override void Check(GatewayOptions o, SettingsProblems problems)
+    {
+        problems.Require(o.Ports().Count > 0, o.Urls, "must name at least one URL with a port.");
+        problems.Require(o.DefaultTimeout > TimeSpan.Zero && o.DefaultTimeout <= TimeSpan.FromHours(1), o.DefaultTimeout, "must be between 0 and 01:00:00.");
+        problems.Between(o.FailureThreshold, 1, 1000);
+        problems.AtLeast(o.ReactivationPeriod, TimeSpan.FromSeconds(1));
+        problems.Between(o.MaxRetries, 0, 5);
+        problems.Between(o.RetryBudgetPercent, 0, 100);
+        problems.Require(o.RetryBudgetMinPerSecond >= 0, o.RetryBudgetMinPerSecond, "must not be negative.");
+        problems.Require(o.RetryBodyLimit is >= 0 and <= 16 << 20, o.RetryBodyLimit, "must be between 0 and 16 MiB.");
+        foreach (var (policy, options) in o.RateLimits)
+        {
+            var key = $"{problems.Key(nameof(o) + "." + nameof(o.RateLimits))}:{policy}";
+            if (!GatewayPolicyDefinitions.IsName(policy))
+            {
+                problems.AddSentence($"{key}: the name must be 1-64 letters, digits, '-', '_' or '.' (not 'default' or 'disable').");
+            }
+            foreach (var (field, message) in RateLimiting.Problems(options))
+            {
+                problems.AddSentence($"{key}:{Pascal(field)}: {message}");
+            }
+        }
+        foreach (var (policy, options) in o.Cors)
+        {
+            var key = $"{problems.Key(nameof(o) + "." + nameof(o.Cors))}:{policy}";
+            if (!GatewayPolicyDefinitions.IsName(policy))
+            {
+                problems.AddSentence($"{key}: the name must be 1-64 letters, digits, '-', '_' or '.' (not 'default' or 'disable').");
+            }
+            foreach (var (field, message) in GatewayPolicyDefinitions.CorsProblems(options))
+            {
+                problems.AddSentence($"{key}:{Pascal(field)}: {message}");
+            }
+        }
+    }
+
+    private static string Pascal(string field) => char.ToUpper(field[0], System.Globalization.CultureInfo.InvariantCulture) + field[1..];
 }

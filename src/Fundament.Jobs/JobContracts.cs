@@ -96,9 +96,3 @@ public sealed record JobResponse(
 
 /// <summary>One queue (job type): its depth and whether it is paused.</summary>
 public sealed record JobQueueResponse(string Type, bool Paused, int Concurrency, long Queued, long Running, long Dead, double OldestQueuedSeconds);
-
-public static class JobPermissions
-{
-    /// <summary>See, retry and cancel jobs; pause and resume queues.</summary>
-    public const string Manage = "jobs.manage";
-}

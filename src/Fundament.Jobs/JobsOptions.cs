@@ -41,3 +41,26 @@ public sealed class JobQueueOptions
     /// <summary>Jobs of this type one process runs at once.</summary>
     public int? Concurrency { get; set; }
 }
+
+internal sealed class JobsOptionsValidator : Hosting.SettingsValidator<JobsOptions>
+{
+    protected override string Section => JobsOptions.SectionName;
+
+    protected override void Check(JobsOptions o, Hosting.SettingsProblems problems)
+    {
+        problems.Between(o.PollInterval, TimeSpan.FromMilliseconds(50), TimeSpan.FromMinutes(1));
+        problems.Between(o.LeaseDuration, TimeSpan.FromSeconds(3), TimeSpan.FromHours(1));
+        problems.Between(o.MaxAttempts, 1, 100);
+        problems.Positive(o.RetryBase);
+        problems.Require(o.RetryMax >= o.RetryBase, o.RetryMax, "must not be below RetryBase.");
+        problems.Between(o.DefaultConcurrency, 1, 256);
+        foreach (var (queue, options) in o.Queues)
+        {
+            if (options.Concurrency is < 1 or > 256)
+            {
+                problems.AddSentence($"{JobsOptions.SectionName}:{nameof(o.Queues)}:{queue}:{nameof(options.Concurrency)} must be between 1 and 256.");
+            }
+        }
+        problems.AtLeast(o.RetainFinished, TimeSpan.FromMinutes(1));
+    }
+}

@@ -80,27 +80,3 @@ public sealed record PolicyAction(string PolicyId, string AssetId, string Action
 public sealed record StatsBucket(string Type, string State, long Count, long Bytes);
 
 public sealed record MediaStats(IReadOnlyList<StatsBucket> Buckets, long TotalCount, long TotalBytes, double? ProcessingP50Ms, double? ProcessingP95Ms, double FailureRate);
-
-public static class MediaPermissions
-{
-    /// <summary>Upload and manage one's own media and webhooks (built-in role <c>user</c>).</summary>
-    public const string Own = Fundament.Security.Permissions.MediaOwn;
-
-    /// <summary>Read media shared with one (built-in role <c>guest</c>).</summary>
-    public const string Shared = Fundament.Security.Permissions.MediaShared;
-
-    /// <summary>See and manage every asset; manage lifecycle policies.</summary>
-    public const string Admin = Fundament.Security.Permissions.MediaAdmin;
-}
-
-public static class MediaEvents
-{
-    public const string Ready = "media.ready";
-    public const string Failed = "media.failed";
-    public const string Trashed = "media.trashed";
-    public const string Purged = "media.purged";
-    public const string Archived = "media.archived";
-    public const string Restored = "media.restored";
-
-    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal) { Ready, Failed, Trashed, Purged, Archived, Restored };
-}

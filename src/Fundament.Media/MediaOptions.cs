@@ -56,4 +56,32 @@ public sealed class MediaOptions
 
     /// <summary>Cold store: originals of archived assets.</summary>
     public BlobStoreOptions ColdStorage { get; set; } = new();
+
+    /// <summary>Whether this node runs the lifecycle policies (media-worker nodes) and sweeps expired uploads (media nodes). Default true.</summary>
+    public bool PolicyRunnerEnabled { get; set; } = true;
+}
+
+internal sealed class MediaOptionsValidator : Hosting.SettingsValidator<MediaOptions>
+{
+    protected override string Section => MediaOptions.SectionName;
+
+    protected override void Check(MediaOptions o, Hosting.SettingsProblems problems)
+    {
+        problems.AtLeast(o.MaxUploadBytes, 1024);
+        problems.AtLeast(o.MaxPixels, 1_000_000);
+        problems.Between(o.ThumbnailSmall, 16, 4096);
+        problems.Between(o.ThumbnailLarge, 16, 8192);
+        problems.Require(o.ThumbnailSmall < o.ThumbnailLarge, o.ThumbnailLarge, "must be larger than ThumbnailSmall.");
+        problems.OneOf(o.ThumbnailFormat, ["webp", "jpeg"]);
+        problems.AtLeast(o.TrashRetention, TimeSpan.Zero);
+        problems.AtLeast(o.UploadExpiry, TimeSpan.FromMinutes(1));
+        problems.AtLeast(o.ToolTimeout, TimeSpan.FromSeconds(1));
+        problems.Require(o.ToolMemoryBytes >= 64L << 20, o.ToolMemoryBytes, "must be at least 64 MiB.");
+        problems.AtLeast(o.PolicyInterval, TimeSpan.FromSeconds(10));
+        problems.OneOf(o.UploadParts, ["auto", "local", "store"]);
+        problems.OneOf(o.Storage.Provider, ["local", "s3"]);
+        problems.Require(o.Storage.Provider != "s3" || !string.IsNullOrWhiteSpace(o.Storage.S3.Bucket), o.Storage.S3.Bucket, "is required when Storage:Provider is s3.");
+        problems.OneOf(o.ColdStorage.Provider, ["local", "s3"]);
+        problems.Require(o.ColdStorage.Provider != "s3" || !string.IsNullOrWhiteSpace(o.ColdStorage.S3.Bucket), o.ColdStorage.S3.Bucket, "is required when ColdStorage:Provider is s3.");
+    }
 }

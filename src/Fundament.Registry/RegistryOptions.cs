@@ -1,3 +1,5 @@
+using Fundament.Hosting;
+
 namespace Fundament.Registry;
 
 /// <summary>Section <c>Fundament:Registry</c>.</summary>
@@ -22,4 +24,21 @@ public sealed class RegistryOptions
 
     /// <summary>Status changes kept per instance. Default 100.</summary>
     public int HistoryPerInstance { get; set; } = 100;
+}
+
+internal sealed class RegistryOptionsValidator : SettingsValidator<RegistryOptions>
+{
+    protected override string Section => RegistryOptions.SectionName;
+
+    protected override void Check(RegistryOptions o, SettingsProblems problems)
+    {
+        problems.Between(o.MonitorInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(1));
+        problems.Between(o.MaxConcurrentChecks, 1, 1024);
+        problems.AtLeast(o.MinCheckInterval, TimeSpan.FromMilliseconds(100));
+        if (o.DefaultDeregisterAfter is { } deregisterAfter)
+        {
+            problems.AtLeast(deregisterAfter, TimeSpan.FromSeconds(1), nameof(o) + "." + nameof(o.DefaultDeregisterAfter));
+        }
+        problems.Between(o.HistoryPerInstance, 1, 10_000);
+    }
 }

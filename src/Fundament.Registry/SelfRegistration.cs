@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using Fundament.Hosting;
 using Fundament.Registry.Instances;
+using Fundament.Registry.Routes;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
@@ -14,6 +16,8 @@ namespace Fundament.Registry;
 /// <summary>Section <c>Fundament:Registry:Self</c>: Fundament registering its own API as a service.</summary>
 public sealed class SelfRegistrationOptions
 {
+    public const string SectionName = RegistryOptions.SectionName + ":Self";
+
     /// <summary>
     /// Register each control node as an instance of service <c>fundament</c> whose routes expose the API
     /// through the gateway like any other service. Default false.
@@ -34,6 +38,20 @@ public sealed class SelfRegistrationOptions
 
     /// <summary>TTL of the registration; the node heartbeats at a third of it, and a dead node drops out after it. Default 15s.</summary>
     public TimeSpan Ttl { get; set; } = TimeSpan.FromSeconds(15);
+}
+
+internal sealed class SelfRegistrationOptionsValidator : SettingsValidator<SelfRegistrationOptions>
+{
+    protected override string Section => SelfRegistrationOptions.SectionName;
+
+    protected override void Check(SelfRegistrationOptions o, SettingsProblems problems)
+    {
+        problems.Between(o.Ttl, TimeSpan.FromSeconds(3), TimeSpan.FromMinutes(10));
+        problems.AbsoluteHttpUrl(o.AdvertiseUrl);
+        problems.Require(o.Paths.Length is > 0 and <= 32 && o.Paths.All(p => p.StartsWith('/')), o.Paths, "must hold 1 to 32 paths starting with '/'.");
+        problems.Require(o.Paths.All(p => new RouteOwnership([]).Check(RoutePaths.FundamentService, p).Allowed), o.Paths,
+            "must lie under Fundament's reserved paths (" + string.Join(", ", RoutePaths.Reserved) + ").");
+    }
 }
 
 /// <summary>

@@ -1,10 +1,10 @@
-using Fundament.Modules;
 using Fundament.Registry.Instances;
 using Fundament.Registry.Routes;
 
 namespace Fundament.Registry;
 
-internal sealed class ServiceDirectory(RegistryStore store, RouteClaimStore claims, TimeProvider time) : IServiceDirectory, IRoutingTableSource
+/// <summary>The registry as the gateway reads it: instances and route ownership, with a blocking wait for changes.</summary>
+internal sealed class ServiceDirectory(RegistryStore store, RouteClaimStore claims, TimeProvider time) : IRoutingTableSource
 {
     public async Task<RoutingTable> GetAsync(long? knownIndex, TimeSpan wait, CancellationToken cancellationToken)
     {
@@ -18,13 +18,4 @@ internal sealed class ServiceDirectory(RegistryStore store, RouteClaimStore clai
             .ToList();
         return new RoutingTable(index, instances, await claims.OwnershipAsync(cancellationToken));
     }
-
-    public async Task<IReadOnlyList<ServiceHealth>> ServicesAsync(CancellationToken cancellationToken) =>
-        (await store.ServicesAsync(cancellationToken)).Select(s => new ServiceHealth(s.Service, s.Passing, s.Warning, s.Critical, s.Total)).ToList();
-
-    public async Task<IReadOnlyList<CriticalInstance>> CriticalInstancesAsync(CancellationToken cancellationToken) =>
-        (await store.AllAsync(cancellationToken))
-            .Where(i => i.Status == InstanceStatus.Critical && i.CriticalSince is not null)
-            .Select(i => new CriticalInstance(i.Id, i.Service, DateTimeOffset.FromUnixTimeMilliseconds(i.CriticalSince!.Value), i.Output))
-            .ToList();
 }

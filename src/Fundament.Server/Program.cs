@@ -1,28 +1,24 @@
-using Fundament.Alerts;
-using Fundament.Audit;
-using Fundament.Config;
-using Fundament.Delivery;
 using Fundament.Gateway;
 using Fundament.Hosting;
 using Fundament.Http;
 using Fundament.Identity;
-using Fundament.Jobs;
-using Fundament.Media;
 using Fundament.Keys;
+using Fundament.Modules;
 using Fundament.Registry;
 using Fundament.Registry.Routes;
 using Fundament.Security;
+using Fundament.Server;
 using Fundament.Server.Health;
 using Fundament.Server.Hosting;
 using Fundament.Server.Telemetry;
-using Fundament.Vault;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 const string DefaultUrl = "http://localhost:5080";
 
 // Before the host starts its threads: fewer malloc arenas, so libvips (media workers) and native
 // libraries do not fragment one per thread. MALLOC_ARENA_MAX in the environment wins.
-Fundament.Media.Processing.NativeMemory.LimitArenas();
+MallocArenas.Limit();
 
 WebApplication app;
 AdminRecoverCommand? recover;
@@ -63,10 +59,8 @@ try
     {
         throw new StartupException($"Fundament:Roles (--roles): {roleError}");
     }
-    var control = roles.Contains(FundamentRoles.Control);
-    var gateway = roles.Contains(FundamentRoles.Gateway);
-    var mediaApi = roles.Contains(FundamentRoles.Media);
-    var mediaWorker = roles.Contains(FundamentRoles.MediaWorker);
+    var roleSet = new RoleSet(roles);
+    var gateway = roleSet.Runs(FundamentRoles.Gateway);
     if (gateway)
     {
         // The gateway listens on its own URLs in the same process; requests are told apart by port.
@@ -75,23 +69,8 @@ try
     }
 
     builder.Services.AddFundamentCore(builder.Configuration);
-    builder.Services.AddAudit();
-    builder.Services.AddIdentity(builder.Configuration, control);
-    builder.Services.AddVault(builder.Configuration);
-    builder.Services.AddConfig(builder.Configuration);
-    builder.Services.AddRegistry(builder.Configuration, runMonitor: control);
-    builder.Services.AddGatewayPolicies(builder.Configuration);
-    builder.Services.AddDelivery(builder.Configuration, runDispatcher: control);
-    builder.Services.AddAlerts(builder.Configuration, runEvaluator: control);
-    builder.Services.AddJobs(builder.Configuration);
-    if (mediaApi || mediaWorker)
-    {
-        builder.Services.AddMedia(builder.Configuration, api: mediaApi, worker: mediaWorker);
-    }
-    if (gateway)
-    {
-        builder.Services.AddGateway(builder.Configuration);
-    }
+    builder.Services.AddFundamentModules(builder.Configuration, roleSet, PlatformModules.All());
+    builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IAlertConditionSource, BackendAlertConditions>());
     builder.Services.AddFundamentTelemetry(builder.Configuration);
     var health = builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
     if (!string.IsNullOrWhiteSpace(builder.Configuration["Fundament:Redis:Configuration"]))
@@ -111,11 +90,8 @@ try
         return await recover.RunAsync(app.Services, Console.In, Console.Out, Console.Error, CancellationToken.None);
     }
 
-    if (gateway)
-    {
-        app.UseGateway();
-    }
-    // Explicit, after the gateway branch: otherwise the host adds endpoint routing first, and
+    app.UseFundamentModules();
+    // Explicit, after the modules' middleware (the gateway branches off there): otherwise the host adds endpoint routing first, and
     // every gateway request would be matched against the API's routes before being proxied.
     app.UseRouting();
     app.UseFundamentHttp();
@@ -132,22 +108,7 @@ try
         roles = options.Value.Roles,
         openapi = "/openapi/v1.json",
     })).AllowAnonymous().ExcludeFromDescription();
-    if (control)
-    {
-        app.MapIdentity();
-        app.MapAudit();
-        app.MapVault();
-        app.MapConfig();
-        app.MapRegistry();
-        app.MapGateway();
-        app.MapDelivery();
-        app.MapAlerts();
-        app.MapJobs();
-    }
-    if (mediaApi)
-    {
-        app.MapMedia();
-    }
+    app.MapFundamentModules();
     app.EnsureEveryEndpointHasAPolicy();
     app.EnsurePlatformPathsAreReserved();
 }

@@ -12,10 +12,4 @@ internal sealed class SecretDirectory(SecretStore store, PolicyStore policies) :
         var access = await policies.AccessForAsync(principal, cancellationToken);
         return (await store.ListAsync("", cancellationToken)).Where(p => access.Allows("read", p)).ToList();
     }
-
-    public async Task<IReadOnlyList<(string Path, DateTimeOffset DueAt)>> OverdueAsync(CancellationToken cancellationToken) =>
-        (await store.RotationDueAsync(cancellationToken)).Select(d => (d.Path, d.DueAt)).ToList();
-
-    public Task<IReadOnlyList<(string Path, DateTimeOffset At)>> IntegrityFailuresSinceAsync(DateTimeOffset since, CancellationToken cancellationToken) =>
-        store.IntegrityFailuresSinceAsync(since, cancellationToken);
 }

@@ -11,3 +11,14 @@ public sealed class VaultOptions
     /// <summary>Largest secret value, in bytes of its JSON text. Default 65536.</summary>
     public int MaxValueBytes { get; set; } = 64 * 1024;
 }
+
+internal sealed class VaultOptionsValidator : Hosting.SettingsValidator<VaultOptions>
+{
+    protected override string Section => VaultOptions.SectionName;
+
+    protected override void Check(VaultOptions o, Hosting.SettingsProblems problems)
+    {
+        problems.Between(o.DefaultMaxVersions, 1, 1000);
+        problems.Between(o.MaxValueBytes, 1024, 1024 * 1024);
+    }
+}

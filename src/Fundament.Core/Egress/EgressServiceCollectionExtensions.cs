@@ -1,3 +1,4 @@
+using Fundament.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -10,10 +11,7 @@ public static class EgressServiceCollectionExtensions
     /// <summary>The egress policy (<c>Fundament:Egress</c>), its guard and the guarded connector.</summary>
     public static IServiceCollection AddFundamentEgress(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<EgressOptions>()
-            .Bind(configuration.GetSection(EgressOptions.SectionName))
-            .ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<EgressOptions>, EgressOptionsValidator>());
+        services.AddSettings<EgressOptions, EgressOptionsValidator>(configuration, EgressOptions.SectionName);
         services.TryAddSingleton<OwnEndpoints>();
         services.TryAddSingleton(sp => new EgressGuard(
             sp.GetRequiredService<IOptions<EgressOptions>>(), sp.GetRequiredService<OwnEndpoints>(),
@@ -23,9 +21,17 @@ public static class EgressServiceCollectionExtensions
         return services;
     }
 
-    private sealed class EgressOptionsValidator : IValidateOptions<EgressOptions>
+    /// <summary>The guard's own rule parser names each bad entry with its full key.</summary>
+    private sealed class EgressOptionsValidator : SettingsValidator<EgressOptions>
     {
-        public ValidateOptionsResult Validate(string? name, EgressOptions options) =>
-            EgressGuard.Problems(options) is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems) : ValidateOptionsResult.Success;
+        protected override string Section => EgressOptions.SectionName;
+
+        protected override void Check(EgressOptions options, SettingsProblems problems)
+        {
+            foreach (var problem in EgressGuard.Problems(options))
+            {
+                problems.AddSentence(problem);
+            }
+        }
     }
 }

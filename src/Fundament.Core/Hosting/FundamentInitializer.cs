@@ -11,7 +11,7 @@ namespace Fundament.Hosting;
 /// Runs in <see cref="IHostedLifecycleService.StartingAsync"/>, ahead of every hosted service and
 /// of the web server.
 /// </summary>
-internal sealed class FundamentInitializer(IServiceProvider services) : IHostedLifecycleService
+public sealed class FundamentInitializer(IServiceProvider services) : IHostedLifecycleService
 {
     public async Task StartingAsync(CancellationToken cancellationToken)
     {

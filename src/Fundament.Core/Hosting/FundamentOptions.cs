@@ -1,5 +1,3 @@
-using System.ComponentModel.DataAnnotations;
-
 namespace Fundament.Hosting;
 
 /// <summary>Top-level settings, section <c>Fundament</c>.</summary>
@@ -8,15 +6,12 @@ public sealed class FundamentOptions
     public const string SectionName = "Fundament";
 
     /// <summary>Folder for the embedded database, the generated master key and local files. Default <c>./data</c>.</summary>
-    [Required]
     public string DataDir { get; set; } = "./data";
 
     /// <summary>Comma-separated roles this process runs (<c>all</c>, <c>control</c>, ...). Default <c>all</c>.</summary>
-    [Required]
     public string Roles { get; set; } = "all";
 
     /// <summary>Console log format: <c>text</c> (default) or <c>json</c>.</summary>
-    [RegularExpression("^(text|json)$", ErrorMessage = "must be 'text' or 'json'")]
     public string LogFormat { get; set; } = "text";
 
     /// <summary>The master key as base64 (32 bytes). Optional; see <see cref="MasterKeyFile"/>.</summary>
@@ -32,8 +27,24 @@ public sealed class FundamentOptions
     public string[] PreviousMasterKeys { get; set; } = [];
 
     /// <summary>Largest request body accepted by the JSON APIs, in bytes. Default 1 MiB.</summary>
-    [Range(1024, 1L << 30)]
     public long MaxRequestBodyBytes { get; set; } = 1 << 20;
 
     public string FullDataDir => Path.GetFullPath(DataDir);
+}
+
+internal sealed class FundamentOptionsValidator : SettingsValidator<FundamentOptions>
+{
+    protected override string Section => FundamentOptions.SectionName;
+
+    protected override void Check(FundamentOptions o, SettingsProblems problems)
+    {
+        problems.Required(o.DataDir);
+        problems.Require(FundamentRoles.TryParse(o.Roles, out _, out _), o.Roles, "(--roles) names an unknown role; known: " + string.Join(", ", FundamentRoles.Known.Order()) + ".");
+        problems.OneOf(o.LogFormat, ["text", "json"]);
+        if (!string.IsNullOrWhiteSpace(o.MasterKey) && !string.IsNullOrWhiteSpace(o.MasterKeyFile))
+        {
+            problems.AddSentence($"Set only one of {problems.Key(nameof(o) + "." + nameof(o.MasterKey))} and {problems.Key(nameof(o) + "." + nameof(o.MasterKeyFile))}.");
+        }
+        problems.Between(o.MaxRequestBodyBytes, 1024, 1L << 30);
+    }
 }

@@ -20,13 +20,7 @@ public static class FundamentServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddFundamentCore(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<FundamentOptions>()
-            .Bind(configuration.GetSection(FundamentOptions.SectionName))
-            .ValidateDataAnnotations()
-            .Validate(o => FundamentRoles.TryParse(o.Roles, out _, out _), "Fundament:Roles (--roles) names an unknown role; known: " + string.Join(", ", FundamentRoles.Known.Order()))
-            .Validate(o => string.IsNullOrWhiteSpace(o.MasterKey) || string.IsNullOrWhiteSpace(o.MasterKeyFile),
-                "Set only one of Fundament:MasterKey and Fundament:MasterKeyFile.")
-            .ValidateOnStart();
+        services.AddSettings<FundamentOptions, FundamentOptionsValidator>(configuration, FundamentOptions.SectionName);
         services.TryAddSingleton(sp =>
         {
             FundamentRoles.TryParse(sp.GetRequiredService<IOptions<FundamentOptions>>().Value.Roles, out var roles, out _);

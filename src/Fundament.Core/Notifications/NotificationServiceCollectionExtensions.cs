@@ -1,3 +1,4 @@
+using Fundament.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -9,16 +10,7 @@ public static class NotificationServiceCollectionExtensions
 {
     public static IServiceCollection AddFundamentNotifications(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<NotificationOptions>()
-            .Bind(configuration.GetSection(NotificationOptions.SectionName))
-            .Validate(o => string.IsNullOrWhiteSpace(o.Smtp.Host) || !string.IsNullOrWhiteSpace(o.Smtp.From),
-                "Fundament:Notifications:Smtp:From is required when Fundament:Notifications:Smtp:Host is set.")
-            .Validate(o => o.Smtp.Port is > 0 and < 65536, "Fundament:Notifications:Smtp:Port must be 1-65535.")
-            .Validate(o => o.Smtp.Security.ToLowerInvariant() is "starttls" or "tls" or "none",
-                "Fundament:Notifications:Smtp:Security must be 'starttls', 'tls' or 'none'.")
-            .Validate(o => string.IsNullOrWhiteSpace(o.Smtp.From) || MimeKit.MailboxAddress.TryParse(o.Smtp.From, out _),
-                "Fundament:Notifications:Smtp:From is not a valid address.")
-            .ValidateOnStart();
+        services.AddSettings<NotificationOptions, NotificationOptionsValidator>(configuration, NotificationOptions.SectionName);
         services.TryAddSingleton<LogNotificationSender>();
         services.TryAddSingleton<SmtpNotificationSender>();
         services.TryAddSingleton<INotificationSender>(sp =>
@@ -26,5 +18,18 @@ public static class NotificationServiceCollectionExtensions
                 ? sp.GetRequiredService<LogNotificationSender>()
                 : sp.GetRequiredService<SmtpNotificationSender>());
         return services;
+    }
+}
+
+internal sealed class NotificationOptionsValidator : SettingsValidator<NotificationOptions>
+{
+    protected override string Section => NotificationOptions.SectionName;
+
+    protected override void Check(NotificationOptions o, SettingsProblems problems)
+    {
+        problems.Require(string.IsNullOrWhiteSpace(o.Smtp.Host) || !string.IsNullOrWhiteSpace(o.Smtp.From), o.Smtp.From, "is required when Smtp:Host is set.");
+        problems.Between(o.Smtp.Port, 1, 65535);
+        problems.Require(o.Smtp.Security.ToLowerInvariant() is "starttls" or "tls" or "none", o.Smtp.Security, "must be 'starttls', 'tls' or 'none'.");
+        problems.Require(string.IsNullOrWhiteSpace(o.Smtp.From) || MimeKit.MailboxAddress.TryParse(o.Smtp.From, out _), o.Smtp.From, "is not a valid address.");
     }
 }

@@ -1,3 +1,4 @@
+using Fundament.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -9,14 +10,21 @@ public static class RedisServiceCollectionExtensions
     /// <summary>Binds and validates <c>Fundament:Redis</c>; registers <see cref="RedisConnection"/> (used only when configured).</summary>
     public static IServiceCollection AddFundamentRedis(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<RedisOptions>()
-            .Bind(configuration.GetSection(RedisOptions.SectionName))
-            .Validate(o => !o.Enabled || Parses(o.Configuration!), "Fundament:Redis:Configuration is not a valid StackExchange.Redis configuration string (host:port[,option=value...]).")
-            .Validate(o => o.CommandTimeout >= TimeSpan.FromMilliseconds(10) && o.CommandTimeout <= TimeSpan.FromSeconds(30), "Fundament:Redis:CommandTimeout must be between 00:00:00.010 and 00:00:30.")
-            .Validate(o => o.KeyPrefix.Length <= 64, "Fundament:Redis:KeyPrefix must be at most 64 characters.")
-            .ValidateOnStart();
+        services.AddSettings<RedisOptions, RedisOptionsValidator>(configuration, RedisOptions.SectionName);
         services.TryAddSingleton<RedisConnection>();
         return services;
+    }
+}
+
+internal sealed class RedisOptionsValidator : SettingsValidator<RedisOptions>
+{
+    protected override string Section => RedisOptions.SectionName;
+
+    protected override void Check(RedisOptions o, SettingsProblems problems)
+    {
+        problems.Require(!o.Enabled || Parses(o.Configuration!), o.Configuration, "is not a valid StackExchange.Redis configuration string (host:port[,option=value...]).");
+        problems.Between(o.CommandTimeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(30));
+        problems.Require(o.KeyPrefix.Length <= 64, o.KeyPrefix, "must be at most 64 characters.");
     }
 
     private static bool Parses(string configuration)

@@ -15,13 +15,8 @@ public static class StorageServiceCollectionExtensions
         services.AddOptions<StorageOptions>()
             .Bind(configuration.GetSection(StorageOptions.SectionName))
             .PostConfigure(o => o.ConnectionString ??= configuration.GetConnectionString("Fundament"))
-            .Validate(o => o.IsPostgres || string.Equals(o.Provider, "sqlite", StringComparison.OrdinalIgnoreCase),
-                "Fundament:Storage:Provider must be 'sqlite' or 'postgres'.")
-            .Validate(o => !o.IsPostgres || !string.IsNullOrWhiteSpace(o.ConnectionString),
-                "ConnectionStrings:Fundament is required when Fundament:Storage:Provider is 'postgres'.")
-            .Validate(o => o.CommandTimeoutSeconds is > 0 and <= 3600,
-                "Fundament:Storage:CommandTimeoutSeconds must be between 1 and 3600.")
             .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>());
 
         services.TryAddSingleton<IDatabase>(sp =>
         {
@@ -49,5 +44,20 @@ public static class StorageServiceCollectionExtensions
     {
         services.TryAddEnumerable(ServiceDescriptor.Singleton(typeof(IMigrationSource), source));
         return services;
+    }
+}
+
+internal sealed class StorageOptionsValidator : SettingsValidator<StorageOptions>
+{
+    protected override string Section => StorageOptions.SectionName;
+
+    protected override void Check(StorageOptions o, SettingsProblems problems)
+    {
+        problems.Require(o.IsPostgres || string.Equals(o.Provider, "sqlite", StringComparison.OrdinalIgnoreCase), o.Provider, "must be 'sqlite' or 'postgres'.");
+        if (o.IsPostgres && string.IsNullOrWhiteSpace(o.ConnectionString))
+        {
+            problems.AddSentence($"ConnectionStrings:Fundament is required when {problems.Key(nameof(o) + "." + nameof(o.Provider))} is 'postgres'.");
+        }
+        problems.Between(o.CommandTimeoutSeconds, 1, 3600);
     }
 }

@@ -15,7 +15,7 @@ internal static class ApiKeysApi
 {
     public static RouteGroupBuilder MapApiKeysApi(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/api-keys").WithTags("API keys").RequireAuthorization(Permissions.ApiKeysOwn);
+        var group = endpoints.MapGroup("/api/v1/api-keys").WithTags("API keys").RequireAuthorization(IdentityPermissions.ApiKeysOwn);
         group.MapPost("", CreateAsync).WithName("CreateApiKey")
             .WithSummary("Creates a key for the caller, scoped to some or all of the caller's roles. The key is shown only in this answer.");
         group.MapGet("", ListAsync).WithName("ListApiKeys")

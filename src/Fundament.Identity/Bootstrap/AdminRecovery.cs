@@ -17,12 +17,10 @@ namespace Fundament.Identity.Bootstrap;
 /// session and API key it had is revoked; the audit log records it. A missing user is created.
 /// </summary>
 internal sealed class AdminRecovery(
-    Fundament.Storage.IDatabase database, UserStore users, PasswordHasher hasher, PasswordPolicy policy, SessionStore sessions, ApiKeys.ApiKeyStore apiKeys, LoginThrottle throttle, IAuditLog audit)
+    Fundament.Storage.IDatabase database, UserStore users, PasswordHasher hasher, PasswordPolicy policy, SessionStore sessions, ApiKeys.ApiKeyStore apiKeys, LoginThrottle throttle, IAuditLog audit) : IAdminRecovery
 {
-    public sealed record Result(string UserId, string Password, bool Created, bool Generated);
-
     /// <summary>Throws <see cref="RecoveryRefusedException"/> when <paramref name="password"/> breaks the password policy.</summary>
-    public async Task<Result> RecoverAsync(string username, string? password, CancellationToken cancellationToken)
+    public async Task<AdminRecoveryResult> RecoverAsync(string username, string? password, CancellationToken cancellationToken)
     {
         var generated = string.IsNullOrEmpty(password);
         password = generated ? RandomNumberGenerator.GetString("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789", 24) : password;
@@ -58,9 +56,6 @@ internal sealed class AdminRecovery(
             }, cancellationToken);
             return (user, created);
         }, cancellationToken);
-        return new Result(user.Id, password!, created, generated);
+        return new AdminRecoveryResult(user.Id, password!, created, generated);
     }
 }
-
-/// <summary>The recovery was refused (a password the policy does not accept); nothing changed.</summary>
-internal sealed class RecoveryRefusedException(string message) : Exception(message);

@@ -21,9 +21,11 @@ internal sealed partial class BootstrapAdmin(
     PasswordPolicy policy,
     IAuditLog audit,
     IOptions<IdentityOptions> options,
-    ILogger<BootstrapAdmin> logger) : IStartupTask
+    ILogger<BootstrapAdmin> logger) : IStartupTask, IBootstrapAdmin
 {
     public const string Username = "admin";
+
+    string IBootstrapAdmin.Username => Username;
 
     public int Order => 10;
 

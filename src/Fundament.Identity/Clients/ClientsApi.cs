@@ -18,15 +18,15 @@ internal static partial class ClientsApi
     public static RouteGroupBuilder MapClientsApi(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/clients").WithTags("Clients");
-        group.MapPost("", CreateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("CreateClient")
+        group.MapPost("", CreateAsync).RequireAuthorization(IdentityPermissions.ClientsWrite).WithName("CreateClient")
             .WithSummary("Creates a service client; the answer holds client_secret, shown only this once.");
-        group.MapGet("", ListAsync).RequireAuthorization(Permissions.ClientsRead).WithName("ListClients")
+        group.MapGet("", ListAsync).RequireAuthorization(IdentityPermissions.ClientsRead).WithName("ListClients")
             .WithSummary("Service clients by name, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
-        group.MapGet("/{id}", GetAsync).RequireAuthorization(Permissions.ClientsRead).WithName("GetClient").WithSummary("Get a service client");
-        group.MapPatch("/{id}", UpdateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("UpdateClient").WithSummary("Change a service client");
-        group.MapPost("/{id}/rotate-secret", RotateAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("RotateClientSecret")
+        group.MapGet("/{id}", GetAsync).RequireAuthorization(IdentityPermissions.ClientsRead).WithName("GetClient").WithSummary("Get a service client");
+        group.MapPatch("/{id}", UpdateAsync).RequireAuthorization(IdentityPermissions.ClientsWrite).WithName("UpdateClient").WithSummary("Change a service client");
+        group.MapPost("/{id}/rotate-secret", RotateAsync).RequireAuthorization(IdentityPermissions.ClientsWrite).WithName("RotateClientSecret")
             .WithSummary("Replaces the client's secret; the old one stops working at once.");
-        group.MapDelete("/{id}", DeleteAsync).RequireAuthorization(Permissions.ClientsWrite).WithName("DeleteClient").WithSummary("Delete a service client");
+        group.MapDelete("/{id}", DeleteAsync).RequireAuthorization(IdentityPermissions.ClientsWrite).WithName("DeleteClient").WithSummary("Delete a service client");
         return group;
     }
 

@@ -21,6 +21,6 @@ internal sealed class QuotaBoundGrants(QuotaStore store, IOptionsMonitor<QuotaOp
             overrides.AddRange(await store.ForAsync(principal, roles, null, cancellationToken));
         }
         var generous = overrides.Any(o => options.CurrentValue.Default(o.Quota) is { } fallback && (o.QuotaLimit is null || o.QuotaLimit > fallback));
-        return generous ? [Permissions.QuotasWrite] : [];
+        return generous ? [IdentityPermissions.QuotasWrite] : [];
     }
 }

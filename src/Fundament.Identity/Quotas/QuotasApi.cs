@@ -31,20 +31,20 @@ internal static class QuotasApi
         endpoints.MapGet("/api/v1/me/quotas", MineAsync).RequireAuthorization(Policies.Authenticated).WithTags("Me").WithName("GetMyQuotas")
             .WithSummary("The caller's quotas: limit (null = unlimited), what is used, and where the limit comes from (override, role:<name> or default).");
         var group = endpoints.MapGroup("/api/v1/quotas").WithTags("Quotas");
-        group.MapGet("", OverviewAsync).RequireAuthorization(Permissions.QuotasRead).WithName("ListQuotas")
+        group.MapGet("", OverviewAsync).RequireAuthorization(IdentityPermissions.QuotasRead).WithName("ListQuotas")
             .WithSummary("The configured defaults and the overrides, a page at a time (after = the last override's scope/subject/quota).");
-        group.MapGet("/users/{id}", UserStatesAsync).RequireAuthorization(Permissions.QuotasRead).WithName("GetUserQuotas")
+        group.MapGet("/users/{id}", UserStatesAsync).RequireAuthorization(IdentityPermissions.QuotasRead).WithName("GetUserQuotas")
             .WithSummary("A user's effective quotas and usage.");
-        group.MapPut("/roles/{role}/{quota}", SetRoleAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("SetRoleQuota")
+        group.MapPut("/roles/{role}/{quota}", SetRoleAsync).RequireAuthorization(IdentityPermissions.QuotasWrite).WithName("SetRoleQuota")
             .WithSummary("Sets a role's limit ({\"limit\": n} or {\"unlimited\": true}). Needs every permission the role grants.");
-        group.MapDelete("/roles/{role}/{quota}", RemoveRoleAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("RemoveRoleQuota")
+        group.MapDelete("/roles/{role}/{quota}", RemoveRoleAsync).RequireAuthorization(IdentityPermissions.QuotasWrite).WithName("RemoveRoleQuota")
             .WithSummary("Removes a role's override: the default applies again.");
-        group.MapPut("/users/{id}/{quota}", SetUserAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("SetUserQuota")
+        group.MapPut("/users/{id}/{quota}", SetUserAsync).RequireAuthorization(IdentityPermissions.QuotasWrite).WithName("SetUserQuota")
             .WithSummary("Sets one user's own limit, which wins over its roles. Needs every permission the user holds.");
-        group.MapDelete("/users/{id}/{quota}", RemoveUserAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("RemoveUserQuota").WithSummary("Remove a user's quota override");
-        group.MapPut("/clients/{id}/{quota}", SetClientAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("SetClientQuota")
+        group.MapDelete("/users/{id}/{quota}", RemoveUserAsync).RequireAuthorization(IdentityPermissions.QuotasWrite).WithName("RemoveUserQuota").WithSummary("Remove a user's quota override");
+        group.MapPut("/clients/{id}/{quota}", SetClientAsync).RequireAuthorization(IdentityPermissions.QuotasWrite).WithName("SetClientQuota")
             .WithSummary("Sets one service client's own limit. Needs every permission the client holds.");
-        group.MapDelete("/clients/{id}/{quota}", RemoveClientAsync).RequireAuthorization(Permissions.QuotasWrite).WithName("RemoveClientQuota").WithSummary("Remove a client's quota override");
+        group.MapDelete("/clients/{id}/{quota}", RemoveClientAsync).RequireAuthorization(IdentityPermissions.QuotasWrite).WithName("RemoveClientQuota").WithSummary("Remove a client's quota override");
         return endpoints;
     }
 

@@ -11,23 +11,27 @@ namespace Fundament.Identity.Roles;
 /// snapshot refreshed every few seconds, so a role change reaches every replica quickly without a
 /// query per request.
 /// </summary>
-internal sealed class RoleStore(IDatabase database, TimeProvider time) : IRolePermissions, IStartupTask
+internal sealed class RoleStore(IDatabase database, PermissionCatalog catalog, TimeProvider time) : IRolePermissions, IStartupTask
 {
-    public const string Admin = "admin";
-    public const string User = "user";
-    public const string Guest = "guest";
-    public const string Service = "service";
+    public const string Admin = BuiltInRoles.Admin;
+    public const string User = BuiltInRoles.User;
+    public const string Guest = BuiltInRoles.Guest;
+    public const string Service = BuiltInRoles.Service;
 
     private static readonly TimeSpan SnapshotTtl = TimeSpan.FromSeconds(5);
 
-    public static readonly IReadOnlyDictionary<string, (string Description, string[] Permissions)> BuiltIn =
+    /// <summary>
+    /// The built-in roles: what each is for, and the permissions the modules grant it
+    /// (<see cref="Fundament.Modules.PermissionDefinition.BuiltInRoles"/>). Every node declares every
+    /// module's permissions whatever its roles, so any node writes the same rows.
+    /// </summary>
+    public IReadOnlyDictionary<string, (string Description, string[] Permissions)> BuiltIn { get; } =
         new Dictionary<string, (string, string[])>(StringComparer.Ordinal)
         {
             [Admin] = ("Everything, including managing users, roles, clients and the audit log.", [Permissions.All]),
-            [User] = ("A person using the platform: own profile, sessions, API keys, media and webhooks.", [Permissions.ApiKeysOwn, Permissions.MediaOwn, Permissions.MediaShared, Permissions.WebhooksOwn]),
-            [Guest] = ("Read-only access to what is shared with them.", [Permissions.MediaShared]),
-            [Service] = ("A service's own client: register itself, discover others, read its own configuration.",
-                [Permissions.RegistryRead, Permissions.RegistryRegisterOwn, Permissions.ConfigReadOwn]),
+            [User] = ("A person using the platform: own profile, sessions, API keys, media and webhooks.", catalog.GrantedTo(User)),
+            [Guest] = ("Read-only access to what is shared with them.", catalog.GrantedTo(Guest)),
+            [Service] = ("A service's own client: register itself, discover others, read its own configuration.", catalog.GrantedTo(Service)),
         };
 
     private volatile Snapshot? _snapshot;

@@ -15,15 +15,15 @@ internal static partial class RolesApi
     public static RouteGroupBuilder MapRolesApi(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/roles").WithTags("Roles");
-        group.MapGet("", ListAsync).RequireAuthorization(Permissions.RolesRead).WithName("ListRoles")
+        group.MapGet("", ListAsync).RequireAuthorization(IdentityPermissions.RolesRead).WithName("ListRoles")
             .WithSummary("Roles by name, a page at a time: limit (1-500, default 100) and after (the cursor in the Link rel=next header).");
-        group.MapGet("/permissions", ListPermissions).RequireAuthorization(Permissions.RolesRead).WithName("ListPermissions")
+        group.MapGet("/permissions", ListPermissions).RequireAuthorization(IdentityPermissions.RolesRead).WithName("ListPermissions")
             .WithSummary("Every permission a role can grant.");
-        group.MapGet("/{name}", GetAsync).RequireAuthorization(Permissions.RolesRead).WithName("GetRole").WithSummary("Get a role and its permissions");
-        group.MapPost("", CreateAsync).RequireAuthorization(Permissions.RolesWrite).WithName("CreateRole").WithSummary("Create a custom role");
-        group.MapPut("/{name}", UpdateAsync).RequireAuthorization(Permissions.RolesWrite).WithName("UpdateRole")
+        group.MapGet("/{name}", GetAsync).RequireAuthorization(IdentityPermissions.RolesRead).WithName("GetRole").WithSummary("Get a role and its permissions");
+        group.MapPost("", CreateAsync).RequireAuthorization(IdentityPermissions.RolesWrite).WithName("CreateRole").WithSummary("Create a custom role");
+        group.MapPut("/{name}", UpdateAsync).RequireAuthorization(IdentityPermissions.RolesWrite).WithName("UpdateRole")
             .WithSummary("Replaces a custom role's description and permissions. Built-in roles cannot change.");
-        group.MapDelete("/{name}", DeleteAsync).RequireAuthorization(Permissions.RolesWrite).WithName("DeleteRole")
+        group.MapDelete("/{name}", DeleteAsync).RequireAuthorization(IdentityPermissions.RolesWrite).WithName("DeleteRole")
             .WithSummary("Deletes a custom role and removes it from every user.");
         return group;
     }
@@ -43,21 +43,21 @@ internal static partial class RolesApi
         return TypedResults.Ok(Paging.Page(context, await roles.ListAsync(after, Paging.Take(size), cancellationToken), size, r => r.Name));
     }
 
-    private static Ok<IReadOnlyList<string>> ListPermissions() =>
-        TypedResults.Ok<IReadOnlyList<string>>([Permissions.All, .. Permissions.Known.Order(StringComparer.Ordinal)]);
+    private static Ok<IReadOnlyList<string>> ListPermissions(PermissionCatalog catalog) =>
+        TypedResults.Ok<IReadOnlyList<string>>([Permissions.All, .. catalog.Known.Order(StringComparer.Ordinal)]);
 
     private static async Task<Results<Ok<RoleResponse>, ProblemHttpResult>> GetAsync(string name, RoleStore roles, CancellationToken cancellationToken) =>
         await roles.GetAsync(name, cancellationToken) is { } role ? TypedResults.Ok(role) : Problems.NotFound("The role");
 
     private static async Task<Results<Created<RoleResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        RoleRequest request, IDatabase database, RoleStore roles, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        RoleRequest request, IDatabase database, RoleStore roles, RoleGuard guard, PermissionCatalog catalog, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("name", request.Name);
         if (request.Name is { Length: > 0 } n && !NamePattern().IsMatch(n))
         {
             errors.Add("name", "name must be 2-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit.");
         }
-        ValidatePermissions(errors, request.Permissions);
+        ValidatePermissions(errors, request.Permissions, catalog.Known);
         ValidateDescription(errors, request.Description);
         if (errors.Any)
         {
@@ -89,7 +89,7 @@ internal static partial class RolesApi
     }
 
     private static async Task<Results<Ok<RoleResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(
-        string name, RoleRequest request, IDatabase database, RoleStore roles, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string name, RoleRequest request, IDatabase database, RoleStore roles, RoleGuard guard, PermissionCatalog catalog, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var existing = await roles.GetAsync(name, cancellationToken);
         if (existing is null)
@@ -101,7 +101,7 @@ internal static partial class RolesApi
             return Problems.Conflict("Built-in roles cannot be changed; create a custom role instead.");
         }
         var errors = new ValidationErrors();
-        ValidatePermissions(errors, request.Permissions);
+        ValidatePermissions(errors, request.Permissions, catalog.Known);
         ValidateDescription(errors, request.Description);
         if (errors.Any)
         {
@@ -152,7 +152,7 @@ internal static partial class RolesApi
         return TypedResults.NoContent();
     }
 
-    private static void ValidatePermissions(ValidationErrors errors, IReadOnlyList<string>? permissions)
+    private static void ValidatePermissions(ValidationErrors errors, IReadOnlyList<string>? permissions, IReadOnlySet<string> known)
     {
         if (permissions is null)
         {
@@ -164,7 +164,6 @@ internal static partial class RolesApi
             errors.Add("permissions", "At most 200 permissions.");
             return;
         }
-        var known = Permissions.Known;
         foreach (var permission in permissions)
         {
             if (permission != Permissions.All && !known.Contains(permission ?? ""))

@@ -22,15 +22,15 @@ internal static partial class UsersApi
     public static RouteGroupBuilder MapUsersApi(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/users").WithTags("Users");
-        group.MapPost("", CreateAsync).RequireAuthorization(Permissions.UsersWrite).WithName("CreateUser").WithSummary("Create a user");
-        group.MapGet("", ListAsync).RequireAuthorization(Permissions.UsersRead).WithName("ListUsers")
+        group.MapPost("", CreateAsync).RequireAuthorization(IdentityPermissions.UsersWrite).WithName("CreateUser").WithSummary("Create a user");
+        group.MapGet("", ListAsync).RequireAuthorization(IdentityPermissions.UsersRead).WithName("ListUsers")
             .WithSummary("Users ordered by username; q filters by username prefix.");
-        group.MapGet("/{id}", GetAsync).RequireAuthorization(Permissions.UsersRead).WithName("GetUser").WithSummary("Get a user");
-        group.MapPatch("/{id}", UpdateAsync).RequireAuthorization(Permissions.UsersWrite).WithName("UpdateUser").WithSummary("Change a user (password, email, roles, disabled)");
-        group.MapPost("/{id}/disable", DisableAsync).RequireAuthorization(Permissions.UsersWrite).WithName("DisableUser")
+        group.MapGet("/{id}", GetAsync).RequireAuthorization(IdentityPermissions.UsersRead).WithName("GetUser").WithSummary("Get a user");
+        group.MapPatch("/{id}", UpdateAsync).RequireAuthorization(IdentityPermissions.UsersWrite).WithName("UpdateUser").WithSummary("Change a user (password, email, roles, disabled)");
+        group.MapPost("/{id}/disable", DisableAsync).RequireAuthorization(IdentityPermissions.UsersWrite).WithName("DisableUser")
             .WithSummary("Disables the user and ends their sessions; their tokens stop working within seconds.");
-        group.MapPost("/{id}/enable", EnableAsync).RequireAuthorization(Permissions.UsersWrite).WithName("EnableUser").WithSummary("Enable a disabled user");
-        group.MapDelete("/{id}", DeleteAsync).RequireAuthorization(Permissions.UsersWrite).WithName("DeleteUser").WithSummary("Delete a user");
+        group.MapPost("/{id}/enable", EnableAsync).RequireAuthorization(IdentityPermissions.UsersWrite).WithName("EnableUser").WithSummary("Enable a disabled user");
+        group.MapDelete("/{id}", DeleteAsync).RequireAuthorization(IdentityPermissions.UsersWrite).WithName("DeleteUser").WithSummary("Delete a user");
         return group;
     }
 

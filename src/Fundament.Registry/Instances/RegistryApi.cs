@@ -118,29 +118,14 @@ internal static partial class RegistryApi
         }
         var problems = new List<(string Field, string Message)>();
         var declared = new List<RouteDeclaration>();
-        if (routes.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null))
+        // Every check runs on every route, so one answer lists every problem.
+        foreach (var (route, field, _) in RouteDeclaration.ParseEach(routes, problems, strict: true))
         {
-            if (routes.ValueKind != JsonValueKind.Array || routes.GetArrayLength() > RouteDeclaration.MaxRoutes)
+            foreach (var validator in s.RouteValidators)
             {
-                problems.Add(("routes", $"routes must be an array of at most {RouteDeclaration.MaxRoutes} route objects."));
+                await validator.ValidateAsync(route, field, problems, cancellationToken);
             }
-            else
-            {
-                var i = 0;
-                foreach (var element in routes.EnumerateArray())
-                {
-                    var field = $"routes[{i++}]";
-                    // Every check runs on every route, so one answer lists every problem.
-                    if (RouteDeclaration.Parse(element, field, problems, strict: true) is { } route)
-                    {
-                        foreach (var validator in s.RouteValidators)
-                        {
-                            await validator.ValidateAsync(route, field, problems, cancellationToken);
-                        }
-                        declared.Add(route);
-                    }
-                }
-            }
+            declared.Add(route);
         }
         if (problems.Count > 0)
         {
@@ -530,23 +515,4 @@ internal static partial class RegistryApi
         }
         return value;
     }
-}
-
-public static class RegistryPermissions
-{
-    /// <summary>Discovery: list services and instances.</summary>
-    public const string Read = Fundament.Security.Permissions.RegistryRead;
-
-    /// <summary>
-    /// Register the service named like the client. A permission (handed out through roles, which
-    /// only their holders can grant), so naming a client after a service is not enough to take its
-    /// traffic.
-    /// </summary>
-    public const string RegisterOwn = Fundament.Security.Permissions.RegistryRegisterOwn;
-
-    /// <summary>Register any service, deregister any instance, manage grants and route claims.</summary>
-    public const string Write = "registry.write";
-
-    /// <summary>Declare routes with <c>forwardAuthorization: passthrough</c> (callers' tokens reach the service). Not held by <see cref="Write"/>.</summary>
-    public const string Passthrough = "registry.passthrough";
 }

@@ -65,30 +65,35 @@ public sealed record RouteDeclaration(
     /// left out of the result. <paramref name="strict"/> (registration) also refuses unknown fields;
     /// the gateway reads leniently what was stored before a field existed.
     /// </summary>
-    public static IReadOnlyList<RouteDeclaration> ParseAll(JsonElement routes, ICollection<(string Field, string Message)> problems, bool strict)
+    public static IReadOnlyList<RouteDeclaration> ParseAll(JsonElement routes, ICollection<(string Field, string Message)> problems, bool strict) =>
+        ParseEach(routes, problems, strict).Where(r => r.Clean).Select(r => r.Route).ToList();
+
+    /// <summary>
+    /// The one parser of a <c>routes</c> array, for the registry (which checks every route further,
+    /// so that one answer lists every problem) and the gateway (through <see cref="ParseAll"/>).
+    /// Each route object comes back with its field name and whether it parsed without a problem.
+    /// </summary>
+    public static IReadOnlyList<(RouteDeclaration Route, string Field, bool Clean)> ParseEach(
+        JsonElement routes, ICollection<(string Field, string Message)> problems, bool strict)
     {
-        var parsed = new List<RouteDeclaration>();
+        var parsed = new List<(RouteDeclaration, string, bool)>();
         if (routes.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null)
         {
             return parsed;
         }
-        if (routes.ValueKind != JsonValueKind.Array)
+        if (routes.ValueKind != JsonValueKind.Array || routes.GetArrayLength() > MaxRoutes)
         {
-            problems.Add(("routes", "routes must be an array of route objects."));
-            return parsed;
-        }
-        if (routes.GetArrayLength() > MaxRoutes)
-        {
-            problems.Add(("routes", $"an instance declares at most {MaxRoutes} routes."));
+            problems.Add(("routes", $"routes must be an array of at most {MaxRoutes} route objects."));
             return parsed;
         }
         var i = 0;
         foreach (var element in routes.EnumerateArray())
         {
+            var field = $"routes[{i++}]";
             var before = problems.Count;
-            if (Parse(element, $"routes[{i++}]", problems, strict) is { } route && problems.Count == before)
+            if (Parse(element, field, problems, strict) is { } route)
             {
-                parsed.Add(route);
+                parsed.Add((route, field, problems.Count == before));
             }
         }
         return parsed;

@@ -1,12 +1,12 @@
 using Fundament.Hosting;
-using Fundament.Identity.Bootstrap;
+using Fundament.Identity;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Fundament.Server.Hosting;
 
 /// <summary>
 /// <c>fundament admin recover [--username NAME] [--password-stdin] [server options]</c>: gives an
-/// administrator back (see <see cref="AdminRecovery"/>) using the same settings the server would
+/// administrator back (see <see cref="IAdminRecovery"/>) using the same settings the server would
 /// start with, without starting it. Prints the new password once when it was generated.
 /// </summary>
 internal sealed class AdminRecoverCommand
@@ -64,10 +64,10 @@ internal sealed class AdminRecoverCommand
         }
         // The schema and the built-in roles, exactly as a starting server brings them up.
         await new FundamentInitializer(services).StartingAsync(cancellationToken);
-        AdminRecovery.Result result;
+        AdminRecoveryResult result;
         try
         {
-            result = await services.GetRequiredService<AdminRecovery>().RecoverAsync(Username, password, cancellationToken);
+            result = await services.GetRequiredService<IAdminRecovery>().RecoverAsync(Username, password, cancellationToken);
         }
         catch (RecoveryRefusedException ex)
         {

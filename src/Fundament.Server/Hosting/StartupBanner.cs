@@ -1,5 +1,5 @@
 using Fundament.Hosting;
-using Fundament.Identity.Bootstrap;
+using Fundament.Identity;
 using Fundament.Storage;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -45,10 +45,10 @@ internal sealed class StartupBanner(
             roles.Runs(FundamentRoles.Gateway) ? $"  gateway:  {services.GetService<IOptions<Fundament.Gateway.GatewayOptions>>()?.Value.Urls}" : "  gateway:  (not in this process's roles)",
             $"  storage:  {store}",
         };
-        var password = services.GetService<BootstrapAdmin>()?.TakeGeneratedPassword();
-        if (password is not null)
+        var admin = services.GetService<IBootstrapAdmin>();
+        if (admin?.TakeGeneratedPassword() is { } password)
         {
-            lines.Add($"  admin:    username '{BootstrapAdmin.Username}', password '{password}'");
+            lines.Add($"  admin:    username '{admin.Username}', password '{password}'");
             lines.Add("            (shown only now; log in and change it: POST /api/v1/me/password)");
         }
         Console.Out.WriteLine(string.Join(Environment.NewLine, lines));

@@ -126,12 +126,3 @@ public sealed record PolicyResponse(string Id, string Principal, string PathPref
 /// <param name="PathPrefix">Required (may be empty for every path); matched on '/' boundaries.</param>
 /// <param name="Capabilities">Required: any of read, write, list, delete.</param>
 public sealed record CreatePolicyRequest(string? Principal, string? PathPrefix, IReadOnlyList<string>? Capabilities);
-
-public static class VaultPermissions
-{
-    /// <summary>Every secret and the vault's administration (master key rotation).</summary>
-    public const string Admin = "vault.admin";
-
-    /// <summary>Manage secret policies.</summary>
-    public const string Policies = "vault.policies";
-}

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Fundament.Identity;
 using Fundament.Identity.Bootstrap;
 using Fundament.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;

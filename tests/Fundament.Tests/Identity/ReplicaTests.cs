@@ -52,4 +52,22 @@ public sealed class ReplicaTests : IAsyncLifetime
         Assert.True(verification["valid"]!.GetValue<bool>(), verification.ToJsonString());
         Assert.True(verification["entries"]!.GetValue<long>() >= 25);
     }
+
+    [Fact]
+    public async Task AControlOnlyNode_KnowsThePermissionsAndEventsOfModulesItDoesNotRun()
+    {
+        // Media runs elsewhere; roles made here must still grant media.own, and webhooks made here must name media.ready.
+        using var admin = await ReplicaA.AdminAsync();
+        var permissions = await (await admin.GetAsync("/api/v1/roles/permissions", _ct)).JsonAsync();
+        Assert.Contains("media.own", permissions.AsArray().Select(p => p!.GetValue<string>()));
+
+        var role = await admin.PostAsJsonAsync("/api/v1/roles", new { name = "uploader", permissions = new[] { "media.own", "media.shared" } }, _ct);
+        Assert.Equal(HttpStatusCode.Created, role.StatusCode);
+        var webhook = await admin.PostAsJsonAsync("/api/v1/webhooks", new { url = "https://hooks.example.com/media", events = new[] { "media.ready" } }, _ct);
+        Assert.Equal(HttpStatusCode.Created, webhook.StatusCode);
+
+        // The built-in user role, rewritten by every node at start, keeps the media permissions.
+        var user = await (await admin.GetAsync("/api/v1/roles/user", _ct)).JsonAsync();
+        Assert.Contains("media.own", user["permissions"]!.AsArray().Select(p => p!.GetValue<string>()));
+    }
 }

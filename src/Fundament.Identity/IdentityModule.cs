@@ -11,28 +11,43 @@ using Fundament.Identity.Sessions;
 using Fundament.Identity.Tokens;
 using Fundament.Identity.Users;
 using Fundament.Keys;
+using Fundament.Modules;
 using Fundament.Quotas;
 using Fundament.Security;
 using Fundament.Storage;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity;
 
-public static class IdentityServiceCollectionExtensions
+/// <summary>
+/// Module <c>identity</c>: users, roles, clients, API keys, tokens and quotas. Token validation
+/// (bearer and API key) and signing-key refresh are registered in every role, since every role
+/// authenticates callers; the bootstrap administrator and the endpoints belong to control nodes.
+/// </summary>
+public sealed class IdentityModule : FundamentModule
 {
-    /// <summary>
-    /// Module <c>identity</c>. Token validation (bearer and API key) is registered in every role,
-    /// since every role authenticates callers; key rotation and the endpoints run where
-    /// <see cref="MapIdentity"/> and <paramref name="runsControl"/> say.
-    /// </summary>
-    public static IServiceCollection AddIdentity(this IServiceCollection services, IConfiguration configuration, bool runsControl)
+    public override string Name => "identity";
+
+    public override IReadOnlyList<PermissionDefinition> Permissions { get; } =
+    [
+        new(IdentityPermissions.UsersRead, "List and read user accounts."),
+        new(IdentityPermissions.UsersWrite, "Create, change, lock and delete user accounts (never granting more than one holds)."),
+        new(IdentityPermissions.RolesRead, "List roles and the permissions they grant."),
+        new(IdentityPermissions.RolesWrite, "Create and change roles (only with permissions one holds)."),
+        new(IdentityPermissions.ClientsRead, "List and read service clients."),
+        new(IdentityPermissions.ClientsWrite, "Create, change, rotate and delete service clients."),
+        new(IdentityPermissions.ApiKeysOwn, "Create and revoke one's own API keys.", BuiltInRoles.User),
+        new(IdentityPermissions.QuotasRead, "Read quota defaults, overrides and anyone's usage."),
+        new(IdentityPermissions.QuotasWrite, "Set quota overrides on roles, users and clients whose permissions one holds."),
+    ];
+
+    public override void AddServices(ModuleContext context)
     {
-        services.AddOptions<IdentityOptions>().Bind(configuration.GetSection(IdentityOptions.SectionName)).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IdentityOptions>, IdentityOptionsValidator>());
+        var services = context.Services;
+        services.AddSettings<IdentityOptions, IdentityOptionsValidator>(context.Configuration, IdentityOptions.SectionName);
         services.AddMigrations(new IdentityMigrations());
 
         services.TryAddSingleton<IssuerUri>();
@@ -49,13 +64,15 @@ public static class IdentityServiceCollectionExtensions
         services.TryAddSingleton<PasswordResetStore>();
         services.TryAddSingleton<SigningKeyStore>();
         services.TryAddSingleton<TokenIssuer>();
-        services.TryAddSingleton<Fundament.Modules.IServiceTokenIssuer, ServiceTokenIssuer>();
+        services.TryAddSingleton<IServiceTokenIssuer, ServiceTokenIssuer>();
         services.TryAddSingleton<LoginService>();
         services.TryAddSingleton<PrincipalStatus>();
         services.TryAddSingleton<IdentityMetrics>();
         services.TryAddSingleton<BootstrapAdmin>();
+        services.TryAddSingleton<IBootstrapAdmin>(sp => sp.GetRequiredService<BootstrapAdmin>());
         services.TryAddSingleton<AdminRecovery>();
-        services.AddOptions<QuotaOptions>().Bind(configuration.GetSection(QuotaOptions.SectionName));
+        services.TryAddSingleton<IAdminRecovery>(sp => sp.GetRequiredService<AdminRecovery>());
+        services.AddOptions<QuotaOptions>().Bind(context.Configuration.GetSection(QuotaOptions.SectionName));
         services.TryAddSingleton<QuotaStore>();
         services.TryAddSingleton<IQuotas, QuotaService>();
         services.TryAddSingleton<QuotasApi.Change>();
@@ -67,21 +84,16 @@ public static class IdentityServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, RoleStore>(sp => sp.GetRequiredService<RoleStore>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, SigningKeyStore>(sp => sp.GetRequiredService<SigningKeyStore>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, SigningKeyStore>(sp => sp.GetRequiredService<SigningKeyStore>()));
-        if (runsControl)
+        if (context.Runs(FundamentRoles.Control))
         {
             services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, BootstrapAdmin>(sp => sp.GetRequiredService<BootstrapAdmin>()));
         }
         // Every role validates tokens, so every role keeps its key set fresh; only the key store decides to rotate.
         services.AddHostedService<SigningKeyRotationService>();
-
-        services.AddPermissions(
-            Permissions.UsersRead, Permissions.UsersWrite, Permissions.RolesRead, Permissions.RolesWrite,
-            Permissions.ClientsRead, Permissions.ClientsWrite, Permissions.ApiKeysOwn, Permissions.QuotasRead, Permissions.QuotasWrite);
         services.AddFundamentAuthentication();
-        return services;
     }
 
-    public static IEndpointRouteBuilder MapIdentity(this IEndpointRouteBuilder endpoints)
+    public override void MapEndpoints(IEndpointRouteBuilder endpoints)
     {
         endpoints.MapDiscoveryApi();
         endpoints.MapOAuthApi();
@@ -92,6 +104,5 @@ public static class IdentityServiceCollectionExtensions
         endpoints.MapClientsApi();
         endpoints.MapApiKeysApi();
         endpoints.MapQuotasApi();
-        return endpoints;
     }
 }

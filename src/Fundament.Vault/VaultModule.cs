@@ -1,0 +1,46 @@
+using Fundament.Hosting;
+using Fundament.Keys;
+using Fundament.Modules;
+using Fundament.Security;
+using Fundament.Storage;
+using Fundament.Vault.Policies;
+using Fundament.Vault.Secrets;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace Fundament.Vault;
+
+/// <summary>Module <c>vault</c>: versioned, envelope-encrypted secrets behind path policies.</summary>
+public sealed class VaultModule : FundamentModule
+{
+    public override string Name => "vault";
+
+    public override IReadOnlyList<PermissionDefinition> Permissions { get; } =
+    [
+        new(VaultPermissions.Admin, "Every secret, and the vault's administration (master key rotation)."),
+        new(VaultPermissions.Policies, "Create, change and delete secret policies (never beyond one's own reach)."),
+    ];
+
+    public override void AddServices(ModuleContext context)
+    {
+        var services = context.Services;
+        services.AddSettings<VaultOptions, VaultOptionsValidator>(context.Configuration, VaultOptions.SectionName);
+        services.AddMigrations(new VaultMigrations());
+        services.TryAddSingleton<SecretStore>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, SecretStore>(sp => sp.GetRequiredService<SecretStore>()));
+        services.TryAddSingleton<PolicyStore>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IBoundGrants, VaultBoundGrants>());
+        services.TryAddSingleton<VaultMetrics>();
+        services.TryAddSingleton<VaultAuditor>();
+        services.TryAddSingleton<ISecretDirectory, SecretDirectory>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IAlertConditionSource, VaultAlertConditions>());
+    }
+
+    public override void MapEndpoints(IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapSecretsApi();
+        endpoints.MapSecretPoliciesApi();
+        endpoints.MapVaultAdminApi();
+    }
+}
