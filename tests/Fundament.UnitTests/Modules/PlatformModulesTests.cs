@@ -1,0 +1,56 @@
+using Fundament.Modules;
+using Fundament.Security;
+using Fundament.Server;
+
+namespace Fundament.UnitTests.Modules;
+
+/// <summary>The modules of the <c>fundament</c> binary, as declared: what roles and webhooks can name.</summary>
+public sealed class PlatformModulesTests
+{
+    private static readonly IReadOnlyList<FundamentModule> Modules = PlatformModules.All();
+
+    [Fact]
+    public void EveryRequiredModule_IsPartOfTheBinary()
+    {
+        var names = Modules.Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
+
+        Assert.All(Modules, m => Assert.All(m.Requires.Concat(m.Uses.Keys), r => Assert.Contains(r, names)));
+    }
+
+    [Fact]
+    public void BuiltInRoles_GrantWhatTheyGrantedBeforeModulesDeclaredThem()
+    {
+        var catalog = new PermissionCatalog(Modules);
+
+        Assert.Equal(["apikeys.own", "media.own", "media.shared", "webhooks.own"], catalog.GrantedTo(BuiltInRoles.User));
+        Assert.Equal(["media.shared"], catalog.GrantedTo(BuiltInRoles.Guest));
+        Assert.Equal(["config.read.own", "registry.read", "registry.register.own"], catalog.GrantedTo(BuiltInRoles.Service));
+    }
+
+    [Fact]
+    public void EveryPermission_IsNamedLikeItsModule_AndDescribed()
+    {
+        var prefixes = new Dictionary<string, string[]>(StringComparer.Ordinal)
+        {
+            ["identity"] = ["users.", "roles.", "clients.", "apikeys.", "quotas."],
+            ["delivery"] = ["deliveries.", "webhooks."],
+        };
+        foreach (var module in Modules)
+        {
+            var allowed = prefixes.GetValueOrDefault(module.Name) ?? [module.Name + "."];
+            Assert.All(module.Permissions, p =>
+            {
+                Assert.Contains(allowed, prefix => p.Name.StartsWith(prefix, StringComparison.Ordinal));
+                Assert.False(string.IsNullOrWhiteSpace(p.Description));
+            });
+        }
+    }
+
+    [Fact]
+    public void MediaEvents_AreDeclared()
+    {
+        var catalog = new EventTypeCatalog(Modules);
+
+        Assert.Equal(["*", "media.archived", "media.failed", "media.purged", "media.ready", "media.restored", "media.trashed"], catalog.Names);
+    }
+}

@@ -1,0 +1,64 @@
+using Microsoft.Extensions.Options;
+
+namespace Fundament.UnitTests.Modules;
+
+/// <summary>Every module's settings check names the key of each bad value (the server prints them and exits with code 2).</summary>
+public sealed class SettingsValidatorsTests
+{
+    private static IReadOnlyList<string> Failures<T>(IValidateOptions<T> validator, T options)
+        where T : class =>
+        validator.Validate(null, options).Failures?.ToList() ?? [];
+
+    [Fact]
+    public void DefaultSettings_AreValid_InEveryModule()
+    {
+        Assert.Empty(Failures(new Fundament.Jobs.JobsOptionsValidator(), new Fundament.Jobs.JobsOptions()));
+        Assert.Empty(Failures(new Fundament.Delivery.DeliveryOptionsValidator(), new Fundament.Delivery.DeliveryOptions()));
+        Assert.Empty(Failures(new Fundament.Alerts.AlertsOptionsValidator(), new Fundament.Alerts.AlertsOptions()));
+        Assert.Empty(Failures(new Fundament.Vault.VaultOptionsValidator(), new Fundament.Vault.VaultOptions()));
+        Assert.Empty(Failures(new Fundament.Config.ConfigOptionsValidator(), new Fundament.Config.ConfigOptions()));
+        Assert.Empty(Failures(new Fundament.Registry.RegistryOptionsValidator(), new Fundament.Registry.RegistryOptions()));
+        Assert.Empty(Failures(new Fundament.Registry.SelfRegistrationOptionsValidator(), new Fundament.Registry.SelfRegistrationOptions()));
+        Assert.Empty(Failures(new Fundament.Media.MediaOptionsValidator(), new Fundament.Media.MediaOptions()));
+        Assert.Empty(Failures(new Fundament.Gateway.GatewayOptionsValidator(), new Fundament.Gateway.GatewayOptions()));
+        Assert.Empty(Failures(new Fundament.Identity.IdentityOptionsValidator(), new Fundament.Identity.IdentityOptions()));
+        Assert.Empty(Failures(new Fundament.Hosting.FundamentOptionsValidator(), new Fundament.Hosting.FundamentOptions()));
+        Assert.Empty(Failures(new Fundament.Storage.StorageOptionsValidator(), new Fundament.Storage.StorageOptions()));
+        Assert.Empty(Failures(new Fundament.Redis.RedisOptionsValidator(), new Fundament.Redis.RedisOptions()));
+        Assert.Empty(Failures(new Fundament.Notifications.NotificationOptionsValidator(), new Fundament.Notifications.NotificationOptions()));
+    }
+
+    [Fact]
+    public void BadSettings_NameTheirKeys()
+    {
+        Assert.Equal(
+        [
+            "Fundament:Jobs:PollInterval must be between 00:00:00.05 and 00:01:00.",
+            "Fundament:Jobs:RetryMax must not be below RetryBase.",
+            "Fundament:Jobs:Queues:media.process:Concurrency must be between 1 and 256.",
+        ], Failures(new Fundament.Jobs.JobsOptionsValidator(), new Fundament.Jobs.JobsOptions
+        {
+            PollInterval = TimeSpan.Zero,
+            RetryBase = TimeSpan.FromMinutes(5),
+            RetryMax = TimeSpan.FromMinutes(1),
+            Queues = { ["media.process"] = new Fundament.Jobs.JobQueueOptions { Concurrency = 0 } },
+        }));
+        Assert.Equal(["Fundament:Media:ThumbnailFormat must be webp or jpeg.", "Fundament:Media:Storage:S3:Bucket is required when Storage:Provider is s3."],
+            Failures(new Fundament.Media.MediaOptionsValidator(), new Fundament.Media.MediaOptions
+            {
+                ThumbnailFormat = "gif",
+                Storage = new Fundament.Media.Storage.BlobStoreOptions { Provider = "s3" },
+            }));
+        Assert.Equal(["Fundament:Identity:Lockout:MaxFailedAttempts must be between 1 and 100."],
+            Failures(new Fundament.Identity.IdentityOptionsValidator(), new Fundament.Identity.IdentityOptions { Lockout = { MaxFailedAttempts = 0 } }));
+        Assert.Equal(["Fundament:Registry:Self:Paths must lie under Fundament's reserved paths (" + string.Join(", ", Fundament.Registry.Routes.RoutePaths.Reserved) + ")."],
+            Failures(new Fundament.Registry.SelfRegistrationOptionsValidator(), new Fundament.Registry.SelfRegistrationOptions { Paths = ["/orders"] }));
+        Assert.Equal(["Fundament:Notifications:Smtp:From is required when Smtp:Host is set."],
+            Failures(new Fundament.Notifications.NotificationOptionsValidator(), new Fundament.Notifications.NotificationOptions { Smtp = { Host = "mail.example.com" } }));
+        Assert.Equal(["Fundament:Gateway:RateLimits:bad name!: the name must be 1-64 letters, digits, '-', '_' or '.' (not 'default' or 'disable')."],
+            Failures(new Fundament.Gateway.GatewayOptionsValidator(), new Fundament.Gateway.GatewayOptions
+            {
+                RateLimits = { ["bad name!"] = new Fundament.Gateway.RateLimitPolicyOptions() },
+            }).Take(1));
+    }
+}
