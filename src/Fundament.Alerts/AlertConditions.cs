@@ -1,5 +1,3 @@
-using Fundament.Modules;
-
 namespace Fundament.Alerts;
 
 /// <summary>The condition kinds the modules of this host contribute (<see cref="IAlertConditionSource"/>), by kind.</summary>

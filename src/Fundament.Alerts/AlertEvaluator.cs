@@ -1,10 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Text.Json;
 using Fundament.Delivery;
-using Fundament.Storage;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Alerts;
 

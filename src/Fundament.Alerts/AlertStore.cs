@@ -1,8 +1,6 @@
 using System.Text;
 using Dapper;
-using Fundament.Hosting;
 using Fundament.Keys;
-using Fundament.Storage;
 
 namespace Fundament.Alerts;
 

@@ -3,13 +3,6 @@ using System.Text.RegularExpressions;
 using Fundament.Audit;
 using Fundament.Egress;
 using Fundament.Delivery;
-using Fundament.Hosting;
-using Fundament.Http;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Alerts;
 

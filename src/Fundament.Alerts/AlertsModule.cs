@@ -1,10 +1,4 @@
-using Fundament.Hosting;
 using Fundament.Keys;
-using Fundament.Modules;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Fundament.Alerts;
 
@@ -29,7 +23,6 @@ public sealed class AlertsModule : FundamentModule
     {
         var services = context.Services;
         services.AddSettings<AlertsOptions, AlertsOptionsValidator>(context.Configuration, AlertsOptions.SectionName);
-        services.AddMigrations(new AlertsMigrations());
         services.TryAddSingleton<AlertConditions>();
         services.TryAddSingleton<AlertStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, AlertStore>(sp => sp.GetRequiredService<AlertStore>()));

@@ -1,10 +1,3 @@
-using Fundament.Http;
-using Fundament.Security;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
-
 namespace Fundament.Audit;
 
 internal static class AuditApi

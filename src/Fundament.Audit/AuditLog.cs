@@ -5,11 +5,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Dapper;
-using Fundament.Hosting;
 using Fundament.Keys;
-using Fundament.Storage;
 using Fundament.Watch;
-using Microsoft.Extensions.Logging;
 
 namespace Fundament.Audit;
 
@@ -94,8 +91,7 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         }
         await _database.InTransactionAsync(async (connection, transaction) =>
         {
-            var row = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac, byte[] Key)>(new CommandDefinition(
-                _database.Dialect.Expand("SELECT head_seq, head_hash, head_mac, chain_key FROM audit_chain WHERE id = 1{for_update}"), transaction: transaction, cancellationToken: cancellationToken));
+            var row = await connection.QuerySingleAsync<(long Seq, string Hash, string? Mac, byte[] Key)>(_database.Command("SELECT head_seq, head_hash, head_mac, chain_key FROM audit_chain WHERE id = 1{for_update}", transaction: transaction, cancellationToken: cancellationToken));
             if (TryOpen(row.Key, ChainKeyContext) is not null)
             {
                 // A signed chain: a head without a MAC is a rewrite, which verification reports; it is not signed here.
@@ -299,13 +295,12 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         // granted: on PostgreSQL a statement that waited for the lock still sees the rest as it was
         // when it began), the entry it names and whether anything is pending. One round trip.
         (long Seq, string Hash, string? Mac, long? LastSeq, string? LastHash, long AnyPending) head;
-        using (var reader = await connection.QueryMultipleAsync(new CommandDefinition(
-            _database.Dialect.Expand("""
+        using (var reader = await connection.QueryMultipleAsync(_database.Command("""
                 SELECT head_seq, head_hash, head_mac FROM audit_chain WHERE id = 1{for_update};
                 SELECT (SELECT e.seq FROM audit_entries e ORDER BY e.seq DESC LIMIT 1),
                        (SELECT e.hash FROM audit_entries e ORDER BY e.seq DESC LIMIT 1),
                        CAST(CASE WHEN EXISTS (SELECT 1 FROM audit_pending) THEN 1 ELSE 0 END AS BIGINT);
-                """),
+                """,
             transaction: transaction, cancellationToken: CancellationToken.None)))
         {
             var row = await reader.ReadSingleAsync<(long Seq, string Hash, string? Mac)>();

@@ -1,10 +1,4 @@
-using Fundament.Hosting;
 using Fundament.Keys;
-using Fundament.Modules;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Fundament.Audit;
 
@@ -21,7 +15,6 @@ public sealed class AuditModule : FundamentModule
     public override void AddServices(ModuleContext context)
     {
         var services = context.Services;
-        services.AddMigrations(new AuditMigrations());
         services.TryAddSingleton<AuditLog>();
         services.TryAddSingleton<IAuditLog>(sp => sp.GetRequiredService<AuditLog>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, AuditLog>(sp => sp.GetRequiredService<AuditLog>()));

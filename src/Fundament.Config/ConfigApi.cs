@@ -2,16 +2,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Fundament.Audit;
-using Fundament.Http;
 using Fundament.Quotas;
-using Fundament.Security;
-using Fundament.Storage;
 using Fundament.Watch;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Config;
 

@@ -1,11 +1,3 @@
-using Fundament.Hosting;
-using Fundament.Modules;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-
 namespace Fundament.Config;
 
 /// <summary>Module <c>config</c>: layered, versioned, schema-checked configuration with watches.</summary>
@@ -24,7 +16,6 @@ public sealed class ConfigModule : FundamentModule
     {
         var services = context.Services;
         services.AddSettings<ConfigOptions, ConfigOptionsValidator>(context.Configuration, ConfigOptions.SectionName);
-        services.AddMigrations(new ConfigMigrations());
         services.TryAddSingleton<ConfigStore>();
         services.TryAddSingleton<ConfigSchemas>();
         services.TryAddSingleton<IConfigResolver, ConfigResolver>();

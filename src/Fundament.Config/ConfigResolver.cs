@@ -1,7 +1,5 @@
 using System.Security.Claims;
 using System.Text.Json;
-using Fundament.Modules;
-using Fundament.Security;
 
 namespace Fundament.Config;
 

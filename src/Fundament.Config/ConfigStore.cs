@@ -1,10 +1,7 @@
 using System.Data.Common;
 using System.Text.Json;
 using Dapper;
-using Fundament.Http;
-using Fundament.Storage;
 using Fundament.Watch;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Config;
 

@@ -1,13 +1,6 @@
 using Fundament.Egress;
-using Fundament.Hosting;
 using Fundament.Keys;
-using Fundament.Modules;
 using Fundament.Quotas;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Fundament.Delivery;
 
@@ -29,7 +22,6 @@ public sealed class DeliveryModule : FundamentModule
     {
         var services = context.Services;
         services.AddSettings<DeliveryOptions, DeliveryOptionsValidator>(context.Configuration, DeliveryOptions.SectionName);
-        services.AddMigrations(new DeliveryMigrations());
         services.TryAddSingleton<DeliveryStore>();
         services.TryAddSingleton<IDeliveryQueue>(sp => sp.GetRequiredService<DeliveryStore>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, DeliveryStore>(sp => sp.GetRequiredService<DeliveryStore>()));

@@ -6,9 +6,7 @@ using System.Text;
 using System.Text.Json;
 using Fundament.Audit;
 using Fundament.Egress;
-using Fundament.Http;
 using Fundament.Notifications;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Delivery;
 

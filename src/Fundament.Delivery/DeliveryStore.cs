@@ -1,8 +1,6 @@
 using System.Text;
 using Dapper;
 using Fundament.Keys;
-using Fundament.Storage;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Delivery;
 
@@ -46,14 +44,14 @@ internal sealed class DeliveryStore(IDatabase database, EnvelopeEncryption encry
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var leaseMs = (long)(options.Value.Timeout + TimeSpan.FromSeconds(30)).TotalMilliseconds;
         return await database.InTransactionAsync(async (connection, transaction) =>
-            (await connection.QueryAsync<DeliveryItem>(new CommandDefinition(database.Dialect.Expand($$"""
+            (await connection.QueryAsync<DeliveryItem>(database.Command($$"""
                 UPDATE delivery_items SET lease_owner = @owner, lease_until = @leaseUntil
                 WHERE id IN (
                     SELECT id FROM delivery_items
                     WHERE state = 'pending' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until < @now)
                     ORDER BY next_attempt_at LIMIT @limit{skip_locked})
                 RETURNING {{Columns}}
-                """), new { owner, now, leaseUntil = now + leaseMs, limit }, transaction, cancellationToken: cancellationToken))).ToList(), cancellationToken);
+                """, new { owner, now, leaseUntil = now + leaseMs, limit }, transaction, cancellationToken: cancellationToken))).ToList(), cancellationToken);
     }
 
     public string? SecretOf(DeliveryItem item) =>

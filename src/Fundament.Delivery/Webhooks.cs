@@ -4,16 +4,8 @@ using System.Text.Json;
 using Dapper;
 using Fundament.Audit;
 using Fundament.Egress;
-using Fundament.Http;
 using Fundament.Keys;
-using Fundament.Modules;
-using Fundament.Security;
-using Fundament.Storage;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Delivery;
 
@@ -88,8 +80,7 @@ internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryp
         var until = time.GetUtcNow() + overlap;
         return await database.InTransactionAsync(async (connection, transaction) =>
         {
-            var current = await connection.QuerySingleOrDefaultAsync<byte[]>(new CommandDefinition(
-                database.Dialect.Expand("SELECT secret FROM delivery_webhooks WHERE id = @id{for_update}"), new { id }, transaction, cancellationToken: cancellationToken));
+            var current = await connection.QuerySingleOrDefaultAsync<byte[]>(database.Command("SELECT secret FROM delivery_webhooks WHERE id = @id{for_update}", new { id }, transaction, cancellationToken: cancellationToken));
             if (current is null)
             {
                 return (DateTimeOffset?)null;

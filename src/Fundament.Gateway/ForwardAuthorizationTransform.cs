@@ -1,4 +1,3 @@
-using Fundament.Modules;
 using Fundament.Registry.Routes;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;

@@ -1,21 +1,10 @@
 using System.Globalization;
 using Fundament.Egress;
 using Fundament.Gateway.Policies;
-using Fundament.Hosting;
-using Fundament.Http;
-using Fundament.Modules;
 using Fundament.Registry.Routes;
-using Fundament.Security;
-using Fundament.Storage;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Cors.Infrastructure;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
@@ -46,7 +35,6 @@ public sealed class GatewayModule : FundamentModule
     {
         var services = context.Services;
         services.AddSettings<GatewayOptions, GatewayOptionsValidator>(context.Configuration, GatewayOptions.SectionName);
-        services.AddMigrations(new GatewayMigrations());
         services.TryAddSingleton<GatewayPolicyStore>();
         services.TryAddSingleton<GatewayPolicyCatalog>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, GatewayPolicyCatalog>(sp => sp.GetRequiredService<GatewayPolicyCatalog>()));

@@ -1,5 +1,4 @@
 using Fundament.Gateway.Policies;
-using Fundament.Hosting;
 
 namespace Fundament.Gateway;
 

@@ -1,7 +1,5 @@
 using Fundament.Egress;
 using Fundament.Registry.Routes;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Fundament.Gateway;

@@ -4,13 +4,8 @@ using System.Text;
 using System.Threading.RateLimiting;
 using Fundament.Gateway.Policies;
 using Fundament.Redis;
-using Fundament.Security;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.RateLimiting;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Model;
 
 namespace Fundament.Gateway;

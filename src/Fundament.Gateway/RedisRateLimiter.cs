@@ -3,8 +3,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Threading.RateLimiting;
 using Fundament.Redis;
-using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
+using IDatabase = StackExchange.Redis.IDatabase;
 
 namespace Fundament.Gateway;
 

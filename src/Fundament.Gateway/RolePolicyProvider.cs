@@ -1,6 +1,4 @@
-using Fundament.Security;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Gateway;
 

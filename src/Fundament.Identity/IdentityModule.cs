@@ -1,4 +1,3 @@
-using Fundament.Hosting;
 using Fundament.Identity.ApiKeys;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Bootstrap;
@@ -11,14 +10,7 @@ using Fundament.Identity.Sessions;
 using Fundament.Identity.Tokens;
 using Fundament.Identity.Users;
 using Fundament.Keys;
-using Fundament.Modules;
 using Fundament.Quotas;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity;
 
@@ -48,7 +40,6 @@ public sealed class IdentityModule : FundamentModule
     {
         var services = context.Services;
         services.AddSettings<IdentityOptions, IdentityOptionsValidator>(context.Configuration, IdentityOptions.SectionName);
-        services.AddMigrations(new IdentityMigrations());
 
         services.TryAddSingleton<IssuerUri>();
         services.TryAddSingleton<PasswordHasher>();

@@ -1,6 +1,4 @@
-using Fundament.Hosting;
 using Fundament.Identity.Passwords;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity;
 

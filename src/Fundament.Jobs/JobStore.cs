@@ -1,7 +1,5 @@
 using System.Data.Common;
 using Dapper;
-using Fundament.Storage;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Jobs;
 
@@ -96,7 +94,7 @@ internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<J
         var now = Now;
         var leaseUntil = now + (long)options.Value.LeaseDuration.TotalMilliseconds;
         return await database.InTransactionAsync(async (connection, transaction) =>
-            (await connection.QueryAsync<JobRow>(new CommandDefinition(database.Dialect.Expand($$"""
+            (await connection.QueryAsync<JobRow>(database.Command($$"""
                 UPDATE jobs_items SET state = 'running', lease_owner = @owner, lease_until = @leaseUntil, attempts = attempts + 1,
                     started_at = @now, progress = 0
                 WHERE id IN (
@@ -104,7 +102,7 @@ internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<J
                     WHERE type = @type AND state = 'queued' AND run_at <= @now
                     ORDER BY priority DESC, run_at, id LIMIT @limit{skip_locked})
                 RETURNING {{Columns}}
-                """), new { owner, type, now, leaseUntil, limit }, transaction, cancellationToken: cancellationToken)))
+                """, new { owner, type, now, leaseUntil, limit }, transaction, cancellationToken: cancellationToken)))
                 .OrderByDescending(j => j.Priority).ThenBy(j => j.RunAt).ToList(), cancellationToken);
     }
 

@@ -1,11 +1,4 @@
 using Fundament.Audit;
-using Fundament.Http;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Jobs;
 

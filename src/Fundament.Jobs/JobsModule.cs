@@ -1,10 +1,4 @@
-using Fundament.Hosting;
-using Fundament.Modules;
 using Fundament.Quotas;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Fundament.Jobs;
 
@@ -26,7 +20,6 @@ public sealed class JobsModule : FundamentModule
     {
         var services = context.Services;
         services.AddSettings<JobsOptions, JobsOptionsValidator>(context.Configuration, JobsOptions.SectionName);
-        services.AddMigrations(new JobsMigrations());
         services.TryAddSingleton<JobStore>();
         services.TryAddSingleton<IJobQueue>(sp => sp.GetRequiredService<JobStore>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IQuotaMeter, JobStore>(sp => sp.GetRequiredService<JobStore>()));

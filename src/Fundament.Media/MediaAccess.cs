@@ -1,7 +1,5 @@
 using System.Security.Claims;
-using Fundament.Security;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.AspNetCore.Http;
 
 namespace Fundament.Media;
 

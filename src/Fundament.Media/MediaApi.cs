@@ -1,13 +1,7 @@
 using Fundament.Audit;
-using Fundament.Http;
 using Fundament.Media.Storage;
 using Fundament.Quotas;
-using Fundament.Security;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Metadata;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
 
@@ -287,7 +281,7 @@ internal static class MediaApi
         {
             return Problems.NotFound("The asset");
         }
-        return new Streamed(ctx => BlobResults.ServeAsync(ctx, media.Stores.Of(asset.Tier), BlobKeys.Content(asset.Sha256), asset.Mime, asset.Sha256, asset.Size, asset.Filename, immutable: true));
+        return new Streamed(ctx => ContentRangeResults.ServeAsync(ctx, media.Stores.Of(asset.Tier), BlobKeys.Content(asset.Sha256), asset.Mime, asset.Sha256, asset.Size, asset.Filename, immutable: true));
     }
 
     private static async Task<IResult> ThumbnailAsync(string id, string? size, HttpContext context, MediaAccess access, MediaStore store, MediaService media, CancellationToken cancellationToken)
@@ -311,7 +305,7 @@ internal static class MediaApi
         {
             return Problems.NotFound(asset.State is MediaState.Uploaded or MediaState.Processing ? "The derivative (the asset is still processing)" : "The derivative");
         }
-        return new Streamed(ctx => BlobResults.ServeAsync(ctx, media.Stores.Hot, derivative.BlobKey, derivative.Mime, $"{asset.Sha256[..16]}-{derivative.Name}-{derivative.Size}", derivative.Size, null, immutable: false));
+        return new Streamed(ctx => ContentRangeResults.ServeAsync(ctx, media.Stores.Hot, derivative.BlobKey, derivative.Mime, $"{asset.Sha256[..16]}-{derivative.Name}-{derivative.Size}", derivative.Size, null, immutable: false));
     }
 
     private static async Task<Results<Ok<MediaResponse>, ValidationProblem, ProblemHttpResult>> PatchAsync(

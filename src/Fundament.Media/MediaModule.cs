@@ -1,15 +1,7 @@
-using Fundament.Hosting;
 using Fundament.Jobs;
 using Fundament.Media.Processing;
 using Fundament.Media.Storage;
 using Fundament.Media.Uploads;
-using Fundament.Modules;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Media;
 
@@ -55,8 +47,7 @@ public sealed class MediaModule : FundamentModule
         }
         var services = context.Services;
         services.AddSettings<MediaOptions, MediaOptionsValidator>(context.Configuration, MediaOptions.SectionName);
-        services.AddMigrations(new MediaMigrations());
-        services.TryAddSingleton<MediaStores>();
+        services.TryAddSingleton<MediaBlobStores>();
         services.TryAddSingleton<MediaStore>();
         services.TryAddSingleton<MediaService>();
         services.TryAddSingleton<UploadStore>();
@@ -65,8 +56,8 @@ public sealed class MediaModule : FundamentModule
             { UploadParts: "store" } or { UploadParts: "auto", Storage.Provider: "s3" } => ActivatorUtilities.CreateInstance<StoreUploadParts>(sp),
             _ => ActivatorUtilities.CreateInstance<LocalUploadParts>(sp),
         });
-        services.TryAddSingleton<PolicyStore>();
-        services.TryAddSingleton<PolicyRunner>();
+        services.TryAddSingleton<LifecyclePolicyStore>();
+        services.TryAddSingleton<LifecyclePolicyRunner>();
         services.TryAddSingleton<MediaAccess>();
         MediaQuotaMeter.Register(services);
         var policies = context.Enabled(MediaOptions.SectionName, nameof(MediaOptions.PolicyRunnerEnabled));
@@ -80,7 +71,7 @@ public sealed class MediaModule : FundamentModule
             services.AddJobHandler<MediaMover>();
             if (policies)
             {
-                services.AddHostedService(sp => sp.GetRequiredService<PolicyRunner>());
+                services.AddHostedService(sp => sp.GetRequiredService<LifecyclePolicyRunner>());
             }
         }
     }
@@ -89,7 +80,7 @@ public sealed class MediaModule : FundamentModule
     {
         var max = endpoints.ServiceProvider.GetRequiredService<IOptions<MediaOptions>>().Value.MaxUploadBytes;
         endpoints.MapTusApi(max);
-        endpoints.MapPoliciesApi();
+        endpoints.MapLifecyclePoliciesApi();
         endpoints.MapMediaApi(max);
     }
 }

@@ -1,7 +1,5 @@
 using Dapper;
 using Fundament.Quotas;
-using Fundament.Storage;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Fundament.Media;
 

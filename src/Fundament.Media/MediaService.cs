@@ -1,18 +1,14 @@
 using System.Security.Cryptography;
 using Fundament.Audit;
-using Fundament.Hosting;
 using Fundament.Jobs;
 using Fundament.Media.Storage;
-using Fundament.Modules;
 using Fundament.Quotas;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Media;
 
 /// <summary>Ingest and lifecycle: what the API, tus, the processor and the policy runner share.</summary>
 internal sealed partial class MediaService(
-    Fundament.Storage.IDatabase database, MediaStore store, MediaStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit, Fundament.Storage.LeaseStore leases, IQuotas quotas,
+    Fundament.Storage.IDatabase database, MediaStore store, MediaBlobStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit, Fundament.Storage.LeaseStore leases, IQuotas quotas,
     IOptions<MediaOptions> options, IOptions<FundamentOptions> fundament, TimeProvider time, ILogger<MediaService> logger)
 {
     /// <summary>
@@ -31,7 +27,7 @@ internal sealed partial class MediaService(
 
     public MediaOptions Options => options.Value;
 
-    public MediaStores Stores => stores;
+    public MediaBlobStores Stores => stores;
 
     public string UploadFolder => Path.Combine(fundament.Value.FullDataDir, options.Value.UploadPath);
 
@@ -379,7 +375,7 @@ internal sealed partial class MediaService(
         await using (await LockContentAsync(asset.Sha256, cancellationToken))
         {
             await CopyContentAsync(asset, from, to, cancellationToken);
-            if (!await TransitionAsync(asset, [fromState], toState, actor, reason, action, eventName, cancellationToken, s => s.Set("tier", to)))
+            if (!await TransitionAsync(asset, [fromState], toState, actor, reason, action, eventName, cancellationToken, new AssetTransition { Tier = to }))
             {
                 // The asset changed meanwhile: the copy made for it is not needed unless another asset uses it there.
                 await DeleteContentIfUnusedAsync(asset.Sha256, to, cancellationToken);
@@ -442,16 +438,9 @@ internal sealed partial class MediaService(
     /// </summary>
     public Task<bool> TransitionAsync(
         AssetRow asset, IReadOnlyCollection<string> from, string to, string actor, string? reason, string action, string? eventName, CancellationToken cancellationToken,
-        Action<TransitionSet>? set = null, IReadOnlyDictionary<string, string>? details = null) =>
+        AssetTransition? changes = null, IReadOnlyDictionary<string, string>? details = null) =>
         database.AuditedAsync(audit,
-            () => store.TransitionAsync(asset.Id, from, to, actor, reason, cancellationToken, s =>
-            {
-                set?.Invoke(s);
-                if (eventName is not null)
-                {
-                    s.Set("pending_event", eventName);
-                }
-            }),
+            () => store.TransitionAsync(asset.Id, from, to, actor, reason, cancellationToken, (changes ?? new AssetTransition()) with { PendingEvent = eventName }),
             changed => changed ? Entry(asset, action, actor, reason, details) : null, cancellationToken);
 
     private static AuditEvent Entry(AssetRow asset, string action, string actor, string? reason, IReadOnlyDictionary<string, string>? details = null)

@@ -1,7 +1,6 @@
 using System.Data.Common;
 using System.Text.Json;
 using Dapper;
-using Fundament.Storage;
 
 namespace Fundament.Media;
 
@@ -19,8 +18,6 @@ internal sealed class MediaStore(IDatabase database, TimeProvider time)
         created_at AS CreatedAt, updated_at AS UpdatedAt, processed_at AS ProcessedAt, processing_ms AS ProcessingMs, trashed_at AS TrashedAt,
         previous_state AS PreviousState
         """;
-
-    public IDatabase Database => database;
 
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
@@ -83,25 +80,30 @@ internal sealed class MediaStore(IDatabase database, TimeProvider time)
     /// Moves an asset from one of <paramref name="from"/> to <paramref name="to"/> and records it;
     /// false when the asset is not in one of those states (someone else moved it first).
     /// </summary>
-    public async Task<bool> TransitionAsync(string id, IReadOnlyCollection<string> from, string to, string? actor, string? reason, CancellationToken cancellationToken, Action<TransitionSet>? set = null)
+    public async Task<bool> TransitionAsync(string id, IReadOnlyCollection<string> from, string to, string? actor, string? reason, CancellationToken cancellationToken, AssetTransition? changes = null)
     {
         var now = Now;
-        var extra = new TransitionSet();
-        set?.Invoke(extra);
+        changes ??= new AssetTransition();
         return await database.InTransactionAsync(async (connection, transaction) =>
         {
-            var current = await connection.QuerySingleOrDefaultAsync<string?>(new CommandDefinition(
-                database.Dialect.Expand("SELECT state FROM media_assets WHERE id = @id{for_update}"), new { id }, transaction, cancellationToken: cancellationToken));
+            var current = await connection.QuerySingleOrDefaultAsync<string?>(database.Command("SELECT state FROM media_assets WHERE id = @id{for_update}", new { id }, transaction, cancellationToken: cancellationToken));
             if (current is null || !from.Contains(current))
             {
                 return false;
             }
-            var parameters = new DynamicParameters(new { id, to, now, previous = current });
+            var parameters = new DynamicParameters(new { id, to, now, previous = current, tier = changes.Tier, pendingEvent = changes.PendingEvent, failure = changes.Failure });
             var assignments = new List<string> { "state = @to", "updated_at = @now" };
-            foreach (var (column, value) in extra.Values)
+            if (changes.Tier is not null)
             {
-                assignments.Add($"{column} = @{column}");
-                parameters.Add(column, value);
+                assignments.Add("tier = @tier");
+            }
+            if (changes.PendingEvent is not null)
+            {
+                assignments.Add("pending_event = @pendingEvent");
+            }
+            if (changes.Failure is not null || changes.ClearsFailure)
+            {
+                assignments.Add("failure_reason = @failure");
             }
             if (to == MediaState.Trashed)
             {
@@ -386,15 +388,20 @@ internal sealed record NewAsset(string Owner, string Sha256, long Size, string K
 internal sealed record MediaQuery(string? Owner, string? SharedWith, string? Type, string? State, string? Tag, DateTimeOffset? TakenFrom, DateTimeOffset? TakenTo, string? Camera, string? Text, string? After, int Limit);
 
 /// <summary>Extra columns a transition sets.</summary>
-internal sealed class TransitionSet
+/// <summary>What a state transition changes besides the state (and the trash bookkeeping the store does itself).</summary>
+internal sealed record AssetTransition
 {
-    public List<(string Column, object? Value)> Values { get; } = [];
+    /// <summary>The tier the asset's original now lives in (<see cref="MediaTier"/>).</summary>
+    public string? Tier { get; init; }
 
-    public TransitionSet Set(string column, object? value)
-    {
-        Values.Add((column, value));
-        return this;
-    }
+    /// <summary>The event to publish once the transition is committed (the outbox; see <see cref="MediaService.PublishAfterAsync"/>).</summary>
+    public string? PendingEvent { get; init; }
+
+    /// <summary>Why processing failed, shown to the owner.</summary>
+    public string? Failure { get; init; }
+
+    /// <summary>Forget an earlier failure (the asset processed after all).</summary>
+    public bool ClearsFailure { get; init; }
 }
 
 internal sealed class DerivativeRow

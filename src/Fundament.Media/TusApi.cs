@@ -2,13 +2,8 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Fundament.Http;
 using Fundament.Media.Uploads;
 using Fundament.Quotas;
-using Fundament.Security;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Media;
 

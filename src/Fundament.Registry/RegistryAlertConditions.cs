@@ -1,4 +1,3 @@
-using Fundament.Modules;
 using Fundament.Registry.Instances;
 
 namespace Fundament.Registry;

@@ -1,14 +1,7 @@
 using Fundament.Egress;
-using Fundament.Hosting;
-using Fundament.Modules;
 using Fundament.Registry.Instances;
 using Fundament.Registry.Monitoring;
 using Fundament.Registry.Routes;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Fundament.Registry;
 
@@ -40,7 +33,6 @@ public sealed class RegistryModule : FundamentModule
         var services = context.Services;
         services.AddSettings<RegistryOptions, RegistryOptionsValidator>(context.Configuration, RegistryOptions.SectionName);
         services.AddSettings<SelfRegistrationOptions, SelfRegistrationOptionsValidator>(context.Configuration, SelfRegistrationOptions.SectionName);
-        services.AddMigrations(new RegistryMigrations());
         services.TryAddSingleton<RegistryStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IBoundGrants, RegistryBoundGrants>());
         services.TryAddSingleton<RegistryMetrics>();

@@ -1,5 +1,3 @@
-using Fundament.Hosting;
-
 namespace Fundament.Registry;
 
 /// <summary>Section <c>Fundament:Registry</c>.</summary>

@@ -1,15 +1,11 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
-using Fundament.Hosting;
 using Fundament.Registry.Instances;
 using Fundament.Registry.Routes;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Registry;
 

@@ -6,7 +6,6 @@ using Fundament.Gateway;
 using Fundament.Identity;
 using Fundament.Jobs;
 using Fundament.Media;
-using Fundament.Modules;
 using Fundament.Registry;
 using Fundament.Vault;
 

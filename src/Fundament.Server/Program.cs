@@ -1,18 +1,12 @@
 using Fundament.Gateway;
-using Fundament.Hosting;
-using Fundament.Http;
 using Fundament.Identity;
 using Fundament.Keys;
-using Fundament.Modules;
 using Fundament.Registry;
 using Fundament.Registry.Routes;
-using Fundament.Security;
 using Fundament.Server;
 using Fundament.Server.Health;
 using Fundament.Server.Hosting;
 using Fundament.Server.Telemetry;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 
 const string DefaultUrl = "http://localhost:5080";
 

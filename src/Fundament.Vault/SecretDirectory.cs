@@ -1,11 +1,10 @@
 using System.Security.Claims;
-using Fundament.Modules;
 using Fundament.Vault.Policies;
 using Fundament.Vault.Secrets;
 
 namespace Fundament.Vault;
 
-internal sealed class SecretDirectory(SecretStore store, PolicyStore policies) : ISecretDirectory
+internal sealed class SecretDirectory(SecretStore store, SecretPolicyStore policies) : ISecretDirectory
 {
     public async Task<IReadOnlyList<string>> ReadablePathsAsync(ClaimsPrincipal principal, CancellationToken cancellationToken)
     {

@@ -1,12 +1,7 @@
 using Fundament.Audit;
-using Fundament.Http;
 using Fundament.Keys;
 using Fundament.Vault.Policies;
 using Fundament.Vault.Secrets;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Vault;
 

@@ -1,4 +1,3 @@
-using Fundament.Modules;
 using Fundament.Vault.Secrets;
 
 namespace Fundament.Vault;

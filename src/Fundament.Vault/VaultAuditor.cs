@@ -1,6 +1,5 @@
 using System.Globalization;
 using Fundament.Audit;
-using Microsoft.AspNetCore.Http;
 
 namespace Fundament.Vault;
 

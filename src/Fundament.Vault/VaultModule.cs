@@ -1,13 +1,6 @@
-using Fundament.Hosting;
 using Fundament.Keys;
-using Fundament.Modules;
-using Fundament.Security;
-using Fundament.Storage;
 using Fundament.Vault.Policies;
 using Fundament.Vault.Secrets;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Fundament.Vault;
 
@@ -26,10 +19,9 @@ public sealed class VaultModule : FundamentModule
     {
         var services = context.Services;
         services.AddSettings<VaultOptions, VaultOptionsValidator>(context.Configuration, VaultOptions.SectionName);
-        services.AddMigrations(new VaultMigrations());
         services.TryAddSingleton<SecretStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, SecretStore>(sp => sp.GetRequiredService<SecretStore>()));
-        services.TryAddSingleton<PolicyStore>();
+        services.TryAddSingleton<SecretPolicyStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IBoundGrants, VaultBoundGrants>());
         services.TryAddSingleton<VaultMetrics>();
         services.TryAddSingleton<VaultAuditor>();

@@ -1,6 +1,3 @@
-using Fundament.Security;
-using Microsoft.AspNetCore.Http;
-
 namespace Fundament.Audit;
 
 public static class AuditHttpContextExtensions

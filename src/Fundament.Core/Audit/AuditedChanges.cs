@@ -1,5 +1,3 @@
-using Fundament.Storage;
-
 namespace Fundament.Audit;
 
 /// <summary>A change and the audit entry that records it, committed together (one unit of work).</summary>

@@ -1,6 +1,4 @@
 using Fundament.Keys;
-using Fundament.Storage;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace Fundament.Hosting;

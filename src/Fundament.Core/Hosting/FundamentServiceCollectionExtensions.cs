@@ -1,14 +1,8 @@
 using Fundament.Egress;
-using Fundament.Http;
 using Fundament.Keys;
 using Fundament.Notifications;
 using Fundament.Redis;
-using Fundament.Storage;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Hosting;
 

@@ -1,6 +1,3 @@
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-
 namespace Fundament.Http;
 
 /// <summary>Problem-details answers used across modules.</summary>

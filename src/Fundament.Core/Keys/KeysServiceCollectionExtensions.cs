@@ -1,10 +1,3 @@
-using Fundament.Hosting;
-using Fundament.Storage;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
-
 namespace Fundament.Keys;
 
 public static class KeysServiceCollectionExtensions

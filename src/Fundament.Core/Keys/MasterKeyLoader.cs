@@ -1,7 +1,3 @@
-using Fundament.Hosting;
-using Fundament.Storage;
-using Microsoft.Extensions.Logging;
-
 namespace Fundament.Keys;
 
 /// <summary>

@@ -1,7 +1,3 @@
-using Fundament.Hosting;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-
 namespace Fundament.Modules;
 
 /// <summary>What a module sees while it registers its services.</summary>

@@ -1,14 +1,5 @@
-using Fundament.Hosting;
-using Fundament.Security;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Modules;
 
@@ -50,6 +41,10 @@ public static partial class ModuleHost
         {
             services.AddSingleton<IPermissionSource>(module);
             services.AddSingleton<IEventTypeSource>(module);
+            if (EmbeddedMigrations.In(module.GetType().Assembly))
+            {
+                services.AddMigrations(new EmbeddedMigrations(module.Name, module.GetType().Assembly));
+            }
             module.AddServices(context);
         }
         return services;

@@ -1,9 +1,3 @@
-using Fundament.Hosting;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
-
 namespace Fundament.Notifications;
 
 public static class NotificationServiceCollectionExtensions

@@ -1,7 +1,6 @@
 using Fundament.Egress;
 using MailKit.Net.Smtp;
 using MailKit.Security;
-using Microsoft.Extensions.Options;
 using MimeKit;
 
 namespace Fundament.Notifications;

@@ -1,5 +1,4 @@
 using System.Security.Claims;
-using Fundament.Security;
 
 namespace Fundament.Quotas;
 

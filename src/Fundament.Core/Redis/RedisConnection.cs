@@ -1,5 +1,5 @@
-using Microsoft.Extensions.Options;
 using StackExchange.Redis;
+using IDatabase = StackExchange.Redis.IDatabase;
 
 namespace Fundament.Redis;
 

@@ -1,8 +1,3 @@
-using Fundament.Hosting;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-
 namespace Fundament.Redis;
 
 public static class RedisServiceCollectionExtensions

@@ -1,6 +1,4 @@
-using Fundament.Hosting;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Security;
 

@@ -1,6 +1,4 @@
-using Fundament.Modules;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Security;
 

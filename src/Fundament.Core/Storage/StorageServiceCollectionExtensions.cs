@@ -1,8 +1,3 @@
-using Fundament.Hosting;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Fundament.Storage;
@@ -35,14 +30,18 @@ public static class StorageServiceCollectionExtensions
         });
         services.TryAddSingleton<MigrationRunner>();
         services.TryAddSingleton<LeaseStore>();
-        services.AddMigrations(new PlatformMigrations());
+        services.AddMigrations(new EmbeddedMigrations("fundament", typeof(EmbeddedMigrations).Assembly));
         return services;
     }
 
-    /// <summary>Adds a module's migrations; they run at start-up before any endpoint serves.</summary>
+    /// <summary>Adds a module's migrations, once per module; they run at start-up before any endpoint serves.</summary>
     public static IServiceCollection AddMigrations(this IServiceCollection services, IMigrationSource source)
     {
-        services.TryAddEnumerable(ServiceDescriptor.Singleton(typeof(IMigrationSource), source));
+        // Not TryAddEnumerable: it tells instances apart by type, and every module's source is an EmbeddedMigrations.
+        if (!services.Any(d => d.ServiceType == typeof(IMigrationSource) && d.ImplementationInstance is IMigrationSource existing && existing.Module == source.Module))
+        {
+            services.AddSingleton(source);
+        }
         return services;
     }
 }

@@ -1,6 +1,4 @@
 using System.Globalization;
-using Fundament.Hosting;
-using Microsoft.AspNetCore.Http;
 
 namespace Fundament.Watch;
 

@@ -1,14 +1,6 @@
 using System.Text.Json;
 using Fundament.Audit;
-using Fundament.Http;
 using Fundament.Registry.Routes;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Configuration;
 
 namespace Fundament.Gateway.Policies;
 

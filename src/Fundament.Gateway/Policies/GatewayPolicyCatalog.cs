@@ -1,11 +1,7 @@
 using System.Text.Json;
-using Fundament.Hosting;
-using Fundament.Http;
 using Fundament.Watch;
 using Microsoft.AspNetCore.Cors.Infrastructure;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Gateway.Policies;
 

@@ -1,6 +1,3 @@
-using Fundament.Hosting;
-using Fundament.Http;
-
 namespace Fundament.Gateway.Policies;
 
 /// <summary>Converts policy bodies to options and back, validating each field by its name.</summary>

@@ -1,6 +1,4 @@
 using Dapper;
-using Fundament.Http;
-using Fundament.Storage;
 
 namespace Fundament.Gateway.Policies;
 

@@ -1,5 +1,4 @@
 using Fundament.Registry.Routes;
-using Microsoft.Extensions.Configuration;
 
 namespace Fundament.Gateway.Policies;
 

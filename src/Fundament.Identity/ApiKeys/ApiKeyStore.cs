@@ -1,7 +1,5 @@
 using System.Text.Json;
 using Dapper;
-using Fundament.Security;
-using Fundament.Storage;
 
 namespace Fundament.Identity.ApiKeys;
 
@@ -32,15 +30,15 @@ internal sealed class ApiKeyStore(IDatabase database, TimeProvider time, IRolePe
 
     public async Task<(ApiKeyResponse Key, string Secret)> CreateAsync(string userId, string name, IReadOnlyList<string> roles, DateTimeOffset? expiresAt, CancellationToken cancellationToken)
     {
-        var id = Secrets.NewId();
-        var prefix = Secrets.New(6)[..8].Replace('-', 'a').Replace('_', 'b');
-        var key = $"fk_{prefix}_{Secrets.New()}";
+        var id = RandomTokens.NewId();
+        var prefix = RandomTokens.New(6)[..8].Replace('-', 'a').Replace('_', 'b');
+        var key = $"fk_{prefix}_{RandomTokens.New()}";
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await database.OpenAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO identity_api_keys (id, user_id, name, prefix, key_hash, roles, created_at, expires_at)
             VALUES (@id, @userId, @name, @prefix, @hash, @roles, @now, @expiresAt)
-            """, new { id, userId, name, prefix, hash = Secrets.Hash(key), roles = JsonSerializer.Serialize(roles), now, expiresAt = expiresAt?.ToUnixTimeMilliseconds() },
+            """, new { id, userId, name, prefix, hash = RandomTokens.Hash(key), roles = JsonSerializer.Serialize(roles), now, expiresAt = expiresAt?.ToUnixTimeMilliseconds() },
             cancellationToken: cancellationToken));
         return (new ApiKeyResponse(id, name, "fk_" + prefix, roles, DateTimeOffset.FromUnixTimeMilliseconds(now), expiresAt, null, null), key);
     }
@@ -85,7 +83,7 @@ internal sealed class ApiKeyStore(IDatabase database, TimeProvider time, IRolePe
             SELECT k.id, k.roles, k.last_used_at AS LastUsedAt, u.id AS UserId, u.username
             FROM identity_api_keys k JOIN identity_users u ON u.id = k.user_id
             WHERE k.key_hash = @hash AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > @now) AND u.disabled = FALSE
-            """, new { hash = Secrets.Hash(key), now }, cancellationToken: cancellationToken));
+            """, new { hash = RandomTokens.Hash(key), now }, cancellationToken: cancellationToken));
         if (row is null)
         {
             return null;

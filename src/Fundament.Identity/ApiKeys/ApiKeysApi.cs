@@ -1,13 +1,6 @@
 using Fundament.Audit;
-using Fundament.Http;
 using Fundament.Identity.Roles;
 using Fundament.Quotas;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Identity.ApiKeys;
 

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Dapper;
-using Fundament.Storage;
 
 namespace Fundament.Identity.Authentication;
 

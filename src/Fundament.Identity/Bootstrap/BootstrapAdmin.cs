@@ -1,11 +1,8 @@
 using System.Security.Cryptography;
 using Fundament.Audit;
-using Fundament.Hosting;
 using Fundament.Identity.Passwords;
 using Fundament.Identity.Roles;
 using Fundament.Identity.Users;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity.Bootstrap;
 

@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using Dapper;
 using Fundament.Identity.Users;
-using Fundament.Storage;
 
 namespace Fundament.Identity.Clients;
 
@@ -17,14 +16,14 @@ internal sealed class ClientStore(IDatabase database, TimeProvider time)
     public async Task<(ClientResponse Client, string Secret)?> CreateAsync(string name, IReadOnlyList<string> roles, string? createdBy, CancellationToken cancellationToken)
     {
         var id = "fc_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
-        var secret = Secrets.New();
+        var secret = RandomTokens.New();
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         try
         {
             await database.InTransactionAsync((connection, transaction) => connection.ExecuteAsync(new CommandDefinition("""
                 INSERT INTO identity_clients (id, name, name_normalized, secret_hash, roles, disabled, created_at, created_by, secret_rotated_at)
                 VALUES (@id, @name, @normalized, @hash, @roles, FALSE, @now, @createdBy, @now)
-                """, new { id, name, normalized = UserStore.Normalize(name), hash = Secrets.Hash(secret), roles = JsonSerializer.Serialize(roles), now, createdBy },
+                """, new { id, name, normalized = UserStore.Normalize(name), hash = RandomTokens.Hash(secret), roles = JsonSerializer.Serialize(roles), now, createdBy },
                 transaction, cancellationToken: cancellationToken)), cancellationToken);
         }
         catch (DbException ex) when (database.Dialect.IsUniqueViolation(ex))
@@ -61,7 +60,7 @@ internal sealed class ClientStore(IDatabase database, TimeProvider time)
         await using var connection = await database.OpenAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<ClientRow>(new CommandDefinition(
             $"SELECT {Columns}, secret_hash AS SecretHash FROM identity_clients WHERE id = @id", new { id }, cancellationToken: cancellationToken));
-        var presented = Encoding.ASCII.GetBytes(Secrets.Hash(secret));
+        var presented = Encoding.ASCII.GetBytes(RandomTokens.Hash(secret));
         var expected = Encoding.ASCII.GetBytes(row?.SecretHash ?? new string('0', 64));
         var ok = CryptographicOperations.FixedTimeEquals(presented, expected);
         return ok && row is { Disabled: false } ? row.ToResponse() : null;
@@ -69,11 +68,11 @@ internal sealed class ClientStore(IDatabase database, TimeProvider time)
 
     public async Task<string?> RotateSecretAsync(string id, CancellationToken cancellationToken)
     {
-        var secret = Secrets.New();
+        var secret = RandomTokens.New();
         await using var connection = await database.OpenAsync(cancellationToken);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE identity_clients SET secret_hash = @hash, secret_rotated_at = @now WHERE id = @id",
-            new { id, hash = Secrets.Hash(secret), now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
+            new { id, hash = RandomTokens.Hash(secret), now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
         return updated == 1 ? secret : null;
     }
 

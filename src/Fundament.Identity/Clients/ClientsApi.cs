@@ -1,15 +1,8 @@
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using Fundament.Audit;
-using Fundament.Http;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Roles;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Identity.Clients;
 

@@ -3,7 +3,6 @@ using Fundament.Identity.Passwords;
 using Fundament.Identity.Sessions;
 using Fundament.Identity.Tokens;
 using Fundament.Identity.Users;
-using Fundament.Storage;
 
 namespace Fundament.Identity.Login;
 

@@ -1,7 +1,5 @@
 using Dapper;
 using Fundament.Identity.Users;
-using Fundament.Storage;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity.Login;
 
@@ -31,8 +29,7 @@ internal sealed class LoginThrottle(IDatabase database, TimeProvider time, IOpti
         var name = UserStore.Normalize(username);
         return await database.InTransactionAsync(async (connection, transaction) =>
         {
-            var row = await connection.QuerySingleOrDefaultAsync<(long Failures, long Lockouts, long LastFailureAt)?>(new CommandDefinition(
-                database.Dialect.Expand("SELECT failures, lockouts, last_failure_at FROM identity_login_throttle WHERE username_normalized = @name{for_update}"),
+            var row = await connection.QuerySingleOrDefaultAsync<(long Failures, long Lockouts, long LastFailureAt)?>(database.Command("SELECT failures, lockouts, last_failure_at FROM identity_login_throttle WHERE username_normalized = @name{for_update}",
                 new { name }, transaction, cancellationToken: cancellationToken));
             var failures = row?.Failures ?? 0;
             var lockouts = row?.Lockouts ?? 0;

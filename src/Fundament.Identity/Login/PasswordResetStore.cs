@@ -1,6 +1,4 @@
 using Dapper;
-using Fundament.Storage;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity.Login;
 
@@ -11,7 +9,7 @@ internal sealed class PasswordResetStore(IDatabase database, TimeProvider time, 
     public async Task<string?> IssueAsync(string userId, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var token = Secrets.New();
+        var token = RandomTokens.New();
         return await database.InTransactionAsync(async (connection, transaction) =>
         {
             var recent = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
@@ -26,7 +24,7 @@ internal sealed class PasswordResetStore(IDatabase database, TimeProvider time, 
                 new { userId, now = now.ToUnixTimeMilliseconds() }, transaction, cancellationToken: cancellationToken));
             await connection.ExecuteAsync(new CommandDefinition(
                 "INSERT INTO identity_password_resets (token_hash, user_id, created_at, expires_at) VALUES (@hash, @userId, @now, @expires)",
-                new { hash = Secrets.Hash(token), userId, now = now.ToUnixTimeMilliseconds(), expires = (now + options.Value.PasswordResetTokenLifetime).ToUnixTimeMilliseconds() },
+                new { hash = RandomTokens.Hash(token), userId, now = now.ToUnixTimeMilliseconds(), expires = (now + options.Value.PasswordResetTokenLifetime).ToUnixTimeMilliseconds() },
                 transaction, cancellationToken: cancellationToken));
             return token;
         }, cancellationToken);
@@ -36,7 +34,7 @@ internal sealed class PasswordResetStore(IDatabase database, TimeProvider time, 
     public async Task<string?> ConsumeAsync(string token, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var hash = Secrets.Hash(token);
+        var hash = RandomTokens.Hash(token);
         return await database.InTransactionAsync(async (connection, transaction) =>
         {
             var userId = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
@@ -59,6 +57,6 @@ internal sealed class PasswordResetStore(IDatabase database, TimeProvider time, 
         await using var connection = await database.OpenAsync(cancellationToken);
         return await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
             "SELECT user_id FROM identity_password_resets WHERE token_hash = @hash AND used_at IS NULL AND expires_at > @now",
-            new { hash = Secrets.Hash(token), now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
+            new { hash = RandomTokens.Hash(token), now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
     }
 }

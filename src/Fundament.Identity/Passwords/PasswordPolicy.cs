@@ -1,5 +1,4 @@
 using System.Collections.Frozen;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity.Passwords;
 

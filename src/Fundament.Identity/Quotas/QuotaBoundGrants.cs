@@ -1,6 +1,4 @@
 using Fundament.Quotas;
-using Fundament.Security;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity.Quotas;
 

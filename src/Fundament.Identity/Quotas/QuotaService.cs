@@ -2,9 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Dapper;
 using Fundament.Quotas;
-using Fundament.Storage;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity.Quotas;
 

@@ -1,5 +1,4 @@
 using Dapper;
-using Fundament.Storage;
 
 namespace Fundament.Identity.Quotas;
 

@@ -1,16 +1,8 @@
 using Fundament.Audit;
-using Fundament.Http;
 using Fundament.Identity.Clients;
 using Fundament.Identity.Roles;
 using Fundament.Identity.Users;
 using Fundament.Quotas;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity.Quotas;
 

@@ -1,7 +1,4 @@
 using System.Security.Claims;
-using Fundament.Http;
-using Fundament.Security;
-using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Fundament.Identity.Roles;
 

@@ -1,8 +1,5 @@
 using System.Text.Json;
 using Dapper;
-using Fundament.Hosting;
-using Fundament.Security;
-using Fundament.Storage;
 
 namespace Fundament.Identity.Roles;
 

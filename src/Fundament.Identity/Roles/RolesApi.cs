@@ -1,12 +1,5 @@
 using System.Text.RegularExpressions;
 using Fundament.Audit;
-using Fundament.Http;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Identity.Roles;
 

@@ -1,5 +1,4 @@
 using Fundament.Audit;
-using Fundament.Http;
 using Fundament.Identity.ApiKeys;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Clients;
@@ -7,12 +6,6 @@ using Fundament.Identity.Login;
 using Fundament.Identity.Passwords;
 using Fundament.Identity.Roles;
 using Fundament.Identity.Users;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Identity.Sessions;
 

@@ -1,6 +1,4 @@
 using Dapper;
-using Fundament.Storage;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity.Sessions;
 
@@ -14,8 +12,8 @@ internal sealed class SessionStore(IDatabase database, TimeProvider time, IOptio
     public async Task<(string SessionId, string RefreshToken)> CreateAsync(string userId, string? sourceIp, string? userAgent, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var sessionId = Secrets.NewId();
-        var token = Secrets.New();
+        var sessionId = RandomTokens.NewId();
+        var token = RandomTokens.New();
         var sessionExpires = now + options.Value.SessionLifetime;
         await database.InTransactionAsync(async (connection, transaction) =>
         {
@@ -37,7 +35,7 @@ internal sealed class SessionStore(IDatabase database, TimeProvider time, IOptio
     {
         var now = time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
-        var hash = Secrets.Hash(refreshToken);
+        var hash = RandomTokens.Hash(refreshToken);
         return await database.InTransactionAsync(async (connection, transaction) =>
         {
             var row = await connection.QuerySingleOrDefaultAsync<TokenRow>(new CommandDefinition("""
@@ -68,7 +66,7 @@ internal sealed class SessionStore(IDatabase database, TimeProvider time, IOptio
                 await RevokeAsync(connection, transaction, row.SessionId, "refresh_token_reuse", nowMs, cancellationToken);
                 return new RefreshResult(RefreshStatus.Reused, row.UserId, row.SessionId, null);
             }
-            var next = Secrets.New();
+            var next = RandomTokens.New();
             await InsertTokenAsync(connection, transaction, row.SessionId, next, now, DateTimeOffset.FromUnixTimeMilliseconds(row.SessionExpiresAt), cancellationToken);
             await connection.ExecuteAsync(new CommandDefinition(
                 "UPDATE identity_sessions SET last_used_at = @now WHERE id = @id", new { id = row.SessionId, now = nowMs }, transaction, cancellationToken: cancellationToken));
@@ -82,7 +80,7 @@ internal sealed class SessionStore(IDatabase database, TimeProvider time, IOptio
         await using var connection = await database.OpenAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<(string SessionId, string UserId)?>(new CommandDefinition("""
             SELECT s.id, s.user_id FROM identity_refresh_tokens t JOIN identity_sessions s ON s.id = t.session_id WHERE t.token_hash = @hash
-            """, new { hash = Secrets.Hash(refreshToken) }, cancellationToken: cancellationToken));
+            """, new { hash = RandomTokens.Hash(refreshToken) }, cancellationToken: cancellationToken));
         return row;
     }
 
@@ -140,7 +138,7 @@ internal sealed class SessionStore(IDatabase database, TimeProvider time, IOptio
         }
         await connection.ExecuteAsync(new CommandDefinition(
             "INSERT INTO identity_refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (@hash, @sessionId, @now, @expires)",
-            new { hash = Secrets.Hash(token), sessionId, now = now.ToUnixTimeMilliseconds(), expires = expires.ToUnixTimeMilliseconds() },
+            new { hash = RandomTokens.Hash(token), sessionId, now = now.ToUnixTimeMilliseconds(), expires = expires.ToUnixTimeMilliseconds() },
             transaction, cancellationToken: cancellationToken));
     }
 

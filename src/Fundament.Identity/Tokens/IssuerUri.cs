@@ -1,6 +1,3 @@
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Options;
-
 namespace Fundament.Identity.Tokens;
 
 /// <summary>The <c>iss</c> value: configured, or the first URL the server listens on.</summary>

@@ -3,10 +3,7 @@ using System.Text;
 using Fundament.Audit;
 using Fundament.Identity.Clients;
 using Fundament.Identity.Login;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Net.Http.Headers;
 
 namespace Fundament.Identity.Tokens;

@@ -1,7 +1,4 @@
 using System.Collections.Concurrent;
-using Fundament.Modules;
-using Fundament.Security;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Identity.Tokens;
 

@@ -1,6 +1,4 @@
 using System.Diagnostics.Metrics;
-using Fundament.Security;
-using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 

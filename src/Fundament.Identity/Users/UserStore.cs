@@ -1,6 +1,5 @@
 using System.Data.Common;
 using Dapper;
-using Fundament.Storage;
 
 namespace Fundament.Identity.Users;
 
@@ -15,7 +14,7 @@ internal sealed class UserStore(IDatabase database, TimeProvider time)
     public async Task<UserRecord?> CreateAsync(string username, string? email, string passwordHash, IReadOnlyList<string> roles, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var id = Secrets.NewId();
+        var id = RandomTokens.NewId();
         try
         {
             await database.InTransactionAsync(async (connection, transaction) =>

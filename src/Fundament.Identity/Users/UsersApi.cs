@@ -2,18 +2,11 @@ using System.Globalization;
 using System.Net.Mail;
 using System.Text.RegularExpressions;
 using Fundament.Audit;
-using Fundament.Http;
 using Fundament.Identity.ApiKeys;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Passwords;
 using Fundament.Identity.Roles;
 using Fundament.Identity.Sessions;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Identity.Users;
 

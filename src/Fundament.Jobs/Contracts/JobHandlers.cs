@@ -1,6 +1,3 @@
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-
 namespace Fundament.Jobs;
 
 /// <summary>How another module tells the job worker of this node what it can run.</summary>

@@ -1,6 +1,5 @@
 using Fundament.Jobs;
 using Fundament.Media.Storage;
-using Microsoft.Extensions.Logging;
 
 namespace Fundament.Media.Processing;
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Fundament.Jobs;
 using Fundament.Media.Storage;
-using Microsoft.Extensions.Logging;
 
 namespace Fundament.Media.Processing;
 
@@ -53,7 +52,7 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
                 }, cancellationToken);
             }
             await store.SaveMetadataAsync(asset.Id, metadata, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
-            if (await media.TransitionAsync(asset, [MediaState.Processing], MediaState.Ready, "system", "processed", "media.ready", MediaEvents.Ready, cancellationToken, s => s.Set("failure_reason", null)))
+            if (await media.TransitionAsync(asset, [MediaState.Processing], MediaState.Ready, "system", "processed", "media.ready", MediaEvents.Ready, cancellationToken, new AssetTransition { ClearsFailure = true }))
             {
                 await media.PublishAfterAsync(asset, MediaEvents.Ready, cancellationToken);
             }
@@ -83,7 +82,7 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
     private async Task FailAsync(AssetRow asset, string reason, long started, CancellationToken cancellationToken)
     {
         await store.SaveMetadataAsync(asset.Id, new MediaMetadata(), (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
-        if (await media.TransitionAsync(asset, [MediaState.Processing, MediaState.Uploaded], MediaState.Failed, "system", reason, "media.failed", MediaEvents.Failed, cancellationToken, s => s.Set("failure_reason", reason)))
+        if (await media.TransitionAsync(asset, [MediaState.Processing, MediaState.Uploaded], MediaState.Failed, "system", reason, "media.failed", MediaEvents.Failed, cancellationToken, new AssetTransition { Failure = reason }))
         {
             await media.PublishAfterAsync(asset, MediaEvents.Failed, cancellationToken);
         }

@@ -1,7 +1,6 @@
 using System.Data.Common;
 using Dapper;
 using Fundament.Media.Storage;
-using Fundament.Storage;
 
 namespace Fundament.Media.Uploads;
 
@@ -184,7 +183,7 @@ internal sealed class LocalUploadParts(MediaService media) : IUploadParts
 /// the database alone says which objects make up the upload. A chunk is received into a local temp
 /// file first (a broken connection still delivers what arrived), then stored, then recorded.
 /// </summary>
-internal sealed class StoreUploadParts(IDatabase database, MediaStores stores, MediaService media, TimeProvider time) : IUploadParts
+internal sealed class StoreUploadParts(IDatabase database, MediaBlobStores stores, MediaService media, TimeProvider time) : IUploadParts
 {
     /// <summary>
     /// Unrecorded segments older than this are leftovers of a crash between store and record. Long,

@@ -1,8 +1,5 @@
 using System.Text.Json;
 using Dapper;
-using Fundament.Storage;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Media.Uploads;
 

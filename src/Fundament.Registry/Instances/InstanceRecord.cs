@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Fundament.Hosting;
 
 namespace Fundament.Registry.Instances;
 

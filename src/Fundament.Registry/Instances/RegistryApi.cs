@@ -2,21 +2,9 @@ using System.Security.Claims;
 using System.Text.Json;
 using Fundament.Audit;
 using Fundament.Egress;
-using Fundament.Hosting;
-using Fundament.Http;
-using Fundament.Modules;
 using Fundament.Quotas;
 using Fundament.Registry.Routes;
-using Fundament.Security;
-using Fundament.Storage;
 using Fundament.Watch;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Registry.Instances;
 

@@ -1,10 +1,7 @@
 using System.Data.Common;
 using System.Text.Json;
 using Dapper;
-using Fundament.Http;
-using Fundament.Storage;
 using Fundament.Watch;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Registry.Instances;
 
@@ -43,8 +40,7 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var ok = await database.InTransactionAsync(async (connection, transaction) =>
         {
-            var existing = await connection.QuerySingleOrDefaultAsync<InstanceRecord>(new CommandDefinition(
-                database.Dialect.Expand($"SELECT {Columns} FROM registry_instances WHERE id = @Id{{for_update}}"), new { d.Id }, transaction, cancellationToken: cancellationToken));
+            var existing = await connection.QuerySingleOrDefaultAsync<InstanceRecord>(database.Command($"SELECT {Columns} FROM registry_instances WHERE id = @Id{{for_update}}", new { d.Id }, transaction, cancellationToken: cancellationToken));
             if (existing is not null && existing.Service != d.Service)
             {
                 return false;
@@ -122,8 +118,7 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var removed = await database.InTransactionAsync(async (connection, transaction) =>
         {
-            var row = await connection.QuerySingleOrDefaultAsync<(string Service, string Status, long? CriticalSince)?>(new CommandDefinition(
-                database.Dialect.Expand("SELECT service, status, critical_since FROM registry_instances WHERE id = @id{for_update}"), new { id }, transaction, cancellationToken: cancellationToken));
+            var row = await connection.QuerySingleOrDefaultAsync<(string Service, string Status, long? CriticalSince)?>(database.Command("SELECT service, status, critical_since FROM registry_instances WHERE id = @id{for_update}", new { id }, transaction, cancellationToken: cancellationToken));
             if (row is not { } r)
             {
                 return false;
@@ -295,14 +290,14 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         return await database.InTransactionAsync(async (connection, transaction) =>
-            (await connection.QueryAsync<CheckWork>(new CommandDefinition(database.Dialect.Expand("""
+            (await connection.QueryAsync<CheckWork>(database.Command("""
                 UPDATE registry_instances SET lease_owner = @owner, lease_until = @now + COALESCE(check_timeout_ms, 0) + 5000
                 WHERE id IN (
                     SELECT id FROM registry_instances
                     WHERE check_kind = 'http' AND next_check_at <= @now AND (lease_until IS NULL OR lease_until < @now)
                     ORDER BY next_check_at LIMIT @limit{skip_locked})
                 RETURNING id, service, scheme, address, port, check_path AS CheckPath, check_timeout_ms AS CheckTimeoutMs
-                """), new { owner, now, limit }, transaction, cancellationToken: cancellationToken))).ToList(), cancellationToken);
+                """, new { owner, now, limit }, transaction, cancellationToken: cancellationToken))).ToList(), cancellationToken);
     }
 
     /// <summary>Records a check result and schedules the next one (interval with ±10% jitter, so checks do not march in step).</summary>

@@ -1,7 +1,5 @@
 using Fundament.Registry.Instances;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Registry.Monitoring;
 

@@ -1,6 +1,3 @@
-using Fundament.Hosting;
-using Microsoft.AspNetCore.Routing;
-
 namespace Fundament.Registry.Routes;
 
 /// <summary>

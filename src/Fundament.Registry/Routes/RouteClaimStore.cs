@@ -1,7 +1,5 @@
 using Dapper;
-using Fundament.Http;
 using Fundament.Registry.Instances;
-using Fundament.Storage;
 
 namespace Fundament.Registry.Routes;
 

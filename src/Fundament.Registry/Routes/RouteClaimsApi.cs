@@ -1,13 +1,6 @@
 using System.Text.Json;
 using Fundament.Audit;
-using Fundament.Http;
 using Fundament.Registry.Instances;
-using Fundament.Security;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Registry.Routes;
 

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Fundament.Hosting;
 using Microsoft.AspNetCore.Routing.Patterns;
 
 namespace Fundament.Registry.Routes;

@@ -1,4 +1,3 @@
-using Fundament.Modules;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Fundament.Server.Health;

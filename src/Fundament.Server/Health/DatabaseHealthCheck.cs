@@ -1,4 +1,3 @@
-using Fundament.Storage;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Fundament.Server.Health;

@@ -1,6 +1,4 @@
-using Fundament.Hosting;
 using Fundament.Identity;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Fundament.Server.Hosting;
 

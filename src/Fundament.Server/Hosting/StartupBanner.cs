@@ -1,9 +1,6 @@
-using Fundament.Hosting;
 using Fundament.Identity;
-using Fundament.Storage;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Server.Hosting;
 

@@ -1,6 +1,4 @@
 using Dapper;
-using Fundament.Security;
-using Fundament.Storage;
 
 namespace Fundament.Vault.Policies;
 

@@ -2,8 +2,6 @@ using System.Data.Common;
 using System.Text;
 using Dapper;
 using Fundament.Keys;
-using Fundament.Storage;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Vault.Secrets;
 
@@ -38,8 +36,7 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         return await database.InTransactionAsync(async (connection, transaction) =>
         {
-            var row = await connection.QuerySingleOrDefaultAsync<(long Current, long Max, long? RotateEveryMs)?>(new CommandDefinition(
-                database.Dialect.Expand("SELECT current_version, max_versions, rotate_every_ms FROM vault_secrets WHERE path = @path{for_update}"),
+            var row = await connection.QuerySingleOrDefaultAsync<(long Current, long Max, long? RotateEveryMs)?>(database.Command("SELECT current_version, max_versions, rotate_every_ms FROM vault_secrets WHERE path = @path{for_update}",
                 new { path }, transaction, cancellationToken: cancellationToken));
             var current = (int)(row?.Current ?? 0);
             if (cas is { } expected && expected != current)

@@ -3,17 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Fundament.Audit;
-using Fundament.Hosting;
-using Fundament.Http;
-using Fundament.Security;
-using Fundament.Storage;
 using Fundament.Vault.Policies;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Vault.Secrets;
 
@@ -65,7 +55,7 @@ internal static partial class SecretsApi
     }
 
     private static async Task<Results<Ok<SecretListResponse>, ValidationProblem>> ListAsync(
-        string? prefix, int? limit, string? after, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
+        string? prefix, int? limit, string? after, SecretStore store, SecretPolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
     {
         prefix ??= "";
         var errors = new ValidationErrors().MaxLength("prefix", prefix, SecretPath.MaxLength);
@@ -83,7 +73,7 @@ internal static partial class SecretsApi
     }
 
     private static async Task<Results<Ok<SecretWriteResponse>, ValidationProblem, ProblemHttpResult>> WriteAsync(
-        string path, SecretWriteRequest request, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, IOptions<VaultOptions> options,
+        string path, SecretWriteRequest request, IDatabase database, SecretStore store, SecretPolicyStore policies, VaultAuditor auditor, IOptions<VaultOptions> options,
         HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
@@ -143,7 +133,7 @@ internal static partial class SecretsApi
     }
 
     private static async Task<Results<Ok<SecretReadResponse>, ValidationProblem, ProblemHttpResult>> ReadAsync(
-        string path, int? version, SecretStore store, PolicyStore policies, VaultAuditor auditor, VaultMetrics metrics, ILoggerFactory loggers,
+        string path, int? version, SecretStore store, SecretPolicyStore policies, VaultAuditor auditor, VaultMetrics metrics, ILoggerFactory loggers,
         HttpContext context, CancellationToken cancellationToken)
     {
         if (SecretPath.Problem(path) is { } pathProblem)
@@ -198,7 +188,7 @@ internal static partial class SecretsApi
     }
 
     private static Task<Results<Ok<VersionsChangedResponse>, ValidationProblem, ProblemHttpResult>> SoftDeleteAsync(
-        string path, string? versions, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
+        string path, string? versions, IDatabase database, SecretStore store, SecretPolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
         var list = ParseVersionList(versions, errors);
@@ -208,15 +198,15 @@ internal static partial class SecretsApi
     }
 
     private static Task<Results<Ok<VersionsChangedResponse>, ValidationProblem, ProblemHttpResult>> UndeleteAsync(
-        string path, VersionsRequest request, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken) =>
+        string path, VersionsRequest request, IDatabase database, SecretStore store, SecretPolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken) =>
         ChangeAsync(path, request.Versions, VersionChange.Undelete, "secret.undelete", database, store, policies, auditor, context, cancellationToken);
 
     private static Task<Results<Ok<VersionsChangedResponse>, ValidationProblem, ProblemHttpResult>> DestroyAsync(
-        string path, VersionsRequest request, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken) =>
+        string path, VersionsRequest request, IDatabase database, SecretStore store, SecretPolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken) =>
         ChangeAsync(path, request.Versions, VersionChange.Destroy, "secret.destroy", database, store, policies, auditor, context, cancellationToken);
 
     private static async Task<Results<Ok<VersionsChangedResponse>, ValidationProblem, ProblemHttpResult>> ChangeAsync(
-        string path, IReadOnlyList<int>? versions, VersionChange change, string action, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor,
+        string path, IReadOnlyList<int>? versions, VersionChange change, string action, IDatabase database, SecretStore store, SecretPolicyStore policies, VaultAuditor auditor,
         HttpContext context, CancellationToken cancellationToken)
     {
         if (SecretPath.Problem(path) is { } pathProblem)
@@ -256,7 +246,7 @@ internal static partial class SecretsApi
     }
 
     private static async Task<Results<Ok<SecretMetadata>, ValidationProblem, ProblemHttpResult>> MetadataAsync(
-        string path, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
+        string path, SecretStore store, SecretPolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
     {
         if (SecretPath.Problem(path) is { } pathProblem)
         {
@@ -272,7 +262,7 @@ internal static partial class SecretsApi
     }
 
     private static async Task<Results<Ok<SecretMetadata>, ValidationProblem, ProblemHttpResult>> UpdateMetadataAsync(
-        string path, SecretMetadataRequest request, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
+        string path, SecretMetadataRequest request, IDatabase database, SecretStore store, SecretPolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
         if (SecretPath.Problem(path) is { } pathProblem)
@@ -311,7 +301,7 @@ internal static partial class SecretsApi
     }
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> PurgeAsync(
-        string path, IDatabase database, SecretStore store, PolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
+        string path, IDatabase database, SecretStore store, SecretPolicyStore policies, VaultAuditor auditor, HttpContext context, CancellationToken cancellationToken)
     {
         if (SecretPath.Problem(path) is { } pathProblem)
         {

@@ -224,7 +224,7 @@ public class MediaLifecycleTests : MediaTestBase
         // A process that dies between committing a transition and queueing its event: the event was
         // stored with the transition, and the next sweep sends it.
         var store = (Fundament.Media.MediaStore)Factory.Services.GetService(typeof(Fundament.Media.MediaStore))!;
-        Assert.True(await store.TransitionAsync(mine, ["trashed"], "ready", "user:crashed", "restored, then the process died", Ct, t => t.Set("pending_event", "media.ready")));
+        Assert.True(await store.TransitionAsync(mine, ["trashed"], "ready", "user:crashed", "restored, then the process died", Ct, new Fundament.Media.AssetTransition { PendingEvent = "media.ready" }));
         var service = (Fundament.Media.MediaService)Factory.Services.GetService(typeof(Fundament.Media.MediaService))!;
         Assert.Equal(0, await service.PublishPendingAsync(TimeSpan.FromMinutes(1), Ct)); // too recent: the request may still be publishing it
         Factory.Time.Advance(TimeSpan.FromMinutes(2));

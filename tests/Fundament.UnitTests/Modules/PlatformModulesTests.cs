@@ -53,4 +53,22 @@ public sealed class PlatformModulesTests
 
         Assert.Equal(["*", "media.archived", "media.failed", "media.purged", "media.ready", "media.restored", "media.trashed"], catalog.Names);
     }
+
+    [Fact]
+    public void EveryModulesMigrations_AreEmbedded_NumberedWithoutGaps_AndDescribed()
+    {
+        var withTables = Modules.Where(m => Fundament.Storage.EmbeddedMigrations.In(m.GetType().Assembly)).Select(m => m.Name).ToList();
+        Assert.Equal(["identity", "audit", "vault", "config", "registry", "gateway", "delivery", "alerts", "jobs", "media"], withTables);
+
+        foreach (var module in Modules)
+        {
+            var migrations = new Fundament.Storage.EmbeddedMigrations(module.Name, module.GetType().Assembly).Migrations;
+            Assert.Equal(Enumerable.Range(1, migrations.Count), migrations.Select(m => m.Version));
+            Assert.All(migrations, m =>
+            {
+                Assert.False(string.IsNullOrWhiteSpace(m.Name));
+                Assert.Contains(";", m.Sql, StringComparison.Ordinal);
+            });
+        }
+    }
 }

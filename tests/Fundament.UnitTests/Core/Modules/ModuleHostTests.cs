@@ -1,6 +1,7 @@
 using Fundament.Hosting;
 using Fundament.Modules;
 using Fundament.Security;
+using Fundament.Storage;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -99,5 +100,17 @@ public sealed class ModuleHostTests
         ]);
 
         Assert.Throws<InvalidOperationException>(catalog);
+    }
+
+    [Fact]
+    public void EveryModuleWithMigrationFiles_GetsItsOwnMigrationSource()
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddFundamentModules(new ConfigurationBuilder().Build(), Roles(FundamentRoles.Control), Fundament.Server.PlatformModules.All());
+
+        var modules = services.Where(d => d.ServiceType == typeof(IMigrationSource)).Select(d => ((IMigrationSource)d.ImplementationInstance!).Module).ToList();
+
+        Assert.Equal(["identity", "audit", "vault", "config", "registry", "gateway", "delivery", "alerts", "jobs", "media"], modules);
     }
 }

@@ -9,7 +9,7 @@ namespace Fundament.Identity;
 /// 256-bit values, so a single SHA-256 is the right way to store them: nothing to brute force,
 /// and the lookup by hash stays an index seek.
 /// </summary>
-internal static class Secrets
+internal static class RandomTokens
 {
     public static string New(int bytes = 32) => WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(bytes));
 

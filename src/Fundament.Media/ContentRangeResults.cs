@@ -1,6 +1,5 @@
 using System.Globalization;
 using Fundament.Media.Storage;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Net.Http.Headers;
 
 namespace Fundament.Media;
@@ -10,7 +9,7 @@ namespace Fundament.Media;
 /// ranges (206, 416), streamed from the store. Content is always sent with <c>nosniff</c> and a
 /// sandboxing CSP so an uploaded polyglot can never run as a page of this origin.
 /// </summary>
-internal static class BlobResults
+internal static class ContentRangeResults
 {
     public static async Task ServeAsync(HttpContext context, IBlobStore store, string key, string mime, string etag, long size, string? filename, bool immutable)
     {

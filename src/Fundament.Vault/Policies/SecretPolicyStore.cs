@@ -1,9 +1,6 @@
 using System.Security.Claims;
 using System.Text.Json;
 using Dapper;
-using Fundament.Http;
-using Fundament.Security;
-using Fundament.Storage;
 using Fundament.Vault.Secrets;
 
 namespace Fundament.Vault.Policies;
@@ -13,7 +10,7 @@ namespace Fundament.Vault.Policies;
 /// may use capabilities on every path under a prefix. Nothing is allowed without a policy, except
 /// to holders of the <c>vault.admin</c> permission (and <c>*</c>).
 /// </summary>
-internal sealed class PolicyStore(IDatabase database, IRolePermissions rolePermissions, TimeProvider time)
+internal sealed class SecretPolicyStore(IDatabase database, IRolePermissions rolePermissions, TimeProvider time)
 {
     public static readonly IReadOnlySet<string> Capabilities = new HashSet<string>(StringComparer.Ordinal) { "read", "write", "list", "delete" };
 

@@ -1,12 +1,9 @@
-using Fundament.Hosting;
-using Microsoft.Extensions.Options;
-
 namespace Fundament.Media.Storage;
 
 /// <summary>The two stores media uses: hot (originals of live assets, all derivatives) and cold (originals of archived assets).</summary>
-public sealed class MediaStores : IDisposable
+public sealed class MediaBlobStores : IDisposable
 {
-    public MediaStores(IOptions<MediaOptions> media, IOptions<FundamentOptions> fundament)
+    public MediaBlobStores(IOptions<MediaOptions> media, IOptions<FundamentOptions> fundament)
     {
         Hot = Create(media.Value.Storage, Path.Combine(fundament.Value.FullDataDir, "media", "hot"));
         Cold = Create(media.Value.ColdStorage, Path.Combine(fundament.Value.FullDataDir, "media", "cold"));

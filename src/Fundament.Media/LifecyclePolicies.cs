@@ -1,19 +1,11 @@
 using Dapper;
 using Fundament.Audit;
-using Fundament.Http;
-using Fundament.Storage;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Fundament.Media;
 
 /// <summary>Lifecycle policies (table <c>media_policies</c>): by type and tag, archive after N days, trash after M days.</summary>
-internal sealed class PolicyStore(IDatabase database, TimeProvider time)
+internal sealed class LifecyclePolicyStore(IDatabase database, TimeProvider time)
 {
     private const string Columns = "id AS Id, name AS Name, kind AS Kind, tag AS Tag, archive_after_days AS ArchiveAfterDays, trash_after_days AS TrashAfterDays, enabled AS Enabled, created_at AS CreatedAt, updated_at AS UpdatedAt";
 
@@ -99,9 +91,9 @@ internal sealed class PolicyStore(IDatabase database, TimeProvider time)
 /// replica at a time (a lease), every <see cref="MediaOptions.PolicyInterval"/>. Age is counted from
 /// upload. Assets under legal hold are never archived, trashed or purged.
 /// </summary>
-internal sealed partial class PolicyRunner(
-    PolicyStore policies, MediaStore store, MediaService media, LeaseStore leases, TimeProvider time,
-    IOptions<MediaOptions> options, ILogger<PolicyRunner> logger) : BackgroundService
+internal sealed partial class LifecyclePolicyRunner(
+    LifecyclePolicyStore policies, MediaStore store, MediaService media, LeaseStore leases, TimeProvider time,
+    IOptions<MediaOptions> options, ILogger<LifecyclePolicyRunner> logger) : BackgroundService
 {
     private const int Batch = 500;
     private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
@@ -222,9 +214,9 @@ internal sealed partial class PolicyRunner(
     private static partial void LogApplied(ILogger logger, int count);
 }
 
-internal static class PoliciesApi
+internal static class LifecyclePoliciesApi
 {
-    public static RouteGroupBuilder MapPoliciesApi(this IEndpointRouteBuilder endpoints)
+    public static RouteGroupBuilder MapLifecyclePoliciesApi(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/media/policies").WithTags("Media policies").RequireAuthorization(MediaPermissions.Admin);
         group.MapGet("", ListAsync).WithName("ListMediaPolicies")
@@ -238,7 +230,7 @@ internal static class PoliciesApi
     }
 
     private static async Task<Results<Ok<IReadOnlyList<PolicyResponse>>, ValidationProblem>> ListAsync(
-        int? limit, string? after, PolicyStore store, HttpContext context, CancellationToken cancellationToken)
+        int? limit, string? after, LifecyclePolicyStore store, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
         var size = Paging.Validate(errors, limit, after);
@@ -246,7 +238,7 @@ internal static class PoliciesApi
         {
             return errors.ToProblem();
         }
-        return TypedResults.Ok(Paging.Page(context, await store.PageAsync(after, Paging.Take(size), cancellationToken), size, PolicyStore.Cursor));
+        return TypedResults.Ok(Paging.Page(context, await store.PageAsync(after, Paging.Take(size), cancellationToken), size, LifecyclePolicyStore.Cursor));
     }
 
     private static ValidationProblem? Validate(PolicyRequest request)
@@ -272,7 +264,7 @@ internal static class PoliciesApi
     }
 
     private static async Task<Results<Created<PolicyResponse>, ValidationProblem>> CreateAsync(
-        PolicyRequest request, Fundament.Storage.IDatabase database, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        PolicyRequest request, Fundament.Storage.IDatabase database, LifecyclePolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (Validate(request) is { } invalid)
         {
@@ -283,11 +275,11 @@ internal static class PoliciesApi
         return TypedResults.Created($"/api/v1/media/policies/{policy.Id}", policy);
     }
 
-    private static async Task<Results<Ok<PolicyResponse>, ProblemHttpResult>> GetAsync(string id, PolicyStore store, CancellationToken cancellationToken) =>
+    private static async Task<Results<Ok<PolicyResponse>, ProblemHttpResult>> GetAsync(string id, LifecyclePolicyStore store, CancellationToken cancellationToken) =>
         await store.GetAsync(id, cancellationToken) is { } policy ? TypedResults.Ok(policy) : Problems.NotFound("The policy");
 
     private static async Task<Results<Ok<PolicyResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(
-        string id, PolicyRequest request, Fundament.Storage.IDatabase database, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, PolicyRequest request, Fundament.Storage.IDatabase database, LifecyclePolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (Validate(request) is { } invalid)
         {
@@ -303,7 +295,7 @@ internal static class PoliciesApi
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string id, Fundament.Storage.IDatabase database, PolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, Fundament.Storage.IDatabase database, LifecyclePolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (!await database.AuditedAsync(audit, () => store.DeleteAsync(id, cancellationToken),
                 deleted => deleted ? new AuditEvent("media.policy.delete", AuditOutcome.Success) { Target = $"media-policy:{id}" }.From(context) : null, cancellationToken))
@@ -313,7 +305,7 @@ internal static class PoliciesApi
         return TypedResults.NoContent();
     }
 
-    private static async Task<Ok<PolicyRunResponse>> RunAsync(bool? dryRun, PolicyRunner runner, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    private static async Task<Ok<PolicyRunResponse>> RunAsync(bool? dryRun, LifecyclePolicyRunner runner, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var result = await runner.RunAsync(dryRun ?? true, cancellationToken);
         if (!result.DryRun)

@@ -1,17 +1,10 @@
 using System.Text.RegularExpressions;
 using Fundament.Audit;
-using Fundament.Http;
-using Fundament.Security;
-using Fundament.Storage;
 using Fundament.Vault.Secrets;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Routing;
 
 namespace Fundament.Vault.Policies;
 
-internal static partial class PoliciesApi
+internal static partial class SecretPoliciesApi
 {
     public static RouteGroupBuilder MapSecretPoliciesApi(this IEndpointRouteBuilder endpoints)
     {
@@ -28,7 +21,7 @@ internal static partial class PoliciesApi
     private static partial Regex PrincipalPattern();
 
     private static async Task<Results<Created<PolicyResponse>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        CreatePolicyRequest request, IDatabase database, PolicyStore policies, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        CreatePolicyRequest request, IDatabase database, SecretPolicyStore policies, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("principal", request.Principal);
         if (request.Principal is { Length: > 0 } principal && !PrincipalPattern().IsMatch(principal))
@@ -43,7 +36,7 @@ internal static partial class PoliciesApi
         {
             errors.Add("pathPrefix", problem);
         }
-        if (request.Capabilities is not { Count: > 0 } capabilities || capabilities.Any(c => !PolicyStore.Capabilities.Contains(c ?? "")))
+        if (request.Capabilities is not { Count: > 0 } capabilities || capabilities.Any(c => !SecretPolicyStore.Capabilities.Contains(c ?? "")))
         {
             errors.Add("capabilities", "capabilities must list some of: read, write, list, delete.");
         }
@@ -78,7 +71,7 @@ internal static partial class PoliciesApi
     }
 
     private static async Task<Results<Ok<IReadOnlyList<PolicyResponse>>, ValidationProblem>> ListAsync(
-        string? principal, int? limit, string? after, PolicyStore policies, HttpContext context, CancellationToken cancellationToken)
+        string? principal, int? limit, string? after, SecretPolicyStore policies, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
         if (principal is { Length: > 110 })
@@ -90,11 +83,11 @@ internal static partial class PoliciesApi
         {
             return errors.ToProblem();
         }
-        return TypedResults.Ok(Paging.Page(context, await policies.ListAsync(principal, after, Paging.Take(size), cancellationToken), size, PolicyStore.Cursor));
+        return TypedResults.Ok(Paging.Page(context, await policies.ListAsync(principal, after, Paging.Take(size), cancellationToken), size, SecretPolicyStore.Cursor));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string id, IDatabase database, PolicyStore policies, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, IDatabase database, SecretPolicyStore policies, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if ((await policies.ListAsync(null, cancellationToken)).FirstOrDefault(p => p.Id == id) is not { } policy)
         {
