@@ -1,6 +1,6 @@
 using System.Text;
 using Dapper;
-using Fundament.Keys;
+using Fundament.Core.Keys;
 
 namespace Fundament.Alerts;
 

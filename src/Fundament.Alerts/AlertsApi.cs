@@ -1,7 +1,6 @@
 using System.Net.Mail;
 using System.Text.RegularExpressions;
-using Fundament.Audit;
-using Fundament.Egress;
+using Fundament.Core.Egress;
 using Fundament.Delivery;
 
 namespace Fundament.Alerts;

@@ -1,4 +1,4 @@
-using Fundament.Keys;
+using Fundament.Core.Keys;
 
 namespace Fundament.Alerts;
 

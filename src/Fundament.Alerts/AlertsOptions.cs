@@ -12,10 +12,10 @@ public sealed class AlertsOptions
     public TimeSpan EvaluationInterval { get; set; } = TimeSpan.FromSeconds(5);
 }
 
-internal sealed class AlertsOptionsValidator : Hosting.SettingsValidator<AlertsOptions>
+internal sealed class AlertsOptionsValidator : SettingsValidator<AlertsOptions>
 {
     protected override string Section => AlertsOptions.SectionName;
 
-    protected override void Check(AlertsOptions o, Hosting.SettingsProblems problems) =>
+    protected override void Check(AlertsOptions o, SettingsProblems problems) =>
         problems.Between(o.EvaluationInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5));
 }

@@ -5,8 +5,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Dapper;
-using Fundament.Keys;
-using Fundament.Watch;
+using Fundament.Core.Keys;
+using Fundament.Core.Watch;
 
 namespace Fundament.Audit;
 

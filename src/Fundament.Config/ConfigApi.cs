@@ -1,9 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Fundament.Audit;
-using Fundament.Quotas;
-using Fundament.Watch;
+using Fundament.Core.Quotas;
+using Fundament.Core.Watch;
 
 namespace Fundament.Config;
 

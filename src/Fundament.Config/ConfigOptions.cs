@@ -12,11 +12,11 @@ public sealed class ConfigOptions
     public int HistoryPerKey { get; set; } = 100;
 }
 
-internal sealed class ConfigOptionsValidator : Hosting.SettingsValidator<ConfigOptions>
+internal sealed class ConfigOptionsValidator : SettingsValidator<ConfigOptions>
 {
     protected override string Section => ConfigOptions.SectionName;
 
-    protected override void Check(ConfigOptions o, Hosting.SettingsProblems problems)
+    protected override void Check(ConfigOptions o, SettingsProblems problems)
     {
         problems.Between(o.MaxValueBytes, 1024, 1024 * 1024);
         problems.Between(o.HistoryPerKey, 1, 100_000);

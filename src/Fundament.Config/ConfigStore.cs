@@ -1,7 +1,7 @@
 using System.Data.Common;
 using System.Text.Json;
 using Dapper;
-using Fundament.Watch;
+using Fundament.Core.Watch;
 
 namespace Fundament.Config;
 

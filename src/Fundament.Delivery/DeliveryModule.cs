@@ -1,6 +1,6 @@
-using Fundament.Egress;
-using Fundament.Keys;
-using Fundament.Quotas;
+using Fundament.Core.Egress;
+using Fundament.Core.Keys;
+using Fundament.Core.Quotas;
 
 namespace Fundament.Delivery;
 

@@ -27,11 +27,11 @@ public sealed class DeliveryOptions
     public int MaxConcurrent { get; set; } = 16;
 }
 
-internal sealed class DeliveryOptionsValidator : Hosting.SettingsValidator<DeliveryOptions>
+internal sealed class DeliveryOptionsValidator : SettingsValidator<DeliveryOptions>
 {
     protected override string Section => DeliveryOptions.SectionName;
 
-    protected override void Check(DeliveryOptions o, Hosting.SettingsProblems problems)
+    protected override void Check(DeliveryOptions o, SettingsProblems problems)
     {
         problems.Between(o.PollInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(1));
         problems.Between(o.MaxAttempts, 1, 100);

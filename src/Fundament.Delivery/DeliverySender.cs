@@ -4,9 +4,8 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Fundament.Audit;
-using Fundament.Egress;
-using Fundament.Notifications;
+using Fundament.Core.Egress;
+using Fundament.Core.Notifications;
 
 namespace Fundament.Delivery;
 

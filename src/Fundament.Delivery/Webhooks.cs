@@ -2,9 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Dapper;
-using Fundament.Audit;
-using Fundament.Egress;
-using Fundament.Keys;
+using Fundament.Core.Egress;
+using Fundament.Core.Keys;
 using Microsoft.AspNetCore.Authorization;
 
 namespace Fundament.Delivery;
@@ -15,11 +14,11 @@ namespace Fundament.Delivery;
 /// subscription on the delivery queue, which signs (HMAC-SHA256), retries and logs every attempt.
 /// A subscription receives its owner's events; an admin's subscription may ask for everyone's.
 /// </summary>
-internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, TimeProvider time) : IEventPublisher, IEnvelopeHolder, Fundament.Quotas.IQuotaMeter
+internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, TimeProvider time) : IEventPublisher, IEnvelopeHolder, Fundament.Core.Quotas.IQuotaMeter
 {
     public string Name => "webhook secrets";
 
-    public string Quota => Fundament.Quotas.Quota.WebhookSubscriptions;
+    public string Quota => Fundament.Core.Quotas.Quota.WebhookSubscriptions;
 
     /// <summary>The principal's subscriptions (the webhookSubscriptions quota).</summary>
     public async Task<long> UsedAsync(string actor, CancellationToken cancellationToken)
@@ -195,7 +194,7 @@ internal static class WebhooksApi
 
     private static async Task<Results<Created<WebhookCreated>, ValidationProblem>> CreateAsync(
         WebhookRequest request, HttpContext context, IDatabase database, WebhookStore store, IAuthorizationService authorization, EgressGuard egress, IAuditLog audit,
-        Fundament.Quotas.IQuotas quotas, EventTypeCatalog eventTypes, CancellationToken cancellationToken)
+        Fundament.Core.Quotas.IQuotas quotas, EventTypeCatalog eventTypes, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors().Required("url", request.Url).MaxLength("url", request.Url, 2000);
         Uri? url = null;
@@ -237,7 +236,7 @@ internal static class WebhooksApi
         var created = await database.AuditedAsync(audit,
             async () =>
             {
-                await quotas.EnsureAsync(Fundament.Quotas.QuotaSubject.Of(context.User), Fundament.Quotas.Quota.WebhookSubscriptions, 1, cancellationToken);
+                await quotas.EnsureAsync(Fundament.Core.Quotas.QuotaSubject.Of(context.User), Fundament.Core.Quotas.Quota.WebhookSubscriptions, 1, cancellationToken);
                 return await store.CreateAsync(owner, request.AllOwners == true, request.Url!, request.Events!.Distinct(StringComparer.Ordinal).ToList(), secret, cancellationToken);
             },
             created => new AuditEvent("webhook.create", AuditOutcome.Success) { Target = $"webhook:{created.Id}", Details = new Dictionary<string, string> { ["host"] = new Uri(created.Url).Authority } }.From(context),
@@ -269,7 +268,7 @@ internal static class WebhooksApi
     {
         var errors = new ValidationErrors();
         var overlap = TimeSpan.FromHours(24);
-        if (request?.Overlap is { } text && (!Fundament.Hosting.Durations.TryParse(text, out overlap) || overlap > TimeSpan.FromDays(7)))
+        if (request?.Overlap is { } text && (!Fundament.Core.Hosting.Durations.TryParse(text, out overlap) || overlap > TimeSpan.FromDays(7)))
         {
             errors.Add("overlap", "overlap must be a duration from 0s to 7d.");
         }
@@ -290,7 +289,7 @@ internal static class WebhooksApi
             until => until is null ? null : new AuditEvent("webhook.rotate_secret", AuditOutcome.Success)
             {
                 Target = $"webhook:{id}",
-                Details = new Dictionary<string, string> { ["overlap"] = Fundament.Hosting.Durations.Format(overlap) },
+                Details = new Dictionary<string, string> { ["overlap"] = Fundament.Core.Hosting.Durations.Format(overlap) },
             }.From(context), cancellationToken);
         return until is { } previousValidUntil
             ? TypedResults.Ok(new WebhookSecretRotated(id, secret, previousValidUntil))

@@ -17,7 +17,7 @@ internal sealed class GatewayDefaultsFilter(IOptions<GatewayOptions> options) : 
     {
         if (string.IsNullOrEmpty(route.AuthorizationPolicy))
         {
-            route = route with { AuthorizationPolicy = Fundament.Security.Policies.Authenticated };
+            route = route with { AuthorizationPolicy = Fundament.Core.Security.Policies.Authenticated };
         }
         if (route.Timeout is null && string.IsNullOrEmpty(route.TimeoutPolicy))
         {

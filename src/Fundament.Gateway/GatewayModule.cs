@@ -1,5 +1,5 @@
 using System.Globalization;
-using Fundament.Egress;
+using Fundament.Core.Egress;
 using Fundament.Gateway.Policies;
 using Fundament.Registry.Routes;
 using Microsoft.AspNetCore.Authorization;

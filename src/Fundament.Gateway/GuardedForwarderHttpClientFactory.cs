@@ -1,4 +1,4 @@
-using Fundament.Egress;
+using Fundament.Core.Egress;
 using Fundament.Registry.Routes;
 using Yarp.ReverseProxy.Forwarder;
 

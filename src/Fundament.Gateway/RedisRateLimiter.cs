@@ -2,7 +2,7 @@ using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Threading.RateLimiting;
-using Fundament.Redis;
+using Fundament.Core.Redis;
 using StackExchange.Redis;
 using IDatabase = StackExchange.Redis.IDatabase;
 

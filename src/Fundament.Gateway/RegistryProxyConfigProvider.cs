@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
-using Fundament.Egress;
 using System.Text.Json;
+using Fundament.Core.Egress;
 using Fundament.Gateway.Policies;
 using Fundament.Registry.Routes;
 using Microsoft.Extensions.Hosting;
@@ -238,7 +238,7 @@ internal sealed partial class RegistryProxyConfigProvider(
             AuthorizationPolicy = route.Auth switch
             {
                 "anonymous" => "anonymous",
-                null or "authenticated" => Fundament.Security.Policies.Authenticated,
+                null or "authenticated" => Fundament.Core.Security.Policies.Authenticated,
                 var role => role,
             },
             Timeout = route.Timeout ?? options.Value.DefaultTimeout,

@@ -1,3 +1,5 @@
+using Fundament.Core.Keys;
+using Fundament.Core.Quotas;
 using Fundament.Identity.ApiKeys;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Bootstrap;
@@ -9,8 +11,6 @@ using Fundament.Identity.Roles;
 using Fundament.Identity.Sessions;
 using Fundament.Identity.Tokens;
 using Fundament.Identity.Users;
-using Fundament.Keys;
-using Fundament.Quotas;
 
 namespace Fundament.Identity;
 

@@ -10,7 +10,7 @@ namespace Fundament.Jobs;
 /// runs. A worker that dies stops renewing: the lease runs out and the next pass puts the job back
 /// in the queue, so a <c>kill -9</c> loses nothing that was acknowledged.
 /// </summary>
-internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<JobsOptions> options) : IJobQueue, Fundament.Quotas.IQuotaMeter
+internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<JobsOptions> options) : IJobQueue, Fundament.Core.Quotas.IQuotaMeter
 {
     private const string Columns = """
         id AS Id, type AS Type, payload AS Payload, priority AS Priority, state AS State, attempts AS Attempts, max_attempts AS MaxAttempts,
@@ -31,7 +31,7 @@ internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<J
             "SELECT COUNT(*) FROM jobs_items WHERE owner = @actor AND state IN ('queued', 'running')", new { actor }, cancellationToken: cancellationToken));
     }
 
-    public string Quota => Fundament.Quotas.Quota.QueuedJobs;
+    public string Quota => Fundament.Core.Quotas.Quota.QueuedJobs;
 
     public async Task<string> EnqueueAsync(JobRequest request, CancellationToken cancellationToken)
     {

@@ -1,4 +1,3 @@
-using Fundament.Audit;
 
 namespace Fundament.Jobs;
 

@@ -1,4 +1,4 @@
-using Fundament.Quotas;
+using Fundament.Core.Quotas;
 
 namespace Fundament.Jobs;
 

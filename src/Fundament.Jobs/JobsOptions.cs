@@ -42,11 +42,11 @@ public sealed class JobQueueOptions
     public int? Concurrency { get; set; }
 }
 
-internal sealed class JobsOptionsValidator : Hosting.SettingsValidator<JobsOptions>
+internal sealed class JobsOptionsValidator : SettingsValidator<JobsOptions>
 {
     protected override string Section => JobsOptions.SectionName;
 
-    protected override void Check(JobsOptions o, Hosting.SettingsProblems problems)
+    protected override void Check(JobsOptions o, SettingsProblems problems)
     {
         problems.Between(o.PollInterval, TimeSpan.FromMilliseconds(50), TimeSpan.FromMinutes(1));
         problems.Between(o.LeaseDuration, TimeSpan.FromSeconds(3), TimeSpan.FromHours(1));

@@ -1,5 +1,4 @@
 using Dapper;
-using Fundament.Audit;
 using Microsoft.Extensions.Hosting;
 
 namespace Fundament.Media;
@@ -195,7 +194,7 @@ internal sealed partial class LifecyclePolicyRunner(
                     actions.Add(new PolicyAction("trash-retention", asset.Id, "purge", MediaState.Trashed, "purged"));
                 }
             }
-            catch (Fundament.Http.TemporarilyUnavailableException)
+            catch (Fundament.Core.Http.TemporarilyUnavailableException)
             {
                 // Its content is busy with another change: the next run purges it; the others go on now.
             }
@@ -264,7 +263,7 @@ internal static class LifecyclePoliciesApi
     }
 
     private static async Task<Results<Created<PolicyResponse>, ValidationProblem>> CreateAsync(
-        PolicyRequest request, Fundament.Storage.IDatabase database, LifecyclePolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        PolicyRequest request, Fundament.Core.Storage.IDatabase database, LifecyclePolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (Validate(request) is { } invalid)
         {
@@ -279,7 +278,7 @@ internal static class LifecyclePoliciesApi
         await store.GetAsync(id, cancellationToken) is { } policy ? TypedResults.Ok(policy) : Problems.NotFound("The policy");
 
     private static async Task<Results<Ok<PolicyResponse>, ValidationProblem, ProblemHttpResult>> UpdateAsync(
-        string id, PolicyRequest request, Fundament.Storage.IDatabase database, LifecyclePolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, PolicyRequest request, Fundament.Core.Storage.IDatabase database, LifecyclePolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (Validate(request) is { } invalid)
         {
@@ -295,7 +294,7 @@ internal static class LifecyclePoliciesApi
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string id, Fundament.Storage.IDatabase database, LifecyclePolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, Fundament.Core.Storage.IDatabase database, LifecyclePolicyStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (!await database.AuditedAsync(audit, () => store.DeleteAsync(id, cancellationToken),
                 deleted => deleted ? new AuditEvent("media.policy.delete", AuditOutcome.Success) { Target = $"media-policy:{id}" }.From(context) : null, cancellationToken))

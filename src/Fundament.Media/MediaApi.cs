@@ -1,7 +1,7 @@
-using Fundament.Audit;
+using Fundament.Core.Quotas;
 using Fundament.Media.Storage;
-using Fundament.Quotas;
 using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
 
@@ -217,31 +217,15 @@ internal static class MediaApi
         tags.Select(t => t.Trim().ToLowerInvariant()).Where(t => t.Length > 0).Distinct(StringComparer.Ordinal).ToList();
 
     private static async Task<Results<Ok<MediaPage>, ValidationProblem>> ListAsync(
-        string? type, string? state, string? tag, DateTimeOffset? takenFrom, DateTimeOffset? takenTo, string? camera, string? q, string? after, int? limit,
-        HttpContext context, MediaAccess access, MediaStore store, CancellationToken cancellationToken)
+        [AsParameters] MediaListQuery query, HttpContext context, MediaAccess access, MediaStore store, CancellationToken cancellationToken)
     {
-        var errors = new ValidationErrors();
-        if (type is not null && !MediaKind.All.Contains(type))
-        {
-            errors.Add("type", "type must be image, video, audio or document.");
-        }
-        if (state is not null && !MediaState.All.Contains(state))
-        {
-            errors.Add("state", "state must be uploaded, processing, ready, failed, archived or trashed.");
-        }
-        if (limit is < 1 or > 200)
-        {
-            errors.Add("limit", "limit must be between 1 and 200.");
-        }
-        errors.MaxLength("tag", tag, MaxTagLength).MaxLength("camera", camera, 100).MaxLength("q", q, 100).MaxLength("after", after, 64);
-        if (errors.Any)
+        if (query.Problems() is { Any: true } errors)
         {
             return errors.ToProblem();
         }
         var caller = await access.CallerAsync(context);
-        var take = limit ?? 50;
-        var rows = await store.ListAsync(new MediaQuery(caller.Admin ? null : caller.Actor, caller.Admin ? null : caller.Subject, type, state, tag, takenFrom, takenTo,
-            camera, q, after, take + 1), cancellationToken);
+        var take = query.Limit ?? 50;
+        var rows = await store.ListAsync(query.ToStoreQuery(caller.Admin ? null : caller.Actor, caller.Admin ? null : caller.Subject, take + 1), cancellationToken);
         var page = rows.Take(take).Select(r => r.ToResponse()).ToList();
         return TypedResults.Ok(new MediaPage(page, rows.Count > take ? page[^1].Id : null));
     }
@@ -309,7 +293,7 @@ internal static class MediaApi
     }
 
     private static async Task<Results<Ok<MediaResponse>, ValidationProblem, ProblemHttpResult>> PatchAsync(
-        string id, MediaPatch patch, HttpContext context, MediaAccess access, Fundament.Storage.IDatabase database, MediaStore store, Fundament.Audit.IAuditLog audit, CancellationToken cancellationToken)
+        string id, MediaPatch patch, HttpContext context, MediaAccess access, IDatabase database, MediaStore store, IAuditLog audit, CancellationToken cancellationToken)
     {
         var (asset, caller) = await FindAsync(id, context, access, store, cancellationToken);
         if (asset is null)
@@ -343,7 +327,7 @@ internal static class MediaApi
                 await store.PatchAsync(asset, patch with { Tags = patch.Tags is null ? null : NormalizeTags(patch.Tags), Title = patch.Title?.Trim() }, cancellationToken);
                 return true;
             },
-            _ => new Fundament.Audit.AuditEvent(patch.LegalHold is not null ? "media.legal_hold" : "media.update", Fundament.Audit.AuditOutcome.Success)
+            _ => new AuditEvent(patch.LegalHold is not null ? "media.legal_hold" : "media.update", AuditOutcome.Success)
             {
                 Target = $"media:{id}",
                 Details = changed,
@@ -399,4 +383,40 @@ internal static class MediaApi
 internal sealed class UploadSizeLimit(long limit) : IRequestSizeLimitMetadata
 {
     public long? MaxRequestBodySize => limit;
+}
+
+/// <summary>The filters and cursor of <c>GET /api/v1/media</c>.</summary>
+internal sealed record MediaListQuery(
+    [property: FromQuery(Name = "type")] string? Type,
+    [property: FromQuery(Name = "state")] string? State,
+    [property: FromQuery(Name = "tag")] string? Tag,
+    [property: FromQuery(Name = "takenFrom")] DateTimeOffset? TakenFrom,
+    [property: FromQuery(Name = "takenTo")] DateTimeOffset? TakenTo,
+    [property: FromQuery(Name = "camera")] string? Camera,
+    [property: FromQuery(Name = "q")] string? Q,
+    [property: FromQuery(Name = "after")] string? After,
+    [property: FromQuery(Name = "limit")] int? Limit)
+{
+    public ValidationErrors Problems()
+    {
+        var errors = new ValidationErrors();
+        if (Type is not null && !MediaKind.All.Contains(Type))
+        {
+            errors.Add("type", "type must be image, video, audio or document.");
+        }
+        if (State is not null && !MediaState.All.Contains(State))
+        {
+            errors.Add("state", "state must be uploaded, processing, ready, failed, archived or trashed.");
+        }
+        if (Limit is < 1 or > 200)
+        {
+            errors.Add("limit", "limit must be between 1 and 200.");
+        }
+        return errors.MaxLength("tag", Tag, MediaApi.MaxTagLength).MaxLength("camera", Camera, 100).MaxLength("q", Q, 100).MaxLength("after", After, 64);
+    }
+
+    /// <param name="owner">Only this owner's assets (null: everyone's, for media.admin).</param>
+    /// <param name="sharedWith">Also assets shared with this subject.</param>
+    public MediaQuery ToStoreQuery(string? owner, string? sharedWith, int take) =>
+        new(owner, sharedWith, Type, State, Tag, TakenFrom, TakenTo, Camera, Q, After, take);
 }

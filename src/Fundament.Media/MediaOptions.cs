@@ -61,11 +61,11 @@ public sealed class MediaOptions
     public bool PolicyRunnerEnabled { get; set; } = true;
 }
 
-internal sealed class MediaOptionsValidator : Hosting.SettingsValidator<MediaOptions>
+internal sealed class MediaOptionsValidator : SettingsValidator<MediaOptions>
 {
     protected override string Section => MediaOptions.SectionName;
 
-    protected override void Check(MediaOptions o, Hosting.SettingsProblems problems)
+    protected override void Check(MediaOptions o, SettingsProblems problems)
     {
         problems.AtLeast(o.MaxUploadBytes, 1024);
         problems.AtLeast(o.MaxPixels, 1_000_000);

@@ -1,5 +1,5 @@
 using Dapper;
-using Fundament.Quotas;
+using Fundament.Core.Quotas;
 
 namespace Fundament.Media;
 
@@ -18,12 +18,12 @@ internal sealed class MediaQuotaMeter(string quota, IDatabase database, TimeProv
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var sql = quota switch
         {
-            Fundament.Quotas.Quota.StoredBytes => """
+            Fundament.Core.Quotas.Quota.StoredBytes => """
                 SELECT (SELECT COALESCE(SUM(size), 0) FROM media_assets WHERE owner = @actor)
                      + (SELECT COALESCE(SUM(length), 0) FROM media_uploads WHERE owner = @actor AND asset_id IS NULL AND expires_at > @now)
                 """,
-            Fundament.Quotas.Quota.Assets => "SELECT COUNT(*) FROM media_assets WHERE owner = @actor",
-            Fundament.Quotas.Quota.PendingUploads => "SELECT COUNT(*) FROM media_uploads WHERE owner = @actor AND asset_id IS NULL AND expires_at > @now",
+            Fundament.Core.Quotas.Quota.Assets => "SELECT COUNT(*) FROM media_assets WHERE owner = @actor",
+            Fundament.Core.Quotas.Quota.PendingUploads => "SELECT COUNT(*) FROM media_uploads WHERE owner = @actor AND asset_id IS NULL AND expires_at > @now",
             _ => throw new InvalidOperationException($"media does not measure {quota}"),
         };
         return await connection.ExecuteScalarAsync<long>(new CommandDefinition(sql, new { actor, now }, cancellationToken: cancellationToken));
@@ -32,7 +32,7 @@ internal sealed class MediaQuotaMeter(string quota, IDatabase database, TimeProv
     /// <summary>One meter per quota (added, not TryAdd'ed: they share an implementation type).</summary>
     public static void Register(IServiceCollection services)
     {
-        foreach (var quota in new[] { Fundament.Quotas.Quota.StoredBytes, Fundament.Quotas.Quota.Assets, Fundament.Quotas.Quota.PendingUploads })
+        foreach (var quota in new[] { Fundament.Core.Quotas.Quota.StoredBytes, Fundament.Core.Quotas.Quota.Assets, Fundament.Core.Quotas.Quota.PendingUploads })
         {
             services.AddSingleton<IQuotaMeter>(sp => new MediaQuotaMeter(quota, sp.GetRequiredService<IDatabase>(), sp.GetRequiredService<TimeProvider>()));
         }

@@ -1,14 +1,13 @@
 using System.Security.Cryptography;
-using Fundament.Audit;
+using Fundament.Core.Quotas;
 using Fundament.Jobs;
 using Fundament.Media.Storage;
-using Fundament.Quotas;
 
 namespace Fundament.Media;
 
 /// <summary>Ingest and lifecycle: what the API, tus, the processor and the policy runner share.</summary>
 internal sealed partial class MediaService(
-    Fundament.Storage.IDatabase database, MediaStore store, MediaBlobStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit, Fundament.Storage.LeaseStore leases, IQuotas quotas,
+    Fundament.Core.Storage.IDatabase database, MediaStore store, MediaBlobStores stores, IJobQueue jobs, IEventPublisher events, IAuditLog audit, Fundament.Core.Storage.LeaseStore leases, IQuotas quotas,
     IOptions<MediaOptions> options, IOptions<FundamentOptions> fundament, TimeProvider time, ILogger<MediaService> logger)
 {
     /// <summary>
@@ -411,7 +410,7 @@ internal sealed partial class MediaService(
         {
             if (DateTime.UtcNow > deadline)
             {
-                throw new Fundament.Http.TemporarilyUnavailableException("Another change to the same content is in progress; try again shortly.", TimeSpan.FromSeconds(30));
+                throw new Fundament.Core.Http.TemporarilyUnavailableException("Another change to the same content is in progress; try again shortly.", TimeSpan.FromSeconds(30));
             }
             // Real time on purpose: this waits for another process, not for the (possibly fake) clock.
             await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);

@@ -387,7 +387,6 @@ internal sealed record NewAsset(string Owner, string Sha256, long Size, string K
 
 internal sealed record MediaQuery(string? Owner, string? SharedWith, string? Type, string? State, string? Tag, DateTimeOffset? TakenFrom, DateTimeOffset? TakenTo, string? Camera, string? Text, string? After, int Limit);
 
-/// <summary>Extra columns a transition sets.</summary>
 /// <summary>What a state transition changes besides the state (and the trash bookkeeping the store does itself).</summary>
 internal sealed record AssetTransition
 {

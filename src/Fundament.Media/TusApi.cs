@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Fundament.Core.Quotas;
 using Fundament.Media.Uploads;
-using Fundament.Quotas;
 
 namespace Fundament.Media;
 
@@ -59,7 +59,7 @@ internal static class TusApi
         return null;
     }
 
-    private static async Task<IResult> CreateAsync(HttpContext context, MediaService media, UploadStore uploads, IQuotas quotas, Fundament.Storage.IDatabase database, CancellationToken cancellationToken)
+    private static async Task<IResult> CreateAsync(HttpContext context, MediaService media, UploadStore uploads, IQuotas quotas, Fundament.Core.Storage.IDatabase database, CancellationToken cancellationToken)
     {
         if (CheckVersion(context) is { } wrong)
         {
@@ -180,26 +180,9 @@ internal static class TusApi
     /// <summary>Appends the body at <paramref name="offset"/>. Returns an error result, or null when the bytes were taken.</summary>
     private static async Task<IResult?> AppendAsync(HttpContext context, MediaService media, UploadStore uploads, UploadRow upload, long offset)
     {
-        var request = context.Request;
-        IncrementalHash? checksum = null;
-        byte[]? expected = null;
-        if (request.Headers["Upload-Checksum"].ToString() is { Length: > 0 } header)
+        if (TryChecksum(context.Request, out var checksum, out var expected) is { } checksumProblem)
         {
-            var parts = header.Split(' ', 2);
-            HashAlgorithmName? algorithm = parts[0] switch { "sha1" => HashAlgorithmName.SHA1, "sha256" => HashAlgorithmName.SHA256, "md5" => HashAlgorithmName.MD5, _ => null };
-            if (algorithm is null)
-            {
-                return Problems.Validation("Upload-Checksum", "Supported checksum algorithms: sha1, sha256, md5.");
-            }
-            try
-            {
-                expected = Convert.FromBase64String(parts.Length == 2 ? parts[1] : "");
-            }
-            catch (FormatException)
-            {
-                return Problems.Validation("Upload-Checksum", "The checksum must be base64.");
-            }
-            checksum = IncrementalHash.CreateHash(algorithm.Value);
+            return checksumProblem;
         }
         UploadChunk? chunk;
         try
@@ -223,48 +206,12 @@ internal static class TusApi
         using (checksum)
         await using (chunk)
         {
-            var left = upload.Length - offset;
-            var broken = false;
-            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 16);
-            try
+            var (copied, broken, pastLength) = await CopyBodyAsync(context.Request.Body, chunk, upload.Length - offset, checksum);
+            if (pastLength)
             {
-                while (true)
-                {
-                    int read;
-                    try
-                    {
-                        // Not RequestAborted: a client that goes away mid-body must not make us drop what it had already sent.
-                        // A stalled client is cut off by Kestrel's minimum request body data rate instead.
-                        read = await request.Body.ReadAsync(buffer.AsMemory(0, 1 << 16), CancellationToken.None);
-                    }
-                    catch (Exception ex) when (ex is not OutOfMemoryException)
-                    {
-                        // The connection broke: keep what arrived (unless it cannot be verified) so the client resumes from there.
-                        broken = true;
-                        if (checksum is not null)
-                        {
-                            written = 0;
-                        }
-                        break;
-                    }
-                    if (read == 0)
-                    {
-                        break;
-                    }
-                    if (read > left - written)
-                    {
-                        return Problems.Validation("Upload-Length", "The body goes past Upload-Length.");
-                    }
-                    // A failing write (a full disk) is our fault, not the client's: it propagates (500) and nothing is recorded.
-                    await chunk.Body.WriteAsync(buffer.AsMemory(0, read), CancellationToken.None);
-                    checksum?.AppendData(buffer, 0, read);
-                    written += read;
-                }
+                return Problems.Validation("Upload-Length", "The body goes past Upload-Length.");
             }
-            finally
-            {
-                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-            }
+            written = copied;
             if (!broken && checksum is not null && !CryptographicOperations.FixedTimeEquals(checksum.GetHashAndReset(), expected))
             {
                 return TypedResults.Problem(statusCode: 460, title: "Checksum mismatch", detail: "The body does not match Upload-Checksum; nothing was stored, send the chunk again.");
@@ -292,6 +239,77 @@ internal static class TusApi
         context.Response.Headers["Upload-Expires"] = Expires(expires.Value);
         upload.Offset = offset + written;
         return upload.Offset == upload.Length ? await FinishAsync(context, media, uploads, upload, fromHead: false) : null;
+    }
+
+    /// <summary>The <c>Upload-Checksum</c> the chunk must match, if the client sent one; a problem when it is malformed.</summary>
+    private static IResult? TryChecksum(HttpRequest request, out IncrementalHash? checksum, out byte[]? expected)
+    {
+        checksum = null;
+        expected = null;
+        if (request.Headers["Upload-Checksum"].ToString() is not { Length: > 0 } header)
+        {
+            return null;
+        }
+        var parts = header.Split(' ', 2);
+        HashAlgorithmName? algorithm = parts[0] switch { "sha1" => HashAlgorithmName.SHA1, "sha256" => HashAlgorithmName.SHA256, "md5" => HashAlgorithmName.MD5, _ => null };
+        if (algorithm is null)
+        {
+            return Problems.Validation("Upload-Checksum", "Supported checksum algorithms: sha1, sha256, md5.");
+        }
+        try
+        {
+            expected = Convert.FromBase64String(parts.Length == 2 ? parts[1] : "");
+        }
+        catch (FormatException)
+        {
+            return Problems.Validation("Upload-Checksum", "The checksum must be base64.");
+        }
+        checksum = IncrementalHash.CreateHash(algorithm.Value);
+        return null;
+    }
+
+    /// <summary>
+    /// Streams the request body into the chunk. A broken connection keeps what arrived (nothing,
+    /// when a checksum cannot verify a part), so the client resumes from there; a body longer than
+    /// the <paramref name="left"/> bytes the upload still takes stops the copy.
+    /// </summary>
+    private static async Task<(long Written, bool Broken, bool PastLength)> CopyBodyAsync(Stream body, UploadChunk chunk, long left, IncrementalHash? checksum)
+    {
+        long written = 0;
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 16);
+        try
+        {
+            while (true)
+            {
+                int read;
+                try
+                {
+                    // Not RequestAborted: a client that goes away mid-body must not make us drop what it had already sent.
+                    // A stalled client is cut off by Kestrel's minimum request body data rate instead.
+                    read = await body.ReadAsync(buffer.AsMemory(0, 1 << 16), CancellationToken.None);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    return (checksum is null ? written : 0, true, false);
+                }
+                if (read == 0)
+                {
+                    return (written, false, false);
+                }
+                if (read > left - written)
+                {
+                    return (written, false, true);
+                }
+                // A failing write (a full disk) is our fault, not the client's: it propagates (500) and nothing is recorded.
+                await chunk.Body.WriteAsync(buffer.AsMemory(0, read), CancellationToken.None);
+                checksum?.AppendData(buffer, 0, read);
+                written += read;
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>

@@ -1,4 +1,4 @@
-using Fundament.Egress;
+using Fundament.Core.Egress;
 using Fundament.Registry.Instances;
 using Fundament.Registry.Monitoring;
 using Fundament.Registry.Routes;

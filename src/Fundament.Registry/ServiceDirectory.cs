@@ -10,7 +10,7 @@ internal sealed class ServiceDirectory(RegistryStore store, RouteClaimStore clai
     {
         if (knownIndex is { } known)
         {
-            await Fundament.Watch.BlockingQuery.WaitAsync(store.GlobalIndexAsync, known, wait, store.Changes, time, cancellationToken);
+            await Fundament.Core.Watch.BlockingQuery.WaitAsync(store.GlobalIndexAsync, known, wait, store.Changes, time, cancellationToken);
         }
         var index = await store.GlobalIndexAsync(cancellationToken);
         var instances = (await store.AllAsync(cancellationToken))

@@ -1,6 +1,6 @@
+using Fundament.Core.Keys;
 using Fundament.Gateway;
 using Fundament.Identity;
-using Fundament.Keys;
 using Fundament.Registry;
 using Fundament.Registry.Routes;
 using Fundament.Server;

@@ -1,5 +1,4 @@
-using Fundament.Audit;
-using Fundament.Keys;
+using Fundament.Core.Keys;
 using Fundament.Vault.Policies;
 using Fundament.Vault.Secrets;
 

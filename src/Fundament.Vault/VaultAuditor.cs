@@ -1,5 +1,4 @@
 using System.Globalization;
-using Fundament.Audit;
 
 namespace Fundament.Vault;
 

@@ -1,4 +1,4 @@
-using Fundament.Keys;
+using Fundament.Core.Keys;
 using Fundament.Vault.Policies;
 using Fundament.Vault.Secrets;
 

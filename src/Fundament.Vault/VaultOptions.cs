@@ -12,11 +12,11 @@ public sealed class VaultOptions
     public int MaxValueBytes { get; set; } = 64 * 1024;
 }
 
-internal sealed class VaultOptionsValidator : Hosting.SettingsValidator<VaultOptions>
+internal sealed class VaultOptionsValidator : SettingsValidator<VaultOptions>
 {
     protected override string Section => VaultOptions.SectionName;
 
-    protected override void Check(VaultOptions o, Hosting.SettingsProblems problems)
+    protected override void Check(VaultOptions o, SettingsProblems problems)
     {
         problems.Between(o.DefaultMaxVersions, 1, 1000);
         problems.Between(o.MaxValueBytes, 1024, 1024 * 1024);

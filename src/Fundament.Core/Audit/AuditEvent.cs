@@ -1,4 +1,4 @@
-namespace Fundament.Audit;
+namespace Fundament.Core.Audit;
 
 /// <summary>
 /// One security-relevant action for the audit log. Never put a secret, password or token in any

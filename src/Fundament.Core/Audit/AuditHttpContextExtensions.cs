@@ -1,4 +1,4 @@
-namespace Fundament.Audit;
+namespace Fundament.Core.Audit;
 
 public static class AuditHttpContextExtensions
 {

@@ -1,4 +1,4 @@
-namespace Fundament.Audit;
+namespace Fundament.Core.Audit;
 
 /// <summary>A change and the audit entry that records it, committed together (one unit of work).</summary>
 public static class AuditedChanges

@@ -1,4 +1,4 @@
-namespace Fundament.Audit;
+namespace Fundament.Core.Audit;
 
 /// <summary>Appends to the tamper-evident audit log (module <c>audit</c>).</summary>
 public interface IAuditLog

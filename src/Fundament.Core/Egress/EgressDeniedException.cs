@@ -1,4 +1,4 @@
-namespace Fundament.Egress;
+namespace Fundament.Core.Egress;
 
 /// <summary>
 /// A connection the egress policy refused. Thrown from a connect callback, so an

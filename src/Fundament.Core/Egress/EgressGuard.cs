@@ -1,7 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Net;
 
-namespace Fundament.Egress;
+namespace Fundament.Core.Egress;
 
 /// <summary>The verdict on one target; <see cref="Reason"/> says why a refusal happened.</summary>
 public readonly record struct EgressDecision(bool Allowed, string? Reason)

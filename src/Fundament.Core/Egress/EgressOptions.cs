@@ -1,4 +1,4 @@
-namespace Fundament.Egress;
+namespace Fundament.Core.Egress;
 
 /// <summary>
 /// Section <c>Fundament:Egress</c>: where outbound connections to tenant-supplied targets may go,

@@ -1,4 +1,4 @@
-namespace Fundament.Egress;
+namespace Fundament.Core.Egress;
 
 /// <summary>
 /// Why Fundament connects somewhere a tenant or service named. Each purpose has its own policy

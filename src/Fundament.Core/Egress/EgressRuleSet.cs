@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Fundament.Egress;
+namespace Fundament.Core.Egress;
 
 /// <summary>
 /// One purpose's Allow and Deny rules, parsed. <see cref="Decide"/> returns the verdict of the

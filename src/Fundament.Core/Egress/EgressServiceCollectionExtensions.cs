@@ -1,4 +1,4 @@
-namespace Fundament.Egress;
+namespace Fundament.Core.Egress;
 
 public static class EgressServiceCollectionExtensions
 {

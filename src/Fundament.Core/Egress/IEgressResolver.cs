@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Fundament.Egress;
+namespace Fundament.Core.Egress;
 
 /// <summary>
 /// Resolves a host name for a guarded connection. The guard checks exactly the addresses this

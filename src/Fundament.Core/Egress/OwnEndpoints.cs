@@ -4,7 +4,7 @@ using System.Net.NetworkInformation;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 
-namespace Fundament.Egress;
+namespace Fundament.Core.Egress;
 
 /// <summary>
 /// The ports this process listens on (its API and gateway) and the addresses that reach this

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace Fundament.Hosting;
+namespace Fundament.Core.Hosting;
 
 /// <summary>
 /// Durations as people write them in API bodies: <c>500ms</c>, <c>10s</c>, <c>1m</c>, <c>1h30m</c>,

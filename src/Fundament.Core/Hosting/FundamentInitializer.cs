@@ -1,7 +1,7 @@
-using Fundament.Keys;
+using Fundament.Core.Keys;
 using Microsoft.Extensions.Hosting;
 
-namespace Fundament.Hosting;
+namespace Fundament.Core.Hosting;
 
 /// <summary>
 /// Brings the store up to date before anything else starts: loads the master key (so a missing or

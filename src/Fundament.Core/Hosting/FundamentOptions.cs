@@ -1,4 +1,4 @@
-namespace Fundament.Hosting;
+namespace Fundament.Core.Hosting;
 
 /// <summary>Top-level settings, section <c>Fundament</c>.</summary>
 public sealed class FundamentOptions

@@ -1,4 +1,4 @@
-namespace Fundament.Hosting;
+namespace Fundament.Core.Hosting;
 
 /// <summary>
 /// The roles one process can take. <c>all</c> runs every module in one process; a scaled-out

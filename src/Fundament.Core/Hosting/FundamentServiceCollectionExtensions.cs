@@ -1,10 +1,10 @@
-using Fundament.Egress;
-using Fundament.Keys;
-using Fundament.Notifications;
-using Fundament.Redis;
+using Fundament.Core.Egress;
+using Fundament.Core.Keys;
+using Fundament.Core.Notifications;
+using Fundament.Core.Redis;
 using Microsoft.Extensions.Hosting;
 
-namespace Fundament.Hosting;
+namespace Fundament.Core.Hosting;
 
 public static class FundamentServiceCollectionExtensions
 {

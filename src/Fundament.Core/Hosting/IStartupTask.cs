@@ -1,4 +1,4 @@
-namespace Fundament.Hosting;
+namespace Fundament.Core.Hosting;
 
 /// <summary>
 /// Work a module must finish before the process serves requests (seeding, first keys). Runs after

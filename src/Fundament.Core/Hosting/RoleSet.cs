@@ -1,4 +1,4 @@
-namespace Fundament.Hosting;
+namespace Fundament.Core.Hosting;
 
 /// <summary>The roles this process runs, resolved once at start-up.</summary>
 public sealed class RoleSet(IReadOnlySet<string> roles)

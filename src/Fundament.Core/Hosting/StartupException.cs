@@ -1,4 +1,4 @@
-namespace Fundament.Hosting;
+namespace Fundament.Core.Hosting;
 
 /// <summary>
 /// A setting or environment problem that must stop the process at start-up. The message names the

@@ -1,7 +1,7 @@
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.Json;
 
-namespace Fundament.Http;
+namespace Fundament.Core.Http;
 
 public static class HttpServiceCollectionExtensions
 {

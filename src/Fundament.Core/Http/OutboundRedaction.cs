@@ -1,4 +1,4 @@
-namespace Fundament.Http;
+namespace Fundament.Core.Http;
 
 /// <summary>
 /// Marks an outgoing request whose URL is itself a secret (a Slack incoming-webhook path, a

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.Extensions;
 
-namespace Fundament.Http;
+namespace Fundament.Core.Http;
 
 /// <summary>
 /// Keyset paging, the one convention of every list endpoint. A request names the page size with

@@ -3,7 +3,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
 
-namespace Fundament.Http;
+namespace Fundament.Core.Http;
 
 /// <summary>
 /// Turns exceptions into problem details. Client mistakes the framework detects (malformed JSON,
@@ -37,7 +37,7 @@ internal sealed partial class ProblemExceptionHandler(IProblemDetailsService pro
                 httpContext.Response.Headers.RetryAfter = ((int)Math.Ceiling(busy.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
                 problem = new ProblemDetails { Status = 503, Title = "Temporarily unavailable", Detail = busy.Message };
                 break;
-            case Fundament.Quotas.QuotaExceededException quota:
+            case Fundament.Core.Quotas.QuotaExceededException quota:
                 problem = new ProblemDetails
                 {
                     Status = quota.Status,

@@ -1,4 +1,4 @@
-namespace Fundament.Http;
+namespace Fundament.Core.Http;
 
 /// <summary>Problem-details answers used across modules.</summary>
 public static class Problems

@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.Metadata;
 
-namespace Fundament.Http;
+namespace Fundament.Core.Http;
 
 /// <summary>
 /// Caps request bodies at <c>Fundament:MaxRequestBodyBytes</c>: a declared length over the cap is

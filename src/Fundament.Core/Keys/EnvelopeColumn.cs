@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using Dapper;
 
-namespace Fundament.Keys;
+namespace Fundament.Core.Keys;
 
 /// <summary>
 /// Re-wraps one column of envelopes under the current master key. Rows are streamed on one

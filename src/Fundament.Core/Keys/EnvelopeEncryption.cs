@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace Fundament.Keys;
+namespace Fundament.Core.Keys;
 
 /// <summary>
 /// Envelope encryption for everything stored at rest: each item gets a fresh random AES-256 data

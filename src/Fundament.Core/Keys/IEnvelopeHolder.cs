@@ -1,4 +1,4 @@
-namespace Fundament.Keys;
+namespace Fundament.Core.Keys;
 
 /// <summary>
 /// A module that stores envelopes (<see cref="EnvelopeEncryption"/>) implements this so a master

@@ -1,4 +1,4 @@
-namespace Fundament.Keys;
+namespace Fundament.Core.Keys;
 
 public static class KeysServiceCollectionExtensions
 {

@@ -1,4 +1,4 @@
-namespace Fundament.Keys;
+namespace Fundament.Core.Keys;
 
 /// <summary>
 /// Finds the master key: <c>Fundament:MasterKey</c> (base64), else <c>Fundament:MasterKeyFile</c>,

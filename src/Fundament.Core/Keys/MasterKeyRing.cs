@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Fundament.Keys;
+namespace Fundament.Core.Keys;
 
 /// <summary>
 /// The master key(s) that wrap every data key. <see cref="Current"/> wraps new items; older keys

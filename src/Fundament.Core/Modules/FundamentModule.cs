@@ -1,4 +1,4 @@
-namespace Fundament.Modules;
+namespace Fundament.Core.Modules;
 
 /// <summary>
 /// One module of the platform: what it declares (permissions, event types), which modules it

@@ -1,4 +1,4 @@
-namespace Fundament.Modules;
+namespace Fundament.Core.Modules;
 
 /// <summary>
 /// Conditions alert rules can watch, contributed by the module that knows the state (the registry

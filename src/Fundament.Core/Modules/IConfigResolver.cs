@@ -1,7 +1,7 @@
 using System.Security.Claims;
 using System.Text.Json;
 
-namespace Fundament.Modules;
+namespace Fundament.Core.Modules;
 
 /// <summary>The config module's resolved view, for other modules (the registry hands it to a registering instance).</summary>
 public interface IConfigResolver

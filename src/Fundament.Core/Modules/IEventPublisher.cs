@@ -1,4 +1,4 @@
-namespace Fundament.Modules;
+namespace Fundament.Core.Modules;
 
 /// <summary>
 /// Domain events for webhook subscribers (<c>/api/v1/webhooks</c>). Publishing stores one durable,

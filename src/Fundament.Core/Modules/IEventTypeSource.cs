@@ -1,4 +1,4 @@
-namespace Fundament.Modules;
+namespace Fundament.Core.Modules;
 
 /// <summary>Event types a module publishes (<see cref="IEventPublisher"/>), which webhooks may subscribe to.</summary>
 public interface IEventTypeSource

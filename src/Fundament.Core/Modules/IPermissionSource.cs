@@ -1,4 +1,4 @@
-namespace Fundament.Modules;
+namespace Fundament.Core.Modules;
 
 /// <summary>Permissions a module contributes. Every module is one; others may be registered in DI.</summary>
 public interface IPermissionSource

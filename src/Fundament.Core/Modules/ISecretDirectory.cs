@@ -1,6 +1,6 @@
 using System.Security.Claims;
 
-namespace Fundament.Modules;
+namespace Fundament.Core.Modules;
 
 /// <summary>What the vault can tell other modules without revealing a value (the registry hands it to a registering instance).</summary>
 public interface ISecretDirectory

@@ -1,6 +1,6 @@
 using System.Security.Claims;
 
-namespace Fundament.Modules;
+namespace Fundament.Core.Modules;
 
 /// <summary>
 /// Token exchange for the gateway (implemented by the identity module): a short-lived access token

@@ -1,4 +1,4 @@
-namespace Fundament.Modules;
+namespace Fundament.Core.Modules;
 
 /// <summary>What a module sees while it registers its services.</summary>
 public sealed class ModuleContext(IServiceCollection services, IConfiguration configuration, RoleSet roles, IReadOnlySet<string> modules)

@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Hosting;
 
-namespace Fundament.Modules;
+namespace Fundament.Core.Modules;
 
 /// <summary>Wires a host's modules: declarations, dependency checks, services, middleware, endpoints.</summary>
 public static partial class ModuleHost

@@ -1,4 +1,4 @@
-namespace Fundament.Notifications;
+namespace Fundament.Core.Notifications;
 
 /// <summary>
 /// The default sender while no SMTP server is configured: writes the message to the log so a

@@ -1,4 +1,4 @@
-namespace Fundament.Notifications;
+namespace Fundament.Core.Notifications;
 
 /// <summary>A message for one person (password reset links, alerts by mail, ...).</summary>
 public sealed record NotificationMessage(string To, string Subject, string Body);

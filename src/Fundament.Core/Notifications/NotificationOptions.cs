@@ -1,4 +1,4 @@
-namespace Fundament.Notifications;
+namespace Fundament.Core.Notifications;
 
 /// <summary>Section <c>Fundament:Notifications</c>.</summary>
 public sealed class NotificationOptions

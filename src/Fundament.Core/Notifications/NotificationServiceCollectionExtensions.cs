@@ -1,4 +1,4 @@
-namespace Fundament.Notifications;
+namespace Fundament.Core.Notifications;
 
 public static class NotificationServiceCollectionExtensions
 {

@@ -1,9 +1,9 @@
-using Fundament.Egress;
+using Fundament.Core.Egress;
 using MailKit.Net.Smtp;
 using MailKit.Security;
 using MimeKit;
 
-namespace Fundament.Notifications;
+namespace Fundament.Core.Notifications;
 
 /// <summary>
 /// Sends mail through the configured SMTP server with MailKit. The connection is opened by the

@@ -1,6 +1,6 @@
 using System.Security.Claims;
 
-namespace Fundament.Quotas;
+namespace Fundament.Core.Quotas;
 
 /// <summary>
 /// The quotas one principal (a user or a service client) is held to. Each has a limit, resolved
@@ -94,5 +94,5 @@ public sealed class QuotaExceededException(string quota, long limit, long used, 
 
     public string LimitSource { get; } = source;
 
-    public int Status => Fundament.Quotas.Quota.StatusFor(Quota);
+    public int Status => Fundament.Core.Quotas.Quota.StatusFor(Quota);
 }

@@ -1,4 +1,4 @@
-namespace Fundament.Quotas;
+namespace Fundament.Core.Quotas;
 
 /// <summary>
 /// Section <c>Fundament:Quotas</c>: the limits of principals that have no override of their own and

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace Fundament.Quotas;
+namespace Fundament.Core.Quotas;
 
 /// <summary>
 /// The blocking watches each principal holds open on this node, counted for the
@@ -11,7 +11,7 @@ public sealed class WatchSlots(IQuotas quotas) : IQuotaMeter
     private readonly ConcurrentDictionary<string, int> _open = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
 
-    public string Quota => Fundament.Quotas.Quota.ConcurrentWatches;
+    public string Quota => Fundament.Core.Quotas.Quota.ConcurrentWatches;
 
     public Task<long> UsedAsync(string actor, CancellationToken cancellationToken) =>
         Task.FromResult((long)_open.GetValueOrDefault(actor));

@@ -1,7 +1,7 @@
 using StackExchange.Redis;
 using IDatabase = StackExchange.Redis.IDatabase;
 
-namespace Fundament.Redis;
+namespace Fundament.Core.Redis;
 
 /// <summary>
 /// The process's one multiplexed Redis connection. It connects lazily and never blocks start-up:

@@ -1,4 +1,4 @@
-namespace Fundament.Redis;
+namespace Fundament.Core.Redis;
 
 /// <summary>Section <c>Fundament:Redis</c>: the shared Redis used by scaled-out roles (gateway rate limits).</summary>
 public sealed class RedisOptions

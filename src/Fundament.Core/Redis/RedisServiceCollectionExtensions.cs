@@ -1,4 +1,4 @@
-namespace Fundament.Redis;
+namespace Fundament.Core.Redis;
 
 public static class RedisServiceCollectionExtensions
 {

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Authorization;
 
-namespace Fundament.Security;
+namespace Fundament.Core.Security;
 
 /// <summary>
 /// Every endpoint must say who may call it: a policy, or explicit anonymous access. Checked once

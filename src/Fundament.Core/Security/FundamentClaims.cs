@@ -1,6 +1,6 @@
 using System.Security.Claims;
 
-namespace Fundament.Security;
+namespace Fundament.Core.Security;
 
 /// <summary>Claim names in Fundament tokens and principals (JWT names, not the WS-* URIs).</summary>
 public static class FundamentClaims

@@ -1,4 +1,4 @@
-namespace Fundament.Security;
+namespace Fundament.Core.Security;
 
 /// <summary>
 /// Power bound to a principal or a role by name rather than through its permissions: vault

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Authorization;
 
-namespace Fundament.Security;
+namespace Fundament.Core.Security;
 
 /// <summary>Met when one of the caller's roles grants <see cref="Permission"/> (or <c>*</c>).</summary>
 public sealed class PermissionRequirement(string permission) : IAuthorizationRequirement

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Authorization;
 
-namespace Fundament.Security;
+namespace Fundament.Core.Security;
 
 /// <summary>
 /// Permission names the platform itself knows. Every other permission belongs to the module that

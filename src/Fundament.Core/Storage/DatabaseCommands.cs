@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Data;
 using Dapper;
 
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 /// <summary>
 /// Dapper commands whose SQL may hold dialect tokens (<c>{for_update}</c>, <c>{bool}</c> ...; see

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Reflection;
 
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 /// <summary>
 /// A module's migrations as SQL files, <c>Storage/Migrations/NNN-words.sql</c> in its project,

@@ -1,6 +1,6 @@
 using System.Data.Common;
 
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 /// <summary>
 /// The shared relational store. Every module reads and writes its own tables through this, with

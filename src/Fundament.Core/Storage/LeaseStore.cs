@@ -1,6 +1,6 @@
 using Dapper;
 
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 /// <summary>
 /// Named leases in the shared store, for work one replica should do at a time (evaluating alert

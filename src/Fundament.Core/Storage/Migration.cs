@@ -1,4 +1,4 @@
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 /// <summary>
 /// One versioned schema change of one module. <see cref="Sql"/> is portable SQL with dialect

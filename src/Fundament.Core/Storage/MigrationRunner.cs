@@ -1,7 +1,7 @@
 using System.Data.Common;
 using Dapper;
 
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 /// <summary>
 /// Applies every module's pending migrations at start-up, each in its own transaction. Replicas

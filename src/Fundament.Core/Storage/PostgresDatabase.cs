@@ -1,7 +1,7 @@
 using System.Data.Common;
 using Npgsql;
 
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 internal sealed class PostgresDatabase(NpgsqlDataSource dataSource) : IDatabase, IAsyncDisposable
 {

@@ -1,7 +1,7 @@
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
 
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 internal sealed class SqliteDatabase : IDatabase
 {

@@ -1,4 +1,4 @@
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 /// <summary>Settings for the shared relational store, section <c>Fundament:Storage</c>.</summary>
 public sealed class StorageOptions

@@ -1,6 +1,6 @@
 using Npgsql;
 
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 public static class StorageServiceCollectionExtensions
 {

@@ -2,7 +2,7 @@ using System.Data;
 using System.Data.Common;
 using System.Diagnostics.CodeAnalysis;
 
-namespace Fundament.Storage;
+namespace Fundament.Core.Storage;
 
 /// <summary>
 /// The ambient write transaction of one logical change (see <see cref="IDatabase.InUnitOfWorkAsync"/>

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Fundament.Watch;
+namespace Fundament.Core.Watch;
 
 /// <summary>
 /// Consul-style blocking reads: an answer carries an index (header <c>X-Fundament-Index</c>); a

@@ -1,4 +1,4 @@
-namespace Fundament.Watch;
+namespace Fundament.Core.Watch;
 
 /// <summary>
 /// Wakes every waiter when something changed in this process. Cross-replica changes are caught by

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Fundament.Audit;
 using Fundament.Registry.Routes;
 
 namespace Fundament.Gateway.Policies;

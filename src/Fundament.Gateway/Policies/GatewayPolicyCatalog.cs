@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Fundament.Watch;
+using Fundament.Core.Watch;
 using Microsoft.AspNetCore.Cors.Infrastructure;
 using Microsoft.Extensions.Hosting;
 

@@ -7,9 +7,9 @@ namespace Fundament.Identity.ApiKeys;
 /// Per-user API keys: <c>fk_&lt;8-char prefix&gt;_&lt;secret&gt;</c>, shown once, stored as SHA-256.
 /// The prefix is kept in clear so a person can tell their keys apart.
 /// </summary>
-internal sealed class ApiKeyStore(IDatabase database, TimeProvider time, IRolePermissions rolePermissions, IEnumerable<IBoundGrants> bound) : Fundament.Quotas.IQuotaMeter
+internal sealed class ApiKeyStore(IDatabase database, TimeProvider time, IRolePermissions rolePermissions, IEnumerable<IBoundGrants> bound) : Fundament.Core.Quotas.IQuotaMeter
 {
-    public string Quota => Fundament.Quotas.Quota.ApiKeys;
+    public string Quota => Fundament.Core.Quotas.Quota.ApiKeys;
 
     /// <summary>The user's live keys (not revoked, not expired), for the apiKeys quota.</summary>
     public async Task<long> UsedAsync(string actor, CancellationToken cancellationToken)

@@ -1,6 +1,5 @@
-using Fundament.Audit;
+using Fundament.Core.Quotas;
 using Fundament.Identity.Roles;
-using Fundament.Quotas;
 
 namespace Fundament.Identity.ApiKeys;
 

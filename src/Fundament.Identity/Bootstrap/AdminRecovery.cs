@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Fundament.Audit;
 using Fundament.Identity.Login;
 using Fundament.Identity.Passwords;
 using Fundament.Identity.Roles;
@@ -17,7 +16,7 @@ namespace Fundament.Identity.Bootstrap;
 /// session and API key it had is revoked; the audit log records it. A missing user is created.
 /// </summary>
 internal sealed class AdminRecovery(
-    Fundament.Storage.IDatabase database, UserStore users, PasswordHasher hasher, PasswordPolicy policy, SessionStore sessions, ApiKeys.ApiKeyStore apiKeys, LoginThrottle throttle, IAuditLog audit) : IAdminRecovery
+    Fundament.Core.Storage.IDatabase database, UserStore users, PasswordHasher hasher, PasswordPolicy policy, SessionStore sessions, ApiKeys.ApiKeyStore apiKeys, LoginThrottle throttle, IAuditLog audit) : IAdminRecovery
 {
     /// <summary>Throws <see cref="RecoveryRefusedException"/> when <paramref name="password"/> breaks the password policy.</summary>
     public async Task<AdminRecoveryResult> RecoverAsync(string username, string? password, CancellationToken cancellationToken)

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Fundament.Audit;
 using Fundament.Identity.Passwords;
 using Fundament.Identity.Roles;
 using Fundament.Identity.Users;
@@ -12,7 +11,7 @@ namespace Fundament.Identity.Bootstrap;
 /// on the console (not through the logger, so it does not travel to log collectors).
 /// </summary>
 internal sealed partial class BootstrapAdmin(
-    Fundament.Storage.IDatabase database,
+    Fundament.Core.Storage.IDatabase database,
     UserStore users,
     PasswordHasher hasher,
     PasswordPolicy policy,

@@ -1,6 +1,5 @@
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
-using Fundament.Audit;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Roles;
 

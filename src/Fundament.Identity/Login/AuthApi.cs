@@ -1,11 +1,10 @@
 using System.Globalization;
-using Fundament.Audit;
+using Fundament.Core.Notifications;
 using Fundament.Identity.ApiKeys;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Passwords;
 using Fundament.Identity.Sessions;
 using Fundament.Identity.Users;
-using Fundament.Notifications;
 using Microsoft.Net.Http.Headers;
 
 namespace Fundament.Identity.Login;

@@ -1,4 +1,3 @@
-using Fundament.Audit;
 using Fundament.Identity.Passwords;
 using Fundament.Identity.Sessions;
 using Fundament.Identity.Tokens;

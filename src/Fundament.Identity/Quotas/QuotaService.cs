@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Dapper;
-using Fundament.Quotas;
+using Fundament.Core.Quotas;
 
 namespace Fundament.Identity.Quotas;
 

@@ -1,8 +1,7 @@
-using Fundament.Audit;
+using Fundament.Core.Quotas;
 using Fundament.Identity.Clients;
 using Fundament.Identity.Roles;
 using Fundament.Identity.Users;
-using Fundament.Quotas;
 
 namespace Fundament.Identity.Quotas;
 

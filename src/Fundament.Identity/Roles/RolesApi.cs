@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using Fundament.Audit;
 
 namespace Fundament.Identity.Roles;
 

@@ -1,4 +1,3 @@
-using Fundament.Audit;
 using Fundament.Identity.ApiKeys;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Clients;

@@ -1,6 +1,5 @@
 using System.Net.Http.Headers;
 using System.Text;
-using Fundament.Audit;
 using Fundament.Identity.Clients;
 using Fundament.Identity.Login;
 using Microsoft.AspNetCore.Mvc;

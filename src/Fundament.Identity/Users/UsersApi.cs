@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net.Mail;
 using System.Text.RegularExpressions;
-using Fundament.Audit;
 using Fundament.Identity.ApiKeys;
 using Fundament.Identity.Authentication;
 using Fundament.Identity.Passwords;

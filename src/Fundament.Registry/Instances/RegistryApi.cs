@@ -1,10 +1,9 @@
 using System.Security.Claims;
 using System.Text.Json;
-using Fundament.Audit;
-using Fundament.Egress;
-using Fundament.Quotas;
+using Fundament.Core.Egress;
+using Fundament.Core.Quotas;
+using Fundament.Core.Watch;
 using Fundament.Registry.Routes;
-using Fundament.Watch;
 
 namespace Fundament.Registry.Instances;
 
@@ -451,36 +450,8 @@ internal static partial class RegistryApi
             errors.Add("metadata", "at most 32 entries, keys of 1-64 and values of at most 512 characters.");
         }
 
-        string checkKind = "none";
-        string? checkPath = null;
-        TimeSpan? interval = null, timeout = null, ttl = null, deregisterAfter = null;
-        if (r.Check is { } check)
-        {
-            if ((check.Http is null) == (check.Ttl is null))
-            {
-                errors.Add("check", "a check has either http (with interval and timeout) or ttl.");
-            }
-            else if (check.Http is { } http)
-            {
-                checkKind = "http";
-                checkPath = http;
-                if (!http.StartsWith('/') || http.Length > 256 || http.Contains("//", StringComparison.Ordinal))
-                {
-                    errors.Add("check.http", "check.http must be a path on the instance, such as /health/ready.");
-                }
-                interval = Duration(check.Interval ?? "10s", "check.interval", options.MinCheckInterval, TimeSpan.FromHours(1), errors);
-                timeout = Duration(check.Timeout ?? "2s", "check.timeout", TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5), errors);
-                if (interval is { } i && timeout is { } t && t > i)
-                {
-                    errors.Add("check.timeout", "check.timeout must not exceed check.interval.");
-                }
-            }
-            else
-            {
-                checkKind = "ttl";
-                ttl = Duration(check.Ttl, "check.ttl", options.MinCheckInterval, TimeSpan.FromHours(1), errors);
-            }
-        }
+        var (checkKind, checkPath, interval, timeout, ttl) = ValidateCheck(r.Check, options, errors);
+        TimeSpan? deregisterAfter = null;
         if (r.DeregisterAfter is not null)
         {
             deregisterAfter = Duration(r.DeregisterAfter, "deregisterAfter", TimeSpan.FromSeconds(1), TimeSpan.FromDays(30), errors);
@@ -492,6 +463,36 @@ internal static partial class RegistryApi
         var id = r.InstanceId ?? $"{r.Service}-{Guid.NewGuid().ToString("N")[..12]}";
         return new InstanceDefinition(id, r.Service!, environment, r.Address!.Trim('[', ']'), r.Port!.Value, scheme, r.Version, tags.Distinct().ToList(),
             metadata, "[]", checkKind, checkPath, interval, timeout, ttl, deregisterAfter);
+    }
+
+    /// <summary>The health check of a registration: none, an HTTP path polled at an interval, or a TTL the instance renews.</summary>
+    private static (string Kind, string? Path, TimeSpan? Interval, TimeSpan? Timeout, TimeSpan? Ttl) ValidateCheck(
+        CheckDefinition? check, RegistryOptions options, ValidationErrors errors)
+    {
+        if (check is null)
+        {
+            return ("none", null, null, null, null);
+        }
+        if ((check.Http is null) == (check.Ttl is null))
+        {
+            errors.Add("check", "a check has either http (with interval and timeout) or ttl.");
+            return ("none", null, null, null, null);
+        }
+        if (check.Http is not { } http)
+        {
+            return ("ttl", null, null, null, Duration(check.Ttl, "check.ttl", options.MinCheckInterval, TimeSpan.FromHours(1), errors));
+        }
+        if (!http.StartsWith('/') || http.Length > 256 || http.Contains("//", StringComparison.Ordinal))
+        {
+            errors.Add("check.http", "check.http must be a path on the instance, such as /health/ready.");
+        }
+        var interval = Duration(check.Interval ?? "10s", "check.interval", options.MinCheckInterval, TimeSpan.FromHours(1), errors);
+        var timeout = Duration(check.Timeout ?? "2s", "check.timeout", TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(5), errors);
+        if (interval is { } i && timeout is { } t && t > i)
+        {
+            errors.Add("check.timeout", "check.timeout must not exceed check.interval.");
+        }
+        return ("http", http, interval, timeout, null);
     }
 
     private static TimeSpan? Duration(string? text, string field, TimeSpan min, TimeSpan max, ValidationErrors errors)

@@ -35,7 +35,7 @@ internal sealed class HttpChecker(IHttpClientFactory clients, TimeProvider time)
         {
             return (InstanceStatus.Critical, $"HTTP GET {work.CheckPath}: no answer within {work.CheckTimeoutMs} ms", Stopwatch.GetElapsedTime(started));
         }
-        catch (HttpRequestException ex) when (Fundament.Egress.EgressDeniedException.IsDenial(ex, out _))
+        catch (HttpRequestException ex) when (Fundament.Core.Egress.EgressDeniedException.IsDenial(ex, out _))
         {
             return (InstanceStatus.Critical, $"HTTP GET {work.CheckPath}: refused by the egress policy", Stopwatch.GetElapsedTime(started));
         }

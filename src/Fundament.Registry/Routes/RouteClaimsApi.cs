@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Fundament.Audit;
 using Fundament.Registry.Instances;
 
 namespace Fundament.Registry.Routes;

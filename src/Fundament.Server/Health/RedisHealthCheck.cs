@@ -1,4 +1,4 @@
-using Fundament.Redis;
+using Fundament.Core.Redis;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Fundament.Server.Health;

@@ -12,7 +12,7 @@ internal static class TelemetryServiceCollectionExtensions
         var options = configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
         if (options.OtlpEndpoint is { Length: > 0 } endpoint && !Uri.TryCreate(endpoint, UriKind.Absolute, out _))
         {
-            throw new Fundament.Hosting.StartupException($"{TelemetryOptions.SectionName}:OtlpEndpoint must be an absolute URL.");
+            throw new Fundament.Core.Hosting.StartupException($"{TelemetryOptions.SectionName}:OtlpEndpoint must be an absolute URL.");
         }
         var otlp = !string.IsNullOrWhiteSpace(options.OtlpEndpoint) || !string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
         var version = typeof(TelemetryServiceCollectionExtensions).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";

@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using Fundament.Audit;
 using Fundament.Vault.Secrets;
 
 namespace Fundament.Vault.Policies;

@@ -1,7 +1,7 @@
 using System.Data.Common;
 using System.Text;
 using Dapper;
-using Fundament.Keys;
+using Fundament.Core.Keys;
 
 namespace Fundament.Vault.Secrets;
 
@@ -129,7 +129,7 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
         DateTimeOffset? due = secret.RotateEveryMs is { } every && current is not null ? DateTimeOffset.FromUnixTimeMilliseconds(current.CreatedAt + every) : null;
         return new SecretMetadata(
             secret.Path, (int)secret.CurrentVersion, (int)secret.MaxVersions,
-            secret.RotateEveryMs is { } ms ? Fundament.Hosting.Durations.Format(TimeSpan.FromMilliseconds(ms)) : null, due,
+            secret.RotateEveryMs is { } ms ? Fundament.Core.Hosting.Durations.Format(TimeSpan.FromMilliseconds(ms)) : null, due,
             DateTimeOffset.FromUnixTimeMilliseconds(secret.CreatedAt), DateTimeOffset.FromUnixTimeMilliseconds(secret.UpdatedAt),
             versions.Select(v => new SecretVersionInfo((int)v.Version, DateTimeOffset.FromUnixTimeMilliseconds(v.CreatedAt), v.CreatedBy,
                 v.DeletedAt is { } d ? DateTimeOffset.FromUnixTimeMilliseconds(d) : null, v.DestroyedAt is not null)).ToList());
@@ -203,7 +203,7 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
             ORDER BY v.created_at + s.rotate_every_ms, s.path{(take is null ? "" : " LIMIT @take")}
             """, new { now, afterDue, afterPath = afterPath ?? "", take }, cancellationToken: cancellationToken));
         return rows.Select(r => new RotationDue(r.Path, DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt),
-            Fundament.Hosting.Durations.Format(TimeSpan.FromMilliseconds(r.RotateEveryMs)),
+            Fundament.Core.Hosting.Durations.Format(TimeSpan.FromMilliseconds(r.RotateEveryMs)),
             DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt + r.RotateEveryMs))).ToList();
     }
 

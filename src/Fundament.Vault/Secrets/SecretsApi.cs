@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Fundament.Audit;
 using Fundament.Vault.Policies;
 
 namespace Fundament.Vault.Secrets;
@@ -16,7 +15,7 @@ internal static partial class SecretsApi
 {
     public static IEndpointRouteBuilder MapSecretsApi(this IEndpointRouteBuilder endpoints)
     {
-        var secrets = endpoints.MapGroup("/api/v1").WithTags("Vault").RequireAuthorization(Fundament.Security.Policies.Authenticated);
+        var secrets = endpoints.MapGroup("/api/v1").WithTags("Vault").RequireAuthorization(Fundament.Core.Security.Policies.Authenticated);
         secrets.AddEndpointFilterFactory(SlashesInPath);
         secrets.MapGet("/secrets", ListAsync).WithName("ListSecrets")
             .WithSummary("Secret paths under a prefix that the caller may list, by path; never values. A page at a time: limit (1-500, default 100) and after "

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using Fundament.Audit;
+using Fundament.Core.Audit;
 using Fundament.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Dapper;
-using Fundament.Storage;
+using Fundament.Core.Storage;
 using Fundament.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -193,7 +193,7 @@ public abstract class AuditLogTests(FundamentFactory factory)
         await connection.ExecuteAsync("UPDATE audit_chain SET head_seq = @keep, head_hash = @keptHash, head_mac = NULL WHERE id = 1", new { keep, keptHash });
         try
         {
-            foreach (var task in factory.Services.GetServices<Fundament.Hosting.IStartupTask>().Where(t => t.GetType().Name == "AuditLog"))
+            foreach (var task in factory.Services.GetServices<Fundament.Core.Hosting.IStartupTask>().Where(t => t.GetType().Name == "AuditLog"))
             {
                 await task.RunAsync(_ct);
             }

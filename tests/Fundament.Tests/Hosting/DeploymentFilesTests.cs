@@ -1,4 +1,4 @@
-using Fundament.Hosting;
+using Fundament.Core.Hosting;
 using Microsoft.Extensions.Configuration;
 using YamlDotNet.RepresentationModel;
 
@@ -18,8 +18,8 @@ public sealed class DeploymentFilesTests
     private static readonly Dictionary<string, Type> Sections = new(StringComparer.OrdinalIgnoreCase)
     {
         ["Fundament"] = typeof(FundamentOptions),
-        ["Fundament:Storage"] = typeof(Fundament.Storage.StorageOptions),
-        ["Fundament:Redis"] = typeof(Fundament.Redis.RedisOptions),
+        ["Fundament:Storage"] = typeof(Fundament.Core.Storage.StorageOptions),
+        ["Fundament:Redis"] = typeof(Fundament.Core.Redis.RedisOptions),
         ["Fundament:Identity"] = typeof(Fundament.Identity.IdentityOptions),
         ["Fundament:Registry"] = typeof(Fundament.Registry.RegistryOptions),
         ["Fundament:Registry:Self"] = typeof(Fundament.Registry.SelfRegistrationOptions),

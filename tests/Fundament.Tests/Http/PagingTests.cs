@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using Fundament.Http;
+using Fundament.Core.Http;
 using Fundament.Tests.Infrastructure;
 
 namespace Fundament.Tests.Http;

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Dapper;
-using Fundament.Storage;
+using Fundament.Core.Storage;
 using Fundament.Tests.Infrastructure;
 using Fundament.Tests.Media;
 using Microsoft.Extensions.DependencyInjection;

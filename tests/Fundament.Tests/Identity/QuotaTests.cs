@@ -38,7 +38,7 @@ public class QuotaTests : MediaTestBase
 
     private async Task<long> CountAsync(string sql, object parameters)
     {
-        await using var connection = await Factory.Services.GetRequiredService<Fundament.Storage.IDatabase>().OpenAsync(Ct);
+        await using var connection = await Factory.Services.GetRequiredService<Fundament.Core.Storage.IDatabase>().OpenAsync(Ct);
         return await Dapper.SqlMapper.ExecuteScalarAsync<long>(connection, sql, parameters);
     }
 

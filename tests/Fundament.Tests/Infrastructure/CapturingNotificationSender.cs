@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Fundament.Notifications;
+using Fundament.Core.Notifications;
 
 namespace Fundament.Tests.Infrastructure;
 

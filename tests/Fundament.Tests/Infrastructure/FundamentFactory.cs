@@ -1,4 +1,4 @@
-using Fundament.Notifications;
+using Fundament.Core.Notifications;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using Fundament.Keys;
+using Fundament.Core.Keys;
 
 namespace Fundament.Tests.Keys;
 

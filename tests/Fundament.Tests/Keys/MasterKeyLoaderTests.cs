@@ -1,6 +1,6 @@
-using Fundament.Hosting;
-using Fundament.Keys;
-using Fundament.Storage;
+using Fundament.Core.Hosting;
+using Fundament.Core.Keys;
+using Fundament.Core.Storage;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Fundament.Tests.Keys;

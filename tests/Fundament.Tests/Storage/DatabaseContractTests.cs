@@ -1,6 +1,6 @@
 using System.Data.Common;
 using Dapper;
-using Fundament.Storage;
+using Fundament.Core.Storage;
 using Fundament.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;

@@ -46,7 +46,7 @@ public abstract class MasterKeyRotationTests
             using var admin = await during.AdminAsync();
             // One corrupted item is reported, not fatal: everything else still moves to the new key.
             (await admin.PutAsJsonAsync("/api/v1/secrets/rotation/corrupt", new { value = "x" }, _ct)).EnsureSuccessStatusCode();
-            await using (var connection = await during.Services.GetRequiredService<Fundament.Storage.IDatabase>().OpenAsync(_ct))
+            await using (var connection = await during.Services.GetRequiredService<Fundament.Core.Storage.IDatabase>().OpenAsync(_ct))
             {
                 await Dapper.SqlMapper.ExecuteAsync(connection, "UPDATE vault_secret_versions SET ciphertext = @junk WHERE path = 'rotation/corrupt'", new { junk = new byte[] { 1, 2, 3 } });
                 var old = await Dapper.SqlMapper.ExecuteScalarAsync<byte[]>(connection, "SELECT ciphertext FROM vault_secret_versions WHERE path = 'rotation/s0'");

@@ -3,7 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
-using Fundament.Storage;
+using Fundament.Core.Storage;
 using Fundament.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;

@@ -1,5 +1,5 @@
-using Fundament.Modules;
-using Fundament.Security;
+using Fundament.Core.Modules;
+using Fundament.Core.Security;
 using Fundament.Server;
 
 namespace Fundament.UnitTests.Modules;
@@ -57,12 +57,12 @@ public sealed class PlatformModulesTests
     [Fact]
     public void EveryModulesMigrations_AreEmbedded_NumberedWithoutGaps_AndDescribed()
     {
-        var withTables = Modules.Where(m => Fundament.Storage.EmbeddedMigrations.In(m.GetType().Assembly)).Select(m => m.Name).ToList();
+        var withTables = Modules.Where(m => Fundament.Core.Storage.EmbeddedMigrations.In(m.GetType().Assembly)).Select(m => m.Name).ToList();
         Assert.Equal(["identity", "audit", "vault", "config", "registry", "gateway", "delivery", "alerts", "jobs", "media"], withTables);
 
         foreach (var module in Modules)
         {
-            var migrations = new Fundament.Storage.EmbeddedMigrations(module.Name, module.GetType().Assembly).Migrations;
+            var migrations = new Fundament.Core.Storage.EmbeddedMigrations(module.Name, module.GetType().Assembly).Migrations;
             Assert.Equal(Enumerable.Range(1, migrations.Count), migrations.Select(m => m.Version));
             Assert.All(migrations, m =>
             {

@@ -22,10 +22,10 @@ public sealed class SettingsValidatorsTests
         Assert.Empty(Failures(new Fundament.Media.MediaOptionsValidator(), new Fundament.Media.MediaOptions()));
         Assert.Empty(Failures(new Fundament.Gateway.GatewayOptionsValidator(), new Fundament.Gateway.GatewayOptions()));
         Assert.Empty(Failures(new Fundament.Identity.IdentityOptionsValidator(), new Fundament.Identity.IdentityOptions()));
-        Assert.Empty(Failures(new Fundament.Hosting.FundamentOptionsValidator(), new Fundament.Hosting.FundamentOptions()));
-        Assert.Empty(Failures(new Fundament.Storage.StorageOptionsValidator(), new Fundament.Storage.StorageOptions()));
-        Assert.Empty(Failures(new Fundament.Redis.RedisOptionsValidator(), new Fundament.Redis.RedisOptions()));
-        Assert.Empty(Failures(new Fundament.Notifications.NotificationOptionsValidator(), new Fundament.Notifications.NotificationOptions()));
+        Assert.Empty(Failures(new Fundament.Core.Hosting.FundamentOptionsValidator(), new Fundament.Core.Hosting.FundamentOptions()));
+        Assert.Empty(Failures(new Fundament.Core.Storage.StorageOptionsValidator(), new Fundament.Core.Storage.StorageOptions()));
+        Assert.Empty(Failures(new Fundament.Core.Redis.RedisOptionsValidator(), new Fundament.Core.Redis.RedisOptions()));
+        Assert.Empty(Failures(new Fundament.Core.Notifications.NotificationOptionsValidator(), new Fundament.Core.Notifications.NotificationOptions()));
     }
 
     [Fact]
@@ -54,7 +54,7 @@ public sealed class SettingsValidatorsTests
         Assert.Equal(["Fundament:Registry:Self:Paths must lie under Fundament's reserved paths (" + string.Join(", ", Fundament.Registry.Routes.RoutePaths.Reserved) + ")."],
             Failures(new Fundament.Registry.SelfRegistrationOptionsValidator(), new Fundament.Registry.SelfRegistrationOptions { Paths = ["/orders"] }));
         Assert.Equal(["Fundament:Notifications:Smtp:From is required when Smtp:Host is set."],
-            Failures(new Fundament.Notifications.NotificationOptionsValidator(), new Fundament.Notifications.NotificationOptions { Smtp = { Host = "mail.example.com" } }));
+            Failures(new Fundament.Core.Notifications.NotificationOptionsValidator(), new Fundament.Core.Notifications.NotificationOptions { Smtp = { Host = "mail.example.com" } }));
         Assert.Equal(["Fundament:Gateway:RateLimits:bad name!: the name must be 1-64 letters, digits, '-', '_' or '.' (not 'default' or 'disable')."],
             Failures(new Fundament.Gateway.GatewayOptionsValidator(), new Fundament.Gateway.GatewayOptions
             {

@@ -1,4 +1,4 @@
-using Fundament.Hosting;
+using Fundament.Core.Hosting;
 
 namespace Fundament.UnitTests.Core.Hosting;
 

@@ -1,7 +1,7 @@
-using Fundament.Hosting;
-using Fundament.Modules;
-using Fundament.Security;
-using Fundament.Storage;
+using Fundament.Core.Hosting;
+using Fundament.Core.Modules;
+using Fundament.Core.Security;
+using Fundament.Core.Storage;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
