@@ -2,6 +2,7 @@ using Fundament.Alerts;
 using Fundament.Audit;
 using Fundament.Config;
 using Fundament.Delivery;
+using Fundament.Events;
 using Fundament.Gateway;
 using Fundament.Identity;
 using Fundament.Jobs;
@@ -29,5 +30,6 @@ internal static class PlatformModules
         new AlertsModule(),
         new JobsModule(),
         new MediaModule(),
+        new EventsModule(),
     ];
 }
