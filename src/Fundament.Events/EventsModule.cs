@@ -23,6 +23,7 @@ public sealed class EventsModule : FundamentModule
         services.AddSettings<EventsOptions, EventsOptionsValidator>(context.Configuration, EventsOptions.SectionName);
         services.TryAddSingleton<EventStore>();
         services.TryAddSingleton<StreamGrantStore>();
+        services.AddSingleton<Core.Quotas.IQuotaMeter, EventsQuotaMeter>();
     }
 
     public override void MapEndpoints(IEndpointRouteBuilder endpoints)

@@ -31,8 +31,11 @@ public static class Quota
     /// <summary>Jobs started on the principal's behalf that are queued or running.</summary>
     public const string QueuedJobs = "queuedJobs";
 
+    /// <summary>Events the principal has appended to the event store.</summary>
+    public const string StoredEvents = "storedEvents";
+
     public static readonly IReadOnlyList<string> All =
-        [StoredBytes, Assets, PendingUploads, WebhookSubscriptions, ApiKeys, ConcurrentWatches, QueuedJobs];
+        [StoredBytes, Assets, PendingUploads, WebhookSubscriptions, ApiKeys, ConcurrentWatches, QueuedJobs, StoredEvents];
 
     public static bool IsKnown(string name) => All.Contains(name, StringComparer.Ordinal);
 

@@ -31,6 +31,9 @@ public sealed class QuotaOptions
     /// <summary>Default 1,000.</summary>
     public long? QueuedJobs { get; set; } = 1_000;
 
+    /// <summary>Default 1,000,000.</summary>
+    public long? StoredEvents { get; set; } = 1_000_000;
+
     public long? Default(string quota) => quota switch
     {
         Quota.StoredBytes => StoredBytes,
@@ -40,6 +43,7 @@ public sealed class QuotaOptions
         Quota.ApiKeys => ApiKeys,
         Quota.ConcurrentWatches => ConcurrentWatches,
         Quota.QueuedJobs => QueuedJobs,
+        Quota.StoredEvents => StoredEvents,
         _ => throw new ArgumentOutOfRangeException(nameof(quota), quota, "unknown quota"),
     };
 }

@@ -23,7 +23,7 @@ internal static partial class StreamsApi
     }
 
     /// <summary>Everything an endpoint here needs.</summary>
-    internal sealed record Services(EventStore Store, StreamGrantStore Grants, IDatabase Database, IAuditLog Audit, IOptions<EventsOptions> Options);
+    internal sealed record Services(EventStore Store, StreamGrantStore Grants, IDatabase Database, IAuditLog Audit, Core.Quotas.IQuotas Quotas, IOptions<EventsOptions> Options);
 
     private static async Task<Results<Created<AppendResult>, Ok<AppendResult>, ValidationProblem, ProblemHttpResult>> AppendAsync(
         string stream, AppendRequest request, [AsParameters] Services s, HttpContext context, CancellationToken cancellationToken)
@@ -94,7 +94,13 @@ internal static partial class StreamsApi
             await s.Audit.AppendAsync(new AuditEvent("events.append", AuditOutcome.Denied) { Target = $"stream:{denied.Stream}" }.From(context), cancellationToken);
             return new Forbidden(denied.Stream);
         }
-        return await s.Database.AuditedAsync(s.Audit, () => s.Store.AppendAsync(appends, cancellationToken), outcome => outcome is AppendOutcome.Written written
+        var subject = Core.Quotas.QuotaSubject.Of(context.User);
+        return await s.Database.AuditedAsync(s.Audit, async () =>
+        {
+            // Checked and counted in the same transaction, so two appends cannot both take the last room.
+            await s.Quotas.EnsureAsync(subject, Core.Quotas.Quota.StoredEvents, appends.Sum(a => a.Events.Count), cancellationToken);
+            return await s.Store.AppendAsync(appends, subject.Actor, cancellationToken);
+        }, outcome => outcome is AppendOutcome.Written written
             ? new AuditEvent("events.append", AuditOutcome.Success)
             {
                 Target = written.Results.Count == 1 ? $"stream:{written.Results[0].Stream}" : "streams",

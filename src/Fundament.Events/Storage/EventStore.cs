@@ -92,8 +92,12 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
         public AppendOutcome Outcome { get; } = outcome;
     }
 
-    /// <summary>Appends to every stream of <paramref name="appends"/> in one transaction (the caller's unit of work when there is one), or to none.</summary>
-    public async Task<AppendOutcome> AppendAsync(IReadOnlyList<StreamAppend> appends, CancellationToken cancellationToken)
+    /// <summary>
+    /// Appends to every stream of <paramref name="appends"/> in one transaction (the caller's unit
+    /// of work when there is one), or to none; what is written counts against <paramref name="actor"/>'s
+    /// <c>storedEvents</c>.
+    /// </summary>
+    public async Task<AppendOutcome> AppendAsync(IReadOnlyList<StreamAppend> appends, string actor, CancellationToken cancellationToken)
     {
         try
         {
@@ -136,6 +140,10 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
                     results.Add(new AppendResult(append.Stream, current + 1, version, position));
                 }
                 await connection.ExecuteAsync(database.Command("UPDATE events_head SET position = @position WHERE id = 1", new { position }, transaction, cancellationToken: cancellationToken));
+                await connection.ExecuteAsync(database.Command("""
+                    INSERT INTO events_usage (actor, events) VALUES (@actor, @count)
+                    ON CONFLICT (actor) DO UPDATE SET events = events_usage.events + excluded.events
+                    """, new { actor, count = position - head }, transaction, cancellationToken: cancellationToken));
                 return (AppendOutcome)new AppendOutcome.Written(results);
             }, cancellationToken);
         }

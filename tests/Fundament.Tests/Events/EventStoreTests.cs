@@ -188,6 +188,27 @@ public abstract class EventStoreTests(FundamentFactory factory)
         Assert.Contains(entries, e => e["outcome"]!.GetValue<string>() == "success" && e["target"]!.GetValue<string>() == $"stream:{stream}");
     }
 
+    [Fact]
+    public async Task AppendsCountAgainstTheStoredEventsQuota_AndGoingOverIs429_WritingNothing()
+    {
+        using var admin = await factory.AdminAsync();
+        var (user, userId, _) = await factory.UserClientAsync();
+        using var _1 = user;
+        var prefix = $"q{Guid.NewGuid():N}"[..12];
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/stream-grants", new { principal = $"user:{userId}", streamPrefix = prefix, capabilities = new[] { "append", "read" } }, _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/api/v1/quotas/users/{userId}/storedEvents", new { limit = 3, unlimited = false }, _ct)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Created, (await AppendAsync(user, prefix + "-a", "any", Event(), Event())).StatusCode);
+        var over = await AppendAsync(user, prefix + "-b", "any", Event(), Event());
+        await over.AssertProblemAsync(HttpStatusCode.TooManyRequests);
+        Assert.Equal("storedEvents", (await over.JsonAsync())["quota"]!.GetValue<string>());
+        await (await user.GetAsync($"/api/v1/streams/{prefix}-b/events", _ct)).AssertProblemAsync(HttpStatusCode.NotFound);
+        Assert.Equal(HttpStatusCode.Created, (await AppendAsync(user, prefix + "-b", "any", Event())).StatusCode);
+
+        var quotas = (await (await user.GetAsync("/api/v1/me/quotas", _ct)).JsonAsync()).AsArray();
+        Assert.Equal(3, quotas.Single(q => q!["name"]!.GetValue<string>() == "storedEvents")!["used"]!.GetValue<long>());
+    }
+
     [Theory]
     [InlineData("""{"expectedVersion":"latest","events":[{"id":"a","type":"T","data":1}]}""", "expectedVersion")]
     [InlineData("""{"expectedVersion":-2,"events":[{"id":"a","type":"T","data":1}]}""", "expectedVersion")]
@@ -236,7 +257,7 @@ public abstract class EventStoreTests(FundamentFactory factory)
         var holding = new TaskCompletionSource();
         var slow = Task.Run(() => database.InUnitOfWorkAsync(async () =>
         {
-            var outcome = await store.AppendAsync([new StreamAppend($"{prefix}-slow", ExpectedVersion.Any, [new EventToStore(Guid.NewGuid().ToString(), "Slow", "1", null)])], _ct);
+            var outcome = await store.AppendAsync([new StreamAppend($"{prefix}-slow", ExpectedVersion.Any, [new EventToStore(Guid.NewGuid().ToString(), "Slow", "1", null)])], "user:test", _ct);
             holding.SetResult();
             await release.Task;
             return outcome;

@@ -47,7 +47,7 @@ public class QuotaTests : MediaTestBase
     {
         var (user, _, _) = await Factory.UserClientAsync("user");
         var mine = (await (await user.GetAsync("/api/v1/me/quotas", Ct)).JsonAsync()).AsArray();
-        Assert.Equal(["apiKeys", "assets", "concurrentWatches", "pendingUploads", "queuedJobs", "storedBytes", "webhookSubscriptions"],
+        Assert.Equal(["apiKeys", "assets", "concurrentWatches", "pendingUploads", "queuedJobs", "storedBytes", "storedEvents", "webhookSubscriptions"],
             mine.Select(q => q!["name"]!.GetValue<string>()).Order(StringComparer.Ordinal));
         var bytes = mine.Single(q => q!["name"]!.GetValue<string>() == "storedBytes")!;
         Assert.Equal(10L << 30, bytes["limit"]!.GetValue<long>());

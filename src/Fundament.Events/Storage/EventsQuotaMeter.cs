@@ -1,0 +1,16 @@
+using Dapper;
+using Fundament.Core.Quotas;
+
+namespace Fundament.Events.Storage;
+
+/// <summary>The <c>storedEvents</c> quota: events a principal has appended, counted as they are written.</summary>
+internal sealed class EventsQuotaMeter(IDatabase database) : IQuotaMeter
+{
+    public string Quota => Core.Quotas.Quota.StoredEvents;
+
+    public async Task<long> UsedAsync(string actor, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<long?>(database.Command("SELECT events FROM events_usage WHERE actor = @actor", new { actor }, cancellationToken: cancellationToken)) ?? 0;
+    }
+}

@@ -1,0 +1,4 @@
+-- events appended per principal (the storedEvents quota)
+CREATE TABLE events_usage (
+    actor TEXT NOT NULL PRIMARY KEY,
+    events BIGINT NOT NULL);
