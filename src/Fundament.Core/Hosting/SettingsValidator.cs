@@ -120,9 +120,10 @@ public sealed partial class SettingsProblems(string section)
         }
     }
 
+    /// <summary>Null (not set) passes; anything else, an empty value included, must be an absolute http(s) URL.</summary>
     public void AbsoluteHttpUrl(string? value, [CallerArgumentExpression(nameof(value))] string member = "")
     {
-        if (!string.IsNullOrEmpty(value) && !(Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
+        if (value is not null && !(Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
         {
             _messages.Add($"{Key(member)} must be an absolute http(s) URL.");
         }

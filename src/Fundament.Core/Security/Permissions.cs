@@ -43,7 +43,7 @@ public sealed class PermissionCatalog
         var all = new Dictionary<string, PermissionDefinition>(StringComparer.Ordinal);
         foreach (var permission in sources.SelectMany(s => s.Permissions))
         {
-            if (!all.TryAdd(permission.Name, permission) && all[permission.Name] != permission)
+            if (!all.TryAdd(permission.Name, permission) && !Same(all[permission.Name], permission))
             {
                 throw new InvalidOperationException($"Permission '{permission.Name}' is declared twice, differently.");
             }
@@ -51,6 +51,10 @@ public sealed class PermissionCatalog
         Definitions = all.Values.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
         Known = all.Keys.ToHashSet(StringComparer.Ordinal);
     }
+
+    // The record's own equality compares BuiltInRoles by reference; two modules declaring the same permission alike are the same.
+    private static bool Same(PermissionDefinition a, PermissionDefinition b) =>
+        a.Name == b.Name && a.Description == b.Description && a.BuiltInRoles.SequenceEqual(b.BuiltInRoles, StringComparer.Ordinal);
 
     public IReadOnlyList<PermissionDefinition> Definitions { get; }
 

@@ -97,9 +97,9 @@ internal static partial class StreamsApi
         var subject = Core.Quotas.QuotaSubject.Of(context.User);
         return await s.Database.AuditedAsync(s.Audit, async () =>
         {
-            // Checked and counted in the same transaction, so two appends cannot both take the last room.
-            await s.Quotas.EnsureAsync(subject, Core.Quotas.Quota.StoredEvents, appends.Sum(a => a.Events.Count), cancellationToken);
-            return await s.Store.AppendAsync(appends, subject.Actor, cancellationToken);
+            // Checked and counted in the append's transaction, behind its lock, so two appends cannot both take the last room.
+            return await s.Store.AppendAsync(appends, subject.Actor,
+                count => s.Quotas.EnsureAsync(subject, Core.Quotas.Quota.StoredEvents, count, cancellationToken), cancellationToken);
         }, outcome => outcome is AppendOutcome.Written written
             ? new AuditEvent("events.append", AuditOutcome.Success)
             {

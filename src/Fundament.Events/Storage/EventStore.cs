@@ -95,9 +95,10 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
     /// <summary>
     /// Appends to every stream of <paramref name="appends"/> in one transaction (the caller's unit
     /// of work when there is one), or to none; what is written counts against <paramref name="actor"/>'s
-    /// <c>storedEvents</c>.
+    /// <c>storedEvents</c>. <paramref name="reserve"/> runs (in the transaction, with the count) only when
+    /// something new is about to be written, so a retry of an earlier append is answered even at a full quota.
     /// </summary>
-    public async Task<AppendOutcome> AppendAsync(IReadOnlyList<StreamAppend> appends, string actor, CancellationToken cancellationToken)
+    public async Task<AppendOutcome> AppendAsync(IReadOnlyList<StreamAppend> appends, string actor, Func<int, Task>? reserve, CancellationToken cancellationToken)
     {
         try
         {
@@ -110,6 +111,10 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
                 if (await ExistingAsync(connection, transaction, appends, cancellationToken) is { } existing)
                 {
                     return existing;
+                }
+                if (reserve is not null)
+                {
+                    await reserve(appends.Sum(a => a.Events.Count));
                 }
 
                 var now = time.GetUtcNow().ToUnixTimeMilliseconds();

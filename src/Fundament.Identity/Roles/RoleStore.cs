@@ -19,7 +19,7 @@ internal sealed class RoleStore(IDatabase database, PermissionCatalog catalog, T
 
     /// <summary>
     /// The built-in roles: what each is for, and the permissions the modules grant it
-    /// (<see cref="Fundament.Modules.PermissionDefinition.BuiltInRoles"/>). Every node declares every
+    /// (<see cref="Fundament.Core.Modules.PermissionDefinition.BuiltInRoles"/>). Every node declares every
     /// module's permissions whatever its roles, so any node writes the same rows.
     /// </summary>
     public IReadOnlyDictionary<string, (string Description, string[] Permissions)> BuiltIn { get; } =

@@ -7,7 +7,7 @@ namespace Fundament.Registry.Monitoring;
 /// <summary>
 /// One active HTTP check, Consul's way: 2xx is passing, 429 is warning, anything else (or no
 /// answer within the timeout) is critical. Redirects are not followed. The connection passes the
-/// egress policy for upstreams (see <see cref="Fundament.Egress.EgressGuard"/>), and the output
+/// egress policy for upstreams (see <see cref="Fundament.Core.Egress.EgressGuard"/>), and the output
 /// records only the status class and a short reason of Fundament's own wording: nothing the
 /// probed target wrote (reason phrase, headers, body) reaches the instance's history, so the
 /// check cannot be used to read what answers at an address.

@@ -26,7 +26,16 @@ public sealed class SettingsValidatorsTests
         Assert.Empty(Failures(new Fundament.Core.Storage.StorageOptionsValidator(), new Fundament.Core.Storage.StorageOptions()));
         Assert.Empty(Failures(new Fundament.Core.Redis.RedisOptionsValidator(), new Fundament.Core.Redis.RedisOptions()));
         Assert.Empty(Failures(new Fundament.Core.Notifications.NotificationOptionsValidator(), new Fundament.Core.Notifications.NotificationOptions()));
+        Assert.Empty(Failures(new Fundament.Events.EventsOptionsValidator(), new Fundament.Events.EventsOptions()));
     }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("fundament:8080")]
+    [InlineData("ftp://fundament/")]
+    public void AnAdvertisedUrl_ThatIsSet_MustBeAnAbsoluteHttpUrl(string url) =>
+        Assert.Equal(["Fundament:Registry:Self:AdvertiseUrl must be an absolute http(s) URL."],
+            Failures(new Fundament.Registry.SelfRegistrationOptionsValidator(), new Fundament.Registry.SelfRegistrationOptions { AdvertiseUrl = url }));
 
     [Fact]
     public void BadSettings_NameTheirKeys()
