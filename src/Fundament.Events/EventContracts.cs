@@ -37,3 +37,54 @@ public sealed record EventPage(IReadOnlyList<RecordedEvent> Events, long? Next);
 public sealed record StreamGrant(string Id, string Principal, string StreamPrefix, IReadOnlyList<string> Capabilities, DateTimeOffset CreatedAt, string? CreatedBy);
 
 public sealed record StreamGrantRequest(string? Principal, string? StreamPrefix, IReadOnlyList<string>? Capabilities);
+
+/// <summary>Body of <c>POST /api/v1/subscriptions</c>.</summary>
+/// <param name="Name">1-100 characters of letters, digits, '.', '_', ':' and '-'.</param>
+/// <param name="Filter">Which events of <c>$all</c> it receives; absent means every stream (which needs read on every stream).</param>
+/// <param name="From"><c>"start"</c>, <c>"end"</c> (the default: only events appended from now on) or a position (exclusive).</param>
+/// <param name="Mode"><c>catchup</c> (the default): one event at a time in position order; <c>competing</c>: spread over every consumer that pulls.</param>
+/// <param name="MaxAttempts">Deliveries of one event before it is parked. Default 5.</param>
+public sealed record SubscriptionRequest(string? Name, SubscriptionFilter? Filter, JsonElement? From, string? Mode, int? MaxAttempts);
+
+/// <param name="StreamPrefix">Only streams starting with this.</param>
+/// <param name="Type">Only events of this type.</param>
+public sealed record SubscriptionFilter(string? StreamPrefix, string? Type);
+
+/// <summary>A subscription and where it stands.</summary>
+/// <param name="Checkpoint">Every matching event up to this position is acknowledged or parked; kept in the database.</param>
+/// <param name="LagEvents">Positions between the checkpoint and the head of <c>$all</c> (0 when nothing matching is owed).</param>
+/// <param name="LagSeconds">Age of the oldest matching event not yet acknowledged (0 when none).</param>
+/// <param name="Leased">Events handed out and not yet acknowledged.</param>
+/// <param name="Retrying">Events given back (nack or a lease that ran out) and waiting to be handed out again.</param>
+/// <param name="Parked">Events parked after their attempts or by a consumer; list and replay them under <c>/parked</c>.</param>
+public sealed record Subscription(string Name, SubscriptionFilter Filter, string Mode, int MaxAttempts, long Checkpoint, long Head, long LagEvents, double LagSeconds,
+    long Leased, long Retrying, long Parked, DateTimeOffset CreatedAt, string? CreatedBy);
+
+/// <summary>Where a subscription stands (see <see cref="Subscription"/>).</summary>
+public sealed record SubscriptionProgress(long Checkpoint, long Head, long LagEvents, double LagSeconds, long Leased, long Retrying, long Parked);
+
+/// <summary>An event handed to one consumer until <paramref name="LeaseExpiresAt"/>: acknowledge it with <paramref name="LeaseId"/>, or it is handed out again.</summary>
+/// <param name="Attempt">1 on the first delivery.</param>
+public sealed record LeasedEvent(RecordedEvent Event, string LeaseId, int Attempt, DateTimeOffset LeaseExpiresAt);
+
+public sealed record PullResult(IReadOnlyList<LeasedEvent> Events);
+
+/// <summary>Body of <c>.../ack</c>.</summary>
+public sealed record AckRequest(IReadOnlyList<string>? LeaseIds);
+
+/// <summary>Body of <c>.../nack</c>: give events back, to be retried after <paramref name="RetryAfterSeconds"/> (default: backoff by attempt), or parked at once with <paramref name="Park"/>.</summary>
+public sealed record NackRequest(IReadOnlyList<string>? LeaseIds, string? Reason, bool? Park, int? RetryAfterSeconds);
+
+/// <summary>What an ack or nack did.</summary>
+/// <param name="Stale">Lease ids that no longer hold: the lease ran out and the event was handed out again, or the id is unknown. Those events were not changed.</param>
+public sealed record LeaseResult(int Done, IReadOnlyList<string> Stale);
+
+/// <summary>A parked event, with why and when it failed.</summary>
+public sealed record ParkedEvent(RecordedEvent Event, int Attempts, string? Reason, DateTimeOffset FirstFailureAt, DateTimeOffset LastFailureAt, DateTimeOffset ParkedAt);
+
+public sealed record ParkedPage(IReadOnlyList<ParkedEvent> Events, long? Next);
+
+/// <summary>Body of <c>.../parked/replay</c>: the positions to replay, or every parked event when absent.</summary>
+public sealed record ReplayRequest(IReadOnlyList<long>? Positions);
+
+public sealed record ReplayResult(int Replayed);

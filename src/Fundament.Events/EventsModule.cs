@@ -6,7 +6,8 @@ namespace Fundament.Events;
 /// <summary>
 /// Module <c>events</c>: an event store. Appends take an expected version, are idempotent by event
 /// id and may span streams atomically; <c>$all</c> reads every stream in commit order without
-/// gaps. Who may read or append is granted by stream prefix (<c>/api/v1/stream-grants</c>).
+/// gaps; durable subscriptions over it hand events out under leases, by pull or Server-Sent Events,
+/// and park what keeps failing. Who may read or append is granted by stream prefix (<c>/api/v1/stream-grants</c>).
 /// </summary>
 public sealed class EventsModule : FundamentModule
 {
@@ -24,11 +25,19 @@ public sealed class EventsModule : FundamentModule
         services.TryAddSingleton<EventStore>();
         services.TryAddSingleton<StreamGrantStore>();
         services.AddSingleton<Core.Quotas.IQuotaMeter, EventsQuotaMeter>();
+        services.TryAddSingleton<SubscriptionStore>();
+        services.TryAddSingleton<AppendSignal>();
+        services.TryAddSingleton<SubscriptionMetrics>();
+        if (context.Runs(ApiRole))
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<SubscriptionMetrics>());
+        }
     }
 
     public override void MapEndpoints(IEndpointRouteBuilder endpoints)
     {
         endpoints.MapStreamsApi();
         endpoints.MapStreamGrantsApi();
+        endpoints.MapSubscriptionsApi();
     }
 }

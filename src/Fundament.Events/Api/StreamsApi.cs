@@ -23,7 +23,7 @@ internal static partial class StreamsApi
     }
 
     /// <summary>Everything an endpoint here needs.</summary>
-    internal sealed record Services(EventStore Store, StreamGrantStore Grants, IDatabase Database, IAuditLog Audit, Core.Quotas.IQuotas Quotas, IOptions<EventsOptions> Options);
+    internal sealed record Services(EventStore Store, StreamGrantStore Grants, IDatabase Database, IAuditLog Audit, Core.Quotas.IQuotas Quotas, AppendSignal Signal, IOptions<EventsOptions> Options);
 
     private static async Task<Results<Created<AppendResult>, Ok<AppendResult>, ValidationProblem, ProblemHttpResult>> AppendAsync(
         string stream, AppendRequest request, [AsParameters] Services s, HttpContext context, CancellationToken cancellationToken)
@@ -95,7 +95,7 @@ internal static partial class StreamsApi
             return new Forbidden(denied.Stream);
         }
         var subject = Core.Quotas.QuotaSubject.Of(context.User);
-        return await s.Database.AuditedAsync(s.Audit, async () =>
+        var outcome = await s.Database.AuditedAsync(s.Audit, async () =>
         {
             // Checked and counted in the append's transaction, behind its lock, so two appends cannot both take the last room.
             return await s.Store.AppendAsync(appends, subject.Actor,
@@ -112,6 +112,11 @@ internal static partial class StreamsApi
                 },
             }.From(context)
             : null, cancellationToken);
+        if (outcome is AppendOutcome.Written)
+        {
+            s.Signal.Pulse();
+        }
+        return outcome;
     }
 
     /// <summary>Not a store outcome: the caller holds no append grant on the stream.</summary>

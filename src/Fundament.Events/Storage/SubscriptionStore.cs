@@ -1,0 +1,286 @@
+using Dapper;
+
+namespace Fundament.Events.Storage;
+
+/// <summary>
+/// Subscriptions over <c>$all</c> (tables <c>events_subscriptions</c>, <c>events_deliveries</c>).
+/// A pull locks the subscription's row, hands out what is due again (a lease ran out, a nack's
+/// backoff passed) and then new matching events up to the committed head, each under its own lease.
+/// Positions become visible in commit order (see <see cref="EventStore"/>), so moving
+/// <c>dispatched</c> up to the head read in the same transaction never passes a position an
+/// in-flight append may still fill.
+/// </summary>
+internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
+{
+    public const string CatchUp = "catchup";
+    public const string Competing = "competing";
+    public static readonly IReadOnlyList<string> Modes = [CatchUp, Competing];
+
+    private const string Leased = "leased";
+    private const string Ready = "ready";
+    private const string Parked = "parked";
+
+    private const string SubscriptionColumns = "name AS Name, stream_prefix AS StreamPrefix, event_type AS EventType, mode AS Mode, max_attempts AS MaxAttempts, dispatched AS Dispatched, created_at AS CreatedAt, created_by AS CreatedBy";
+    private const string EventColumns = "e.id AS Id, e.stream AS Stream, e.version AS Version, e.position AS Position, e.type AS Type, e.data AS Data, e.metadata AS Metadata, e.recorded_at AS RecordedAt";
+
+    /// <summary>Creates the subscription; false when the name is taken. <paramref name="from"/> null means the end.</summary>
+    public async Task<bool> CreateAsync(SubscriptionDefinition definition, string? from, long? fromPosition, string? createdBy, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var head = await connection.ExecuteScalarAsync<long>(database.Command("SELECT position FROM events_head WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));
+            var dispatched = from switch
+            {
+                "start" => 0,
+                "end" => head,
+                _ => fromPosition ?? head,
+            };
+            var inserted = await connection.ExecuteAsync(database.Command("""
+                INSERT INTO events_subscriptions (name, stream_prefix, event_type, mode, max_attempts, dispatched, created_at, created_by)
+                VALUES (@Name, @StreamPrefix, @EventType, @Mode, @MaxAttempts, @dispatched, @now, @createdBy)
+                ON CONFLICT (name) DO NOTHING
+                """, new { definition.Name, definition.StreamPrefix, definition.EventType, definition.Mode, definition.MaxAttempts, dispatched, now = time.GetUtcNow().ToUnixTimeMilliseconds(), createdBy },
+                transaction, cancellationToken: cancellationToken));
+            return inserted == 1;
+        }, cancellationToken);
+
+    public async Task<int> CountCreatedByAsync(string createdBy, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<int>(database.Command("SELECT COUNT(*) FROM events_subscriptions WHERE created_by = @createdBy", new { createdBy }, cancellationToken: cancellationToken));
+    }
+
+    public async Task<SubscriptionDefinition?> FindAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<SubscriptionDefinition>(database.Command($"SELECT {SubscriptionColumns} FROM events_subscriptions WHERE name = @name", new { name }, cancellationToken: cancellationToken));
+    }
+
+    public async Task<IReadOnlyList<SubscriptionDefinition>> ListAsync(string? after, int take, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<SubscriptionDefinition>(database.Command(
+            $"SELECT {SubscriptionColumns} FROM events_subscriptions WHERE (@after IS NULL OR name > @after) ORDER BY name LIMIT @take", new { after, take }, cancellationToken: cancellationToken))).ToList();
+    }
+
+    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            await connection.ExecuteAsync(database.Command("DELETE FROM events_deliveries WHERE subscription = @name", new { name }, transaction, cancellationToken: cancellationToken));
+            return await connection.ExecuteAsync(database.Command("DELETE FROM events_subscriptions WHERE name = @name", new { name }, transaction, cancellationToken: cancellationToken)) == 1;
+        }, cancellationToken);
+
+    /// <summary>
+    /// Leases up to <paramref name="max"/> events. A catch-up subscription hands out nothing while
+    /// an earlier event is leased or waiting to be retried, so its consumer sees position order; a
+    /// competing one hands out to every puller, up to <paramref name="maxInFlight"/> leases at once.
+    /// </summary>
+    public async Task<IReadOnlyList<LeasedEvent>> PullAsync(string name, int max, TimeSpan lease, int maxInFlight, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            // The lock first: pulls of one subscription take turns, so no event is leased twice.
+            if (await connection.ExecuteAsync(database.Command("UPDATE events_subscriptions SET dispatched = dispatched WHERE name = @name", new { name }, transaction, cancellationToken: cancellationToken)) == 0)
+            {
+                return (IReadOnlyList<LeasedEvent>)[];
+            }
+            var subscription = await connection.QuerySingleAsync<SubscriptionDefinition>(database.Command($"SELECT {SubscriptionColumns} FROM events_subscriptions WHERE name = @name", new { name }, transaction, cancellationToken: cancellationToken));
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var until = now + (long)lease.TotalMilliseconds;
+
+            // A lease that ran out on its last attempt parks its event instead of handing it out again.
+            await connection.ExecuteAsync(database.Command("""
+                UPDATE events_deliveries SET state = 'parked', parked_at = @now, lease_id = NULL,
+                    last_error = 'The lease ran out on the last attempt.', first_failure_at = COALESCE(first_failure_at, @now), last_failure_at = @now
+                WHERE subscription = @name AND state = 'leased' AND visible_at <= @now AND attempts >= @MaxAttempts
+                """, new { name, now, subscription.MaxAttempts }, transaction, cancellationToken: cancellationToken));
+
+            var pending = await connection.QueryAsync<(long Position, string State, long VisibleAt)>(database.Command(
+                "SELECT position, state, visible_at FROM events_deliveries WHERE subscription = @name AND state <> 'parked' ORDER BY position",
+                new { name }, transaction, cancellationToken: cancellationToken));
+            var pendingList = pending.ToList();
+            var due = pendingList.Where(p => p.VisibleAt <= now).Select(p => p.Position).ToList();
+            if (subscription.Mode == CatchUp)
+            {
+                // In order: only the oldest outstanding event, once it is due, and nothing new past it.
+                if (pendingList.Count > 0)
+                {
+                    if (pendingList[0].VisibleAt > now)
+                    {
+                        return [];
+                    }
+                    due = [pendingList[0].Position];
+                    max = 1;
+                }
+            }
+            var redelivered = due.Take(max).ToList();
+            var room = Math.Max(0, maxInFlight - (pendingList.Count - pendingList.Count(p => p.VisibleAt <= now)));
+            var leased = new List<(long Position, string LeaseId, int Attempt)>();
+            foreach (var position in redelivered.Take(room))
+            {
+                var leaseId = Guid.NewGuid().ToString("N");
+                var attempts = await connection.ExecuteScalarAsync<int>(database.Command("""
+                    UPDATE events_deliveries SET state = 'leased', lease_id = @leaseId, visible_at = @until, attempts = attempts + 1
+                    WHERE subscription = @name AND position = @position RETURNING attempts
+                    """, new { name, position, leaseId, until }, transaction, cancellationToken: cancellationToken));
+                leased.Add((position, leaseId, attempts));
+            }
+            var fresh = Math.Min(max - leased.Count, room - leased.Count);
+            if (fresh > 0 && (subscription.Mode == Competing || pendingList.Count == 0))
+            {
+                // Read in this transaction, the head is committed and so is every position up to it.
+                var head = await connection.ExecuteScalarAsync<long>(database.Command("SELECT position FROM events_head WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));
+                var positions = (await connection.QueryAsync<long>(database.Command("""
+                    SELECT position FROM events_events
+                    WHERE position > @Dispatched AND position <= @head
+                      AND (@StreamPrefix IS NULL OR substr(stream, 1, @prefixLength) = @StreamPrefix)
+                      AND (@EventType IS NULL OR type = @EventType)
+                    ORDER BY position LIMIT @fresh
+                    """, new { subscription.Dispatched, head, subscription.StreamPrefix, prefixLength = subscription.StreamPrefix?.Length ?? 0, subscription.EventType, fresh },
+                    transaction, cancellationToken: cancellationToken))).ToList();
+                foreach (var position in positions)
+                {
+                    var leaseId = Guid.NewGuid().ToString("N");
+                    await connection.ExecuteAsync(database.Command("""
+                        INSERT INTO events_deliveries (subscription, position, state, attempts, lease_id, visible_at)
+                        VALUES (@name, @position, 'leased', 1, @leaseId, @until)
+                        """, new { name, position, leaseId, until }, transaction, cancellationToken: cancellationToken));
+                    leased.Add((position, leaseId, 1));
+                }
+                var dispatched = positions.Count == fresh ? positions[^1] : head;
+                await connection.ExecuteAsync(database.Command("UPDATE events_subscriptions SET dispatched = @dispatched WHERE name = @name",
+                    new { name, dispatched }, transaction, cancellationToken: cancellationToken));
+            }
+            if (leased.Count == 0)
+            {
+                return [];
+            }
+            var rows = (await connection.QueryAsync<EventRow>(database.Command(
+                $"SELECT {EventColumns} FROM events_events e WHERE {database.Dialect.InList("e.position", "positions")}",
+                new { positions = leased.Select(l => l.Position).ToArray() }, transaction, cancellationToken: cancellationToken))).ToDictionary(r => r.Position);
+            return leased.OrderBy(l => l.Position)
+                .Select(l => new LeasedEvent(rows[l.Position].ToRecorded(), l.LeaseId, l.Attempt, DateTimeOffset.FromUnixTimeMilliseconds(until)))
+                .ToList();
+        }, cancellationToken);
+
+    /// <summary>Acknowledges leased events: they are done. Returns the lease ids that no longer hold (ran out and handed out again, or unknown).</summary>
+    public async Task<IReadOnlyList<string>> AckAsync(string name, IReadOnlyList<string> leaseIds, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var held = (await connection.QueryAsync<string>(database.Command(
+                $"SELECT lease_id FROM events_deliveries WHERE subscription = @name AND state = 'leased' AND {database.Dialect.InList("lease_id", "leaseIds")}",
+                new { name, leaseIds = leaseIds.ToArray() }, transaction, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+            await connection.ExecuteAsync(database.Command(
+                $"DELETE FROM events_deliveries WHERE subscription = @name AND state = 'leased' AND {database.Dialect.InList("lease_id", "leaseIds")}",
+                new { name, leaseIds = leaseIds.ToArray() }, transaction, cancellationToken: cancellationToken));
+            return (IReadOnlyList<string>)leaseIds.Where(id => !held.Contains(id)).ToList();
+        }, cancellationToken);
+
+    /// <summary>
+    /// Gives leased events back: retried after <paramref name="retryAfter"/> (doubled per attempt up
+    /// to <paramref name="retryMax"/> when <paramref name="backoff"/> is set), or parked when
+    /// <paramref name="park"/> is set or the attempts are used up. Returns the lease ids that no longer hold.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> NackAsync(string name, IReadOnlyList<string> leaseIds, string? reason, bool park, TimeSpan retryAfter, TimeSpan retryMax, bool backoff, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var maxAttempts = await connection.ExecuteScalarAsync<int?>(database.Command("SELECT max_attempts FROM events_subscriptions WHERE name = @name", new { name }, transaction, cancellationToken: cancellationToken)) ?? 1;
+            var held = (await connection.QueryAsync<(string LeaseId, long Position, long Attempts)>(database.Command(
+                $"SELECT lease_id, position, attempts FROM events_deliveries WHERE subscription = @name AND state = 'leased' AND {database.Dialect.InList("lease_id", "leaseIds")}",
+                new { name, leaseIds = leaseIds.ToArray() }, transaction, cancellationToken: cancellationToken))).ToList();
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            foreach (var (_, position, attempts) in held)
+            {
+                var parks = park || attempts >= maxAttempts;
+                var delay = backoff ? TimeSpan.FromTicks(Math.Min(retryMax.Ticks, retryAfter.Ticks * (1L << (int)Math.Min(20, attempts - 1)))) : retryAfter;
+                await connection.ExecuteAsync(database.Command("""
+                    UPDATE events_deliveries SET state = @state, parked_at = @parkedAt, visible_at = @visibleAt, lease_id = NULL, last_error = @reason,
+                        first_failure_at = COALESCE(first_failure_at, @now), last_failure_at = @now
+                    WHERE subscription = @name AND position = @position
+                    """, new { name, position, state = parks ? Parked : Ready, parkedAt = parks ? now : (long?)null, visibleAt = now + (long)delay.TotalMilliseconds, reason, now },
+                    transaction, cancellationToken: cancellationToken));
+            }
+            var found = held.Select(h => h.LeaseId).ToHashSet(StringComparer.Ordinal);
+            return (IReadOnlyList<string>)leaseIds.Where(id => !found.Contains(id)).ToList();
+        }, cancellationToken);
+
+    public async Task<IReadOnlyList<ParkedEvent>> ParkedAsync(string name, long after, int take, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<ParkedRow>(database.Command($"""
+            SELECT {EventColumns}, d.attempts AS Attempts, d.last_error AS Reason, d.first_failure_at AS FirstFailureAt, d.last_failure_at AS LastFailureAt, d.parked_at AS ParkedAt
+            FROM events_deliveries d JOIN events_events e ON e.position = d.position
+            WHERE d.subscription = @name AND d.state = 'parked' AND d.position > @after ORDER BY d.position LIMIT @take
+            """, new { name, after, take }, cancellationToken: cancellationToken));
+        return rows.Select(r => new ParkedEvent(r.ToRecorded(), r.Attempts, r.Reason,
+            DateTimeOffset.FromUnixTimeMilliseconds(r.FirstFailureAt ?? r.ParkedAt), DateTimeOffset.FromUnixTimeMilliseconds(r.LastFailureAt ?? r.ParkedAt),
+            DateTimeOffset.FromUnixTimeMilliseconds(r.ParkedAt))).ToList();
+    }
+
+    /// <summary>
+    /// Makes parked events deliverable again with fresh attempts: the listed positions, or all when
+    /// null. Only events parked right now move, so replaying twice sends nothing twice.
+    /// </summary>
+    public async Task<int> ReplayAsync(string name, IReadOnlyList<long>? positions, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var filter = positions is null ? "" : "AND " + database.Dialect.InList("position", "positions");
+            return await connection.ExecuteAsync(database.Command($"""
+                UPDATE events_deliveries SET state = 'ready', attempts = 0, visible_at = @now, parked_at = NULL
+                WHERE subscription = @name AND state = 'parked' {filter}
+                """, new { name, now, positions = positions?.ToArray() ?? [] }, transaction, cancellationToken: cancellationToken));
+        }, cancellationToken);
+
+    /// <summary>
+    /// Where the subscription stands: the checkpoint (every matching event up to it acknowledged or
+    /// parked), what is outstanding, and how far behind the head it is in positions and seconds.
+    /// </summary>
+    public async Task<SubscriptionProgress> ProgressAsync(SubscriptionDefinition subscription, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var counts = (await connection.QueryAsync<(string State, long Count, long Oldest)>(database.Command(
+            "SELECT state, COUNT(*), MIN(position) FROM events_deliveries WHERE subscription = @Name GROUP BY state", new { subscription.Name }, cancellationToken: cancellationToken)))
+            .ToDictionary(r => r.State, StringComparer.Ordinal);
+        var head = await connection.ExecuteScalarAsync<long>(database.Command("SELECT position FROM events_head WHERE id = 1", cancellationToken: cancellationToken));
+        var dispatched = await connection.ExecuteScalarAsync<long>(database.Command("SELECT dispatched FROM events_subscriptions WHERE name = @Name", new { subscription.Name }, cancellationToken: cancellationToken));
+        var oldestOutstanding = new[] { Leased, Ready }.Where(counts.ContainsKey).Select(state => (long?)counts[state].Oldest).Min();
+        var checkpoint = oldestOutstanding is { } o ? o - 1 : dispatched;
+        // The oldest event the subscription still owes: outstanding, or the first matching one not dispatched yet.
+        var owed = oldestOutstanding ?? await connection.ExecuteScalarAsync<long?>(database.Command("""
+            SELECT MIN(position) FROM events_events WHERE position > @dispatched
+              AND (@StreamPrefix IS NULL OR substr(stream, 1, @prefixLength) = @StreamPrefix)
+              AND (@EventType IS NULL OR type = @EventType)
+            """, new { dispatched, subscription.StreamPrefix, prefixLength = subscription.StreamPrefix?.Length ?? 0, subscription.EventType }, cancellationToken: cancellationToken));
+        var lagSeconds = 0.0;
+        if (owed is { } position)
+        {
+            var recordedAt = await connection.ExecuteScalarAsync<long>(database.Command("SELECT recorded_at FROM events_events WHERE position = @position", new { position }, cancellationToken: cancellationToken));
+            lagSeconds = Math.Max(0, (time.GetUtcNow().ToUnixTimeMilliseconds() - recordedAt) / 1000.0);
+        }
+        return new SubscriptionProgress(checkpoint, head, owed is null ? 0 : head - checkpoint, lagSeconds,
+            counts.GetValueOrDefault(Leased).Count, counts.GetValueOrDefault(Ready).Count, counts.GetValueOrDefault(Parked).Count);
+    }
+
+    private sealed class ParkedRow : EventRow
+    {
+        public int Attempts { get; init; }
+        public string? Reason { get; init; }
+        public long? FirstFailureAt { get; init; }
+        public long? LastFailureAt { get; init; }
+        public long ParkedAt { get; init; }
+    }
+}
+
+/// <summary>A subscription as stored.</summary>
+internal sealed record SubscriptionDefinition
+{
+    public required string Name { get; init; }
+    public string? StreamPrefix { get; init; }
+    public string? EventType { get; init; }
+    public required string Mode { get; init; }
+    public int MaxAttempts { get; init; }
+
+    /// <summary>Every matching event up to this position has a delivery row or was acknowledged.</summary>
+    public long Dispatched { get; init; }
+    public long CreatedAt { get; init; }
+    public string? CreatedBy { get; init; }
+}
