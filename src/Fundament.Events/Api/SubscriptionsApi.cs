@@ -8,9 +8,9 @@ namespace Fundament.Events.Api;
 
 /// <summary>
 /// <c>/api/v1/subscriptions</c>: named, durable subscriptions over <c>$all</c>, consumed by pull
-/// (long-poll) or Server-Sent Events, with leases, ack, nack, parking and replay. Every call needs
-/// read on every stream the subscription's filter covers, checked each time (a revoked grant
-/// stops consumption at once).
+/// (long-poll) or Server-Sent Events, with leases, ack, nack, parking and replay. A subscription
+/// belongs to the principal that created it (events.admin manages all), and every call needs read
+/// on every stream its filter covers, checked each time (a revoked grant stops consumption at once).
 /// </summary>
 internal static partial class SubscriptionsApi
 {
@@ -120,8 +120,9 @@ internal static partial class SubscriptionsApi
             return errors.ToProblem();
         }
         var access = await s.Grants.AccessForAsync(context.User, cancellationToken);
+        var actor = context.User.ActorId();
         var page = await Paging.FillAsync(after, Paging.Take(size), (cursor, take) => s.Store.ListAsync(cursor, take, cancellationToken),
-            d => d.Name, d => access.AllowsEvery(StreamGrantStore.Read, d.StreamPrefix ?? ""));
+            d => d.Name, d => (access.IsAdministrator || d.CreatedBy == actor) && access.AllowsEvery(StreamGrantStore.Read, d.StreamPrefix ?? ""));
         var described = new List<Subscription>(page.Count);
         foreach (var definition in page)
         {
@@ -345,18 +346,25 @@ internal static partial class SubscriptionsApi
         {
             return (null, Problems.NotFound("The subscription"));
         }
-        return await DeniedAsync(definition.StreamPrefix, action, name, s, context, cancellationToken) is { } denied ? (null, denied) : (definition, null);
+        return await DeniedAsync(definition.StreamPrefix, action, name, s, context, cancellationToken, definition.CreatedBy) is { } denied ? (null, denied) : (definition, null);
     }
 
-    private static async Task<ProblemHttpResult?> DeniedAsync(string? prefix, string action, string name, Services s, HttpContext context, CancellationToken cancellationToken)
+    /// <summary>
+    /// The problem when the caller may not read every stream under <paramref name="prefix"/>, or when
+    /// the subscription belongs to another principal (<paramref name="owner"/>; only events.admin
+    /// acts on others' subscriptions): reading the same streams does not let one tenant consume,
+    /// replay or delete another's subscription.
+    /// </summary>
+    private static async Task<ProblemHttpResult?> DeniedAsync(string? prefix, string action, string name, Services s, HttpContext context, CancellationToken cancellationToken, string? owner = null)
     {
         var access = await s.Grants.AccessForAsync(context.User, cancellationToken);
-        if (access.AllowsEvery(StreamGrantStore.Read, prefix ?? ""))
+        var foreign = owner is not null && !access.IsAdministrator && owner != context.User.ActorId();
+        if (access.AllowsEvery(StreamGrantStore.Read, prefix ?? "") && !foreign)
         {
             return null;
         }
         await s.Audit.AppendAsync(new AuditEvent(action, AuditOutcome.Denied) { Target = $"subscription:{name}", Details = new Dictionary<string, string> { ["streamPrefix"] = prefix ?? "" } }.From(context), cancellationToken);
-        return Problems.Forbidden(prefix is null
+        return Problems.Forbidden(foreign ? $"Subscription '{name}' belongs to another principal." : prefix is null
             ? "A subscription without streamPrefix needs read on every stream."
             : $"No grant lets the caller read every stream starting with '{prefix}'.");
     }

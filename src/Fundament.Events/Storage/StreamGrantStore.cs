@@ -84,6 +84,9 @@ internal sealed class StreamAccess(IReadOnlyList<StreamGrant> grants, bool every
 {
     public static readonly StreamAccess Everything = new([], everything: true);
 
+    /// <summary>Holds <see cref="EventsPermissions.Admin"/> (or <c>*</c>): every stream, and every principal's subscriptions.</summary>
+    public bool IsAdministrator => everything;
+
     /// <summary>Whether <paramref name="capability"/> is granted on <paramref name="stream"/>.</summary>
     public bool Allows(string capability, string stream) =>
         everything || grants.Any(g => g.Capabilities.Contains(capability) && stream.StartsWith(g.StreamPrefix, StringComparison.Ordinal));

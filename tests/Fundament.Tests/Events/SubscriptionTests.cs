@@ -261,7 +261,7 @@ public abstract class SubscriptionTests(FundamentFactory factory)
     }
 
     [Fact]
-    public async Task Consumers_NeedReadOnEveryStreamTheFilterCovers_CheckedOnEveryCall()
+    public async Task ASubscriptionIsItsCreators_AndNeedsReadOnEveryStreamItsFilterCovers_CheckedOnEveryCall()
     {
         using var admin = await factory.AdminAsync();
         var (user, userId, _) = await factory.UserClientAsync();
@@ -283,6 +283,16 @@ public abstract class SubscriptionTests(FundamentFactory factory)
         Assert.DoesNotContain((await (await stranger.GetAsync("/api/v1/subscriptions", _ct)).JsonAsync()).AsArray(), s => s!["name"]!.GetValue<string>() == name);
         Assert.Contains((await (await user.GetAsync("/api/v1/subscriptions", _ct)).JsonAsync()).AsArray(), s => s!["name"]!.GetValue<string>() == name);
         Assert.Equal([position], (await PullAsync(user, name)).Select(Position));
+
+        // Reading the same streams does not make another principal's subscription yours.
+        var (reader, readerId, _) = await factory.UserClientAsync();
+        using var _3 = reader;
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/stream-grants", new { principal = $"user:{readerId}", streamPrefix = prefix, capabilities = new[] { "read" } }, _ct)).StatusCode);
+        await (await reader.PostAsync($"/api/v1/subscriptions/{name}/pull", null, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        await (await reader.PostAsJsonAsync($"/api/v1/subscriptions/{name}/parked/replay", new { }, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        await (await reader.DeleteAsync($"/api/v1/subscriptions/{name}", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        Assert.DoesNotContain((await (await reader.GetAsync("/api/v1/subscriptions", _ct)).JsonAsync()).AsArray(), s => s!["name"]!.GetValue<string>() == name);
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync($"/api/v1/subscriptions/{name}", _ct)).StatusCode);
 
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/stream-grants/{grant["id"]!.GetValue<string>()}", _ct)).StatusCode);
         await (await user.PostAsync($"/api/v1/subscriptions/{name}/pull", null, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
