@@ -11,7 +11,8 @@ public sealed record AppendRequest(JsonElement? ExpectedVersion, IReadOnlyList<N
 /// <param name="Type">e.g. <c>OrderPlaced</c>.</param>
 /// <param name="Data">Any JSON value.</param>
 /// <param name="Metadata">An optional JSON object (correlation ids and the like).</param>
-public sealed record NewEvent(string? Id, string? Type, JsonElement? Data, JsonElement? Metadata);
+/// <param name="SchemaVersion">The version of the type's data shape this event is written in (default 1); reads bring older versions up to date with the type's upcasts.</param>
+public sealed record NewEvent(string? Id, string? Type, JsonElement? Data, JsonElement? Metadata, int? SchemaVersion = null);
 
 /// <summary>Body of <c>POST /api/v1/streams/events</c>: appends to several streams, all or nothing.</summary>
 public sealed record MultiAppendRequest(IReadOnlyList<StreamAppendRequest>? Appends);
@@ -26,12 +27,47 @@ public sealed record AppendResult(string Stream, long FromVersion, long ToVersio
 
 public sealed record MultiAppendResult(IReadOnlyList<AppendResult> Results);
 
-/// <summary>A stored event.</summary>
-public sealed record RecordedEvent(string Id, string Stream, long Version, long Position, string Type, JsonElement Data, JsonElement? Metadata, DateTimeOffset RecordedAt);
+/// <summary>A stored event, as read: its data upcast to the type's current schema version.</summary>
+/// <param name="SchemaVersion">The schema version of <paramref name="Data"/> as served: the type's current one, or the stored one when an upcast failed on this event (see the dry run).</param>
+public sealed record RecordedEvent(string Id, string Stream, long Version, long Position, string Type, int SchemaVersion, JsonElement Data, JsonElement? Metadata, DateTimeOffset RecordedAt);
 
 /// <summary>A page of events.</summary>
 /// <param name="Next">For <c>$all</c>: the position to pass as <c>fromPosition</c> to continue; for a stream: the version to pass as <c>from</c>. Null at the end.</param>
-public sealed record EventPage(IReadOnlyList<RecordedEvent> Events, long? Next);
+/// <param name="Snapshot">With <c>fromSnapshot=true</c>: the stream's latest snapshot, which the events follow (null when it has none).</param>
+public sealed record EventPage(IReadOnlyList<RecordedEvent> Events, long? Next, Snapshot? Snapshot = null);
+
+/// <summary>A stream's state as of <paramref name="Version"/>, saved by a writer so that readers can start there.</summary>
+public sealed record Snapshot(string Stream, long Version, JsonElement Data, DateTimeOffset RecordedAt, string? RecordedBy);
+
+/// <summary>Body of <c>PUT /api/v1/streams/{stream}/snapshot</c>.</summary>
+/// <param name="Version">The stream version the state reflects: an existing version, not below the current snapshot's.</param>
+/// <param name="Data">The state (any JSON value).</param>
+public sealed record SnapshotRequest(long? Version, JsonElement? Data);
+
+/// <summary>One declarative change to an event's data. Paths are property names joined by '.'.</summary>
+/// <param name="Op"><c>rename</c> (path to the sibling name <c>to</c>), <c>move</c> (path to the path <c>to</c>), <c>default</c> (set path to <c>value</c> when absent) or <c>drop</c> (remove path when present).</param>
+/// <param name="Optional">rename and move: skip events without <c>path</c> instead of failing on them.</param>
+public sealed record UpcastOperation(string? Op, string? Path, string? To = null, JsonElement? Value = null, bool? Optional = null);
+
+/// <summary>Upgrades data of schema version <paramref name="FromVersion"/> to the next.</summary>
+public sealed record UpcastStep(int FromVersion, IReadOnlyList<UpcastOperation>? Operations);
+
+/// <summary>Body of <c>PUT /api/v1/event-types/{type}/upcasts</c> and of its dry run: one step per schema version from 1.</summary>
+public sealed record UpcastsRequest(IReadOnlyList<UpcastStep>? Steps);
+
+/// <summary>An event type's upcasts; its events are read at <paramref name="CurrentVersion"/>.</summary>
+public sealed record EventTypeUpcasts(string Type, int CurrentVersion, IReadOnlyList<UpcastStep> Steps, DateTimeOffset UpdatedAt, string? UpdatedBy);
+
+/// <summary>What upcasts would do to a type's stored events.</summary>
+/// <param name="Checked">Events of the type looked at, oldest first.</param>
+/// <param name="Upcast">Of those, events below the current version that upcast cleanly.</param>
+/// <param name="Failed">Events an operation could not apply to; they would be served unchanged at their stored version.</param>
+/// <param name="Complete">False when the history is longer than the dry run's limit (Fundament:Events:MaxDryRunEvents) and the rest was not checked.</param>
+/// <param name="Failures">The first 100 failures.</param>
+public sealed record UpcastDryRun(string Type, int CurrentVersion, long Checked, long Upcast, long Failed, bool Complete, IReadOnlyList<UpcastFailure> Failures);
+
+/// <param name="Error">Which step and operation failed, and why.</param>
+public sealed record UpcastFailure(string EventId, string Stream, long Version, long Position, int SchemaVersion, string Error);
 
 /// <summary>A grant: <paramref name="Principal"/> (<c>user:&lt;id&gt;</c>, <c>client:&lt;id&gt;</c> or <c>role:&lt;name&gt;</c>) may use <paramref name="Capabilities"/> (read, append) on every stream starting with <paramref name="StreamPrefix"/>.</summary>
 public sealed record StreamGrant(string Id, string Principal, string StreamPrefix, IReadOnlyList<string> Capabilities, DateTimeOffset CreatedAt, string? CreatedBy);

@@ -17,6 +17,15 @@ public sealed class EventsOptions
     /// <summary>Most events one read returns. Default 1000.</summary>
     public int MaxReadCount { get; set; } = 1000;
 
+    /// <summary>Largest snapshot, in bytes of JSON text (its request must also fit <c>Fundament:MaxRequestBodyBytes</c>). Default 512 KiB.</summary>
+    public int MaxSnapshotBytes { get; set; } = 512 * 1024;
+
+    /// <summary>Most upcast steps (schema versions) one event type may have. Default 100.</summary>
+    public int MaxUpcastSteps { get; set; } = 100;
+
+    /// <summary>Most stored events one upcast dry run looks at; beyond it the result says it is not complete. Default 1,000,000.</summary>
+    public long MaxDryRunEvents { get; set; } = 1_000_000;
+
     /// <summary>Most subscriptions one principal may create. Default 100.</summary>
     public int MaxSubscriptionsPerPrincipal { get; set; } = 100;
 
@@ -57,6 +66,9 @@ internal sealed class EventsOptionsValidator : SettingsValidator<EventsOptions>
         problems.Between(o.MaxStreamsPerAppend, 1, 100);
         problems.Between(o.MaxEventBytes, 256, 16 << 20);
         problems.Between(o.MaxReadCount, 1, 10_000);
+        problems.Between(o.MaxSnapshotBytes, 256, 64 << 20);
+        problems.Between(o.MaxUpcastSteps, 1, 10_000);
+        problems.Between(o.MaxDryRunEvents, 1, 1_000_000_000);
         problems.Between(o.MaxSubscriptionsPerPrincipal, 1, 100_000);
         problems.Between(o.MaxInFlightPerSubscription, 1, 1_000_000);
         problems.Between(o.DefaultLease, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));

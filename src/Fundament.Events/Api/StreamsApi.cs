@@ -18,12 +18,13 @@ internal static partial class StreamsApi
         group.MapPost("/events", AppendManyAsync).WithName("AppendEventsToStreams")
             .WithSummary("Appends to several streams in one transaction: every stream at its expectedVersion, or nothing is written.");
         group.MapGet("/{stream}/events", ReadAsync).WithName("ReadEvents")
-            .WithSummary("A stream's events from a version (from, direction=forward|backward, limit); $all reads every stream after fromPosition in commit order, filtered by streamPrefix and type.");
+            .WithSummary("A stream's events from a version (from, direction=forward|backward, limit), or after its latest snapshot (fromSnapshot=true, which the page carries); $all reads every stream after fromPosition in commit order, filtered by streamPrefix and type.");
         return group;
     }
 
     /// <summary>Everything an endpoint here needs.</summary>
-    internal sealed record Services(EventStore Store, StreamGrantStore Grants, IDatabase Database, IAuditLog Audit, Core.Quotas.IQuotas Quotas, AppendSignal Signal, IOptions<EventsOptions> Options);
+    internal sealed record Services(EventStore Store, StreamGrantStore Grants, IDatabase Database, IAuditLog Audit, Core.Quotas.IQuotas Quotas, AppendSignal Signal,
+        SnapshotStore Snapshots, Upcasting.EventUpcaster Upcaster, IOptions<EventsOptions> Options);
 
     private static async Task<Results<Created<AppendResult>, Ok<AppendResult>, ValidationProblem, ProblemHttpResult>> AppendAsync(
         string stream, AppendRequest request, [AsParameters] Services s, HttpContext context, CancellationToken cancellationToken)
@@ -135,7 +136,7 @@ internal static partial class StreamsApi
     };
 
     private static async Task<Results<Ok<EventPage>, ValidationProblem, ProblemHttpResult>> ReadAsync(
-        string stream, long? from, string? direction, int? limit, long? fromPosition, string? streamPrefix, string? type,
+        string stream, long? from, string? direction, int? limit, long? fromPosition, string? streamPrefix, string? type, bool? fromSnapshot,
         [AsParameters] Services s, HttpContext context, CancellationToken cancellationToken)
     {
         var max = s.Options.Value.MaxReadCount;
@@ -171,7 +172,7 @@ internal static partial class StreamsApi
                     ? "Reading $all without streamPrefix needs read on every stream; pass the streamPrefix your grant covers."
                     : $"No grant lets the caller read every stream starting with '{streamPrefix}'.");
             }
-            var all = await s.Store.ReadAllAsync(fromPosition ?? 0, streamPrefix, type, take, cancellationToken);
+            var all = await s.Upcaster.ApplyAsync(await s.Store.ReadAllAsync(fromPosition ?? 0, streamPrefix, type, take, cancellationToken), cancellationToken);
             return TypedResults.Ok(new EventPage(all, all.Count == take ? all[^1].Position : null));
         }
         if (!IsStream(stream))
@@ -186,6 +187,10 @@ internal static partial class StreamsApi
         {
             errors.Add("from", "from must not be negative.");
         }
+        if (fromSnapshot == true && (from is not null || direction == "backward"))
+        {
+            errors.Add("fromSnapshot", "fromSnapshot reads forward from the latest snapshot; it does not combine with from or direction=backward.");
+        }
         if (errors.Any)
         {
             return errors.ToProblem();
@@ -196,16 +201,18 @@ internal static partial class StreamsApi
             return Problems.Forbidden($"No grant lets the caller read stream '{stream}'.");
         }
         var forward = direction != "backward";
-        var events = await s.Store.ReadStreamAsync(stream, from ?? (forward ? 0 : long.MaxValue), forward, take, cancellationToken);
-        if (events.Count == 0 && await s.Store.VersionAsync(stream, cancellationToken) < 0)
+        var snapshot = fromSnapshot == true ? await s.Snapshots.GetAsync(stream, cancellationToken) : null;
+        var start = snapshot is not null ? snapshot.Version + 1 : from ?? (forward ? 0 : long.MaxValue);
+        var events = await s.Upcaster.ApplyAsync(await s.Store.ReadStreamAsync(stream, start, forward, take, cancellationToken), cancellationToken);
+        if (events.Count == 0 && snapshot is null && await s.Store.VersionAsync(stream, cancellationToken) < 0)
         {
             return Problems.NotFound("The stream");
         }
         long? next = events.Count < take ? null : forward ? events[^1].Version + 1 : events[^1].Version - 1;
-        return TypedResults.Ok(new EventPage(events, next is < 0 ? null : next));
+        return TypedResults.Ok(new EventPage(events, next is < 0 ? null : next, snapshot));
     }
 
-    private const string StreamRule = "a stream name is 1-200 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit.";
+    internal const string StreamRule = "a stream name is 1-200 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit.";
 
     /// <summary>One stream's part of an append, checked; null (with <paramref name="errors"/> filled) when it is not acceptable.</summary>
     private static StreamAppend? Validate(string field, string? stream, JsonElement? expectedVersion, IReadOnlyList<NewEvent>? events, EventsOptions options, ValidationErrors errors)
@@ -257,6 +264,11 @@ internal static partial class StreamsApi
                     Problem(at + ".metadata", "metadata must be an object.");
                     continue;
                 }
+                if (e.SchemaVersion is < 1 or > 10_000)
+                {
+                    Problem(at + ".schemaVersion", "schemaVersion is 1-10000 (default 1).");
+                    continue;
+                }
                 var dataText = data.GetRawText();
                 var metadataText = e.Metadata is { ValueKind: JsonValueKind.Object } meta ? meta.GetRawText() : null;
                 if (dataText.Length + (metadataText?.Length ?? 0) > options.MaxEventBytes)
@@ -264,7 +276,7 @@ internal static partial class StreamsApi
                     Problem(at, $"data and metadata together must be at most {options.MaxEventBytes} bytes.");
                     continue;
                 }
-                stored.Add(new EventToStore(e.Id ?? "", e.Type ?? "", dataText, metadataText));
+                stored.Add(new EventToStore(e.Id ?? "", e.Type ?? "", dataText, metadataText, e.SchemaVersion ?? 1));
             }
         }
         if (stored.Count > 0 && DuplicateId([new StreamAppend("", ExpectedVersion.Any, stored)]) is { } duplicate)
@@ -281,7 +293,7 @@ internal static partial class StreamsApi
 
     internal static bool IsStreamPrefix(string value) => value.Length is > 0 and <= 200 && NameChars().IsMatch(value);
 
-    private static bool IsName(string value, int max = 128) => value.Length <= max && NameChars().IsMatch(value);
+    internal static bool IsName(string value, int max = 128) => value.Length <= max && NameChars().IsMatch(value);
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
     private static partial Regex StreamName();

@@ -37,7 +37,14 @@ internal static partial class SubscriptionsApi
         return group;
     }
 
-    internal sealed record Services(SubscriptionStore Store, StreamGrantStore Grants, AppendSignal Signal, IDatabase Database, IAuditLog Audit, IOptions<EventsOptions> Options);
+    internal sealed record Services(SubscriptionStore Store, StreamGrantStore Grants, AppendSignal Signal, IDatabase Database, IAuditLog Audit,
+        Upcasting.EventUpcaster Upcaster, IOptions<EventsOptions> Options)
+    {
+        /// <summary>Leases up to <paramref name="max"/> events, upcast to their types' current shape.</summary>
+        public async Task<IReadOnlyList<LeasedEvent>> PullAsync(string name, int max, TimeSpan lease, CancellationToken cancellationToken) =>
+            await Upcaster.ApplyAsync(await Store.PullAsync(name, max, lease, Options.Value.MaxInFlightPerSubscription, cancellationToken),
+                l => l.Event, (l, e) => l with { Event = e }, cancellationToken);
+    }
 
     private static async Task<Results<Created<Subscription>, ValidationProblem, ProblemHttpResult>> CreateAsync(
         SubscriptionRequest request, [AsParameters] Services s, HttpContext context, CancellationToken cancellationToken)
@@ -172,7 +179,7 @@ internal static partial class SubscriptionsApi
         var deadline = Environment.TickCount64 + (long)((wait ?? 0) * 1000);
         while (true)
         {
-            var events = await s.Store.PullAsync(name, max ?? 10, leaseFor, options.MaxInFlightPerSubscription, cancellationToken);
+            var events = await s.PullAsync(name, max ?? 10, leaseFor, cancellationToken);
             var left = deadline - Environment.TickCount64;
             if (events.Count > 0 || left <= 0 || cancellationToken.IsCancellationRequested)
             {
@@ -215,7 +222,7 @@ internal static partial class SubscriptionsApi
             IReadOnlyList<LeasedEvent> events;
             try
             {
-                events = await s.Store.PullAsync(name, max, lease, options.MaxInFlightPerSubscription, cancellationToken);
+                events = await s.PullAsync(name, max, lease, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -293,7 +300,7 @@ internal static partial class SubscriptionsApi
             return problem!;
         }
         var take = limit ?? 100;
-        var events = await s.Store.ParkedAsync(name, after ?? 0, take, cancellationToken);
+        var events = await s.Upcaster.ApplyAsync(await s.Store.ParkedAsync(name, after ?? 0, take, cancellationToken), p => p.Event, (p, e) => p with { Event = e }, cancellationToken);
         return TypedResults.Ok(new ParkedPage(events, events.Count == take ? events[^1].Event.Position : null));
     }
 

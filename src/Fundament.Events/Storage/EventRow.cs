@@ -10,6 +10,7 @@ internal class EventRow
     public long Version { get; init; }
     public long Position { get; init; }
     public string Type { get; init; } = "";
+    public int SchemaVersion { get; init; } = 1;
     public string Data { get; init; } = "null";
     public string? Metadata { get; init; }
     public long RecordedAt { get; init; }
@@ -23,6 +24,6 @@ internal class EventRow
             using var m = JsonDocument.Parse(Metadata);
             metadata = m.RootElement.Clone();
         }
-        return new RecordedEvent(Id, Stream, Version, Position, Type, data.RootElement.Clone(), metadata, DateTimeOffset.FromUnixTimeMilliseconds(RecordedAt));
+        return new RecordedEvent(Id, Stream, Version, Position, Type, SchemaVersion, data.RootElement.Clone(), metadata, DateTimeOffset.FromUnixTimeMilliseconds(RecordedAt));
     }
 }

@@ -60,7 +60,7 @@ internal readonly record struct ExpectedVersion(ExpectedVersion.Kinds Kind, long
 }
 
 /// <summary>An event ready to store: its data and metadata as JSON text.</summary>
-internal sealed record EventToStore(string Id, string Type, string Data, string? Metadata);
+internal sealed record EventToStore(string Id, string Type, string Data, string? Metadata, int SchemaVersion = 1);
 
 internal sealed record StreamAppend(string Stream, ExpectedVersion Expected, IReadOnlyList<EventToStore> Events);
 
@@ -85,7 +85,7 @@ internal abstract record AppendOutcome
 /// </summary>
 internal sealed class EventStore(IDatabase database, TimeProvider time)
 {
-    private const string Columns = "id AS Id, stream AS Stream, version AS Version, position AS Position, type AS Type, data AS Data, metadata AS Metadata, recorded_at AS RecordedAt";
+    private const string Columns = "id AS Id, stream AS Stream, version AS Version, position AS Position, type AS Type, schema_version AS SchemaVersion, data AS Data, metadata AS Metadata, recorded_at AS RecordedAt";
 
     private sealed class Refused(AppendOutcome outcome) : Exception
     {
@@ -134,9 +134,9 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
                         version++;
                         position++;
                         await connection.ExecuteAsync(database.Command("""
-                            INSERT INTO events_events (position, id, stream, version, type, data, metadata, recorded_at)
-                            VALUES (@position, @Id, @stream, @version, @Type, @Data, @Metadata, @now)
-                            """, new { position, e.Id, stream = append.Stream, version, e.Type, e.Data, e.Metadata, now }, transaction, cancellationToken: cancellationToken));
+                            INSERT INTO events_events (position, id, stream, version, type, schema_version, data, metadata, recorded_at)
+                            VALUES (@position, @Id, @stream, @version, @Type, @SchemaVersion, @Data, @Metadata, @now)
+                            """, new { position, e.Id, stream = append.Stream, version, e.Type, e.SchemaVersion, e.Data, e.Metadata, now }, transaction, cancellationToken: cancellationToken));
                     }
                     await connection.ExecuteAsync(database.Command("""
                         INSERT INTO events_streams (stream, version, created_at, updated_at) VALUES (@stream, @version, @now, @now)

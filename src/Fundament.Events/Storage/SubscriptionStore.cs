@@ -21,7 +21,7 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
     private const string Parked = "parked";
 
     private const string SubscriptionColumns = "name AS Name, stream_prefix AS StreamPrefix, event_type AS EventType, mode AS Mode, max_attempts AS MaxAttempts, dispatched AS Dispatched, created_at AS CreatedAt, created_by AS CreatedBy";
-    private const string EventColumns = "e.id AS Id, e.stream AS Stream, e.version AS Version, e.position AS Position, e.type AS Type, e.data AS Data, e.metadata AS Metadata, e.recorded_at AS RecordedAt";
+    private const string EventColumns = "e.id AS Id, e.stream AS Stream, e.version AS Version, e.position AS Position, e.type AS Type, e.schema_version AS SchemaVersion, e.data AS Data, e.metadata AS Metadata, e.recorded_at AS RecordedAt";
 
     /// <summary>Creates the subscription; false when the name is taken. <paramref name="from"/> null means the end.</summary>
     public async Task<bool> CreateAsync(SubscriptionDefinition definition, string? from, long? fromPosition, string? createdBy, CancellationToken cancellationToken) =>

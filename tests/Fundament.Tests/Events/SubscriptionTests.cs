@@ -413,6 +413,51 @@ public abstract class SubscriptionTests(FundamentFactory factory)
             Assert.Equal(Enumerable.Range(0, 6).Select(i => positions[0] + i), positions);
         }
     }
+
+    [Fact]
+    public async Task APrincipal_HoldsAtMostMaxSubscriptions_429Beyond_AndDeletingOneFreesRoom()
+    {
+        using var admin = await factory.AdminAsync();
+        var (user, userId, _) = await factory.UserClientAsync();
+        using var _1 = user;
+        var prefix = Prefix();
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/stream-grants", new { principal = $"user:{userId}", streamPrefix = prefix, capabilities = new[] { "read" } }, _ct)).StatusCode);
+        var limit = factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<EventsOptions>>().Value.MaxSubscriptionsPerPrincipal;
+        for (var i = 0; i < limit; i++)
+        {
+            await CreateAsync(user, new { name = $"{prefix}-{i}", filter = new { streamPrefix = prefix } });
+        }
+
+        var refused = await user.PostAsJsonAsync("/api/v1/subscriptions", new { name = $"{prefix}-more", filter = new { streamPrefix = prefix } }, _ct);
+        await refused.AssertProblemAsync(HttpStatusCode.TooManyRequests);
+        await (await admin.GetAsync($"/api/v1/subscriptions/{prefix}-more", _ct)).AssertProblemAsync(HttpStatusCode.NotFound);
+        // Another principal's room is its own.
+        await CreateAsync(admin, new { name = $"{prefix}-admin", filter = new { streamPrefix = prefix } });
+
+        Assert.Equal(HttpStatusCode.NoContent, (await user.DeleteAsync($"/api/v1/subscriptions/{prefix}-0", _ct)).StatusCode);
+        await CreateAsync(user, new { name = $"{prefix}-more", filter = new { streamPrefix = prefix } });
+    }
+
+    [Fact]
+    public async Task ACompetingSubscription_HandsOutAtMostItsInFlightLimit_UntilSomeAreAcknowledged()
+    {
+        using var admin = await factory.AdminAsync();
+        var prefix = Prefix();
+        await AppendAsync(admin, $"{prefix}-1", Event(), Event(), Event(), Event(), Event());
+        var name = $"{prefix}-c";
+        await CreateAsync(admin, new { name, filter = new { streamPrefix = prefix }, from = "start", mode = "competing" });
+        var store = factory.Services.GetRequiredService<SubscriptionStore>();
+
+        var first = await store.PullAsync(name, 10, TimeSpan.FromMinutes(1), maxInFlight: 3, _ct);
+        Assert.Equal(3, first.Count);
+        Assert.Empty(await store.PullAsync(name, 10, TimeSpan.FromMinutes(1), maxInFlight: 3, _ct));
+
+        var acked = await AckAsync(admin, name, first.Take(2).Select(l => (JsonNode)new JsonObject { ["leaseId"] = l.LeaseId }));
+        Assert.Equal(2, acked["done"]!.GetValue<int>());
+        var second = await store.PullAsync(name, 10, TimeSpan.FromMinutes(1), maxInFlight: 3, _ct);
+        Assert.Equal(2, second.Count);
+        Assert.Equal(first.Concat(second).Select(l => l.Event.Position).Distinct().Count(), first.Count + second.Count);
+    }
 }
 
 public sealed class SqliteSubscriptionTests(SqliteFundamentFactory factory) : SubscriptionTests(factory), IClassFixture<SqliteFundamentFactory>;
