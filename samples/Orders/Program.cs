@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
 using Fundament.Client;
+using Fundament.Client.Events;
 using Microsoft.Extensions.Options;
 using Orders;
 
@@ -12,6 +13,20 @@ builder.AddFundamentClient();
 // Accepts the tokens the gateway mints for "orders" (audience service:orders), and nothing else.
 builder.AddFundamentAuthentication();
 builder.Services.Configure<OrdersOptions>(builder.Configuration.GetSection("Orders"));
+
+// Orders are event-sourced in Fundament's event store (streams order-<id>; the service's client
+// needs a stream grant on "order-"). OrderPlaced moved to schema version 2 when currencies came;
+// version 1 events are read through the typed upcaster.
+builder.AddFundamentEventStore(events =>
+{
+    events.Map<OrderPlaced>("OrderPlaced", schemaVersion: 2)
+        .Upcast<OrderPlacedV1>(1, v1 => new OrderPlaced(v1.OrderId, v1.Customer, v1.Total, "EUR"));
+    events.Map<OrderPaid>("OrderPaid");
+});
+// A projection: totals over every order, fed by a durable catch-up subscription.
+builder.Services.AddSingleton<OrderTotals>();
+builder.AddFundamentSubscription<OrderTotalsProjection>(new SubscriptionSettings("orders-totals", StreamPrefix: "order-"),
+    consumer => consumer.Wait = TimeSpan.FromSeconds(5));
 
 // Calls to http://billing/ go to a passing instance of the billing service, found in the registry.
 builder.Services.AddHttpClient("billing", client => client.BaseAddress = new Uri("http://billing")).AddServiceDiscovery();
@@ -60,4 +75,56 @@ app.MapGet("/orders/billing", async (IHttpClientFactory clients, CancellationTok
     }
 });
 
+app.MapPost("/orders/new", async (NewOrder request, IEventStore store, CancellationToken cancellationToken) =>
+{
+    if (string.IsNullOrWhiteSpace(request.Customer) || request.Total <= 0)
+    {
+        return Results.ValidationProblem(new Dictionary<string, string[]> { ["order"] = ["customer and a positive total are required."] });
+    }
+    var id = Guid.CreateVersion7().ToString("N");
+    var placed = new OrderPlaced(id, request.Customer, request.Total, request.Currency ?? "EUR");
+    var result = await store.AppendAsync(Order.Stream(id), ExpectedVersion.NoStream, [new EventData(placed)], cancellationToken);
+    return Results.Created($"/orders/{id}", new { id, version = result.ToVersion });
+}).RequireAuthorization();
+
+app.MapPost("/orders/{id}/pay", async (string id, IEventStore store, TimeProvider time, CancellationToken cancellationToken) =>
+{
+    var order = await LoadAsync(store, id, cancellationToken);
+    if (order is null)
+    {
+        return Results.NotFound();
+    }
+    if (order.Paid)
+    {
+        return Results.Conflict(new { detail = "already paid" });
+    }
+    try
+    {
+        // Exactly the version read: a concurrent payment makes this one fail instead of paying twice.
+        await store.AppendAsync(Order.Stream(id), ExpectedVersion.Exactly(order.Version), [new EventData(new OrderPaid(id, time.GetUtcNow()))], cancellationToken);
+    }
+    catch (WrongExpectedVersionException)
+    {
+        return Results.Conflict(new { detail = "the order changed meanwhile; read it again" });
+    }
+    return Results.Ok(await LoadAsync(store, id, cancellationToken));
+}).RequireAuthorization();
+
+app.MapGet("/orders/{id}", async (string id, IEventStore store, CancellationToken cancellationToken) =>
+    await LoadAsync(store, id, cancellationToken) is { } order ? Results.Ok(order) : Results.NotFound()).RequireAuthorization();
+
+app.MapGet("/orders/totals", (OrderTotals totals) => totals.Current).RequireAuthorization();
+
 app.Run();
+
+static async Task<Order?> LoadAsync(IEventStore store, string id, CancellationToken cancellationToken)
+{
+    var events = new List<(object?, long)>();
+    await foreach (var e in store.ReadAsync(Order.Stream(id), cancellationToken: cancellationToken))
+    {
+        events.Add((e.Deserialize(), e.Version));
+    }
+    return Order.Fold(id, events);
+}
+
+internal sealed record NewOrder(string? Customer, decimal Total, string? Currency);

@@ -11,9 +11,12 @@ internal sealed class FundamentApi : IDisposable
     public const string IndexHeader = "X-Fundament-Index";
 
     /// <summary>Deadline of a call that does not wait for changes; a watch gets its wait plus this.</summary>
-    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(15);
+    internal static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(15);
 
     private readonly HttpClient _http;
+
+    /// <summary>The authenticated client, for the event store's calls (<see cref="Events.EventStoreClient"/>), which set their own deadlines.</summary>
+    internal HttpClient Http => _http;
 
     public FundamentApi(FundamentClientOptions options, TimeProvider time)
     {
@@ -120,7 +123,7 @@ internal sealed class FundamentApi : IDisposable
         return null;
     }
 
-    private static CancellationTokenSource Deadline(TimeSpan after, CancellationToken cancellationToken)
+    internal static CancellationTokenSource Deadline(TimeSpan after, CancellationToken cancellationToken)
     {
         var source = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         source.CancelAfter(after);
@@ -130,7 +133,7 @@ internal sealed class FundamentApi : IDisposable
     private static string Watch(long? index, TimeSpan wait) =>
         index is { } i ? $"&index={i.ToString(CultureInfo.InvariantCulture)}&wait={(int)wait.TotalSeconds}s" : "";
 
-    private static async Task EnsureAsync(HttpResponseMessage response, string what, CancellationToken cancellationToken)
+    internal static async Task EnsureAsync(HttpResponseMessage response, string what, CancellationToken cancellationToken)
     {
         if (!response.IsSuccessStatusCode)
         {

@@ -1,0 +1,134 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Fundament.Client.Events;
+
+/// <summary>Handles the events of one subscription; registered with <c>AddFundamentSubscription</c>.</summary>
+public interface IEventHandler
+{
+    /// <summary>
+    /// Handles one event. Returning acknowledges it; throwing gives it back to be retried with
+    /// backoff, and Fundament parks it after the subscription's maxAttempts. Throw
+    /// <see cref="ParkEventException"/> to park it at once (a poison message no retry will fix).
+    /// Delivery is at least once: make handling idempotent (<see cref="StoredEvent.Id"/> is stable).
+    /// </summary>
+    Task HandleAsync(StoredEvent e, CancellationToken cancellationToken);
+}
+
+/// <summary>Thrown by a handler to park an event at once instead of retrying it.</summary>
+public sealed class ParkEventException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>How a hosted subscription consumer pulls.</summary>
+public sealed class SubscriptionConsumerOptions
+{
+    /// <summary>Events per pull. Default 50.</summary>
+    public int BatchSize { get; set; } = 50;
+
+    /// <summary>How long a pull waits for events before asking again. Default 20s.</summary>
+    public TimeSpan Wait { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Lease per pull: how long a batch may take before its events go to another consumer. Default: the server's (30s).</summary>
+    public TimeSpan? Lease { get; set; }
+
+    /// <summary>Longest pause between attempts while Fundament is unreachable or refuses. Default 30s.</summary>
+    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>
+/// Consumes one subscription in the background: ensures it exists, pulls (long-poll), hands each
+/// event to a scoped <typeparamref name="THandler"/> in order, acknowledges what was handled and
+/// gives back what threw, with the exception's type and message as the reason. While Fundament is
+/// unreachable it backs off and retries; events it held when the process died come back after
+/// their lease.
+/// </summary>
+internal sealed partial class EventSubscriptionWorker<THandler>(
+    IEventStore store, IServiceScopeFactory scopes, SubscriptionSettings settings, SubscriptionConsumerOptions options,
+    TimeProvider time, ILogger<EventSubscriptionWorker<THandler>> logger) : BackgroundService
+    where THandler : class, IEventHandler
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var failures = 0;
+        var ensured = false;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (!ensured)
+                {
+                    await store.EnsureSubscriptionAsync(settings, stoppingToken).ConfigureAwait(false);
+                    ensured = true;
+                }
+                var batch = await store.PullAsync(settings.Name, options.BatchSize, options.Wait, options.Lease, stoppingToken).ConfigureAwait(false);
+                await HandleAsync(batch, stoppingToken).ConfigureAwait(false);
+                failures = 0;
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+            {
+                failures++;
+                var pause = TimeSpan.FromMilliseconds(Math.Min(options.MaxBackoff.TotalMilliseconds, 500 * Math.Pow(2, Math.Min(failures, 10))));
+                LogPullFailed(settings.Name, pause, ex.Message);
+                await Task.Delay(pause, time, stoppingToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task HandleAsync(IReadOnlyList<LeasedEvent> batch, CancellationToken stoppingToken)
+    {
+        var handled = new List<string>(batch.Count);
+        foreach (var leased in batch)
+        {
+            if (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            try
+            {
+                await using var scope = scopes.CreateAsyncScope();
+                await scope.ServiceProvider.GetRequiredService<THandler>().HandleAsync(leased.Event, stoppingToken).ConfigureAwait(false);
+                handled.Add(leased.LeaseId);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                // What was handled before it is acknowledged first: in catchup mode the next batch follows only then.
+                await AckAsync(handled).ConfigureAwait(false);
+                handled.Clear();
+                LogHandlerFailed(settings.Name, leased.Event.Type, leased.Event.Stream, leased.Event.Version, leased.Attempt, ex);
+                await store.NackAsync(settings.Name, [leased.LeaseId], $"{ex.GetType().FullName}: {ex.Message}", park: ex is ParkEventException, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+        // Acknowledged even while stopping: the work is done, and a redelivery would repeat it.
+        await AckAsync(handled).ConfigureAwait(false);
+    }
+
+    private async Task AckAsync(List<string> leaseIds)
+    {
+        if (leaseIds.Count == 0)
+        {
+            return;
+        }
+        var stale = await store.AckAsync(settings.Name, leaseIds, CancellationToken.None).ConfigureAwait(false);
+        if (stale.Count > 0)
+        {
+            LogStale(settings.Name, stale.Count);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Subscription {Subscription}: Fundament did not answer ({Reason}); trying again in {Pause}")]
+    private partial void LogPullFailed(string subscription, TimeSpan pause, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Subscription {Subscription}: handling {Type} {Stream}@{Version} failed on attempt {Attempt}")]
+    private partial void LogHandlerFailed(string subscription, string type, string stream, long version, int attempt, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Subscription {Subscription}: {Count} events were handled after their lease ran out and may be handled again elsewhere; raise the lease or shrink the batch")]
+    private partial void LogStale(string subscription, int count);
+}
