@@ -26,10 +26,11 @@ public sealed record Order(string Id, string Customer, decimal Total, string Cur
 }
 
 /// <summary>
-/// The projection's read model: orders, paid orders and revenue per currency. It keeps its state
-/// and the last position it applied in a file, written before the event is acknowledged, so a
-/// restart neither loses what it counted nor counts a redelivered event twice (positions of one
-/// catch-up subscription only grow).
+/// The projection's read model: orders, paid orders and revenue per currency. It keeps its state,
+/// the last position it applied and the positions it failed on in a file, written before the event
+/// is acknowledged. The subscription delivers in position order, so an event at or below the last
+/// position was applied already (a redelivery after a crash between this write and the ack) unless
+/// it is one that failed and was parked: those are applied when they are replayed.
 /// </summary>
 public sealed class OrderTotals
 {
@@ -40,10 +41,10 @@ public sealed class OrderTotals
     public OrderTotals(IConfiguration configuration)
     {
         _file = configuration["Orders:ProjectionFile"] ?? Path.Combine(AppContext.BaseDirectory, "orders-totals.json");
-        _state = File.Exists(_file) ? JsonSerializer.Deserialize<State>(File.ReadAllText(_file))! : new State(0, 0, 0, []);
+        _state = File.Exists(_file) ? JsonSerializer.Deserialize<State>(File.ReadAllText(_file))! : new State(0, 0, 0, [], []);
     }
 
-    public sealed record State(long Position, int Orders, int Paid, Dictionary<string, decimal> Revenue);
+    public sealed record State(long Position, int Orders, int Paid, Dictionary<string, decimal> Revenue, List<long> Failed);
 
     public State Current
     {
@@ -51,7 +52,7 @@ public sealed class OrderTotals
         {
             lock (_lock)
             {
-                return _state with { Revenue = new Dictionary<string, decimal>(_state.Revenue) };
+                return _state with { Revenue = new Dictionary<string, decimal>(_state.Revenue), Failed = [.. _state.Failed] };
             }
         }
     }
@@ -60,9 +61,9 @@ public sealed class OrderTotals
     {
         lock (_lock)
         {
-            if (e.Position <= _state.Position)
+            if (e.Position <= _state.Position && !_state.Failed.Contains(e.Position))
             {
-                return; // delivered again after a crash between this write and the ack
+                return; // applied before: delivered again after a crash between the write and the ack
             }
             var revenue = new Dictionary<string, decimal>(_state.Revenue);
             var next = value switch
@@ -71,11 +72,28 @@ public sealed class OrderTotals
                 OrderPaid => _state with { Paid = _state.Paid + 1 },
                 _ => _state,
             };
-            _state = next with { Position = e.Position };
-            var temporary = _file + ".tmp";
-            File.WriteAllText(temporary, JsonSerializer.Serialize(_state));
-            File.Move(temporary, _file, overwrite: true);
+            Save(next with { Position = Math.Max(_state.Position, e.Position), Failed = _state.Failed.Where(p => p != e.Position).ToList() });
         }
+    }
+
+    /// <summary>Remembers that the event at <paramref name="position"/> was not applied, so that it is when it comes back.</summary>
+    public void Failed(StoredEvent e)
+    {
+        lock (_lock)
+        {
+            if (!_state.Failed.Contains(e.Position))
+            {
+                Save(_state with { Failed = [.. _state.Failed, e.Position] });
+            }
+        }
+    }
+
+    private void Save(State state)
+    {
+        var temporary = _file + ".tmp";
+        File.WriteAllText(temporary, JsonSerializer.Serialize(state));
+        File.Move(temporary, _file, overwrite: true);
+        _state = state;
     }
 
     private static Dictionary<string, decimal> Add(Dictionary<string, decimal> revenue, string currency, decimal amount)
@@ -89,18 +107,27 @@ public sealed class OrderTotals
 /// Feeds <see cref="OrderTotals"/> from the <c>orders-totals</c> subscription. An order in a
 /// currency that is not three capital letters (another writer's bug) would corrupt the totals;
 /// no retry can fix it, so it is parked at once for a person to look at (listed under
-/// <c>/api/v1/subscriptions/orders-totals/parked</c>), and the projection goes on.
+/// <c>/api/v1/subscriptions/orders-totals/parked</c>, and applied if it is corrected and replayed
+/// through an upcast), and the projection goes on.
 /// </summary>
 public sealed class OrderTotalsProjection(OrderTotals totals) : IEventHandler
 {
     public Task HandleAsync(StoredEvent e, CancellationToken cancellationToken)
     {
-        var value = e.Deserialize();
-        if (value is OrderPlaced { Currency: var currency } && !(currency.Length == 3 && currency.All(char.IsAsciiLetterUpper)))
+        try
         {
-            throw new ParkEventException($"unknown currency '{currency}'");
+            var value = e.Deserialize();
+            if (value is OrderPlaced { Currency: var currency } && !(currency.Length == 3 && currency.All(char.IsAsciiLetterUpper)))
+            {
+                throw new ParkEventException($"unknown currency '{currency}'");
+            }
+            totals.Apply(e, value);
+            return Task.CompletedTask;
         }
-        totals.Apply(e, value);
-        return Task.CompletedTask;
+        catch
+        {
+            totals.Failed(e);
+            throw;
+        }
     }
 }

@@ -45,7 +45,7 @@ public sealed record Snapshot(string Stream, long Version, JsonElement Data, Dat
 public sealed record SnapshotRequest(long? Version, JsonElement? Data);
 
 /// <summary>One declarative change to an event's data. Paths are property names joined by '.'.</summary>
-/// <param name="Op"><c>rename</c> (path to the sibling name <c>to</c>), <c>move</c> (path to the path <c>to</c>), <c>default</c> (set path to <c>value</c> when absent) or <c>drop</c> (remove path when present).</param>
+/// <param name="Op"><c>rename</c> (path to the sibling name <c>to</c>), <c>move</c> (path to the path <c>to</c>), <c>default</c> (set path to <c>value</c>, null when absent, where path is missing) or <c>drop</c> (remove path when present).</param>
 /// <param name="Optional">rename and move: skip events without <c>path</c> instead of failing on them.</param>
 public sealed record UpcastOperation(string? Op, string? Path, string? To = null, JsonElement? Value = null, bool? Optional = null);
 
@@ -109,7 +109,8 @@ public sealed record PullResult(IReadOnlyList<LeasedEvent> Events);
 public sealed record AckRequest(IReadOnlyList<string>? LeaseIds);
 
 /// <summary>Body of <c>.../nack</c>: give events back, to be retried after <paramref name="RetryAfterSeconds"/> (default: backoff by attempt), or parked at once with <paramref name="Park"/>.</summary>
-public sealed record NackRequest(IReadOnlyList<string>? LeaseIds, string? Reason, bool? Park, int? RetryAfterSeconds);
+/// <param name="Release">Give the events back untried, at once and without using up an attempt (a consumer stopping mid-batch, or one that must keep order after an earlier event failed); reason and park are ignored.</param>
+public sealed record NackRequest(IReadOnlyList<string>? LeaseIds, string? Reason, bool? Park, int? RetryAfterSeconds, bool? Release = null);
 
 /// <summary>What an ack or nack did.</summary>
 /// <param name="Stale">Lease ids that no longer hold: the lease ran out and the event was handed out again, or the id is unknown. Those events were not changed.</param>

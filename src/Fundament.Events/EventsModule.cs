@@ -26,6 +26,7 @@ public sealed class EventsModule : FundamentModule
         services.TryAddSingleton<EventStore>();
         services.TryAddSingleton<StreamGrantStore>();
         services.AddSingleton<Core.Quotas.IQuotaMeter, EventsQuotaMeter>();
+        services.AddSingleton<Core.Quotas.IQuotaMeter, SnapshotBytesMeter>();
         services.TryAddSingleton<SubscriptionStore>();
         services.TryAddSingleton<SnapshotStore>();
         services.TryAddSingleton<UpcastStore>();

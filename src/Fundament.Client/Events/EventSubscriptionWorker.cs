@@ -38,15 +38,18 @@ public sealed class SubscriptionConsumerOptions
 /// <summary>
 /// Consumes one subscription in the background: ensures it exists, pulls (long-poll), hands each
 /// event to a scoped <typeparamref name="THandler"/> in order, acknowledges what was handled and
-/// gives back what threw, with the exception's type and message as the reason. While Fundament is
-/// unreachable it backs off and retries; events it held when the process died come back after
-/// their lease.
+/// gives back what threw, with the exception's type and message as the reason. In catchup mode the
+/// first failure ends the batch and the events after it go back untried, so the handler never sees
+/// an event before the ones that precede it. While Fundament is unreachable or refuses, it backs
+/// off and retries; events it held when the process died come back after their lease.
 /// </summary>
 internal sealed partial class EventSubscriptionWorker<THandler>(
     IEventStore store, IServiceScopeFactory scopes, SubscriptionSettings settings, SubscriptionConsumerOptions options,
     TimeProvider time, ILogger<EventSubscriptionWorker<THandler>> logger) : BackgroundService
     where THandler : class, IEventHandler
 {
+    private readonly bool _inOrder = settings.Mode != "competing";
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var failures = 0;
@@ -68,11 +71,16 @@ internal sealed partial class EventSubscriptionWorker<THandler>(
             {
                 return;
             }
-            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+            catch (Exception ex)
             {
+                // Deleted meanwhile: create it again on the next round.
+                if (ex is HttpRequestException { StatusCode: System.Net.HttpStatusCode.NotFound })
+                {
+                    ensured = false;
+                }
                 failures++;
                 var pause = TimeSpan.FromMilliseconds(Math.Min(options.MaxBackoff.TotalMilliseconds, 500 * Math.Pow(2, Math.Min(failures, 10))));
-                LogPullFailed(settings.Name, pause, ex.Message);
+                LogRoundFailed(settings.Name, pause, ex);
                 await Task.Delay(pause, time, stoppingToken).ConfigureAwait(false);
             }
         }
@@ -81,33 +89,58 @@ internal sealed partial class EventSubscriptionWorker<THandler>(
     private async Task HandleAsync(IReadOnlyList<LeasedEvent> batch, CancellationToken stoppingToken)
     {
         var handled = new List<string>(batch.Count);
-        foreach (var leased in batch)
+        try
         {
-            if (stoppingToken.IsCancellationRequested)
+            for (var i = 0; i < batch.Count; i++)
             {
-                break;
-            }
-            try
-            {
+                var leased = batch[i];
+                if (stoppingToken.IsCancellationRequested)
+                {
+                    await ReleaseAsync(batch.Skip(i)).ConfigureAwait(false);
+                    return;
+                }
                 await using var scope = scopes.CreateAsyncScope();
-                await scope.ServiceProvider.GetRequiredService<THandler>().HandleAsync(leased.Event, stoppingToken).ConfigureAwait(false);
-                handled.Add(leased.LeaseId);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception ex)
-            {
-                // What was handled before it is acknowledged first: in catchup mode the next batch follows only then.
-                await AckAsync(handled).ConfigureAwait(false);
-                handled.Clear();
-                LogHandlerFailed(settings.Name, leased.Event.Type, leased.Event.Stream, leased.Event.Version, leased.Attempt, ex);
-                await store.NackAsync(settings.Name, [leased.LeaseId], $"{ex.GetType().FullName}: {ex.Message}", park: ex is ParkEventException, CancellationToken.None).ConfigureAwait(false);
+                // Outside the handler's try: a handler that cannot be built is not the event's fault.
+                var handler = scope.ServiceProvider.GetRequiredService<THandler>();
+                try
+                {
+                    await handler.HandleAsync(leased.Event, stoppingToken).ConfigureAwait(false);
+                    handled.Add(leased.LeaseId);
+                }
+                catch (Exception ex) when (!(ex is OperationCanceledException && stoppingToken.IsCancellationRequested))
+                {
+                    // What was handled before it is acknowledged first.
+                    await AckAsync(handled).ConfigureAwait(false);
+                    handled.Clear();
+                    LogHandlerFailed(settings.Name, leased.Event.Type, leased.Event.Stream, leased.Event.Version, leased.Attempt, ex);
+                    await store.NackAsync(settings.Name, [leased.LeaseId], $"{ex.GetType().FullName}: {ex.Message}", park: ex is ParkEventException, CancellationToken.None).ConfigureAwait(false);
+                    if (_inOrder)
+                    {
+                        await ReleaseAsync(batch.Skip(i + 1)).ConfigureAwait(false);
+                        return;
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    await ReleaseAsync(batch.Skip(i)).ConfigureAwait(false);
+                    return;
+                }
             }
         }
-        // Acknowledged even while stopping: the work is done, and a redelivery would repeat it.
-        await AckAsync(handled).ConfigureAwait(false);
+        finally
+        {
+            // Acknowledged even while stopping: the work is done, and a redelivery would repeat it.
+            await AckAsync(handled).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ReleaseAsync(IEnumerable<LeasedEvent> untried)
+    {
+        var leaseIds = untried.Select(l => l.LeaseId).ToList();
+        if (leaseIds.Count > 0)
+        {
+            await store.ReleaseAsync(settings.Name, leaseIds, CancellationToken.None).ConfigureAwait(false);
+        }
     }
 
     private async Task AckAsync(List<string> leaseIds)
@@ -117,14 +150,15 @@ internal sealed partial class EventSubscriptionWorker<THandler>(
             return;
         }
         var stale = await store.AckAsync(settings.Name, leaseIds, CancellationToken.None).ConfigureAwait(false);
+        leaseIds.Clear();
         if (stale.Count > 0)
         {
             LogStale(settings.Name, stale.Count);
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Subscription {Subscription}: Fundament did not answer ({Reason}); trying again in {Pause}")]
-    private partial void LogPullFailed(string subscription, TimeSpan pause, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Subscription {Subscription}: a round failed; trying again in {Pause}")]
+    private partial void LogRoundFailed(string subscription, TimeSpan pause, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Subscription {Subscription}: handling {Type} {Stream}@{Version} failed on attempt {Attempt}")]
     private partial void LogHandlerFailed(string subscription, string type, string stream, long version, int attempt, Exception exception);

@@ -33,6 +33,9 @@ public interface IEventStore
 
     /// <summary>Gives events back to be retried after a backoff, or parks them at once.</summary>
     Task NackAsync(string subscription, IReadOnlyList<string> leaseIds, string reason, bool park = false, CancellationToken cancellationToken = default);
+
+    /// <summary>Gives events back untried: handed out again at once, without using up an attempt.</summary>
+    Task ReleaseAsync(string subscription, IReadOnlyList<string> leaseIds, CancellationToken cancellationToken = default);
 }
 
 internal sealed class EventStoreClient(FundamentApi api, EventTypeMap map) : IEventStore
@@ -163,6 +166,13 @@ internal sealed class EventStoreClient(FundamentApi api, EventTypeMap map) : IEv
         using var deadline = FundamentApi.Deadline(FundamentApi.CallTimeout, cancellationToken);
         var body = new { leaseIds, reason = reason.Length > 1000 ? reason[..1000] : reason, park };
         using var response = await api.Http.PostAsJsonAsync($"/api/v1/subscriptions/{Uri.EscapeDataString(subscription)}/nack", body, Json, deadline.Token).ConfigureAwait(false);
+        await FundamentApi.EnsureAsync(response, $"give back events on '{subscription}'", deadline.Token).ConfigureAwait(false);
+    }
+
+    public async Task ReleaseAsync(string subscription, IReadOnlyList<string> leaseIds, CancellationToken cancellationToken = default)
+    {
+        using var deadline = FundamentApi.Deadline(FundamentApi.CallTimeout, cancellationToken);
+        using var response = await api.Http.PostAsJsonAsync($"/api/v1/subscriptions/{Uri.EscapeDataString(subscription)}/nack", new { leaseIds, release = true }, Json, deadline.Token).ConfigureAwait(false);
         await FundamentApi.EnsureAsync(response, $"give back events on '{subscription}'", deadline.Token).ConfigureAwait(false);
     }
 

@@ -56,6 +56,7 @@ public sealed record QuotaLimit(long? Limit, string Source);
 public sealed record QuotaState(string Name, long? Limit, long Used, string Source);
 
 /// <summary>Measures one quota's usage; the module owning the counted things implements it.</summary>
+/// <remarks>Several modules may meter one quota; its usage is then their sum.</remarks>
 public interface IQuotaMeter
 {
     string Quota { get; }

@@ -18,7 +18,7 @@ internal static class SnapshotsApi
         return group;
     }
 
-    internal sealed record Services(SnapshotStore Snapshots, StreamGrantStore Grants, IDatabase Database, IAuditLog Audit, IOptions<EventsOptions> Options);
+    internal sealed record Services(SnapshotStore Snapshots, StreamGrantStore Grants, IDatabase Database, IAuditLog Audit, Core.Quotas.IQuotas Quotas, IOptions<EventsOptions> Options);
 
     private static async Task<Results<Ok<Snapshot>, ValidationProblem, ProblemHttpResult>> SaveAsync(
         string stream, SnapshotRequest request, [AsParameters] Services s, HttpContext context, CancellationToken cancellationToken)
@@ -37,7 +37,7 @@ internal static class SnapshotsApi
         {
             errors.Add("data", "data is required (any JSON value).");
         }
-        else if (data.Length > s.Options.Value.MaxSnapshotBytes)
+        else if (System.Text.Encoding.UTF8.GetByteCount(data) > s.Options.Value.MaxSnapshotBytes)
         {
             errors.Add("data", $"data must be at most {s.Options.Value.MaxSnapshotBytes} bytes of JSON.");
         }
@@ -51,8 +51,11 @@ internal static class SnapshotsApi
             await s.Audit.AppendAsync(new AuditEvent("events.snapshot", AuditOutcome.Denied) { Target = $"stream:{stream}" }.From(context), cancellationToken);
             return Problems.Forbidden($"No grant lets the caller append to stream '{stream}'.");
         }
+        var subject = Core.Quotas.QuotaSubject.Of(context.User);
+        // A snapshot's bytes count against the writer's storedBytes, checked in its transaction.
         var (refusal, version, saved) = await s.Database.AuditedAsync(s.Audit,
-            () => s.Snapshots.SaveAsync(stream, request.Version!.Value, data!, context.User.ActorId(), cancellationToken),
+            () => s.Snapshots.SaveAsync(stream, request.Version!.Value, data!, context.User.ActorId(),
+                adding => adding > 0 ? s.Quotas.EnsureAsync(subject, Core.Quotas.Quota.StoredBytes, adding, cancellationToken) : Task.CompletedTask, cancellationToken),
             r => r.Saved is { } snapshot
                 ? new AuditEvent("events.snapshot", AuditOutcome.Success)
                 {

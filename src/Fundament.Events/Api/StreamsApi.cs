@@ -161,6 +161,10 @@ internal static partial class StreamsApi
             {
                 errors.Add("type", "type is 1-128 characters of letters, digits, '.', '_', ':' and '-'.");
             }
+            if (fromSnapshot is not null || from is not null || direction is not null)
+            {
+                errors.Add("stream", "$all is read by fromPosition, forward; from, direction and fromSnapshot are for one stream.");
+            }
             if (errors.Any)
             {
                 return errors.ToProblem();

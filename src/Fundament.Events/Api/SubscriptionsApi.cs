@@ -204,18 +204,22 @@ internal static partial class SubscriptionsApi
             return problem!;
         }
         var leaseFor = lease is { } l ? TimeSpan.FromSeconds(l) : options.DefaultLease;
-        return TypedResults.ServerSentEvents(Stream(name, max ?? 10, leaseFor, s, context, cancellationToken));
+        return TypedResults.ServerSentEvents(Stream(definition, max ?? 10, leaseFor, s, context, cancellationToken));
     }
 
     /// <summary>Leases and sends events as they come, re-checking the caller's grant between batches.</summary>
-    private static async IAsyncEnumerable<SseItem<LeasedEvent>> Stream(string name, int max, TimeSpan lease, Services s, HttpContext context, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private static async IAsyncEnumerable<SseItem<LeasedEvent>> Stream(SubscriptionDefinition connected, int max, TimeSpan lease, Services s, HttpContext context, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var options = s.Options.Value;
+        var name = connected.Name;
         while (!cancellationToken.IsCancellationRequested)
         {
+            // The subscription the stream was opened on: deleted, or deleted and created again (by
+            // anyone), ends the stream, as does a revoked grant.
             var definition = await s.Store.FindAsync(name, cancellationToken);
             var access = await s.Grants.AccessForAsync(context.User, cancellationToken);
-            if (definition is null || !access.AllowsEvery(StreamGrantStore.Read, definition.StreamPrefix ?? ""))
+            if (definition is null || definition.CreatedAt != connected.CreatedAt || definition.CreatedBy != connected.CreatedBy
+                || !access.AllowsEvery(StreamGrantStore.Read, definition.StreamPrefix ?? ""))
             {
                 yield break;
             }
@@ -276,6 +280,11 @@ internal static partial class SubscriptionsApi
             return problem!;
         }
         var ids = request.LeaseIds!.Distinct().ToList();
+        if (request.Release == true)
+        {
+            var notHeld = await s.Store.ReleaseAsync(name, ids, cancellationToken);
+            return TypedResults.Ok(new LeaseResult(ids.Count - notHeld.Count, notHeld));
+        }
         var options = s.Options.Value;
         // Without retryAfterSeconds the delay grows with the attempts of the first event: RetryBase doubled per attempt, up to RetryMax.
         var retryAfter = request.RetryAfterSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : options.RetryBase;
@@ -353,19 +362,20 @@ internal static partial class SubscriptionsApi
         {
             return (null, Problems.NotFound("The subscription"));
         }
-        return await DeniedAsync(definition.StreamPrefix, action, name, s, context, cancellationToken, definition.CreatedBy) is { } denied ? (null, denied) : (definition, null);
+        return await DeniedAsync(definition.StreamPrefix, action, name, s, context, cancellationToken, definition) is { } denied ? (null, denied) : (definition, null);
     }
 
     /// <summary>
     /// The problem when the caller may not read every stream under <paramref name="prefix"/>, or when
-    /// the subscription belongs to another principal (<paramref name="owner"/>; only events.admin
-    /// acts on others' subscriptions): reading the same streams does not let one tenant consume,
-    /// replay or delete another's subscription.
+    /// the subscription (<paramref name="subscription"/>, when acting on one) belongs to another
+    /// principal (only events.admin acts on others' subscriptions, and on those without an owner):
+    /// reading the same streams does not let one tenant consume, replay or delete another's subscription.
     /// </summary>
-    private static async Task<ProblemHttpResult?> DeniedAsync(string? prefix, string action, string name, Services s, HttpContext context, CancellationToken cancellationToken, string? owner = null)
+    private static async Task<ProblemHttpResult?> DeniedAsync(string? prefix, string action, string name, Services s, HttpContext context, CancellationToken cancellationToken,
+        SubscriptionDefinition? subscription = null)
     {
         var access = await s.Grants.AccessForAsync(context.User, cancellationToken);
-        var foreign = owner is not null && !access.IsAdministrator && owner != context.User.ActorId();
+        var foreign = subscription is not null && !access.IsAdministrator && (subscription.CreatedBy is null || subscription.CreatedBy != context.User.ActorId());
         if (access.AllowsEvery(StreamGrantStore.Read, prefix ?? "") && !foreign)
         {
             return null;

@@ -6,15 +6,16 @@ namespace Fundament.Events.Api;
 /// <summary>
 /// <c>/api/v1/event-types/{type}/upcasts</c>: declarative upcasts per event type, applied on every
 /// read, and a dry run that runs proposed upcasts over the stored history before they are saved.
-/// Upcasts change what every reader of the type sees, across tenants, so setting them and the dry
-/// run (which reads every stream) need events.admin; anyone signed in may read them.
+/// Upcasts change what every reader of the type sees, across tenants, so every call needs
+/// events.admin (the steps show other tenants' data shapes; the dry run reads every stream).
 /// </summary>
 internal static class UpcastsApi
 {
     public static RouteGroupBuilder MapUpcastsApi(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/api/v1/event-types/{type}/upcasts").WithTags("Event store").RequireAuthorization(Policies.Authenticated);
-        group.MapGet("", GetAsync).WithName("GetUpcasts").WithSummary("The type's upcasts and the schema version its events are read at.");
+        group.MapGet("", GetAsync).WithName("GetUpcasts").RequireAuthorization(EventsPermissions.Admin)
+            .WithSummary("The type's upcasts and the schema version its events are read at.");
         group.MapPut("", SaveAsync).WithName("SaveUpcasts").RequireAuthorization(EventsPermissions.Admin)
             .WithSummary("Sets the type's upcasts (one step per schema version from 1), applied on every read from now on; run the dry run first.");
         group.MapDelete("", DeleteAsync).WithName("DeleteUpcasts").RequireAuthorization(EventsPermissions.Admin)
@@ -98,7 +99,7 @@ internal static class UpcastsApi
                     EventUpcaster.Upcast(e.Data, e.SchemaVersion, chain);
                     upcast++;
                 }
-                catch (UpcastFailedException failure)
+                catch (Exception failure) when (failure is not OperationCanceledException)
                 {
                     failed++;
                     if (failures.Count < 100)

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using Dapper;
 
@@ -15,9 +16,12 @@ internal sealed class SnapshotStore(IDatabase database, TimeProvider time)
     /// <summary>
     /// Saves the state of <paramref name="stream"/> at <paramref name="version"/>, unless the stream
     /// does not reach that version or a later snapshot is saved already (then the refusal and the
-    /// version that decided it: the stream's, or the saved snapshot's).
+    /// version that decided it: the stream's, or the saved snapshot's). <paramref name="reserve"/>
+    /// runs in the transaction with the bytes the writer's storedBytes grows by (its own snapshot
+    /// of the stream being replaced counts back).
     /// </summary>
-    public async Task<(SnapshotRefusal Refusal, long Version, Snapshot? Saved)> SaveAsync(string stream, long version, string data, string? by, CancellationToken cancellationToken) =>
+    public async Task<(SnapshotRefusal Refusal, long Version, Snapshot? Saved)> SaveAsync(
+        string stream, long version, string data, string? by, Func<long, Task>? reserve, CancellationToken cancellationToken) =>
         await database.InTransactionAsync(async (connection, transaction) =>
         {
             var current = await connection.ExecuteScalarAsync<long?>(database.Command(
@@ -30,19 +34,31 @@ internal sealed class SnapshotStore(IDatabase database, TimeProvider time)
             {
                 return (SnapshotRefusal.BeyondStream, current, null);
             }
-            var saved = await connection.ExecuteScalarAsync<long?>(database.Command(
-                "SELECT version FROM events_snapshots WHERE stream = @stream", new { stream }, transaction, cancellationToken: cancellationToken));
-            if (saved > version)
+            var saved = await connection.QuerySingleOrDefaultAsync<(long Version, long Bytes, string? RecordedBy)?>(database.Command(
+                "SELECT version, bytes, recorded_by FROM events_snapshots WHERE stream = @stream", new { stream }, transaction, cancellationToken: cancellationToken));
+            if (saved is { } older && older.Version > version)
             {
-                return (SnapshotRefusal.OlderThanSaved, saved.Value, null);
+                return (SnapshotRefusal.OlderThanSaved, older.Version, null);
+            }
+            var bytes = (long)Encoding.UTF8.GetByteCount(data);
+            if (reserve is not null)
+            {
+                await reserve(bytes - (saved is { } own && own.RecordedBy == by ? own.Bytes : 0));
             }
             var now = time.GetUtcNow();
-            // The WHERE keeps the newest when two writers race past the check above (PostgreSQL).
-            await connection.ExecuteAsync(database.Command("""
-                INSERT INTO events_snapshots (stream, version, data, recorded_at, recorded_by) VALUES (@stream, @version, @data, @now, @by)
-                ON CONFLICT (stream) DO UPDATE SET version = excluded.version, data = excluded.data, recorded_at = excluded.recorded_at, recorded_by = excluded.recorded_by
+            // The WHERE keeps the newest when two writers race past the check above (PostgreSQL); the loser is told.
+            var written = await connection.ExecuteAsync(database.Command("""
+                INSERT INTO events_snapshots (stream, version, data, bytes, recorded_at, recorded_by) VALUES (@stream, @version, @data, @bytes, @now, @by)
+                ON CONFLICT (stream) DO UPDATE SET version = excluded.version, data = excluded.data, bytes = excluded.bytes,
+                    recorded_at = excluded.recorded_at, recorded_by = excluded.recorded_by
                 WHERE excluded.version >= events_snapshots.version
-                """, new { stream, version, data, now = now.ToUnixTimeMilliseconds(), by }, transaction, cancellationToken: cancellationToken));
+                """, new { stream, version, data, bytes, now = now.ToUnixTimeMilliseconds(), by }, transaction, cancellationToken: cancellationToken));
+            if (written == 0)
+            {
+                var newer = await connection.ExecuteScalarAsync<long>(database.Command(
+                    "SELECT version FROM events_snapshots WHERE stream = @stream", new { stream }, transaction, cancellationToken: cancellationToken));
+                return (SnapshotRefusal.OlderThanSaved, newer, null);
+            }
             using var document = JsonDocument.Parse(data);
             return (SnapshotRefusal.None, version, new Snapshot(stream, version, document.RootElement.Clone(), now, by));
         }, cancellationToken);

@@ -202,6 +202,20 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
             return (IReadOnlyList<string>)leaseIds.Where(id => !found.Contains(id)).ToList();
         }, cancellationToken);
 
+    /// <summary>Gives leased events back untried: ready at once, the attempt their lease took given back. Returns the lease ids that no longer hold.</summary>
+    public async Task<IReadOnlyList<string>> ReleaseAsync(string name, IReadOnlyList<string> leaseIds, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var held = (await connection.QueryAsync<string>(database.Command(
+                $"SELECT lease_id FROM events_deliveries WHERE subscription = @name AND state = 'leased' AND {database.Dialect.InList("lease_id", "leaseIds")}",
+                new { name, leaseIds = leaseIds.ToArray() }, transaction, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+            await connection.ExecuteAsync(database.Command($"""
+                UPDATE events_deliveries SET state = 'ready', lease_id = NULL, visible_at = @now, attempts = attempts - 1
+                WHERE subscription = @name AND state = 'leased' AND {database.Dialect.InList("lease_id", "leaseIds")}
+                """, new { name, leaseIds = leaseIds.ToArray(), now = time.GetUtcNow().ToUnixTimeMilliseconds() }, transaction, cancellationToken: cancellationToken));
+            return (IReadOnlyList<string>)leaseIds.Where(id => !held.Contains(id)).ToList();
+        }, cancellationToken);
+
     public async Task<IReadOnlyList<ParkedEvent>> ParkedAsync(string name, long after, int take, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);

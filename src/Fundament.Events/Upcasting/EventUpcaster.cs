@@ -44,14 +44,16 @@ internal sealed partial class EventUpcaster(UpcastStore store, ILogger<EventUpca
         {
             return e with { Data = Upcast(e.Data, e.SchemaVersion, chain), SchemaVersion = chain.CurrentVersion };
         }
-        catch (UpcastFailedException failed)
+        catch (Exception failed) when (failed is not OperationCanceledException)
         {
+            // Not only the chain's own failures: data the parser accepted on append (duplicate keys) or
+            // a result nested too deep must not make the read fail for every reader of the event.
             LogUpcastFailed(e.Type, e.Stream, e.Version, e.SchemaVersion, failed.Message);
             return e;
         }
     }
 
-    /// <summary><paramref name="data"/> brought to the chain's current version; throws <see cref="UpcastFailedException"/>.</summary>
+    /// <summary><paramref name="data"/> brought to the chain's current version; throws <see cref="UpcastFailedException"/>, or what the JSON layer throws on data it cannot rewrite.</summary>
     public static JsonElement Upcast(JsonElement data, int schemaVersion, UpcastChain chain) =>
         JsonSerializer.SerializeToElement(chain.Apply(JsonNode.Parse(data.GetRawText()), schemaVersion));
 

@@ -100,7 +100,7 @@ internal sealed class UpcastChain
                 var parent = Walk(root, path, create: true, out var problem)!;
                 if (problem is null && !parent.ContainsKey(path[^1]))
                 {
-                    parent[path[^1]] = JsonNode.Parse(operation.Value!.Value.GetRawText());
+                    parent[path[^1]] = operation.Value is { ValueKind: not JsonValueKind.Undefined } value ? JsonNode.Parse(value.GetRawText()) : null;
                 }
                 return problem;
             }
@@ -204,9 +204,6 @@ internal sealed class UpcastChain
                 break;
             case Move when !IsPath(operation.To):
                 errors.Add(at + ".to", $"a move's to is a path: 1-{MaxPathDepth} property names joined by '.'.");
-                break;
-            case Default when operation.Value is not { } v || v.ValueKind == JsonValueKind.Undefined:
-                errors.Add(at + ".value", "a default needs value (any JSON value, null included).");
                 break;
         }
         if (operation.Op == Move && IsPath(operation.Path) && IsPath(operation.To)

@@ -18,7 +18,24 @@ internal sealed class QuotaService(QuotaStore store, IDatabase database, IOption
     private IReadOnlyDictionary<string, IQuotaMeter>? _meters;
 
     private IReadOnlyDictionary<string, IQuotaMeter> Meters => _meters ??=
-        services.GetServices<IQuotaMeter>().GroupBy(m => m.Quota, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        services.GetServices<IQuotaMeter>().GroupBy(m => m.Quota, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Count() == 1 ? g.First() : new SummedMeter(g.Key, g.ToList()), StringComparer.Ordinal);
+
+    /// <summary>A quota several modules meter (storedBytes: media originals and event-store snapshots): usage is their sum.</summary>
+    private sealed class SummedMeter(string quota, IReadOnlyList<IQuotaMeter> meters) : IQuotaMeter
+    {
+        public string Quota => quota;
+
+        public async Task<long> UsedAsync(string actor, CancellationToken cancellationToken)
+        {
+            long used = 0;
+            foreach (var meter in meters)
+            {
+                used += await meter.UsedAsync(actor, cancellationToken);
+            }
+            return used;
+        }
+    }
 
     public async Task<QuotaLimit> LimitAsync(QuotaSubject subject, string quota, CancellationToken cancellationToken) =>
         Resolve(subject, quota, await store.ForAsync(subject.Actor, subject.Roles, quota, cancellationToken));

@@ -46,6 +46,31 @@ public abstract class SubscriptionTests(FundamentFactory factory)
         return await response.JsonAsync();
     }
 
+    [Fact]
+    public async Task Release_GivesEventsBackAtOnce_WithoutUsingUpAnAttempt()
+    {
+        using var admin = await factory.AdminAsync();
+        var prefix = Prefix();
+        var name = $"rel-{prefix}";
+        await CreateAsync(admin, new { name, filter = new { streamPrefix = prefix }, from = "start", maxAttempts = 1 });
+        await AppendAsync(admin, $"{prefix}-a", Event(), Event());
+
+        var first = await PullAsync(admin, name);
+        Assert.Equal([1, 1], first.Select(l => l["attempt"]!.GetValue<int>()));
+        var released = await admin.PostAsJsonAsync($"/api/v1/subscriptions/{name}/nack", new { leaseIds = first.Select(LeaseId).ToArray(), release = true }, _ct);
+        Assert.Equal(2, (await released.JsonAsync())["done"]!.GetValue<int>());
+
+        // Back at once, in order, still on their first attempt (maxAttempts 1 would have parked them otherwise).
+        foreach (var expected in first)
+        {
+            var again = Assert.Single(await PullAsync(admin, name));
+            Assert.Equal(Position(expected), Position(again));
+            Assert.Equal(1, again["attempt"]!.GetValue<int>());
+            await AckAsync(admin, name, [again]);
+        }
+        Assert.Equal(0, (await (await admin.GetAsync($"/api/v1/subscriptions/{name}", _ct)).JsonAsync())["parked"]!.GetValue<long>());
+    }
+
     private async Task NackAsync(HttpClient client, string name, JsonNode leased, object? extra = null)
     {
         var body = new JsonObject { ["leaseIds"] = new JsonArray(LeaseId(leased)), ["reason"] = "handler threw InvalidOperationException", ["retryAfterSeconds"] = 0 };
@@ -236,13 +261,16 @@ public abstract class SubscriptionTests(FundamentFactory factory)
     }
 
     [Fact]
-    public async Task ServerSentEvents_CarryLeasedEvents_WithTheirPositionAsId()
+    public async Task ServerSentEvents_CarryLeasedEvents_Upcast_WithTheirPositionAsId_AndEndWhenTheSubscriptionIsReplaced()
     {
         using var admin = await factory.AdminAsync();
         var prefix = Prefix();
         var name = $"sse-{prefix}";
         await CreateAsync(admin, new { name, filter = new { streamPrefix = prefix }, from = "start" });
-        var position = await AppendAsync(admin, $"{prefix}-a", Event());
+        var type = $"Sse{prefix}";
+        var position = await AppendAsync(admin, $"{prefix}-a", Event(type));
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/api/v1/event-types/{type}/upcasts",
+            new { steps = new[] { new { fromVersion = 1, operations = new[] { new { op = "rename", path = "total", to = "amount" } } } } }, _ct)).StatusCode);
 
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/subscriptions/{name}/stream");
         using var response = await admin.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, _ct);
@@ -257,7 +285,24 @@ public abstract class SubscriptionTests(FundamentFactory factory)
         Assert.Contains($"id: {position}", lines);
         var data = JsonNode.Parse(lines.Single(l => l.StartsWith("data: ", StringComparison.Ordinal))["data: ".Length..])!;
         Assert.Equal(position, Position(data));
+        Assert.Equal(42, data["event"]!["data"]!["amount"]!.GetValue<int>());
+        Assert.Equal(2, data["event"]!["schemaVersion"]!.GetValue<int>());
         Assert.Equal(1, (await AckAsync(admin, name, [data]))["done"]!.GetValue<int>());
+
+        // Deleted and created again by someone else: the open stream does not carry the new owner's events.
+        var (user, userId, _) = await factory.UserClientAsync();
+        using var _1 = user;
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/stream-grants", new { principal = $"user:{userId}", streamPrefix = prefix, capabilities = new[] { "read" } }, _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/subscriptions/{name}", _ct)).StatusCode);
+        await CreateAsync(user, new { name, filter = new { streamPrefix = prefix }, from = "start" });
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(_ct);
+        ended.CancelAfter(TimeSpan.FromSeconds(30));
+        string? line;
+        while ((line = await reader.ReadLineAsync(ended.Token)) is not null)
+        {
+            Assert.DoesNotContain($"id: {position}", line);
+        }
+        Assert.Single(await PullAsync(user, name));
     }
 
     [Fact]

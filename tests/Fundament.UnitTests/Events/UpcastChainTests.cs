@@ -29,6 +29,12 @@ public sealed class UpcastChainTests
     }
 
     [Fact]
+    public void ADefaultWithoutValue_SetsNull()
+    {
+        Assert.Equal("""{"a":1,"note":null}""", Run(Chain([Op("default", "note")]), """{"a":1}"""));
+    }
+
+    [Fact]
     public void Default_SetsOnlyWhatIsAbsent_CreatingParents_AndDrop_IgnoresWhatIsNotThere()
     {
         var chain = Chain([Op("default", "currency", value: "EUR"), Op("default", "shipping.method", value: "post"), Op("drop", "legacy"), Op("drop", "missing.deep")]);
@@ -56,8 +62,8 @@ public sealed class UpcastChainTests
     public void Validate_NamesEveryBadField()
     {
         var errors = new ValidationErrors();
-        UpcastChain.Validate([new UpcastStep(2, [Op("rename", "a", "x.y"), Op("nope", "a"), Op("default", "a")])], 10, errors);
+        UpcastChain.Validate([new UpcastStep(2, [Op("rename", "a", "x.y"), Op("nope", "a"), Op("move", "a", "a.b"), Op("drop", "a..b")])], 10, errors);
         var fields = errors.ToProblem().ProblemDetails.Errors.Keys;
-        Assert.Equal(["steps[0].fromVersion", "steps[0].operations[0].to", "steps[0].operations[1].op", "steps[0].operations[2].value"], fields.Order());
+        Assert.Equal(["steps[0].fromVersion", "steps[0].operations[0].to", "steps[0].operations[1].op", "steps[0].operations[2].to", "steps[0].operations[3].path"], fields.Order());
     }
 }
