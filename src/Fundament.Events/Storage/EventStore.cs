@@ -105,8 +105,8 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
             return await database.InTransactionAsync(async (connection, transaction) =>
             {
                 // The lock first: every check below then sees what the appends before this one committed.
-                await connection.ExecuteAsync(database.Command("UPDATE events_head SET position = position WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));
-                var head = await connection.ExecuteScalarAsync<long>(database.Command("SELECT position FROM events_head WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));
+                var head = await connection.ExecuteScalarAsync<long>(database.Command(
+                    "UPDATE events_head SET position = position WHERE id = 1 RETURNING position", transaction: transaction, cancellationToken: cancellationToken));
 
                 if (await ExistingAsync(connection, transaction, appends, cancellationToken) is { } existing)
                 {
@@ -128,16 +128,9 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
                     {
                         throw new Refused(new AppendOutcome.WrongVersion(append.Stream, current));
                     }
-                    var version = current;
-                    foreach (var e in append.Events)
-                    {
-                        version++;
-                        position++;
-                        await connection.ExecuteAsync(database.Command("""
-                            INSERT INTO events_events (position, id, stream, version, type, schema_version, data, metadata, recorded_at)
-                            VALUES (@position, @Id, @stream, @version, @Type, @SchemaVersion, @Data, @Metadata, @now)
-                            """, new { position, e.Id, stream = append.Stream, version, e.Type, e.SchemaVersion, e.Data, e.Metadata, now }, transaction, cancellationToken: cancellationToken));
-                    }
+                    await InsertAsync(connection, transaction, append, current + 1, position + 1, now, cancellationToken);
+                    var version = current + append.Events.Count;
+                    position += append.Events.Count;
                     await connection.ExecuteAsync(database.Command("""
                         INSERT INTO events_streams (stream, version, created_at, updated_at) VALUES (@stream, @version, @now, @now)
                         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at
@@ -155,6 +148,37 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
         catch (Refused refused)
         {
             return refused.Outcome;
+        }
+    }
+
+    /// <summary>
+    /// Rows per INSERT statement. On PostgreSQL a chunk is one round trip instead of one per event
+    /// (3x the batched append rate); SQLite has no round trips, and there one short statement per
+    /// row, prepared once, beats a long one parsed each time (measured: 2.5x).
+    /// </summary>
+    internal int InsertChunk => database.Dialect == SqlDialect.Postgres ? 250 : 1;
+
+    /// <summary>Inserts <paramref name="append"/>'s events from <paramref name="version"/> and <paramref name="position"/> on, a chunk of rows per statement.</summary>
+    private async Task InsertAsync(DbConnection connection, DbTransaction transaction, StreamAppend append, long version, long position, long now, CancellationToken cancellationToken)
+    {
+        for (var offset = 0; offset < append.Events.Count; offset += InsertChunk)
+        {
+            var chunk = append.Events.Skip(offset).Take(InsertChunk).ToList();
+            var parameters = new DynamicParameters(new { stream = append.Stream, now });
+            var sql = new System.Text.StringBuilder("INSERT INTO events_events (position, id, stream, version, type, schema_version, data, metadata, recorded_at) VALUES ");
+            for (var i = 0; i < chunk.Count; i++)
+            {
+                var e = chunk[i];
+                sql.Append(i == 0 ? "" : ", ").Append(System.Globalization.CultureInfo.InvariantCulture, $"(@p{i}, @i{i}, @stream, @v{i}, @t{i}, @s{i}, @d{i}, @m{i}, @now)");
+                parameters.Add($"p{i}", position + offset + i);
+                parameters.Add($"i{i}", e.Id);
+                parameters.Add($"v{i}", version + offset + i);
+                parameters.Add($"t{i}", e.Type);
+                parameters.Add($"s{i}", e.SchemaVersion);
+                parameters.Add($"d{i}", e.Data);
+                parameters.Add($"m{i}", e.Metadata);
+            }
+            await connection.ExecuteAsync(database.Command(sql.ToString(), parameters, transaction, cancellationToken: cancellationToken));
         }
     }
 

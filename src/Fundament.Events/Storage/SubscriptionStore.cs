@@ -124,28 +124,27 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
                 leased.Add((position, leaseId, attempts));
             }
             var fresh = Math.Min(max - leased.Count, room - leased.Count);
+            var rows = new Dictionary<long, EventRow>();
             if (fresh > 0 && (subscription.Mode == Competing || pendingList.Count == 0))
             {
                 // Read in this transaction, the head is committed and so is every position up to it.
                 var head = await connection.ExecuteScalarAsync<long>(database.Command("SELECT position FROM events_head WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));
-                var positions = (await connection.QueryAsync<long>(database.Command("""
-                    SELECT position FROM events_events
-                    WHERE position > @Dispatched AND position <= @head
-                      AND (@StreamPrefix IS NULL OR substr(stream, 1, @prefixLength) = @StreamPrefix)
-                      AND (@EventType IS NULL OR type = @EventType)
-                    ORDER BY position LIMIT @fresh
+                var events = (await connection.QueryAsync<EventRow>(database.Command($"""
+                    SELECT {EventColumns} FROM events_events e
+                    WHERE e.position > @Dispatched AND e.position <= @head
+                      AND (@StreamPrefix IS NULL OR substr(e.stream, 1, @prefixLength) = @StreamPrefix)
+                      AND (@EventType IS NULL OR e.type = @EventType)
+                    ORDER BY e.position LIMIT @fresh
                     """, new { subscription.Dispatched, head, subscription.StreamPrefix, prefixLength = subscription.StreamPrefix?.Length ?? 0, subscription.EventType, fresh },
                     transaction, cancellationToken: cancellationToken))).ToList();
-                foreach (var position in positions)
+                var newLeases = events.Select(e => (e.Position, LeaseId: Guid.NewGuid().ToString("N"), Attempt: 1)).ToList();
+                await InsertLeasesAsync(connection, transaction, name, newLeases.Select(l => (l.Position, l.LeaseId)).ToList(), until, cancellationToken);
+                leased.AddRange(newLeases);
+                foreach (var e in events)
                 {
-                    var leaseId = Guid.NewGuid().ToString("N");
-                    await connection.ExecuteAsync(database.Command("""
-                        INSERT INTO events_deliveries (subscription, position, state, attempts, lease_id, visible_at)
-                        VALUES (@name, @position, 'leased', 1, @leaseId, @until)
-                        """, new { name, position, leaseId, until }, transaction, cancellationToken: cancellationToken));
-                    leased.Add((position, leaseId, 1));
+                    rows[e.Position] = e;
                 }
-                var dispatched = positions.Count == fresh ? positions[^1] : head;
+                var dispatched = events.Count == fresh ? events[^1].Position : head;
                 await connection.ExecuteAsync(database.Command("UPDATE events_subscriptions SET dispatched = @dispatched WHERE name = @name",
                     new { name, dispatched }, transaction, cancellationToken: cancellationToken));
             }
@@ -153,13 +152,41 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
             {
                 return [];
             }
-            var rows = (await connection.QueryAsync<EventRow>(database.Command(
-                $"SELECT {EventColumns} FROM events_events e WHERE {database.Dialect.InList("e.position", "positions")}",
-                new { positions = leased.Select(l => l.Position).ToArray() }, transaction, cancellationToken: cancellationToken))).ToDictionary(r => r.Position);
+            var missing = leased.Select(l => l.Position).Where(p => !rows.ContainsKey(p)).ToArray();
+            if (missing.Length > 0)
+            {
+                foreach (var row in await connection.QueryAsync<EventRow>(database.Command(
+                    $"SELECT {EventColumns} FROM events_events e WHERE {database.Dialect.InList("e.position", "positions")}",
+                    new { positions = missing }, transaction, cancellationToken: cancellationToken)))
+                {
+                    rows[row.Position] = row;
+                }
+            }
             return leased.OrderBy(l => l.Position)
                 .Select(l => new LeasedEvent(rows[l.Position].ToRecorded(), l.LeaseId, l.Attempt, DateTimeOffset.FromUnixTimeMilliseconds(until)))
                 .ToList();
         }, cancellationToken);
+
+    /// <summary>Inserts one leased delivery row per event, a chunk of rows per statement.</summary>
+    private async Task InsertLeasesAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, string name,
+        IReadOnlyList<(long Position, string LeaseId)> leases, long until, CancellationToken cancellationToken)
+    {
+        // As EventStore.InsertChunk: chunks of rows on PostgreSQL, one prepared row at a time on SQLite.
+        var size = database.Dialect == SqlDialect.Postgres ? 250 : 1;
+        for (var offset = 0; offset < leases.Count; offset += size)
+        {
+            var chunk = leases.Skip(offset).Take(size).ToList();
+            var parameters = new DynamicParameters(new { name, until });
+            var sql = new System.Text.StringBuilder("INSERT INTO events_deliveries (subscription, position, state, attempts, lease_id, visible_at) VALUES ");
+            for (var i = 0; i < chunk.Count; i++)
+            {
+                sql.Append(i == 0 ? "" : ", ").Append(System.Globalization.CultureInfo.InvariantCulture, $"(@name, @p{i}, 'leased', 1, @l{i}, @until)");
+                parameters.Add($"p{i}", chunk[i].Position);
+                parameters.Add($"l{i}", chunk[i].LeaseId);
+            }
+            await connection.ExecuteAsync(database.Command(sql.ToString(), parameters, transaction, cancellationToken: cancellationToken));
+        }
+    }
 
     /// <summary>Acknowledges leased events: they are done. Returns the lease ids that no longer hold (ran out and handed out again, or unknown).</summary>
     public async Task<IReadOnlyList<string>> AckAsync(string name, IReadOnlyList<string> leaseIds, CancellationToken cancellationToken) =>

@@ -1,0 +1,123 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Fundament.Client.Events;
+using Fundament.Tests.Infrastructure;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Fundament.Tests.Events;
+
+/// <summary>The server on a real port (Kestrel), so the client SDK talks to it as a service would.</summary>
+public sealed class KestrelFundamentFactory : FundamentFactory
+{
+    public KestrelFundamentFactory() => UseKestrel(0);
+
+    public Uri Address
+    {
+        get
+        {
+            StartServer();
+            return new Uri(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        }
+    }
+}
+
+/// <summary>
+/// The SDK's hosted subscription consumer against a real server: handler failures are retried in
+/// order, a poison event is parked at once, and nothing the handler did not fail on is parked.
+/// </summary>
+public sealed class EventStoreSdkTests(KestrelFundamentFactory factory) : IClassFixture<KestrelFundamentFactory>
+{
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    public sealed record Item(int N);
+
+    /// <summary>Fails item 3 once (a transient error) and item 5 always (poison, parked at once); records every call.</summary>
+    public sealed class FlakyHandler : IEventHandler
+    {
+        public static ConcurrentQueue<(int N, bool Ok)> Calls { get; } = new();
+
+        public Task HandleAsync(StoredEvent e, CancellationToken cancellationToken)
+        {
+            var n = e.As<Item>()!.N;
+            if (n == 3 && !Calls.Any(c => c.N == 3))
+            {
+                Calls.Enqueue((n, false));
+                throw new TimeoutException("the database did not answer");
+            }
+            if (n == 5)
+            {
+                Calls.Enqueue((n, false));
+                throw new ParkEventException("item 5 can never be handled");
+            }
+            Calls.Enqueue((n, true));
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task TheHostedConsumer_RetriesAFailureInOrder_ParksWhatItIsToldTo_AndNothingElse()
+    {
+        var address = factory.Address;
+        using var admin = await factory.AdminAsync();
+        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = "sdk-consumer", roles = new[] { "service" } }, _ct)).JsonAsync();
+        var clientId = created["client_id"]!.GetValue<string>();
+        var prefix = $"sdk{Guid.NewGuid():N}"[..12];
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/stream-grants", new { principal = $"client:{clientId}", streamPrefix = prefix, capabilities = new[] { "read", "append" } }, _ct)).StatusCode);
+
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddSingleton<TimeProvider>(factory.Time);
+        builder.AddFundamentClient(o =>
+        {
+            o.Url = address;
+            o.ClientId = clientId;
+            o.ClientSecret = created["client_secret"]!.GetValue<string>();
+            o.Register = false;
+            o.Configuration = false;
+        });
+        builder.AddFundamentEventStore(map => map.Map<Item>("Item"));
+        var name = $"{prefix}-consumer";
+        builder.AddFundamentSubscription<FlakyHandler>(new SubscriptionSettings(name, StreamPrefix: prefix), consumer =>
+        {
+            consumer.BatchSize = 10;
+            consumer.Wait = TimeSpan.FromSeconds(1);
+        });
+        using var host = builder.Build();
+
+        // Appended through the SDK itself, six items in one stream.
+        var store = host.Services.GetRequiredService<IEventStore>();
+        var written = await store.AppendAsync($"{prefix}-1", ExpectedVersion.NoStream, Enumerable.Range(1, 6).Select(n => new EventData(new Item(n))).ToList(), _ct);
+        Assert.Equal(5, written.ToVersion);
+        await Assert.ThrowsAsync<WrongExpectedVersionException>(() => store.AppendAsync($"{prefix}-1", ExpectedVersion.Exactly(2), [new EventData(new Item(7))], _ct));
+
+        await host.StartAsync(_ct);
+        try
+        {
+            // Item 3 waits out its retry backoff on the server's clock.
+            for (var i = 0; i < 300 && FlakyHandler.Calls.Count(c => c.Ok) < 5; i++)
+            {
+                factory.Time.Advance(TimeSpan.FromSeconds(2));
+                await Task.Delay(100, _ct);
+            }
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+
+        var calls = FlakyHandler.Calls.ToList();
+        // In order: 3 failed, came back and succeeded before anything after it was handled.
+        Assert.Equal([(1, true), (2, true), (3, false), (3, true), (4, true), (5, false), (6, true)], calls);
+        var parked = (await (await admin.GetAsync($"/api/v1/subscriptions/{name}/parked", _ct)).JsonAsync())["events"]!.AsArray();
+        var only = Assert.Single(parked);
+        Assert.Equal(5, only!["event"]!["data"]!["n"]!.GetValue<int>());
+        Assert.Contains("ParkEventException: item 5 can never be handled", only["reason"]!.GetValue<string>());
+        var subscription = await (await admin.GetAsync($"/api/v1/subscriptions/{name}", _ct)).JsonAsync();
+        Assert.Equal(0, subscription["leased"]!.GetValue<long>());
+        Assert.Equal(0, subscription["retrying"]!.GetValue<long>());
+    }
+}
