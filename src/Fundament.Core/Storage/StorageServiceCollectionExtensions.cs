@@ -20,6 +20,15 @@ public static class StorageServiceCollectionExtensions
             {
                 var builder = new NpgsqlDataSourceBuilder(storage.ConnectionString);
                 builder.ConnectionStringBuilder.CommandTimeout = storage.CommandTimeoutSeconds;
+                // Fundament keeps no session state on pooled connections (no SET, no temp tables,
+                // advisory locks are transaction-scoped except the migration lock, which is released
+                // in a finally), so the DISCARD ALL Npgsql sends when a connection goes back to the
+                // pool is a round trip per open for nothing. An operator's connection string wins.
+                var given = storage.ConnectionString ?? "";
+                if (!given.Contains("No Reset On Close", StringComparison.OrdinalIgnoreCase) && !given.Contains("NoResetOnClose", StringComparison.OrdinalIgnoreCase))
+                {
+                    builder.ConnectionStringBuilder.NoResetOnClose = true;
+                }
                 return new PostgresDatabase(builder.Build());
             }
             var fundament = sp.GetRequiredService<IOptions<FundamentOptions>>().Value;
