@@ -99,18 +99,18 @@ internal static partial class SubscriptionsApi
         }
         var actor = context.User.ActorId();
         var limit = s.Options.Value.MaxSubscriptionsPerPrincipal;
-        if (actor is not null && await s.Store.CountCreatedByAsync(actor, cancellationToken) >= limit)
-        {
-            return Problems.LimitExceeded("subscriptions", limit, $"A principal may create at most {limit} subscriptions; delete one first.", StatusCodes.Status429TooManyRequests);
-        }
         var definition = new SubscriptionDefinition { Name = request.Name!, StreamPrefix = prefix, EventType = type, Mode = mode, MaxAttempts = request.MaxAttempts ?? 5 };
-        var created = await s.Database.AuditedAsync(s.Audit, () => s.Store.CreateAsync(definition, from, fromPosition, actor, cancellationToken),
-            ok => ok ? new AuditEvent("events.subscription.create", AuditOutcome.Success)
+        var created = await s.Database.AuditedAsync(s.Audit, () => s.Store.CreateAsync(definition, from, fromPosition, actor, limit, cancellationToken),
+            outcome => outcome == SubscriptionCreation.Created ? new AuditEvent("events.subscription.create", AuditOutcome.Success)
             {
                 Target = $"subscription:{definition.Name}",
                 Details = new Dictionary<string, string> { ["streamPrefix"] = prefix ?? "", ["type"] = type ?? "", ["mode"] = mode },
             }.From(context) : null, cancellationToken);
-        if (!created)
+        if (created == SubscriptionCreation.OverLimit)
+        {
+            return Problems.LimitExceeded("subscriptions", limit, $"A principal may create at most {limit} subscriptions; delete one first.", StatusCodes.Status429TooManyRequests);
+        }
+        if (created == SubscriptionCreation.NameTaken)
         {
             return Problems.Conflict($"A subscription named '{definition.Name}' exists.");
         }

@@ -2,6 +2,8 @@ using Dapper;
 
 namespace Fundament.Events.Storage;
 
+internal enum SubscriptionCreation { Created, NameTaken, OverLimit }
+
 /// <summary>
 /// Subscriptions over <c>$all</c> (tables <c>events_subscriptions</c>, <c>events_deliveries</c>).
 /// A pull locks the subscription's row, hands out what is due again (a lease ran out, a nack's
@@ -23,10 +25,28 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
     private const string SubscriptionColumns = "name AS Name, stream_prefix AS StreamPrefix, event_type AS EventType, mode AS Mode, max_attempts AS MaxAttempts, dispatched AS Dispatched, created_at AS CreatedAt, created_by AS CreatedBy";
     private const string EventColumns = "e.id AS Id, e.stream AS Stream, e.version AS Version, e.position AS Position, e.type AS Type, e.schema_version AS SchemaVersion, e.data AS Data, e.metadata AS Metadata, e.recorded_at AS RecordedAt";
 
-    /// <summary>Creates the subscription; false when the name is taken. <paramref name="from"/> null means the end.</summary>
-    public async Task<bool> CreateAsync(SubscriptionDefinition definition, string? from, long? fromPosition, string? createdBy, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// Creates the subscription unless the name is taken or <paramref name="createdBy"/> holds
+    /// <paramref name="limit"/> already. <paramref name="from"/> null means the end.
+    /// </summary>
+    public async Task<SubscriptionCreation> CreateAsync(SubscriptionDefinition definition, string? from, long? fromPosition, string? createdBy, int limit, CancellationToken cancellationToken) =>
         await database.InTransactionAsync(async (connection, transaction) =>
         {
+            if (createdBy is not null)
+            {
+                // The principal's usage row, locked (an upsert takes the row lock): one principal's creates
+                // take turns, so two at once cannot both take the last place (SQLite serialises writers anyway).
+                await connection.ExecuteAsync(database.Command("""
+                    INSERT INTO events_usage (actor, events) VALUES (@createdBy, 0)
+                    ON CONFLICT (actor) DO UPDATE SET events = events_usage.events
+                    """, new { createdBy }, transaction, cancellationToken: cancellationToken));
+                var held = await connection.ExecuteScalarAsync<int>(database.Command(
+                    "SELECT COUNT(*) FROM events_subscriptions WHERE created_by = @createdBy", new { createdBy }, transaction, cancellationToken: cancellationToken));
+                if (held >= limit)
+                {
+                    return SubscriptionCreation.OverLimit;
+                }
+            }
             var head = await connection.ExecuteScalarAsync<long>(database.Command("SELECT position FROM events_head WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));
             var dispatched = from switch
             {
@@ -40,14 +60,8 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
                 ON CONFLICT (name) DO NOTHING
                 """, new { definition.Name, definition.StreamPrefix, definition.EventType, definition.Mode, definition.MaxAttempts, dispatched, now = time.GetUtcNow().ToUnixTimeMilliseconds(), createdBy },
                 transaction, cancellationToken: cancellationToken));
-            return inserted == 1;
+            return inserted == 1 ? SubscriptionCreation.Created : SubscriptionCreation.NameTaken;
         }, cancellationToken);
-
-    public async Task<int> CountCreatedByAsync(string createdBy, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        return await connection.ExecuteScalarAsync<int>(database.Command("SELECT COUNT(*) FROM events_subscriptions WHERE created_by = @createdBy", new { createdBy }, cancellationToken: cancellationToken));
-    }
 
     public async Task<SubscriptionDefinition?> FindAsync(string name, CancellationToken cancellationToken)
     {
@@ -93,28 +107,37 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
                 WHERE subscription = @name AND state = 'leased' AND visible_at <= @now AND attempts >= @MaxAttempts
                 """, new { name, now, subscription.MaxAttempts }, transaction, cancellationToken: cancellationToken));
 
-            var pending = await connection.QueryAsync<(long Position, string State, long VisibleAt)>(database.Command(
-                "SELECT position, state, visible_at FROM events_deliveries WHERE subscription = @name AND state <> 'parked' ORDER BY position",
-                new { name }, transaction, cancellationToken: cancellationToken));
-            var pendingList = pending.ToList();
-            var due = pendingList.Where(p => p.VisibleAt <= now).Select(p => p.Position).ToList();
+            // Only what this pull needs, never every delivery in flight (a competing subscription may have thousands).
+            List<long> redelivered;
+            long notDue = 0;
+            var anyPending = false;
             if (subscription.Mode == CatchUp)
             {
                 // In order: only the oldest outstanding event, once it is due, and nothing new past it.
-                if (pendingList.Count > 0)
+                var oldest = await connection.QuerySingleOrDefaultAsync<(long Position, long VisibleAt)?>(database.Command(
+                    "SELECT position, visible_at FROM events_deliveries WHERE subscription = @name AND state <> 'parked' ORDER BY position LIMIT 1",
+                    new { name }, transaction, cancellationToken: cancellationToken));
+                if (oldest is { } first && first.VisibleAt > now)
                 {
-                    if (pendingList[0].VisibleAt > now)
-                    {
-                        return [];
-                    }
-                    due = [pendingList[0].Position];
-                    max = 1;
+                    return [];
                 }
+                anyPending = oldest is not null;
+                redelivered = oldest is { } due ? [due.Position] : [];
+                max = anyPending ? 1 : max;
             }
-            var redelivered = due.Take(max).ToList();
-            var room = Math.Max(0, maxInFlight - (pendingList.Count - pendingList.Count(p => p.VisibleAt <= now)));
+            else
+            {
+                notDue = await connection.ExecuteScalarAsync<long>(database.Command(
+                    "SELECT COUNT(*) FROM events_deliveries WHERE subscription = @name AND state <> 'parked' AND visible_at > @now",
+                    new { name, now }, transaction, cancellationToken: cancellationToken));
+                var take = (int)Math.Max(0, Math.Min(max, maxInFlight - notDue));
+                redelivered = take == 0 ? [] : (await connection.QueryAsync<long>(database.Command(
+                    "SELECT position FROM events_deliveries WHERE subscription = @name AND state <> 'parked' AND visible_at <= @now ORDER BY position LIMIT @take",
+                    new { name, now, take }, transaction, cancellationToken: cancellationToken))).ToList();
+            }
+            var room = (int)Math.Max(0, maxInFlight - notDue);
             var leased = new List<(long Position, string LeaseId, int Attempt)>();
-            foreach (var position in redelivered.Take(room))
+            foreach (var position in redelivered.Take(Math.Min(max, room)))
             {
                 var leaseId = Guid.NewGuid().ToString("N");
                 var attempts = await connection.ExecuteScalarAsync<int>(database.Command("""
@@ -125,7 +148,7 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
             }
             var fresh = Math.Min(max - leased.Count, room - leased.Count);
             var rows = new Dictionary<long, EventRow>();
-            if (fresh > 0 && (subscription.Mode == Competing || pendingList.Count == 0))
+            if (fresh > 0 && (subscription.Mode == Competing || !anyPending))
             {
                 // Read in this transaction, the head is committed and so is every position up to it.
                 var head = await connection.ExecuteScalarAsync<long>(database.Command("SELECT position FROM events_head WHERE id = 1", transaction: transaction, cancellationToken: cancellationToken));

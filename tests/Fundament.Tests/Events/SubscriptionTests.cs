@@ -468,16 +468,24 @@ public abstract class SubscriptionTests(FundamentFactory factory)
         var prefix = Prefix();
         Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/stream-grants", new { principal = $"user:{userId}", streamPrefix = prefix, capabilities = new[] { "read" } }, _ct)).StatusCode);
         var limit = factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<EventsOptions>>().Value.MaxSubscriptionsPerPrincipal;
-        for (var i = 0; i < limit; i++)
+        for (var i = 0; i < limit - 5; i++)
         {
             await CreateAsync(user, new { name = $"{prefix}-{i}", filter = new { streamPrefix = prefix } });
         }
+        // The last five places, raced for by twenty requests at once: exactly five win.
+        var racing = await Task.WhenAll(Enumerable.Range(limit - 5, 20).Select(i =>
+            user.PostAsJsonAsync("/api/v1/subscriptions", new { name = $"{prefix}-{i}", filter = new { streamPrefix = prefix } }, _ct)));
+        Assert.Equal(5, racing.Count(r => r.StatusCode == HttpStatusCode.Created));
+        Assert.Equal(15, racing.Count(r => r.StatusCode == HttpStatusCode.TooManyRequests));
 
         var refused = await user.PostAsJsonAsync("/api/v1/subscriptions", new { name = $"{prefix}-more", filter = new { streamPrefix = prefix } }, _ct);
         await refused.AssertProblemAsync(HttpStatusCode.TooManyRequests);
         await (await admin.GetAsync($"/api/v1/subscriptions/{prefix}-more", _ct)).AssertProblemAsync(HttpStatusCode.NotFound);
         // Another principal's room is its own.
         await CreateAsync(admin, new { name = $"{prefix}-admin", filter = new { streamPrefix = prefix } });
+
+        var listed = (await (await user.GetAsync("/api/v1/subscriptions?limit=500", _ct)).JsonAsync()).AsArray();
+        Assert.Equal(limit, listed.Count(l => l!["name"]!.GetValue<string>().StartsWith(prefix, StringComparison.Ordinal)));
 
         Assert.Equal(HttpStatusCode.NoContent, (await user.DeleteAsync($"/api/v1/subscriptions/{prefix}-0", _ct)).StatusCode);
         await CreateAsync(user, new { name = $"{prefix}-more", filter = new { streamPrefix = prefix } });
