@@ -73,10 +73,12 @@ internal sealed partial class EventSubscriptionWorker<THandler>(
             }
             catch (Exception ex)
             {
-                // Deleted meanwhile: create it again on the next round.
-                if (ex is HttpRequestException { StatusCode: System.Net.HttpStatusCode.NotFound })
+                // Deleted meanwhile: create it again on the next round (from settings.From, said loudly,
+                // since "start" replays the history to this handler).
+                if (ex is HttpRequestException { StatusCode: System.Net.HttpStatusCode.NotFound } && ensured)
                 {
                     ensured = false;
+                    LogRecreating(settings.Name, settings.From);
                 }
                 failures++;
                 var pause = TimeSpan.FromMilliseconds(Math.Min(options.MaxBackoff.TotalMilliseconds, 500 * Math.Pow(2, Math.Min(failures, 10))));
@@ -100,8 +102,18 @@ internal sealed partial class EventSubscriptionWorker<THandler>(
                     return;
                 }
                 await using var scope = scopes.CreateAsyncScope();
-                // Outside the handler's try: a handler that cannot be built is not the event's fault.
-                var handler = scope.ServiceProvider.GetRequiredService<THandler>();
+                // Outside the handler's try: a handler that cannot be built is not the event's fault,
+                // so the batch goes back untried (no attempt used up, nothing parked) and the round fails.
+                THandler handler;
+                try
+                {
+                    handler = scope.ServiceProvider.GetRequiredService<THandler>();
+                }
+                catch
+                {
+                    await ReleaseAsync(batch.Skip(i)).ConfigureAwait(false);
+                    throw;
+                }
                 try
                 {
                     await handler.HandleAsync(leased.Event, stoppingToken).ConfigureAwait(false);
@@ -156,6 +168,9 @@ internal sealed partial class EventSubscriptionWorker<THandler>(
             LogStale(settings.Name, stale.Count);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Subscription {Subscription} is gone on the server; creating it again from {From}")]
+    private partial void LogRecreating(string subscription, string from);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Subscription {Subscription}: a round failed; trying again in {Pause}")]
     private partial void LogRoundFailed(string subscription, TimeSpan pause, Exception exception);

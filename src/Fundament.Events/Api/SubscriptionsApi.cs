@@ -41,8 +41,8 @@ internal static partial class SubscriptionsApi
         Upcasting.EventUpcaster Upcaster, IOptions<EventsOptions> Options)
     {
         /// <summary>Leases up to <paramref name="max"/> events, upcast to their types' current shape.</summary>
-        public async Task<IReadOnlyList<LeasedEvent>> PullAsync(string name, int max, TimeSpan lease, CancellationToken cancellationToken) =>
-            await Upcaster.ApplyAsync(await Store.PullAsync(name, max, lease, Options.Value.MaxInFlightPerSubscription, cancellationToken),
+        public async Task<IReadOnlyList<LeasedEvent>> PullAsync(SubscriptionDefinition checkedOne, int max, TimeSpan lease, CancellationToken cancellationToken) =>
+            await Upcaster.ApplyAsync(await Store.PullAsync(checkedOne.Name, max, lease, Options.Value.MaxInFlightPerSubscription, cancellationToken, checkedOne.CreatedAt),
                 l => l.Event, (l, e) => l with { Event = e }, cancellationToken);
     }
 
@@ -179,7 +179,7 @@ internal static partial class SubscriptionsApi
         var deadline = Environment.TickCount64 + (long)((wait ?? 0) * 1000);
         while (true)
         {
-            var events = await s.PullAsync(name, max ?? 10, leaseFor, cancellationToken);
+            var events = await s.PullAsync(definition, max ?? 10, leaseFor, cancellationToken);
             var left = deadline - Environment.TickCount64;
             if (events.Count > 0 || left <= 0 || cancellationToken.IsCancellationRequested)
             {
@@ -226,7 +226,7 @@ internal static partial class SubscriptionsApi
             IReadOnlyList<LeasedEvent> events;
             try
             {
-                events = await s.PullAsync(name, max, lease, cancellationToken);
+                events = await s.PullAsync(connected, max, lease, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -35,7 +35,7 @@ internal sealed class SnapshotStore(IDatabase database, TimeProvider time)
                 return (SnapshotRefusal.BeyondStream, current, null);
             }
             var saved = await connection.QuerySingleOrDefaultAsync<(long Version, long Bytes, string? RecordedBy)?>(database.Command(
-                "SELECT version, bytes, recorded_by FROM events_snapshots WHERE stream = @stream", new { stream }, transaction, cancellationToken: cancellationToken));
+                "SELECT version, bytes, recorded_by FROM events_snapshots WHERE stream = @stream{for_update}", new { stream }, transaction, cancellationToken: cancellationToken));
             if (saved is { } older && older.Version > version)
             {
                 return (SnapshotRefusal.OlderThanSaved, older.Version, null);

@@ -88,7 +88,11 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
     /// an earlier event is leased or waiting to be retried, so its consumer sees position order; a
     /// competing one hands out to every puller, up to <paramref name="maxInFlight"/> leases at once.
     /// </summary>
-    public async Task<IReadOnlyList<LeasedEvent>> PullAsync(string name, int max, TimeSpan lease, int maxInFlight, CancellationToken cancellationToken) =>
+    /// <remarks>
+    /// With <paramref name="createdAt"/>, only from the subscription created then: a caller that
+    /// checked access to one subscription never leases from another created under the same name since.
+    /// </remarks>
+    public async Task<IReadOnlyList<LeasedEvent>> PullAsync(string name, int max, TimeSpan lease, int maxInFlight, CancellationToken cancellationToken, long? createdAt = null) =>
         await database.InTransactionAsync(async (connection, transaction) =>
         {
             // The lock first: pulls of one subscription take turns, so no event is leased twice.
@@ -97,6 +101,10 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
                 return (IReadOnlyList<LeasedEvent>)[];
             }
             var subscription = await connection.QuerySingleAsync<SubscriptionDefinition>(database.Command($"SELECT {SubscriptionColumns} FROM events_subscriptions WHERE name = @name", new { name }, transaction, cancellationToken: cancellationToken));
+            if (createdAt is { } expected && subscription.CreatedAt != expected)
+            {
+                return [];
+            }
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             var until = now + (long)lease.TotalMilliseconds;
 

@@ -59,16 +59,14 @@ public sealed class EventStoreSdkTests(KestrelFundamentFactory factory) : IClass
         }
     }
 
-    [Fact]
-    public async Task TheHostedConsumer_RetriesAFailureInOrder_ParksWhatItIsToldTo_AndNothingElse()
+    /// <summary>A service host with the SDK, as a new client with read and append on <paramref name="prefix"/>, consuming <paramref name="settings"/>.</summary>
+    private async Task<IHost> ConsumerHostAsync<THandler>(HttpClient admin, string prefix, SubscriptionSettings settings)
+        where THandler : class, IEventHandler
     {
         var address = factory.Address;
-        using var admin = await factory.AdminAsync();
-        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = "sdk-consumer", roles = new[] { "service" } }, _ct)).JsonAsync();
+        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = $"consumer-{prefix}", roles = new[] { "service" } }, _ct)).JsonAsync();
         var clientId = created["client_id"]!.GetValue<string>();
-        var prefix = $"sdk{Guid.NewGuid():N}"[..12];
         Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/stream-grants", new { principal = $"client:{clientId}", streamPrefix = prefix, capabilities = new[] { "read", "append" } }, _ct)).StatusCode);
-
         var builder = Host.CreateApplicationBuilder();
         builder.Services.AddSingleton<TimeProvider>(factory.Time);
         builder.AddFundamentClient(o =>
@@ -80,13 +78,61 @@ public sealed class EventStoreSdkTests(KestrelFundamentFactory factory) : IClass
             o.Configuration = false;
         });
         builder.AddFundamentEventStore(map => map.Map<Item>("Item"));
-        var name = $"{prefix}-consumer";
-        builder.AddFundamentSubscription<FlakyHandler>(new SubscriptionSettings(name, StreamPrefix: prefix), consumer =>
+        builder.AddFundamentSubscription<THandler>(settings, consumer =>
         {
             consumer.BatchSize = 10;
             consumer.Wait = TimeSpan.FromSeconds(1);
+            // Long enough on the server's (fake) clock that no lease runs out while a test moves it.
+            consumer.Lease = TimeSpan.FromMinutes(10);
         });
-        using var host = builder.Build();
+        return builder.Build();
+    }
+
+    public interface IMissing;
+
+    /// <summary>Needs a service nobody registered: it can never be built.</summary>
+    public sealed class UnbuildableHandler(IMissing missing) : IEventHandler
+    {
+        public Task HandleAsync(StoredEvent e, CancellationToken cancellationToken) => Task.FromResult(missing);
+    }
+
+    [Fact]
+    public async Task AHandlerThatCannotBeBuilt_ParksNothing_AndUsesUpNoAttempt()
+    {
+        using var admin = await factory.AdminAsync();
+        var prefix = $"sdk{Guid.NewGuid():N}"[..12];
+        var name = $"{prefix}-broken";
+        using var host = await ConsumerHostAsync<UnbuildableHandler>(admin, prefix, new SubscriptionSettings(name, StreamPrefix: prefix, MaxAttempts: 1));
+        await host.Services.GetRequiredService<IEventStore>().AppendAsync($"{prefix}-1", ExpectedVersion.Any, [new EventData(new Item(1)), new EventData(new Item(2))], _ct);
+
+        await host.StartAsync(_ct);
+        try
+        {
+            // Rounds fail and back off on the shared clock; leases would run out many times over.
+            for (var i = 0; i < 30; i++)
+            {
+                factory.Time.Advance(TimeSpan.FromMinutes(11));
+                await Task.Delay(100, _ct);
+            }
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+        using var later = await factory.AdminAsync(); // hours later on the shared clock: a fresh token
+        var subscription = await (await later.GetAsync($"/api/v1/subscriptions/{name}", _ct)).JsonAsync();
+        Assert.Equal(0, subscription["parked"]!.GetValue<long>());
+        Assert.Equal(2, subscription["leased"]!.GetValue<long>() + subscription["retrying"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task TheHostedConsumer_RetriesAFailureInOrder_ParksWhatItIsToldTo_AndNothingElse()
+    {
+        FlakyHandler.Calls.Clear();
+        using var admin = await factory.AdminAsync();
+        var prefix = $"sdk{Guid.NewGuid():N}"[..12];
+        var name = $"{prefix}-consumer";
+        using var host = await ConsumerHostAsync<FlakyHandler>(admin, prefix, new SubscriptionSettings(name, StreamPrefix: prefix));
 
         // Appended through the SDK itself, six items in one stream.
         var store = host.Services.GetRequiredService<IEventStore>();
@@ -97,10 +143,14 @@ public sealed class EventStoreSdkTests(KestrelFundamentFactory factory) : IClass
         await host.StartAsync(_ct);
         try
         {
-            // Item 3 waits out its retry backoff on the server's clock.
+            // Item 3 waits out its retry backoff (1 s) on the server's clock: moved once it has failed.
+            for (var i = 0; i < 300 && !FlakyHandler.Calls.Contains((3, false)); i++)
+            {
+                await Task.Delay(100, _ct);
+            }
+            factory.Time.Advance(TimeSpan.FromSeconds(5));
             for (var i = 0; i < 300 && FlakyHandler.Calls.Count(c => c.Ok) < 5; i++)
             {
-                factory.Time.Advance(TimeSpan.FromSeconds(2));
                 await Task.Delay(100, _ct);
             }
         }
