@@ -78,7 +78,7 @@ public sealed record StreamGrantRequest(string? Principal, string? StreamPrefix,
 /// <param name="Name">1-100 characters of letters, digits, '.', '_', ':' and '-'.</param>
 /// <param name="Filter">Which events of <c>$all</c> it receives; absent means every stream (which needs read on every stream).</param>
 /// <param name="From"><c>"start"</c>, <c>"end"</c> (the default: only events appended from now on) or a position (exclusive).</param>
-/// <param name="Mode"><c>catchup</c> (the default): one event at a time in position order; <c>competing</c>: spread over every consumer that pulls.</param>
+/// <param name="Mode"><c>catchup</c> (the default): in position order, one batch outstanding at a time, never past an event still leased or backing off; <c>competing</c>: spread over every consumer that pulls.</param>
 /// <param name="MaxAttempts">Deliveries of one event before it is parked. Default 5.</param>
 public sealed record SubscriptionRequest(string? Name, SubscriptionFilter? Filter, JsonElement? From, string? Mode, int? MaxAttempts);
 

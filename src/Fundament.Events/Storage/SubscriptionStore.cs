@@ -121,17 +121,17 @@ internal sealed class SubscriptionStore(IDatabase database, TimeProvider time)
             var anyPending = false;
             if (subscription.Mode == CatchUp)
             {
-                // In order: only the oldest outstanding event, once it is due, and nothing new past it.
-                var oldest = await connection.QuerySingleOrDefaultAsync<(long Position, long VisibleAt)?>(database.Command(
-                    "SELECT position, visible_at FROM events_deliveries WHERE subscription = @name AND state <> 'parked' ORDER BY position LIMIT 1",
-                    new { name }, transaction, cancellationToken: cancellationToken));
-                if (oldest is { } first && first.VisibleAt > now)
+                // In order: the outstanding events from the oldest on, as far as they are due (a leased
+                // or backing-off one stops the run), and nothing new while any is outstanding.
+                var outstanding = (await connection.QueryAsync<(long Position, long VisibleAt)>(database.Command(
+                    "SELECT position, visible_at FROM events_deliveries WHERE subscription = @name AND state <> 'parked' ORDER BY position LIMIT @max",
+                    new { name, max }, transaction, cancellationToken: cancellationToken))).ToList();
+                anyPending = outstanding.Count > 0;
+                redelivered = outstanding.TakeWhile(o => o.VisibleAt <= now).Select(o => o.Position).ToList();
+                if (anyPending && redelivered.Count == 0)
                 {
                     return [];
                 }
-                anyPending = oldest is not null;
-                redelivered = oldest is { } due ? [due.Position] : [];
-                max = anyPending ? 1 : max;
             }
             else
             {
