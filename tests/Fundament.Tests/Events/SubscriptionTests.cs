@@ -517,3 +517,30 @@ public sealed class PostgresSubscriptionTests : SubscriptionTests, IClassFixture
     public PostgresSubscriptionTests(PostgresFundamentFactory factory) : base(factory) =>
         Assert.SkipUnless(PostgresFundamentFactory.Available, $"set {PostgresFundamentFactory.Variable} to run against PostgreSQL");
 }
+
+/// <summary><c>Fundament:Events:MaxInFlightPerSubscription</c> through the API, on a server configured with a small cap.</summary>
+public sealed class SubscriptionInFlightOptionTests
+{
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task ACompetingSubscription_PulledThroughTheApi_HoldsAtMostTheConfiguredInFlight()
+    {
+        await using var factory = new ConfiguredFundamentFactory([new("Fundament:Events:MaxInFlightPerSubscription", "3")]);
+        using var admin = await factory.AdminAsync();
+        var events = Enumerable.Range(0, 5).Select(_ => new { id = Guid.NewGuid().ToString(), type = "OrderPlaced", data = new { total = 1 } }).ToArray();
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/streams/cap-1/events", new { expectedVersion = "any", events }, _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/subscriptions", new { name = "cap", filter = new { streamPrefix = "cap-" }, from = "start", mode = "competing" }, _ct)).StatusCode);
+
+        async Task<JsonArray> PullAsync() => (await (await admin.PostAsync("/api/v1/subscriptions/cap/pull?max=10", null, _ct)).JsonAsync())["events"]!.AsArray();
+        var first = await PullAsync();
+        Assert.Equal(3, first.Count);
+        Assert.Empty(await PullAsync());
+
+        var leaseIds = first.Take(2).Select(l => l!["leaseId"]!.GetValue<string>()).ToArray();
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsJsonAsync("/api/v1/subscriptions/cap/ack", new { leaseIds }, _ct)).StatusCode);
+        var second = await PullAsync();
+        Assert.Equal(2, second.Count);
+        Assert.Equal(5, first.Concat(second).Select(l => l!["event"]!["position"]!.GetValue<long>()).Distinct().Count());
+    }
+}
