@@ -51,39 +51,51 @@ static void Report(string mode, long events, TimeSpan elapsed, List<double> late
     Console.WriteLine(FormattableString.Invariant($"RESULT {mode} {events / elapsed.TotalSeconds:0} {At(0.5):0.00} {At(0.99):0.00}"));
 }
 
-static async Task AppendAsync(string url, string token, int concurrency, int batch, int seconds)
+/// <summary>
+/// Runs <paramref name="concurrency"/> writers for <paramref name="seconds"/>: each gets its step from
+/// <paramref name="writer"/> (with what it owns, disposed at the end) and calls it with its request
+/// number n, timing each call, then reports events/s and latency under <paramref name="mode"/>.
+/// </summary>
+static async Task WritersAsync(string mode, int concurrency, int batch, int seconds, Func<int, (Func<int, Task> Step, IDisposable? Owned)> writer)
 {
-    using var http = Client(url, token);
-    var run = Guid.NewGuid().ToString("N")[..8];
     var deadline = Stopwatch.StartNew();
     long total = 0;
     var latencies = new List<double>[concurrency];
     var workers = Enumerable.Range(0, concurrency).Select(w => Task.Run(async () =>
     {
         latencies[w] = [];
-        var n = 0;
-        while (deadline.Elapsed.TotalSeconds < seconds)
+        var (step, owned) = writer(w);
+        using var _ = owned;
+        for (var n = 0; deadline.Elapsed.TotalSeconds < seconds; n++)
         {
-            // A stream per writer and request batch, as services append: expected version any.
-            var stream = $"bench-{run}-{w}-{n / 100}";
-            var events = new JsonArray();
-            for (var i = 0; i < batch; i++)
-            {
-                events.Add(new JsonObject { ["id"] = $"{run}-{w}-{n}-{i}", ["type"] = "OrderPlaced", ["data"] = JsonNode.Parse(Data(n * batch + i)) });
-            }
             var started = Stopwatch.GetTimestamp();
-            using var response = await http.PostAsJsonAsync($"/api/v1/streams/{stream}/events", new JsonObject { ["expectedVersion"] = "any", ["events"] = events });
-            if (!response.IsSuccessStatusCode)
-            {
-                throw new InvalidOperationException($"append answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
-            }
+            await step(n);
             latencies[w].Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             Interlocked.Add(ref total, batch);
-            n++;
         }
     })).ToList();
     await Task.WhenAll(workers);
-    Report($"append-c{concurrency}-b{batch}", total, deadline.Elapsed, latencies.SelectMany(l => l).ToList());
+    Report(mode, total, deadline.Elapsed, latencies.SelectMany(l => l).ToList());
+}
+
+static async Task AppendAsync(string url, string token, int concurrency, int batch, int seconds)
+{
+    using var http = Client(url, token);
+    var run = Guid.NewGuid().ToString("N")[..8];
+    await WritersAsync($"append-c{concurrency}-b{batch}", concurrency, batch, seconds, w => (async n =>
+    {
+        // A stream per writer and 100 requests, as services append: expected version any.
+        var events = new JsonArray();
+        for (var i = 0; i < batch; i++)
+        {
+            events.Add(new JsonObject { ["id"] = $"{run}-{w}-{n}-{i}", ["type"] = "OrderPlaced", ["data"] = JsonNode.Parse(Data(n * batch + i)) });
+        }
+        using var response = await http.PostAsJsonAsync($"/api/v1/streams/bench-{run}-{w}-{n / 100}/events", new JsonObject { ["expectedVersion"] = "any", ["events"] = events });
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"append answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        }
+    }, null));
 }
 
 static DbConnection Open(string provider, string connection)
@@ -117,26 +129,19 @@ static async Task RawAppendAsync(string provider, string connection, int concurr
             """);
     }
     var run = Guid.NewGuid().ToString("N")[..8];
-    var deadline = Stopwatch.StartNew();
-    long total = 0;
-    var latencies = new List<double>[concurrency];
-    var workers = Enumerable.Range(0, concurrency).Select(w => Task.Run(async () =>
+    await WritersAsync($"raw-append-c{concurrency}-b{batch}", concurrency, batch, seconds, w =>
     {
-        latencies[w] = [];
-        using var db = Open(provider, connection);
-        var n = 0;
-        while (deadline.Elapsed.TotalSeconds < seconds)
+        var db = Open(provider, connection);
+        return (async n =>
         {
-            var started = Stopwatch.GetTimestamp();
             await using var transaction = await db.BeginTransactionAsync();
             using var command = db.CreateCommand();
             command.Transaction = transaction;
             var sql = new StringBuilder("INSERT INTO bench_events (position, id, stream, version, type, data, recorded_at) VALUES ");
             for (var i = 0; i < batch; i++)
             {
-                var position = (long)w * 1_000_000_000 + (long)n * batch + i;
                 sql.Append(i == 0 ? "" : ",").Append(FormattableString.Invariant($"(@p{i}, @id{i}, @s{i}, @v{i}, 'OrderPlaced', @d{i}, @t)"));
-                Add(command, $"p{i}", position);
+                Add(command, $"p{i}", (long)w * 1_000_000_000 + (long)n * batch + i);
                 Add(command, $"id{i}", $"{run}-{w}-{n}-{i}");
                 Add(command, $"s{i}", $"bench-{run}-{w}-{n / 100}");
                 Add(command, $"v{i}", (long)(n % 100) * batch + i);
@@ -146,13 +151,8 @@ static async Task RawAppendAsync(string provider, string connection, int concurr
             command.CommandText = sql.ToString();
             await command.ExecuteNonQueryAsync();
             await transaction.CommitAsync();
-            latencies[w].Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            Interlocked.Add(ref total, batch);
-            n++;
-        }
-    })).ToList();
-    await Task.WhenAll(workers);
-    Report($"raw-append-c{concurrency}-b{batch}", total, deadline.Elapsed, latencies.SelectMany(l => l).ToList());
+        }, db);
+    });
 }
 
 static void Add(DbCommand command, string name, object value)
