@@ -7,6 +7,7 @@ using Fundament.Gateway;
 using Fundament.Identity;
 using Fundament.Jobs;
 using Fundament.Media;
+using Fundament.Messaging;
 using Fundament.Registry;
 using Fundament.Vault;
 
@@ -31,5 +32,6 @@ internal static class PlatformModules
         new JobsModule(),
         new MediaModule(),
         new EventsModule(),
+        new MessagingModule(),
     ];
 }

@@ -25,15 +25,15 @@ internal static class StreamGrantsApi
         {
             return errors.ToProblem();
         }
-        return TypedResults.Ok(Paging.Page(context, await grants.ListAsync(principal, after, Paging.Take(size), cancellationToken), size, g => g.Id));
+        var page = (await grants.ListAsync(principal, after, Paging.Take(size), cancellationToken)).Select(ToStreamGrant).ToList();
+        return TypedResults.Ok(Paging.Page(context, page, size, g => g.Id));
     }
 
     private static async Task<Results<Created<StreamGrant>, ValidationProblem>> CreateAsync(
         StreamGrantRequest request, StreamGrantStore grants, IDatabase database, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
-        if (request.Principal is not { Length: > 0 and <= 200 } principal
-            || !(principal.StartsWith("user:", StringComparison.Ordinal) || principal.StartsWith("client:", StringComparison.Ordinal) || principal.StartsWith("role:", StringComparison.Ordinal)))
+        if (!PrefixGrantStore.IsPrincipal(request.Principal))
         {
             errors.Add("principal", "principal is user:<id>, client:<id> or role:<name>.");
         }
@@ -50,13 +50,13 @@ internal static class StreamGrantsApi
         {
             return errors.ToProblem();
         }
-        var grant = await database.AuditedAsync(audit,
+        var grant = ToStreamGrant(await database.AuditedAsync(audit,
             () => grants.CreateAsync(request.Principal!, request.StreamPrefix!, request.Capabilities!.Distinct().ToList(), context.User.ActorId(), cancellationToken),
             g => new AuditEvent("events.grant.create", AuditOutcome.Success)
             {
                 Target = $"stream-grant:{g.Id}",
-                Details = new Dictionary<string, string> { ["principal"] = g.Principal, ["streamPrefix"] = g.StreamPrefix, ["capabilities"] = string.Join(",", g.Capabilities) },
-            }.From(context), cancellationToken);
+                Details = new Dictionary<string, string> { ["principal"] = g.Principal, ["streamPrefix"] = g.Prefix, ["capabilities"] = string.Join(",", g.Capabilities) },
+            }.From(context), cancellationToken));
         return TypedResults.Created($"/api/v1/stream-grants/{grant.Id}", grant);
     }
 
@@ -66,4 +66,6 @@ internal static class StreamGrantsApi
             deleted => deleted ? new AuditEvent("events.grant.delete", AuditOutcome.Success) { Target = $"stream-grant:{id}" }.From(context) : null, cancellationToken)
             ? TypedResults.NoContent()
             : Problems.NotFound("The stream grant");
+
+    private static StreamGrant ToStreamGrant(PrefixGrant g) => new(g.Id, g.Principal, g.Prefix, g.Capabilities, g.CreatedAt, g.CreatedBy);
 }

@@ -1,0 +1,256 @@
+using Fundament.Messaging.Storage;
+
+namespace Fundament.Messaging.Api;
+
+/// <summary>
+/// <c>/api/v1/topics/{topic}/subscriptions</c>: consumer groups. Every message published to the
+/// topic after a group exists is delivered to one of the group's consumers, under a lease, by
+/// long-poll pull; ack settles it, nack retries it after a backoff or dead-letters it.
+/// </summary>
+internal static class ConsumerGroupsApi
+{
+    public static RouteGroupBuilder MapConsumerGroupsApi(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/topics/{topic}/subscriptions").WithTags("Messaging").RequireAuthorization(Policies.Authenticated);
+        group.MapPost("/", CreateAsync).WithName("CreateConsumerGroup")
+            .WithSummary("Creates a consumer group on the topic (201), or returns the caller's existing one with the same settings (200); it receives what is published from now on.");
+        group.MapGet("/", ListAsync).WithName("ListConsumerGroups")
+            .WithSummary("The caller's consumer groups of the topic (every group for messaging.admin), a page at a time (limit 1-500, after: a group name), with their counts.");
+        group.MapGet("/{group}", GetAsync).WithName("GetConsumerGroup").WithSummary("A consumer group with its ready, leased and dead-letter counts and the age of its oldest message.");
+        group.MapDelete("/{group}", DeleteAsync).WithName("DeleteConsumerGroup").WithSummary("Removes a consumer group with everything it has not acknowledged, dead letters included.");
+        group.MapPost("/{group}/pull", PullAsync).WithName("PullMessages")
+            .WithSummary("Leases up to max messages (wait: seconds to wait for some; lease: seconds before an unacknowledged message is handed out again).");
+        group.MapPost("/{group}/ack", AckAsync).WithName("AckMessages").WithSummary("Acknowledges leased messages: done for this group.");
+        group.MapPost("/{group}/nack", NackAsync).WithName("NackMessages")
+            .WithSummary("Gives leased messages back: retried after the group's backoff (or retryAfterSeconds), dead-lettered at once (deadLetter: true) or when out of attempts, or released untried (release: true).");
+        return group;
+    }
+
+    private static async Task<Results<Created<ConsumerGroup>, Ok<ConsumerGroup>, ValidationProblem, ProblemHttpResult>> CreateAsync(
+        string topic, ConsumerGroupRequest request, [AsParameters] MessagingAccess.Services s, HttpContext context, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var options = s.Options.Value;
+        var errors = new ValidationErrors();
+        if (!MessagingAccess.IsTopic(topic))
+        {
+            errors.Add("topic", MessagingAccess.TopicRule);
+        }
+        if (!MessagingAccess.IsGroup(request.Group))
+        {
+            errors.Add("group", "group is 1-100 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit.");
+        }
+        if (request.MaxAttempts is < 1 or > 100)
+        {
+            errors.Add("maxAttempts", "maxAttempts is 1-100.");
+        }
+        var backoff = request.Backoff ?? new Backoff(1, 300);
+        var most = options.MaxRetryDelay.TotalSeconds;
+        if (!(backoff.InitialSeconds >= 0 && backoff.InitialSeconds <= most && backoff.MaxSeconds >= backoff.InitialSeconds && backoff.MaxSeconds <= most))
+        {
+            errors.Add("backoff", $"backoff has initialSeconds 0-{most:0} and maxSeconds from initialSeconds to {most:0}.");
+        }
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        if (await MessagingAccess.DeniedAsync(topic, TopicGrantStore.Consume, "messaging.group.create", s, context, cancellationToken) is { } denied)
+        {
+            return denied;
+        }
+        var actor = context.User.ActorId();
+        var wanted = new GroupDefinition
+        {
+            Topic = topic,
+            Name = request.Group!,
+            MaxAttempts = request.MaxAttempts ?? 5,
+            BackoffInitialMs = (long)(backoff.InitialSeconds * 1000),
+            BackoffMaxMs = (long)(backoff.MaxSeconds * 1000),
+            Ordered = request.Ordered == true ? 1 : 0,
+            DeadLetter = request.DeadLetter == false ? 0 : 1,
+            CreatedAt = time.GetUtcNow().ToUnixTimeMilliseconds(),
+            CreatedBy = actor,
+        };
+        var (outcome, stored) = await s.Database.AuditedAsync(s.Audit, () => s.Store.CreateGroupAsync(wanted, options.MaxGroupsPerPrincipal, cancellationToken),
+            r => r.Outcome == GroupCreation.Created ? new AuditEvent("messaging.group.create", AuditOutcome.Success)
+            {
+                Target = $"consumer-group:{topic}/{wanted.Name}",
+                Details = new Dictionary<string, string> { ["ordered"] = wanted.IsOrdered ? "true" : "false", ["maxAttempts"] = wanted.MaxAttempts.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            }.From(context) : null, cancellationToken);
+        switch (outcome)
+        {
+            case GroupCreation.OverLimit:
+                return Problems.LimitExceeded("consumerGroups", options.MaxGroupsPerPrincipal,
+                    $"A principal may create at most {options.MaxGroupsPerPrincipal} consumer groups; delete one first.", StatusCodes.Status429TooManyRequests);
+            case GroupCreation.Exists when stored!.CreatedBy != actor || !stored.SameSettings(wanted):
+                // Another principal's group, or the caller's with other settings: never handed over, never changed silently.
+                return Problems.Conflict($"Consumer group '{wanted.Name}' of topic '{topic}' exists {(stored.CreatedBy != actor ? "and belongs to another principal" : "with other settings")}.");
+            case GroupCreation.Exists:
+                return TypedResults.Ok(await DescribeAsync(stored!, s.Store, time, cancellationToken));
+            default:
+                return TypedResults.Created($"/api/v1/topics/{topic}/subscriptions/{wanted.Name}", await DescribeAsync(stored!, s.Store, time, cancellationToken));
+        }
+    }
+
+    private static async Task<Results<Ok<IReadOnlyList<ConsumerGroup>>, ValidationProblem, ProblemHttpResult>> ListAsync(
+        string topic, int? limit, string? after, [AsParameters] MessagingAccess.Services s, HttpContext context, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var errors = new ValidationErrors();
+        if (!MessagingAccess.IsTopic(topic))
+        {
+            errors.Add("topic", MessagingAccess.TopicRule);
+        }
+        var size = Paging.Validate(errors, limit, after);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        if (await MessagingAccess.DeniedAsync(topic, TopicGrantStore.Consume, "messaging.group.list", s, context, cancellationToken) is { } denied)
+        {
+            return denied;
+        }
+        var access = await s.Grants.AccessForAsync(context.User, cancellationToken);
+        var actor = context.User.ActorId();
+        var page = await Paging.FillAsync(after, Paging.Take(size), (cursor, take) => s.Store.ListGroupsAsync(topic, cursor is null ? null : topic, cursor, take, cancellationToken),
+            g => g.Name, g => access.IsAdministrator || g.CreatedBy == actor);
+        var described = new List<ConsumerGroup>(page.Count);
+        foreach (var g in page)
+        {
+            described.Add(await DescribeAsync(g, s.Store, time, cancellationToken));
+        }
+        return TypedResults.Ok(Paging.Page(context, described, size, g => g.Group));
+    }
+
+    private static async Task<Results<Ok<ConsumerGroup>, ProblemHttpResult>> GetAsync(
+        string topic, string group, [AsParameters] MessagingAccess.Services s, HttpContext context, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var (definition, problem) = await MessagingAccess.GroupAsync(topic, group, "messaging.group.read", s, context, cancellationToken);
+        return definition is null ? problem! : TypedResults.Ok(await DescribeAsync(definition, s.Store, time, cancellationToken));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
+        string topic, string group, [AsParameters] MessagingAccess.Services s, HttpContext context, CancellationToken cancellationToken)
+    {
+        var (definition, problem) = await MessagingAccess.GroupAsync(topic, group, "messaging.group.delete", s, context, cancellationToken);
+        if (definition is null)
+        {
+            return problem!;
+        }
+        return await s.Database.AuditedAsync(s.Audit, () => s.Store.DeleteGroupAsync(topic, group, cancellationToken),
+            deleted => deleted ? new AuditEvent("messaging.group.delete", AuditOutcome.Success) { Target = $"consumer-group:{topic}/{group}" }.From(context) : null, cancellationToken)
+            ? TypedResults.NoContent()
+            : Problems.NotFound("The consumer group");
+    }
+
+    private static async Task<Results<Ok<PullResult>, ValidationProblem, ProblemHttpResult>> PullAsync(
+        string topic, string group, int? max, double? wait, double? lease, [AsParameters] MessagingAccess.Services s, HttpContext context, CancellationToken cancellationToken)
+    {
+        var options = s.Options.Value;
+        var errors = new ValidationErrors();
+        if (max is < 1 or > 1000)
+        {
+            errors.Add("max", "max is 1-1000.");
+        }
+        if (lease is { } l && (l < 1 || l > options.MaxLease.TotalSeconds))
+        {
+            errors.Add("lease", $"lease is 1-{options.MaxLease.TotalSeconds:0} seconds.");
+        }
+        if (wait is { } w && (w < 0 || w > options.MaxPullWait.TotalSeconds))
+        {
+            errors.Add("wait", $"wait is 0-{options.MaxPullWait.TotalSeconds:0} seconds.");
+        }
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var (definition, problem) = await MessagingAccess.GroupAsync(topic, group, "messaging.group.pull", s, context, cancellationToken);
+        if (definition is null)
+        {
+            return problem!;
+        }
+        var leaseFor = lease is { } seconds ? TimeSpan.FromSeconds(seconds) : options.DefaultLease;
+        var deadline = Environment.TickCount64 + (long)((wait ?? 0) * 1000);
+        while (true)
+        {
+            var pulled = await s.Store.PullAsync(definition, max ?? 10, leaseFor, cancellationToken);
+            if (pulled.Expired > 0)
+            {
+                s.Metrics.Settled(topic, group, pulled.DeadLettering ? pulled.Expired : 0, pulled.DeadLettering ? 0 : pulled.Expired);
+            }
+            var left = deadline - Environment.TickCount64;
+            if (pulled.Messages.Count > 0 || left <= 0 || cancellationToken.IsCancellationRequested)
+            {
+                return TypedResults.Ok(new PullResult(pulled.Messages));
+            }
+            await s.Signal.WaitAsync(TimeSpan.FromMilliseconds(Math.Min(left, options.PullPollInterval.TotalMilliseconds)), cancellationToken);
+        }
+    }
+
+    private static async Task<Results<Ok<SettleResult>, ValidationProblem, ProblemHttpResult>> AckAsync(
+        string topic, string group, AckRequest request, [AsParameters] MessagingAccess.Services s, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (LeaseIds(request.LeaseId, request.LeaseIds) is not { } leaseIds)
+        {
+            return LeaseIdsProblem();
+        }
+        var (definition, problem) = await MessagingAccess.GroupAsync(topic, group, "messaging.group.ack", s, context, cancellationToken);
+        if (definition is null)
+        {
+            return problem!;
+        }
+        var stale = await s.Store.AckAsync(definition, leaseIds, cancellationToken);
+        return TypedResults.Ok(new SettleResult(leaseIds.Count - stale.Count, stale));
+    }
+
+    private static async Task<Results<Ok<SettleResult>, ValidationProblem, ProblemHttpResult>> NackAsync(
+        string topic, string group, NackRequest request, [AsParameters] MessagingAccess.Services s, HttpContext context, CancellationToken cancellationToken)
+    {
+        var options = s.Options.Value;
+        if (LeaseIds(request.LeaseId, request.LeaseIds) is not { } leaseIds)
+        {
+            return LeaseIdsProblem();
+        }
+        var errors = new ValidationErrors().MaxLength("reason", request.Reason, 2000).MaxLength("exceptionType", request.ExceptionType, 200);
+        if (request.RetryAfterSeconds is { } r && (r < 0 || r > options.MaxRetryDelay.TotalSeconds))
+        {
+            errors.Add("retryAfterSeconds", $"retryAfterSeconds is 0-{options.MaxRetryDelay.TotalSeconds:0}.");
+        }
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
+        var (definition, problem) = await MessagingAccess.GroupAsync(topic, group, "messaging.group.nack", s, context, cancellationToken);
+        if (definition is null)
+        {
+            return problem!;
+        }
+        if (request.Release == true)
+        {
+            var unheld = await s.Store.ReleaseAsync(definition, leaseIds, cancellationToken);
+            s.Signal.Notify();
+            return TypedResults.Ok(new SettleResult(leaseIds.Count - unheld.Count, unheld));
+        }
+        var outcome = await s.Store.NackAsync(definition, leaseIds, request.Reason, request.ExceptionType, request.DeadLetter == true,
+            request.RetryAfterSeconds is { } after ? TimeSpan.FromSeconds(after) : null, options.MaxRetryDelay, cancellationToken);
+        s.Metrics.Settled(topic, group, outcome.DeadLettered, outcome.Dropped);
+        s.Signal.Notify();
+        return TypedResults.Ok(new SettleResult(leaseIds.Count - outcome.Stale.Count, outcome.Stale));
+    }
+
+    /// <summary>The lease ids of an ack or nack: <c>leaseId</c>, or 1-1000 in <c>leaseIds</c>; null when neither is valid.</summary>
+    private static IReadOnlyList<string>? LeaseIds(string? one, IReadOnlyList<string>? many)
+    {
+        var all = one is null ? many : many is null ? [one] : null;
+        return all is { Count: > 0 and <= 1000 } && all.All(id => id is { Length: > 0 and <= 64 }) ? all.Distinct(StringComparer.Ordinal).ToList() : null;
+    }
+
+    private static ValidationProblem LeaseIdsProblem() => Problems.Validation("leaseIds", "Give leaseId, or 1-1000 lease ids in leaseIds (not both).");
+
+    private static async Task<ConsumerGroup> DescribeAsync(GroupDefinition g, MessageStore store, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var counts = (await store.CountsAsync(g.Topic, g.Name, cancellationToken)).SingleOrDefault();
+        return new ConsumerGroup(g.Topic, g.Name, g.MaxAttempts, new Backoff(g.BackoffInitialMs / 1000.0, g.BackoffMaxMs / 1000.0), g.IsOrdered, g.IsDeadLettering,
+            counts?.Ready ?? 0, counts?.Leased ?? 0, counts?.Dead ?? 0,
+            counts?.OldestPublishedAt is { } at ? Math.Max(0, (time.GetUtcNow() - at).TotalSeconds) : 0,
+            DateTimeOffset.FromUnixTimeMilliseconds(g.CreatedAt), g.CreatedBy);
+    }
+}

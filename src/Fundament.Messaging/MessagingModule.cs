@@ -1,0 +1,46 @@
+using Fundament.Messaging.Api;
+using Fundament.Messaging.Storage;
+
+namespace Fundament.Messaging;
+
+/// <summary>
+/// Module <c>messaging</c>: a message bus. Messages published to a topic are stored durably before
+/// the answer and delivered to every consumer group of the topic, each to one of its consumers,
+/// under leases, at least once; retries back off; ordered groups deliver one key's messages one at
+/// a time, in order; what keeps failing becomes a dead letter (in an ordered group it keeps its
+/// key's order), listed with why, and replayed or purged. Who may publish or consume is granted by
+/// topic prefix (<c>/api/v1/topic-grants</c>). The embedded transport keeps it all in the shared
+/// database (see docs/adr/0016-messaging-embedded-transport.md).
+/// </summary>
+public sealed class MessagingModule : FundamentModule
+{
+    public override string Name => "messaging";
+
+    public override IReadOnlyList<PermissionDefinition> Permissions { get; } =
+    [
+        new(MessagingPermissions.Admin, "Publish and consume on every topic; act on every consumer group and its dead letters; manage topic grants."),
+    ];
+
+    public override void AddServices(ModuleContext context)
+    {
+        var services = context.Services;
+        services.AddSettings<MessagingOptions, MessagingOptionsValidator>(context.Configuration, MessagingOptions.SectionName);
+        services.TryAddSingleton<MessageStore>();
+        services.TryAddSingleton<TopicGrantStore>();
+        services.TryAddSingleton<PublishSignal>();
+        services.TryAddSingleton<MessagingMetrics>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IAlertConditionSource, MessagingAlertConditions>());
+        if (context.Runs(ApiRole))
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<MessagingMetrics>());
+        }
+    }
+
+    public override void MapEndpoints(IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapTopicsApi();
+        endpoints.MapConsumerGroupsApi();
+        endpoints.MapDeadLettersApi();
+        endpoints.MapTopicGrantsApi();
+    }
+}

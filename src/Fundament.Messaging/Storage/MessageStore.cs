@@ -1,0 +1,447 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Dapper;
+
+namespace Fundament.Messaging.Storage;
+
+internal enum GroupCreation { Created, Exists, OverLimit }
+
+/// <summary>
+/// The embedded transport: topics' messages, consumer groups and their deliveries in SQL tables
+/// (<c>messaging_*</c>). Publishing stores the message and one delivery row per group of the topic in
+/// one transaction; a pull leases due rows (<c>FOR UPDATE SKIP LOCKED</c> on PostgreSQL, so replicas
+/// pulling one group never wait on each other or take the same row); an ack deletes the row; a
+/// nack schedules a retry or turns the row into a dead letter. The row of a dead letter stays
+/// where it was, so in an ordered group it keeps holding back the later messages of its key.
+/// </summary>
+internal sealed class MessageStore(IDatabase database, TimeProvider time)
+{
+    public const string Ready = "ready";
+    public const string Leased = "leased";
+    public const string Dead = "dead";
+
+    private const string GroupColumns = "topic AS Topic, name AS Name, max_attempts AS MaxAttempts, backoff_initial_ms AS BackoffInitialMs, backoff_max_ms AS BackoffMaxMs, ordered AS Ordered, dead_letter AS DeadLetter, created_at AS CreatedAt, created_by AS CreatedBy";
+
+    /// <summary>
+    /// Stores the message for every group of <paramref name="topic"/>, durably, unless a message with
+    /// its id is stored already (then the original's sequence, as a duplicate).
+    /// </summary>
+    public async Task<(long Sequence, bool Duplicate)> PublishAsync(string topic, OutgoingMessage message, string? publishedBy, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await database.InTransactionAsync(async (connection, transaction) =>
+            {
+                var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                var seq = await connection.ExecuteScalarAsync<long?>(database.Command("""
+                    INSERT INTO messaging_messages (topic, id, msg_key, body, headers, bytes, published_at, published_by)
+                    VALUES (@topic, @Id, @Key, @Body, @Headers, @Bytes, @now, @publishedBy)
+                    ON CONFLICT (topic, id) DO NOTHING RETURNING seq
+                    """, new { topic, message.Id, message.Key, message.Body, message.Headers, message.Bytes, now, publishedBy }, transaction, cancellationToken: cancellationToken));
+                if (seq is not { } sequence)
+                {
+                    return (await SequenceOfAsync(connection, transaction, topic, message.Id, cancellationToken), true);
+                }
+                await connection.ExecuteAsync(database.Command("""
+                    INSERT INTO messaging_deliveries (topic, grp, seq, msg_key, state, attempts, visible_at)
+                    SELECT topic, name, @sequence, @Key, 'ready', 0, @now FROM messaging_groups WHERE topic = @topic
+                    """, new { topic, sequence, message.Key, now }, transaction, cancellationToken: cancellationToken));
+                return (sequence, false);
+            }, cancellationToken);
+        }
+        catch (Exception ex) when (database.Dialect.IsUniqueViolation(ex))
+        {
+            // Lost a race with a concurrent publish of the same id (ON CONFLICT covers the committed case).
+            await using var connection = await database.OpenAsync(cancellationToken);
+            return (await SequenceOfAsync(connection, null, topic, message.Id, cancellationToken), true);
+        }
+    }
+
+    private async Task<long> SequenceOfAsync(DbConnection connection, DbTransaction? transaction, string topic, string id, CancellationToken cancellationToken) =>
+        await connection.ExecuteScalarAsync<long>(database.Command("SELECT seq FROM messaging_messages WHERE topic = @topic AND id = @id", new { topic, id }, transaction, cancellationToken: cancellationToken));
+
+    /// <summary>
+    /// Creates the group unless it exists (then returns it as it is) or <paramref name="createdBy"/>
+    /// created <paramref name="limit"/> groups already.
+    /// </summary>
+    public async Task<(GroupCreation Outcome, GroupDefinition? Group)> CreateGroupAsync(GroupDefinition group, int limit, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            if (await FindGroupAsync(connection, transaction, group.Topic, group.Name, cancellationToken) is { } existing)
+            {
+                return (GroupCreation.Exists, existing);
+            }
+            if (group.CreatedBy is { } createdBy)
+            {
+                // The principal's row, locked by the upsert: one principal's creates take turns, so two
+                // at once cannot both take the last place (SQLite serialises writers anyway).
+                await connection.ExecuteAsync(database.Command("""
+                    INSERT INTO messaging_principals (actor, groups_created) VALUES (@createdBy, 0)
+                    ON CONFLICT (actor) DO UPDATE SET groups_created = messaging_principals.groups_created
+                    """, new { createdBy }, transaction, cancellationToken: cancellationToken));
+                var held = await connection.ExecuteScalarAsync<int>(database.Command(
+                    "SELECT COUNT(*) FROM messaging_groups WHERE created_by = @createdBy", new { createdBy }, transaction, cancellationToken: cancellationToken));
+                if (held >= limit)
+                {
+                    return (GroupCreation.OverLimit, (GroupDefinition?)null);
+                }
+            }
+            var inserted = await connection.ExecuteAsync(database.Command("""
+                INSERT INTO messaging_groups (topic, name, max_attempts, backoff_initial_ms, backoff_max_ms, ordered, dead_letter, created_at, created_by)
+                VALUES (@Topic, @Name, @MaxAttempts, @BackoffInitialMs, @BackoffMaxMs, @Ordered, @DeadLetter, @CreatedAt, @CreatedBy)
+                ON CONFLICT (topic, name) DO NOTHING
+                """, group, transaction, cancellationToken: cancellationToken));
+            var stored = await FindGroupAsync(connection, transaction, group.Topic, group.Name, cancellationToken);
+            return (inserted == 1 ? GroupCreation.Created : GroupCreation.Exists, stored);
+        }, cancellationToken);
+
+    public async Task<GroupDefinition?> FindGroupAsync(string topic, string name, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await FindGroupAsync(connection, null, topic, name, cancellationToken);
+    }
+
+    private async Task<GroupDefinition?> FindGroupAsync(DbConnection connection, DbTransaction? transaction, string topic, string name, CancellationToken cancellationToken) =>
+        await connection.QuerySingleOrDefaultAsync<GroupDefinition>(database.Command(
+            $"SELECT {GroupColumns} FROM messaging_groups WHERE topic = @topic AND name = @name", new { topic, name }, transaction, cancellationToken: cancellationToken));
+
+    /// <summary>Groups by topic and name, after the cursor <c>topic/name</c>; of one topic when given.</summary>
+    public async Task<IReadOnlyList<GroupDefinition>> ListGroupsAsync(string? topic, string? afterTopic, string? afterName, int take, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<GroupDefinition>(database.Command($"""
+            SELECT {GroupColumns} FROM messaging_groups
+            WHERE (@topic IS NULL OR topic = @topic)
+              AND (@afterTopic IS NULL OR topic > @afterTopic OR (topic = @afterTopic AND name > @afterName))
+            ORDER BY topic, name LIMIT @take
+            """, new { topic, afterTopic, afterName = afterName ?? "", take }, cancellationToken: cancellationToken))).ToList();
+    }
+
+    /// <summary>Removes a group with everything it has not acknowledged, dead letters included.</summary>
+    public async Task<bool> DeleteGroupAsync(string topic, string name, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            await connection.ExecuteAsync(database.Command("DELETE FROM messaging_deliveries WHERE topic = @topic AND grp = @name", new { topic, name }, transaction, cancellationToken: cancellationToken));
+            return await connection.ExecuteAsync(database.Command("DELETE FROM messaging_groups WHERE topic = @topic AND name = @name", new { topic, name }, transaction, cancellationToken: cancellationToken)) == 1;
+        }, cancellationToken);
+
+    /// <summary>
+    /// Leases up to <paramref name="max"/> due messages of the group, oldest first. A lease that ran
+    /// out on the last attempt makes its message a dead letter (or drops it) instead. In an ordered
+    /// group a message is due only when no earlier message of its key is still held (leased, waiting
+    /// for a retry or dead), so a key is delivered one message at a time, in order.
+    /// </summary>
+    public async Task<PullOutcome> PullAsync(GroupDefinition group, int max, TimeSpan lease, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var until = now + (long)lease.TotalMilliseconds;
+            var args = new { group.Topic, group.Name, now, until, group.MaxAttempts, max };
+
+            var expired = group.IsDeadLettering
+                ? await connection.ExecuteAsync(database.Command("""
+                    UPDATE messaging_deliveries SET state = 'dead', dead_at = @now, lease_id = NULL,
+                        reason = 'The lease ran out on the last attempt.', exception_type = NULL,
+                        first_failure_at = COALESCE(first_failure_at, @now), last_failure_at = @now
+                    WHERE topic = @Topic AND grp = @Name AND state = 'leased' AND visible_at <= @now AND attempts >= @MaxAttempts
+                    """, args, transaction, cancellationToken: cancellationToken))
+                : await connection.ExecuteAsync(database.Command("""
+                    DELETE FROM messaging_deliveries
+                    WHERE topic = @Topic AND grp = @Name AND state = 'leased' AND visible_at <= @now AND attempts >= @MaxAttempts
+                    """, args, transaction, cancellationToken: cancellationToken));
+
+            var keyOrder = group.IsOrdered ? """
+                AND (d.msg_key IS NULL OR NOT EXISTS (SELECT 1 FROM messaging_deliveries e
+                     WHERE e.topic = d.topic AND e.grp = d.grp AND e.msg_key = d.msg_key AND e.seq < d.seq))
+                """ : "";
+            var due = (await connection.QueryAsync<long>(database.Command($"""
+                SELECT d.seq FROM messaging_deliveries d
+                WHERE d.topic = @Topic AND d.grp = @Name AND d.state <> 'dead' AND d.visible_at <= @now {keyOrder}
+                ORDER BY d.seq LIMIT @max{database.Dialect.SkipLocked}
+                """, args, transaction, cancellationToken: cancellationToken))).ToArray();
+            if (due.Length == 0)
+            {
+                return new PullOutcome([], expired, group.IsDeadLettering);
+            }
+            var pull = Guid.NewGuid().ToString("N");
+            var leased = (await connection.QueryAsync<(long Seq, long Attempts)>(database.Command($"""
+                UPDATE messaging_deliveries SET state = 'leased', lease_id = @pull || '.' || CAST(seq AS TEXT), visible_at = @until, attempts = attempts + 1
+                WHERE topic = @Topic AND grp = @Name AND {database.Dialect.InList("seq", "due")}
+                RETURNING seq, attempts
+                """, new { group.Topic, group.Name, until, pull, due }, transaction, cancellationToken: cancellationToken))).ToDictionary(r => r.Seq, r => (int)r.Attempts);
+            var messages = await connection.QueryAsync<MessageRow>(database.Command($"""
+                SELECT seq AS Seq, id AS Id, msg_key AS MsgKey, body AS Body, headers AS Headers, published_at AS PublishedAt
+                FROM messaging_messages WHERE {database.Dialect.InList("seq", "due")} ORDER BY seq
+                """, new { due }, transaction, cancellationToken: cancellationToken));
+            var leasedUntil = DateTimeOffset.FromUnixTimeMilliseconds(until);
+            return new PullOutcome(messages.Select(m => new LeasedMessage(m.Id, group.Topic, m.Seq, m.MsgKey, Parse(m.Body), ParseHeaders(m.Headers),
+                DateTimeOffset.FromUnixTimeMilliseconds(m.PublishedAt), leased[m.Seq], LeaseId(pull, m.Seq), leasedUntil)).ToList(), expired, group.IsDeadLettering);
+        }, cancellationToken);
+
+    private static string LeaseId(string pull, long seq) => pull + "." + seq.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The sequence a lease id names, or null when it is not one this store hands out.</summary>
+    internal static long? SequenceOf(string leaseId)
+    {
+        var dot = leaseId.IndexOf('.', StringComparison.Ordinal);
+        return dot == 32 && long.TryParse(leaseId.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var seq) ? seq : null;
+    }
+
+    /// <summary>Acknowledges leased messages: done for this group. Returns the lease ids that no longer hold.</summary>
+    public async Task<IReadOnlyList<string>> AckAsync(GroupDefinition group, IReadOnlyList<string> leaseIds, CancellationToken cancellationToken)
+    {
+        var valid = leaseIds.Where(id => SequenceOf(id) is not null).ToArray();
+        if (valid.Length == 0)
+        {
+            return leaseIds;
+        }
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var settled = (await connection.QueryAsync<string>(database.Command($"""
+            DELETE FROM messaging_deliveries
+            WHERE topic = @Topic AND grp = @Name AND {database.Dialect.InList("seq", "seqs")} AND state = 'leased' AND {database.Dialect.InList("lease_id", "valid")}
+            RETURNING lease_id
+            """, new { group.Topic, group.Name, seqs = valid.Select(id => SequenceOf(id)!.Value).ToArray(), valid }, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+        return leaseIds.Where(id => !settled.Contains(id)).ToList();
+    }
+
+    /// <summary>
+    /// Gives leased messages back: retried after the group's backoff (or <paramref name="retryAfter"/>),
+    /// or dead-lettered when <paramref name="deadLetter"/> is set or the attempts are used up (dropped
+    /// instead when the group keeps no dead letters). Returns the lease ids that no longer hold, and
+    /// how many messages were dead-lettered and dropped.
+    /// </summary>
+    public async Task<NackOutcome> NackAsync(GroupDefinition group, IReadOnlyList<string> leaseIds, string? reason, string? exceptionType, bool deadLetter,
+        TimeSpan? retryAfter, TimeSpan maxDelay, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var valid = leaseIds.Where(id => SequenceOf(id) is not null).ToArray();
+            var held = valid.Length == 0 ? [] : (await connection.QueryAsync<(string LeaseId, long Seq, long Attempts)>(database.Command($"""
+                SELECT lease_id, seq, attempts FROM messaging_deliveries
+                WHERE topic = @Topic AND grp = @Name AND {database.Dialect.InList("seq", "seqs")} AND state = 'leased' AND {database.Dialect.InList("lease_id", "valid")}
+                """, new { group.Topic, group.Name, seqs = valid.Select(id => SequenceOf(id)!.Value).ToArray(), valid }, transaction, cancellationToken: cancellationToken))).ToList();
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            int dead = 0, dropped = 0;
+            foreach (var (_, seq, attempts) in held)
+            {
+                var gone = deadLetter || attempts >= group.MaxAttempts;
+                if (gone && !group.IsDeadLettering)
+                {
+                    dropped += await connection.ExecuteAsync(database.Command("DELETE FROM messaging_deliveries WHERE topic = @Topic AND grp = @Name AND seq = @seq",
+                        new { group.Topic, group.Name, seq }, transaction, cancellationToken: cancellationToken));
+                    continue;
+                }
+                var delay = retryAfter ?? group.BackoffFor((int)attempts);
+                delay = delay > maxDelay ? maxDelay : delay;
+                await connection.ExecuteAsync(database.Command("""
+                    UPDATE messaging_deliveries SET state = @state, dead_at = @deadAt, visible_at = @visibleAt, lease_id = NULL, reason = @reason, exception_type = @exceptionType,
+                        first_failure_at = COALESCE(first_failure_at, @now), last_failure_at = @now
+                    WHERE topic = @Topic AND grp = @Name AND seq = @seq
+                    """, new { group.Topic, group.Name, seq, state = gone ? Dead : Ready, deadAt = gone ? now : (long?)null, visibleAt = now + (long)delay.TotalMilliseconds, reason, exceptionType, now },
+                    transaction, cancellationToken: cancellationToken));
+                dead += gone ? 1 : 0;
+            }
+            var found = held.Select(h => h.LeaseId).ToHashSet(StringComparer.Ordinal);
+            return new NackOutcome(leaseIds.Where(id => !found.Contains(id)).ToList(), dead, dropped);
+        }, cancellationToken);
+
+    /// <summary>Gives leased messages back untried: ready at once, the attempt their lease took given back. Returns the lease ids that no longer hold.</summary>
+    public async Task<IReadOnlyList<string>> ReleaseAsync(GroupDefinition group, IReadOnlyList<string> leaseIds, CancellationToken cancellationToken) =>
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            var valid = leaseIds.Where(id => SequenceOf(id) is not null).ToArray();
+            var args = new { group.Topic, group.Name, now = time.GetUtcNow().ToUnixTimeMilliseconds(), seqs = valid.Select(id => SequenceOf(id)!.Value).ToArray(), valid };
+            var where = $"topic = @Topic AND grp = @Name AND {database.Dialect.InList("seq", "seqs")} AND state = 'leased' AND {database.Dialect.InList("lease_id", "valid")}";
+            var held = valid.Length == 0 ? [] : (await connection.QueryAsync<string>(database.Command($"SELECT lease_id FROM messaging_deliveries WHERE {where}", args, transaction,
+                cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+            if (held.Count > 0)
+            {
+                await connection.ExecuteAsync(database.Command($"UPDATE messaging_deliveries SET state = 'ready', lease_id = NULL, visible_at = @now, attempts = attempts - 1 WHERE {where}",
+                    args, transaction, cancellationToken: cancellationToken));
+            }
+            return (IReadOnlyList<string>)leaseIds.Where(id => !held.Contains(id)).ToList();
+        }, cancellationToken);
+
+    /// <summary>
+    /// Dead letters in topic, group and sequence order, after the cursor; of one topic, group or key
+    /// when given, and only of groups <paramref name="owner"/> created when it is set.
+    /// </summary>
+    public async Task<IReadOnlyList<DeadLetter>> DeadLettersAsync(string? topic, string? group, string? key, string? owner, DeadLetterCursor? after, int take, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<DeadLetterRow>(database.Command("""
+            SELECT d.topic AS Topic, d.grp AS Grp, d.seq AS Seq, m.id AS MessageId, d.msg_key AS MsgKey, m.body AS Body, m.headers AS Headers,
+                   d.reason AS Reason, d.exception_type AS ExceptionType, d.attempts AS Attempts, m.published_at AS PublishedAt,
+                   d.first_failure_at AS FirstFailureAt, d.last_failure_at AS LastFailureAt, d.dead_at AS DeadAt,
+                   CASE WHEN d.msg_key IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM messaging_deliveries b
+                        WHERE b.topic = d.topic AND b.grp = d.grp AND b.msg_key = d.msg_key AND b.seq > d.seq AND b.state <> 'dead') END AS Blocking,
+                   g.ordered AS Ordered
+            FROM messaging_deliveries d
+            JOIN messaging_messages m ON m.seq = d.seq
+            JOIN messaging_groups g ON g.topic = d.topic AND g.name = d.grp
+            WHERE d.state = 'dead'
+              AND (@topic IS NULL OR d.topic = @topic) AND (@group IS NULL OR d.grp = @group) AND (@key IS NULL OR d.msg_key = @key)
+              AND (@owner IS NULL OR g.created_by = @owner)
+              AND (@afterTopic IS NULL OR d.topic > @afterTopic OR (d.topic = @afterTopic AND (d.grp > @afterGroup OR (d.grp = @afterGroup AND d.seq > @afterSeq))))
+            ORDER BY d.topic, d.grp, d.seq LIMIT @take
+            """, new { topic, group, key, owner, afterTopic = after?.Topic, afterGroup = after?.Group ?? "", afterSeq = after?.Sequence ?? 0, take }, cancellationToken: cancellationToken));
+        return rows.Select(r => new DeadLetter(r.Topic, r.Grp, r.Seq, r.MessageId, r.MsgKey, Parse(r.Body), ParseHeaders(r.Headers), r.Reason, r.ExceptionType, r.Attempts,
+            DateTimeOffset.FromUnixTimeMilliseconds(r.PublishedAt), DateTimeOffset.FromUnixTimeMilliseconds(r.FirstFailureAt ?? r.DeadAt),
+            DateTimeOffset.FromUnixTimeMilliseconds(r.LastFailureAt ?? r.DeadAt), DateTimeOffset.FromUnixTimeMilliseconds(r.DeadAt), r.Ordered != 0 ? r.Blocking : 0)).ToList();
+    }
+
+    /// <summary>
+    /// Makes the selected dead letters of a group deliverable again with fresh attempts. Only what is
+    /// a dead letter right now moves, so replaying twice delivers nothing twice, and a replay never
+    /// touches a message that was not dead-lettered. In an ordered group they go out in key order.
+    /// </summary>
+    public async Task<int> ReplayAsync(string topic, string group, DeadLetterFilter filter, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(database.Command($"""
+            UPDATE messaging_deliveries SET state = 'ready', attempts = 0, visible_at = @now, dead_at = NULL, lease_id = NULL,
+                reason = NULL, exception_type = NULL, first_failure_at = NULL, last_failure_at = NULL
+            WHERE topic = @topic AND grp = @group AND state = 'dead' {Selection(filter)}
+            """, new { topic, group, now = time.GetUtcNow().ToUnixTimeMilliseconds(), sequences = filter.Sequences?.ToArray() ?? [], filter.Key }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Deletes the selected dead letters of a group for good (in an ordered group this lets the rest of their keys go).</summary>
+    public async Task<int> PurgeAsync(string topic, string group, DeadLetterFilter filter, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(database.Command($"""
+            DELETE FROM messaging_deliveries WHERE topic = @topic AND grp = @group AND state = 'dead' {Selection(filter)}
+            """, new { topic, group, sequences = filter.Sequences?.ToArray() ?? [], filter.Key }, cancellationToken: cancellationToken));
+    }
+
+    private string Selection(DeadLetterFilter filter) =>
+        (filter.Sequences is null ? "" : " AND " + database.Dialect.InList("seq", "sequences")) + (filter.Key is null ? "" : " AND msg_key = @Key");
+
+    /// <summary>Counts per group and state, and the oldest outstanding message's publish time.</summary>
+    public async Task<IReadOnlyList<GroupCounts>> CountsAsync(string? topic, string? group, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(string Topic, string Grp, string State, long Count, long Oldest)>(database.Command("""
+            SELECT topic, grp, state, COUNT(*), MIN(seq) FROM messaging_deliveries
+            WHERE (@topic IS NULL OR topic = @topic) AND (@group IS NULL OR grp = @group)
+            GROUP BY topic, grp, state
+            """, new { topic, group }, cancellationToken: cancellationToken));
+        var result = new List<GroupCounts>();
+        foreach (var g in rows.GroupBy(r => (r.Topic, r.Grp)))
+        {
+            var byState = g.ToDictionary(r => r.State, StringComparer.Ordinal);
+            var oldest = g.Where(r => r.State != Dead).Select(r => (long?)r.Oldest).Min();
+            var publishedAt = oldest is { } seq
+                ? await connection.ExecuteScalarAsync<long?>(database.Command("SELECT published_at FROM messaging_messages WHERE seq = @seq", new { seq }, cancellationToken: cancellationToken))
+                : null;
+            result.Add(new GroupCounts(g.Key.Topic, g.Key.Grp, byState.GetValueOrDefault(Ready).Count, byState.GetValueOrDefault(Leased).Count, byState.GetValueOrDefault(Dead).Count,
+                publishedAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null));
+        }
+        return result;
+    }
+
+    /// <summary>Groups that dead-lettered messages since <paramref name="since"/>: how many, and when the first of them was.</summary>
+    public async Task<IReadOnlyList<(string Topic, string Group, long Count, DateTimeOffset First)>> DeadLetteredSinceAsync(DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<(string Topic, string Grp, long Count, long First)>(database.Command("""
+            SELECT topic, grp, COUNT(*), MIN(dead_at) FROM messaging_deliveries WHERE state = 'dead' AND dead_at >= @since GROUP BY topic, grp
+            """, new { since = since.ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken)))
+            .Select(r => (r.Topic, r.Grp, r.Count, DateTimeOffset.FromUnixTimeMilliseconds(r.First))).ToList();
+    }
+
+    /// <summary>Removes up to <paramref name="batch"/> messages every group is done with that were published before <paramref name="before"/>.</summary>
+    public async Task<int> ReapAsync(DateTimeOffset before, int batch, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(database.Command("""
+            DELETE FROM messaging_messages WHERE seq IN (
+                SELECT m.seq FROM messaging_messages m
+                WHERE m.published_at < @before AND NOT EXISTS (SELECT 1 FROM messaging_deliveries d WHERE d.seq = m.seq)
+                ORDER BY m.published_at LIMIT @batch)
+            """, new { before = before.ToUnixTimeMilliseconds(), batch }, cancellationToken: cancellationToken));
+    }
+
+    private static JsonElement Parse(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.Clone();
+    }
+
+    private static Dictionary<string, string>? ParseHeaders(string? json) => json is null ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(json);
+
+    private sealed class MessageRow
+    {
+        public long Seq { get; init; }
+        public string Id { get; init; } = "";
+        public string? MsgKey { get; init; }
+        public string Body { get; init; } = "null";
+        public string? Headers { get; init; }
+        public long PublishedAt { get; init; }
+    }
+
+    private sealed class DeadLetterRow
+    {
+        public string Topic { get; init; } = "";
+        public string Grp { get; init; } = "";
+        public long Seq { get; init; }
+        public string MessageId { get; init; } = "";
+        public string? MsgKey { get; init; }
+        public string Body { get; init; } = "null";
+        public string? Headers { get; init; }
+        public string? Reason { get; init; }
+        public string? ExceptionType { get; init; }
+        public int Attempts { get; init; }
+        public long PublishedAt { get; init; }
+        public long? FirstFailureAt { get; init; }
+        public long? LastFailureAt { get; init; }
+        public long DeadAt { get; init; }
+        public long Blocking { get; init; }
+        public long Ordered { get; init; }
+    }
+}
+
+/// <summary>A message to publish, validated: <see cref="Body"/> and <see cref="Headers"/> as JSON text.</summary>
+internal sealed record OutgoingMessage(string Id, string? Key, string Body, string? Headers)
+{
+    public int Bytes => Encoding.UTF8.GetByteCount(Body) + (Headers is null ? 0 : Encoding.UTF8.GetByteCount(Headers));
+}
+
+/// <summary>A consumer group as stored (ordered and dead_letter are 0 or 1 on both engines).</summary>
+internal sealed record GroupDefinition
+{
+    public required string Topic { get; init; }
+    public required string Name { get; init; }
+    public int MaxAttempts { get; init; }
+    public long BackoffInitialMs { get; init; }
+    public long BackoffMaxMs { get; init; }
+    public long Ordered { get; init; }
+    public long DeadLetter { get; init; }
+    public long CreatedAt { get; init; }
+    public string? CreatedBy { get; init; }
+
+    public bool IsOrdered => Ordered != 0;
+
+    public bool IsDeadLettering => DeadLetter != 0;
+
+    /// <summary>The delay before the retry that follows attempt <paramref name="attempts"/>: the initial delay doubled per attempt, up to the maximum.</summary>
+    public TimeSpan BackoffFor(int attempts) =>
+        TimeSpan.FromMilliseconds(Math.Min(BackoffMaxMs, BackoffInitialMs * (double)(1L << Math.Clamp(attempts - 1, 0, 30))));
+
+    /// <summary>Whether <paramref name="other"/> asks for the same settings (a create of an existing group succeeds only then).</summary>
+    public bool SameSettings(GroupDefinition other) =>
+        MaxAttempts == other.MaxAttempts && BackoffInitialMs == other.BackoffInitialMs && BackoffMaxMs == other.BackoffMaxMs && Ordered == other.Ordered && DeadLetter == other.DeadLetter;
+}
+
+/// <summary>What a pull leased, and how many leases that ran out on their last attempt it settled (dead-lettered, or dropped when <paramref name="DeadLettering"/> is false).</summary>
+internal sealed record PullOutcome(IReadOnlyList<LeasedMessage> Messages, int Expired, bool DeadLettering);
+
+internal sealed record NackOutcome(IReadOnlyList<string> Stale, int DeadLettered, int Dropped);
+
+internal sealed record DeadLetterCursor(string Topic, string Group, long Sequence);
+
+/// <summary>The sequences, or one key's dead letters, or (both null) every dead letter of a group.</summary>
+internal sealed record DeadLetterFilter(IReadOnlyList<long>? Sequences, string? Key);
+
+internal sealed record GroupCounts(string Topic, string Group, long Ready, long Leased, long Dead, DateTimeOffset? OldestPublishedAt);
