@@ -8,7 +8,10 @@ public sealed class MessagingOptions
     /// <summary>Largest message body plus headers, in bytes of JSON text. Default 256 KiB.</summary>
     public int MaxMessageBytes { get; set; } = 256 * 1024;
 
-    /// <summary>How long a message id is remembered after its message is consumed by every group: a re-send within it is a duplicate. Default 10 minutes.</summary>
+    /// <summary>
+    /// How long a message id is remembered after it was published (and for as long as any group still
+    /// holds its message, however long that is): a re-send within it is a duplicate. Default 10 minutes.
+    /// </summary>
     public TimeSpan DedupeWindow { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
@@ -18,6 +21,9 @@ public sealed class MessagingOptions
     /// between. Default 1,000,000.
     /// </summary>
     public long MaxMessagesPerGroup { get; set; } = 1_000_000;
+
+    /// <summary>Most bytes of bodies and headers one pull or one page of dead letters returns (always at least one message). Default 4 MiB.</summary>
+    public long MaxPageBytes { get; set; } = 4 << 20;
 
     /// <summary>Most consumer groups one principal may create. Default 100.</summary>
     public int MaxGroupsPerPrincipal { get; set; } = 100;
@@ -53,6 +59,7 @@ internal sealed class MessagingOptionsValidator : SettingsValidator<MessagingOpt
         problems.Between(o.MaxMessageBytes, 256, 16 << 20);
         problems.Between(o.DedupeWindow, TimeSpan.Zero, TimeSpan.FromDays(7));
         problems.Between(o.MaxMessagesPerGroup, 1, 1_000_000_000);
+        problems.Between(o.MaxPageBytes, 1024, 1L << 30);
         problems.Between(o.MaxGroupsPerPrincipal, 1, 100_000);
         problems.Between(o.DefaultLease, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         problems.Between(o.MaxLease, TimeSpan.FromSeconds(1), TimeSpan.FromHours(12));

@@ -45,7 +45,7 @@ internal static class ConsumerGroupsApi
         }
         var backoff = request.Backoff ?? new Backoff(1, 300);
         var most = options.MaxRetryDelay.TotalSeconds;
-        if (!(backoff.InitialSeconds >= 0 && backoff.InitialSeconds <= most && backoff.MaxSeconds >= backoff.InitialSeconds && backoff.MaxSeconds <= most))
+        if (!(backoff.InitialSeconds >= 0 && backoff.InitialSeconds <= most && backoff.MaxSeconds >= backoff.InitialSeconds && backoff.MaxSeconds <= most)) // NaN fails too
         {
             errors.Add("backoff", $"backoff has initialSeconds 0-{most:0} and maxSeconds from initialSeconds to {most:0}.");
         }
@@ -150,11 +150,11 @@ internal static class ConsumerGroupsApi
         {
             errors.Add("max", "max is 1-1000.");
         }
-        if (lease is { } l && (l < 1 || l > options.MaxLease.TotalSeconds))
+        if (lease is { } l && !(l >= 1 && l <= options.MaxLease.TotalSeconds))
         {
             errors.Add("lease", $"lease is 1-{options.MaxLease.TotalSeconds:0} seconds.");
         }
-        if (wait is { } w && (w < 0 || w > options.MaxPullWait.TotalSeconds))
+        if (wait is { } w && !(w >= 0 && w <= options.MaxPullWait.TotalSeconds))
         {
             errors.Add("wait", $"wait is 0-{options.MaxPullWait.TotalSeconds:0} seconds.");
         }
@@ -171,7 +171,7 @@ internal static class ConsumerGroupsApi
         var deadline = Environment.TickCount64 + (long)((wait ?? 0) * 1000);
         while (true)
         {
-            var pulled = await s.Store.PullAsync(definition, max ?? 10, leaseFor, cancellationToken);
+            var pulled = await s.Store.PullAsync(definition, max ?? 10, options.MaxPageBytes, leaseFor, cancellationToken);
             if (pulled.Expired > 0)
             {
                 s.Metrics.Settled(topic, group, pulled.DeadLettering ? pulled.Expired : 0, pulled.DeadLettering ? 0 : pulled.Expired);
@@ -210,7 +210,15 @@ internal static class ConsumerGroupsApi
             return LeaseIdsProblem();
         }
         var errors = new ValidationErrors().MaxLength("reason", request.Reason, 2000).MaxLength("exceptionType", request.ExceptionType, 200);
-        if (request.RetryAfterSeconds is { } r && (r < 0 || r > options.MaxRetryDelay.TotalSeconds))
+        if (MessagingAccess.HasControlCharacters(request.Reason, allowLineBreaks: true))
+        {
+            errors.Add("reason", "reason holds no control characters other than tabs and line breaks.");
+        }
+        if (MessagingAccess.HasControlCharacters(request.ExceptionType))
+        {
+            errors.Add("exceptionType", "exceptionType holds no control characters.");
+        }
+        if (request.RetryAfterSeconds is { } r && !(r >= 0 && r <= options.MaxRetryDelay.TotalSeconds))
         {
             errors.Add("retryAfterSeconds", $"retryAfterSeconds is 0-{options.MaxRetryDelay.TotalSeconds:0}.");
         }
@@ -240,7 +248,7 @@ internal static class ConsumerGroupsApi
     private static IReadOnlyList<string>? LeaseIds(string? one, IReadOnlyList<string>? many)
     {
         var all = one is null ? many : many is null ? [one] : null;
-        return all is { Count: > 0 and <= 1000 } && all.All(id => id is { Length: > 0 and <= 64 }) ? all.Distinct(StringComparer.Ordinal).ToList() : null;
+        return all is { Count: > 0 and <= 1000 } && all.All(id => id is { Length: > 0 and <= 64 } && !MessagingAccess.HasControlCharacters(id)) ? all.Distinct(StringComparer.Ordinal).ToList() : null;
     }
 
     private static ValidationProblem LeaseIdsProblem() => Problems.Validation("leaseIds", "Give leaseId, or 1-1000 lease ids in leaseIds (not both).");

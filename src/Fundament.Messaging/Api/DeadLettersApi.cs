@@ -36,7 +36,10 @@ internal static class DeadLettersApi
         {
             errors.Add("group", "group is 1-100 characters of letters, digits, '.', '_', ':' and '-'.");
         }
-        errors.MaxLength("key", key, 200);
+        if (key is { Length: 0 or > 200 } || MessagingAccess.HasControlCharacters(key))
+        {
+            errors.Add("key", "key is 1-200 characters, no control characters.");
+        }
         var cursor = after is null ? null : ParseCursor(after);
         if (after is not null && cursor is null)
         {
@@ -59,9 +62,17 @@ internal static class DeadLettersApi
             }
         }
         var owner = access.IsAdministrator ? null : context.User.ActorId() ?? "";
-        var rows = await s.Store.DeadLettersAsync(topic, group, key, owner, cursor, Paging.Take(size), cancellationToken);
-        return TypedResults.Ok(Paging.Page(context, rows, size, d => $"{d.Topic}/{d.Group}/{d.Sequence.ToString(CultureInfo.InvariantCulture)}"));
+        var (rows, trimmed) = await s.Store.DeadLettersAsync(topic, group, key, owner, cursor, Paging.Take(size), s.Options.Value.MaxPageBytes, cancellationToken);
+        if (trimmed && rows.Count <= size)
+        {
+            // Cut short by Fundament:Messaging:MaxPageBytes: the next page starts after the last one returned.
+            context.Response.Headers.Link = Paging.NextLink(context.Request, Cursor(rows[^1]), size);
+            return TypedResults.Ok(rows);
+        }
+        return TypedResults.Ok(Paging.Page(context, rows, size, Cursor));
     }
+
+    private static string Cursor(DeadLetter d) => $"{d.Topic}/{d.Group}/{d.Sequence.ToString(CultureInfo.InvariantCulture)}";
 
     private static DeadLetterCursor? ParseCursor(string after)
     {
@@ -74,14 +85,14 @@ internal static class DeadLettersApi
 
     private static Task<Results<Ok<DeadLetterResult>, ValidationProblem, ProblemHttpResult>> ReplayAsync(
         DeadLetterSelection request, [AsParameters] MessagingAccess.Services s, HttpContext context, CancellationToken cancellationToken) =>
-        ActAsync(request, "messaging.deadletters.replay", (topic, group, filter) => s.Store.ReplayAsync(topic, group, filter, cancellationToken), s, context, cancellationToken);
+        ActAsync(request, "messaging.deadletters.replay", (group, filter) => s.Store.ReplayAsync(group, filter, cancellationToken), s, context, cancellationToken);
 
     private static Task<Results<Ok<DeadLetterResult>, ValidationProblem, ProblemHttpResult>> PurgeAsync(
         DeadLetterSelection request, [AsParameters] MessagingAccess.Services s, HttpContext context, CancellationToken cancellationToken) =>
-        ActAsync(request, "messaging.deadletters.purge", (topic, group, filter) => s.Store.PurgeAsync(topic, group, filter, cancellationToken), s, context, cancellationToken);
+        ActAsync(request, "messaging.deadletters.purge", (group, filter) => s.Store.PurgeAsync(group, filter, cancellationToken), s, context, cancellationToken);
 
     private static async Task<Results<Ok<DeadLetterResult>, ValidationProblem, ProblemHttpResult>> ActAsync(
-        DeadLetterSelection request, string action, Func<string, string, DeadLetterFilter, Task<int>> act, MessagingAccess.Services s, HttpContext context, CancellationToken cancellationToken)
+        DeadLetterSelection request, string action, Func<GroupDefinition, DeadLetterFilter, Task<int>> act, MessagingAccess.Services s, HttpContext context, CancellationToken cancellationToken)
     {
         var errors = new ValidationErrors();
         if (!MessagingAccess.IsTopic(request.Topic))
@@ -101,9 +112,9 @@ internal static class DeadLettersApi
         {
             errors.Add("sequences", "sequences lists 1-1000 sequences of dead letters.");
         }
-        if (request.Key is { Length: 0 or > 200 })
+        if (request.Key is { Length: 0 or > 200 } || MessagingAccess.HasControlCharacters(request.Key))
         {
-            errors.Add("key", "key is 1-200 characters.");
+            errors.Add("key", "key is 1-200 characters, no control characters.");
         }
         if (errors.Any)
         {
@@ -115,7 +126,7 @@ internal static class DeadLettersApi
             return problem!;
         }
         var filter = new DeadLetterFilter(request.Sequences?.Distinct().ToList(), request.Key);
-        var count = await s.Database.AuditedAsync(s.Audit, () => act(definition.Topic, definition.Name, filter),
+        var count = await s.Database.AuditedAsync(s.Audit, () => act(definition, filter),
             n => new AuditEvent(action, AuditOutcome.Success)
             {
                 Target = $"consumer-group:{definition.Topic}/{definition.Name}",

@@ -23,6 +23,10 @@ internal static partial class MessagingAccess
     /// <summary>1-100 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit.</summary>
     public static bool IsGroup(string? value) => value is { Length: > 0 and <= 100 } && Name().IsMatch(value);
 
+    /// <summary>Whether <paramref name="value"/> holds a control character (PostgreSQL text cannot hold NUL; none belongs in a key or a name).</summary>
+    public static bool HasControlCharacters(string? value, bool allowLineBreaks = false) =>
+        value is not null && value.Any(c => char.IsControl(c) && !(allowLineBreaks && c is '\n' or '\r' or '\t'));
+
     public const string TopicRule = "topic is 1-200 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit.";
 
     /// <summary>The problem when the caller may not use <paramref name="capability"/> on <paramref name="topic"/> (audited), else null.</summary>

@@ -30,9 +30,9 @@ internal static partial class TopicsApi
         {
             errors.Add("id", "id is 1-200 printable ASCII characters.");
         }
-        if (request.Key is { } key && (key.Length is 0 or > 200))
+        if (request.Key is { } key && (key.Length is 0 or > 200 || MessagingAccess.HasControlCharacters(key)))
         {
-            errors.Add("key", "key is 1-200 characters.");
+            errors.Add("key", "key is 1-200 characters, no control characters.");
         }
         if (request.Body is not { ValueKind: not JsonValueKind.Undefined } body)
         {

@@ -35,6 +35,14 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
             return await database.InTransactionAsync(async (connection, transaction) =>
             {
                 var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                if (message.Key is not null && database.Dialect == SqlDialect.Postgres)
+                {
+                    // One key's publishes take turns until commit, so their sequence numbers follow their
+                    // commit order and an ordered group never sees a later message of a key before an
+                    // earlier one commits (SQLite serialises writers anyway).
+                    await connection.ExecuteAsync(database.Command("SELECT pg_advisory_xact_lock(@space, hashtext(@lockKey))",
+                        new { space = KeyLockSpace, lockKey = topic + "\n" + message.Key }, transaction, cancellationToken: cancellationToken));
+                }
                 var seq = await connection.ExecuteScalarAsync<long?>(database.Command("""
                     INSERT INTO messaging_messages (topic, id, msg_key, body, headers, bytes, published_at, published_by)
                     VALUES (@topic, @Id, @Key, @Body, @Headers, @Bytes, @now, @publishedBy)
@@ -44,9 +52,11 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
                 {
                     return (await SequenceOfAsync(connection, transaction, topic, message.Id, cancellationToken), true);
                 }
-                await connection.ExecuteAsync(database.Command("""
+                // The groups share-locked: a group being deleted either finishes first (and gets nothing)
+                // or waits for this commit (and deletes what this wrote), so no delivery outlives its group.
+                await connection.ExecuteAsync(database.Command($"""
                     INSERT INTO messaging_deliveries (topic, grp, seq, msg_key, state, attempts, visible_at)
-                    SELECT topic, name, @sequence, @Key, 'ready', 0, @now FROM messaging_groups WHERE topic = @topic
+                    SELECT topic, name, @sequence, @Key, 'ready', 0, @now FROM messaging_groups WHERE topic = @topic{ForShare}
                     """, new { topic, sequence, message.Key, now }, transaction, cancellationToken: cancellationToken));
                 return (sequence, false);
             }, cancellationToken);
@@ -58,6 +68,19 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
             return (await SequenceOfAsync(connection, null, topic, message.Id, cancellationToken), true);
         }
     }
+
+    /// <summary>The first key of the two-key advisory locks that order one key's publishes (PostgreSQL).</summary>
+    private const int KeyLockSpace = 0x6D736731;
+
+    private string ForShare => database.Dialect == SqlDialect.Postgres ? " FOR SHARE" : "";
+
+    /// <summary>
+    /// "The group checked is still the group": a statement acting on a group acts only while the
+    /// group that was authorised exists, not on one deleted and created again under its name since.
+    /// </summary>
+    private const string SameGroup = """
+        EXISTS (SELECT 1 FROM messaging_groups g WHERE g.topic = @Topic AND g.name = @Name AND g.created_at = @CreatedAt AND COALESCE(g.created_by, '') = COALESCE(@CreatedBy, ''))
+        """;
 
     private async Task<long> SequenceOfAsync(DbConnection connection, DbTransaction? transaction, string topic, string id, CancellationToken cancellationToken) =>
         await connection.ExecuteScalarAsync<long>(database.Command("SELECT seq FROM messaging_messages WHERE topic = @topic AND id = @id", new { topic, id }, transaction, cancellationToken: cancellationToken));
@@ -123,8 +146,10 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
     public async Task<bool> DeleteGroupAsync(string topic, string name, CancellationToken cancellationToken) =>
         await database.InTransactionAsync(async (connection, transaction) =>
         {
+            // The group row first: it waits for publishes holding it share-locked, so the deliveries they wrote are deleted below.
+            var deleted = await connection.ExecuteAsync(database.Command("DELETE FROM messaging_groups WHERE topic = @topic AND name = @name", new { topic, name }, transaction, cancellationToken: cancellationToken)) == 1;
             await connection.ExecuteAsync(database.Command("DELETE FROM messaging_deliveries WHERE topic = @topic AND grp = @name", new { topic, name }, transaction, cancellationToken: cancellationToken));
-            return await connection.ExecuteAsync(database.Command("DELETE FROM messaging_groups WHERE topic = @topic AND name = @name", new { topic, name }, transaction, cancellationToken: cancellationToken)) == 1;
+            return deleted;
         }, cancellationToken);
 
     /// <summary>
@@ -133,12 +158,31 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
     /// group a message is due only when no earlier message of its key is still held (leased, waiting
     /// for a retry or dead), so a key is delivered one message at a time, in order.
     /// </summary>
-    public async Task<PullOutcome> PullAsync(GroupDefinition group, int max, TimeSpan lease, CancellationToken cancellationToken) =>
-        await database.InTransactionAsync(async (connection, transaction) =>
+    public async Task<PullOutcome> PullAsync(GroupDefinition group, int max, long maxBytes, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        // A read first: an idle group (the common case for a waiting pull) costs no write transaction,
+        // so long-polling consumers do not queue for SQLite's single writer.
+        await using (var reader = await database.OpenAsync(cancellationToken))
+        {
+            if (await reader.ExecuteScalarAsync<long?>(database.Command(
+                "SELECT seq FROM messaging_deliveries WHERE topic = @Topic AND grp = @Name AND state <> 'dead' AND visible_at <= @now LIMIT 1",
+                new { group.Topic, group.Name, now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken)) is null)
+            {
+                return new PullOutcome([], 0, group.IsDeadLettering);
+            }
+        }
+        return await database.InTransactionAsync(async (connection, transaction) =>
         {
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             var until = now + (long)lease.TotalMilliseconds;
-            var args = new { group.Topic, group.Name, now, until, group.MaxAttempts, max };
+            var args = new { group.Topic, group.Name, group.CreatedAt, group.CreatedBy, now, until, group.MaxAttempts, max };
+            // The group authorised, share-locked: not deleted (or replaced) while this pull leases from it.
+            if (await connection.ExecuteScalarAsync<int?>(database.Command($"""
+                SELECT 1 FROM messaging_groups WHERE topic = @Topic AND name = @Name AND created_at = @CreatedAt AND COALESCE(created_by, '') = COALESCE(@CreatedBy, ''){ForShare}
+                """, args, transaction, cancellationToken: cancellationToken)) is null)
+            {
+                return new PullOutcome([], 0, group.IsDeadLettering);
+            }
 
             var expired = group.IsDeadLettering
                 ? await connection.ExecuteAsync(database.Command("""
@@ -165,6 +209,12 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
             {
                 return new PullOutcome([], expired, group.IsDeadLettering);
             }
+            // Sizes first, so one pull answers with at most maxBytes of messages (and always at least one).
+            var sizes = (await connection.QueryAsync<(long Seq, long Bytes)>(database.Command(
+                $"SELECT seq, bytes FROM messaging_messages WHERE {database.Dialect.InList("seq", "due")} ORDER BY seq",
+                new { due }, transaction, cancellationToken: cancellationToken))).ToList();
+            long total = 0;
+            due = sizes.TakeWhile((m, i) => (total += m.Bytes) <= maxBytes || i == 0).Select(m => m.Seq).ToArray();
             var pull = Guid.NewGuid().ToString("N");
             var leased = (await connection.QueryAsync<(long Seq, long Attempts)>(database.Command($"""
                 UPDATE messaging_deliveries SET state = 'leased', lease_id = @pull || '.' || CAST(seq AS TEXT), visible_at = @until, attempts = attempts + 1
@@ -179,6 +229,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
             return new PullOutcome(messages.Select(m => new LeasedMessage(m.Id, group.Topic, m.Seq, m.MsgKey, Parse(m.Body), ParseHeaders(m.Headers),
                 DateTimeOffset.FromUnixTimeMilliseconds(m.PublishedAt), leased[m.Seq], LeaseId(pull, m.Seq), leasedUntil)).ToList(), expired, group.IsDeadLettering);
         }, cancellationToken);
+    }
 
     private static string LeaseId(string pull, long seq) => pull + "." + seq.ToString(CultureInfo.InvariantCulture);
 
@@ -186,7 +237,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
     internal static long? SequenceOf(string leaseId)
     {
         var dot = leaseId.IndexOf('.', StringComparison.Ordinal);
-        return dot == 32 && long.TryParse(leaseId.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var seq) ? seq : null;
+        return dot == 32 && leaseId.AsSpan(0, 32).ContainsAnyExcept("0123456789abcdef") == false && long.TryParse(leaseId.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var seq) ? seq : null;
     }
 
     /// <summary>Acknowledges leased messages: done for this group. Returns the lease ids that no longer hold.</summary>
@@ -201,8 +252,9 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
         var settled = (await connection.QueryAsync<string>(database.Command($"""
             DELETE FROM messaging_deliveries
             WHERE topic = @Topic AND grp = @Name AND {database.Dialect.InList("seq", "seqs")} AND state = 'leased' AND {database.Dialect.InList("lease_id", "valid")}
+              AND {SameGroup}
             RETURNING lease_id
-            """, new { group.Topic, group.Name, seqs = valid.Select(id => SequenceOf(id)!.Value).ToArray(), valid }, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
+            """, new { group.Topic, group.Name, group.CreatedAt, group.CreatedBy, seqs = valid.Select(id => SequenceOf(id)!.Value).ToArray(), valid }, cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
         return leaseIds.Where(id => !settled.Contains(id)).ToList();
     }
 
@@ -217,19 +269,21 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
         await database.InTransactionAsync(async (connection, transaction) =>
         {
             var valid = leaseIds.Where(id => SequenceOf(id) is not null).ToArray();
+            // Locked as read: a pull cannot hand a row to another consumer between this read and the writes below.
             var held = valid.Length == 0 ? [] : (await connection.QueryAsync<(string LeaseId, long Seq, long Attempts)>(database.Command($"""
                 SELECT lease_id, seq, attempts FROM messaging_deliveries
                 WHERE topic = @Topic AND grp = @Name AND {database.Dialect.InList("seq", "seqs")} AND state = 'leased' AND {database.Dialect.InList("lease_id", "valid")}
-                """, new { group.Topic, group.Name, seqs = valid.Select(id => SequenceOf(id)!.Value).ToArray(), valid }, transaction, cancellationToken: cancellationToken))).ToList();
+                  AND {SameGroup}{database.Dialect.ForUpdate}
+                """, new { group.Topic, group.Name, group.CreatedAt, group.CreatedBy, seqs = valid.Select(id => SequenceOf(id)!.Value).ToArray(), valid }, transaction, cancellationToken: cancellationToken))).ToList();
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             int dead = 0, dropped = 0;
-            foreach (var (_, seq, attempts) in held)
+            foreach (var (leaseId, seq, attempts) in held)
             {
                 var gone = deadLetter || attempts >= group.MaxAttempts;
                 if (gone && !group.IsDeadLettering)
                 {
-                    dropped += await connection.ExecuteAsync(database.Command("DELETE FROM messaging_deliveries WHERE topic = @Topic AND grp = @Name AND seq = @seq",
-                        new { group.Topic, group.Name, seq }, transaction, cancellationToken: cancellationToken));
+                    dropped += await connection.ExecuteAsync(database.Command("DELETE FROM messaging_deliveries WHERE topic = @Topic AND grp = @Name AND seq = @seq AND state = 'leased' AND lease_id = @leaseId",
+                        new { group.Topic, group.Name, seq, leaseId }, transaction, cancellationToken: cancellationToken));
                     continue;
                 }
                 var delay = retryAfter ?? group.BackoffFor((int)attempts);
@@ -237,8 +291,8 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
                 await connection.ExecuteAsync(database.Command("""
                     UPDATE messaging_deliveries SET state = @state, dead_at = @deadAt, visible_at = @visibleAt, lease_id = NULL, reason = @reason, exception_type = @exceptionType,
                         first_failure_at = COALESCE(first_failure_at, @now), last_failure_at = @now
-                    WHERE topic = @Topic AND grp = @Name AND seq = @seq
-                    """, new { group.Topic, group.Name, seq, state = gone ? Dead : Ready, deadAt = gone ? now : (long?)null, visibleAt = now + (long)delay.TotalMilliseconds, reason, exceptionType, now },
+                    WHERE topic = @Topic AND grp = @Name AND seq = @seq AND state = 'leased' AND lease_id = @leaseId
+                    """, new { group.Topic, group.Name, seq, leaseId, state = gone ? Dead : Ready, deadAt = gone ? now : (long?)null, visibleAt = now + (long)delay.TotalMilliseconds, reason, exceptionType, now },
                     transaction, cancellationToken: cancellationToken));
                 dead += gone ? 1 : 0;
             }
@@ -251,9 +305,9 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
         await database.InTransactionAsync(async (connection, transaction) =>
         {
             var valid = leaseIds.Where(id => SequenceOf(id) is not null).ToArray();
-            var args = new { group.Topic, group.Name, now = time.GetUtcNow().ToUnixTimeMilliseconds(), seqs = valid.Select(id => SequenceOf(id)!.Value).ToArray(), valid };
-            var where = $"topic = @Topic AND grp = @Name AND {database.Dialect.InList("seq", "seqs")} AND state = 'leased' AND {database.Dialect.InList("lease_id", "valid")}";
-            var held = valid.Length == 0 ? [] : (await connection.QueryAsync<string>(database.Command($"SELECT lease_id FROM messaging_deliveries WHERE {where}", args, transaction,
+            var args = new { group.Topic, group.Name, group.CreatedAt, group.CreatedBy, now = time.GetUtcNow().ToUnixTimeMilliseconds(), seqs = valid.Select(id => SequenceOf(id)!.Value).ToArray(), valid };
+            var where = $"topic = @Topic AND grp = @Name AND {database.Dialect.InList("seq", "seqs")} AND state = 'leased' AND {database.Dialect.InList("lease_id", "valid")} AND {SameGroup}";
+            var held = valid.Length == 0 ? [] : (await connection.QueryAsync<string>(database.Command($"SELECT lease_id FROM messaging_deliveries WHERE {where}{database.Dialect.ForUpdate}", args, transaction,
                 cancellationToken: cancellationToken))).ToHashSet(StringComparer.Ordinal);
             if (held.Count > 0)
             {
@@ -267,7 +321,8 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
     /// Dead letters in topic, group and sequence order, after the cursor; of one topic, group or key
     /// when given, and only of groups <paramref name="owner"/> created when it is set.
     /// </summary>
-    public async Task<IReadOnlyList<DeadLetter>> DeadLettersAsync(string? topic, string? group, string? key, string? owner, DeadLetterCursor? after, int take, CancellationToken cancellationToken)
+    /// <remarks>Stops early once the bodies and headers of what it returns exceed <paramref name="maxBytes"/> (always returning at least one).</remarks>
+    public async Task<(IReadOnlyList<DeadLetter> Rows, bool Trimmed)> DeadLettersAsync(string? topic, string? group, string? key, string? owner, DeadLetterCursor? after, int take, long maxBytes, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<DeadLetterRow>(database.Command("""
@@ -276,7 +331,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
                    d.first_failure_at AS FirstFailureAt, d.last_failure_at AS LastFailureAt, d.dead_at AS DeadAt,
                    CASE WHEN d.msg_key IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM messaging_deliveries b
                         WHERE b.topic = d.topic AND b.grp = d.grp AND b.msg_key = d.msg_key AND b.seq > d.seq AND b.state <> 'dead') END AS Blocking,
-                   g.ordered AS Ordered
+                   g.ordered AS Ordered, m.bytes AS Bytes
             FROM messaging_deliveries d
             JOIN messaging_messages m ON m.seq = d.seq
             JOIN messaging_groups g ON g.topic = d.topic AND g.name = d.grp
@@ -286,9 +341,13 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
               AND (@afterTopic IS NULL OR d.topic > @afterTopic OR (d.topic = @afterTopic AND (d.grp > @afterGroup OR (d.grp = @afterGroup AND d.seq > @afterSeq))))
             ORDER BY d.topic, d.grp, d.seq LIMIT @take
             """, new { topic, group, key, owner, afterTopic = after?.Topic, afterGroup = after?.Group ?? "", afterSeq = after?.Sequence ?? 0, take }, cancellationToken: cancellationToken));
-        return rows.Select(r => new DeadLetter(r.Topic, r.Grp, r.Seq, r.MessageId, r.MsgKey, Parse(r.Body), ParseHeaders(r.Headers), r.Reason, r.ExceptionType, r.Attempts,
+        long total = 0;
+        var all = rows.ToList();
+        var kept = all.TakeWhile((r, i) => (total += r.Bytes) <= maxBytes || i == 0).ToList();
+        return (kept.Select(r => new DeadLetter(r.Topic, r.Grp, r.Seq, r.MessageId, r.MsgKey, Parse(r.Body), ParseHeaders(r.Headers), r.Reason, r.ExceptionType, r.Attempts,
             DateTimeOffset.FromUnixTimeMilliseconds(r.PublishedAt), DateTimeOffset.FromUnixTimeMilliseconds(r.FirstFailureAt ?? r.DeadAt),
-            DateTimeOffset.FromUnixTimeMilliseconds(r.LastFailureAt ?? r.DeadAt), DateTimeOffset.FromUnixTimeMilliseconds(r.DeadAt), r.Ordered != 0 ? r.Blocking : 0)).ToList();
+            DateTimeOffset.FromUnixTimeMilliseconds(r.LastFailureAt ?? r.DeadAt), DateTimeOffset.FromUnixTimeMilliseconds(r.DeadAt), r.Ordered != 0 ? r.Blocking : 0)).ToList(),
+            kept.Count < all.Count);
     }
 
     /// <summary>
@@ -296,23 +355,24 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
     /// a dead letter right now moves, so replaying twice delivers nothing twice, and a replay never
     /// touches a message that was not dead-lettered. In an ordered group they go out in key order.
     /// </summary>
-    public async Task<int> ReplayAsync(string topic, string group, DeadLetterFilter filter, CancellationToken cancellationToken)
+    public async Task<int> ReplayAsync(GroupDefinition group, DeadLetterFilter filter, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         return await connection.ExecuteAsync(database.Command($"""
             UPDATE messaging_deliveries SET state = 'ready', attempts = 0, visible_at = @now, dead_at = NULL, lease_id = NULL,
                 reason = NULL, exception_type = NULL, first_failure_at = NULL, last_failure_at = NULL
-            WHERE topic = @topic AND grp = @group AND state = 'dead' {Selection(filter)}
-            """, new { topic, group, now = time.GetUtcNow().ToUnixTimeMilliseconds(), sequences = filter.Sequences?.ToArray() ?? [], filter.Key }, cancellationToken: cancellationToken));
+            WHERE topic = @Topic AND grp = @Name AND state = 'dead' {Selection(filter)} AND {SameGroup}
+            """, new { group.Topic, group.Name, group.CreatedAt, group.CreatedBy, now = time.GetUtcNow().ToUnixTimeMilliseconds(), sequences = filter.Sequences?.ToArray() ?? [], filter.Key },
+            cancellationToken: cancellationToken));
     }
 
     /// <summary>Deletes the selected dead letters of a group for good (in an ordered group this lets the rest of their keys go).</summary>
-    public async Task<int> PurgeAsync(string topic, string group, DeadLetterFilter filter, CancellationToken cancellationToken)
+    public async Task<int> PurgeAsync(GroupDefinition group, DeadLetterFilter filter, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         return await connection.ExecuteAsync(database.Command($"""
-            DELETE FROM messaging_deliveries WHERE topic = @topic AND grp = @group AND state = 'dead' {Selection(filter)}
-            """, new { topic, group, sequences = filter.Sequences?.ToArray() ?? [], filter.Key }, cancellationToken: cancellationToken));
+            DELETE FROM messaging_deliveries WHERE topic = @Topic AND grp = @Name AND state = 'dead' {Selection(filter)} AND {SameGroup}
+            """, new { group.Topic, group.Name, group.CreatedAt, group.CreatedBy, sequences = filter.Sequences?.ToArray() ?? [], filter.Key }, cancellationToken: cancellationToken));
     }
 
     private string Selection(DeadLetterFilter filter) =>
@@ -399,6 +459,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
         public long DeadAt { get; init; }
         public long Blocking { get; init; }
         public long Ordered { get; init; }
+        public long Bytes { get; init; }
     }
 }
 

@@ -363,6 +363,7 @@ public abstract class MessagingTests(FundamentFactory factory)
         await (await stranger.PostAsync($"/api/v1/topics/{topic}/subscriptions/g/pull", null, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
         await (await stranger.DeleteAsync($"/api/v1/topics/{topic}/subscriptions/g", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
         await (await stranger.PostAsJsonAsync("/api/v1/dead-letters/purge", new { topic, group = "g", all = true }, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        await (await stranger.PostAsJsonAsync("/api/v1/dead-letters/replay", new { topic, group = "g", all = true }, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
         await GroupAsync(stranger, topic, new { group = "g" }, HttpStatusCode.Conflict);
         Assert.Empty((await (await stranger.GetAsync($"/api/v1/topics/{topic}/subscriptions", _ct)).JsonAsync()).AsArray());
         Assert.Single((await (await service.GetAsync($"/api/v1/topics/{topic}/subscriptions", _ct)).JsonAsync()).AsArray());
@@ -370,7 +371,13 @@ public abstract class MessagingTests(FundamentFactory factory)
         await GroupAsync(service, topic, new { group = "g" }, HttpStatusCode.OK);
         await GroupAsync(service, topic, new { group = "g", ordered = true }, HttpStatusCode.Conflict);
 
-        Assert.Equal([1, 2], (await PullAsync(service, topic, "g")).Select(N));
+        var both = await PullAsync(service, topic, "g");
+        Assert.Equal([1, 2], both.Select(N));
+        // Its dead letters are the owner's: a stranger consuming the same topic does not see them.
+        await SettleAsync(service, topic, "g", "nack", both, new { deadLetter = true, reason = "x" });
+        Assert.Equal(2, (await DeadLettersAsync(service, $"topic={topic}")).Count);
+        Assert.Empty(await DeadLettersAsync(stranger, $"topic={topic}"));
+        Assert.Empty(await DeadLettersAsync(stranger, $"topic={topic}&group=g"));
         // Revoking the grant stops the consumer at once.
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/topic-grants/{grant["id"]!.GetValue<string>()}", _ct)).StatusCode);
         await (await service.PostAsync($"/api/v1/topics/{topic}/subscriptions/g/pull", null, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
@@ -408,7 +415,7 @@ public abstract class MessagingTests(FundamentFactory factory)
         var response = await admin.PostAsync($"/api/v1/topics/{topic}/subscriptions", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), _ct);
         await response.AssertProblemAsync(HttpStatusCode.BadRequest);
         Assert.NotNull((await response.JsonAsync())["errors"]![field]);
-        await (await admin.GetAsync($"/api/v1/topics/{topic}/subscriptions/g", _ct)).AssertProblemAsync(HttpStatusCode.NotFound);
+        Assert.Empty((await (await admin.GetAsync($"/api/v1/topics/{topic}/subscriptions", _ct)).JsonAsync()).AsArray());
     }
 
     [Fact]
@@ -417,7 +424,7 @@ public abstract class MessagingTests(FundamentFactory factory)
         using var admin = await factory.AdminAsync();
         var topic = Topic();
         await GroupAsync(admin, topic, new { group = "g" });
-        foreach (var query in new[] { "max=0", "max=1001", "lease=0", "wait=-1", "wait=3600" })
+        foreach (var query in new[] { "max=0", "max=1001", "lease=0", "lease=NaN", "wait=-1", "wait=3600", "wait=NaN" })
         {
             await (await admin.PostAsync($"/api/v1/topics/{topic}/subscriptions/g/pull?{query}", null, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
         }
@@ -428,9 +435,21 @@ public abstract class MessagingTests(FundamentFactory factory)
         await (await admin.PostAsJsonAsync("/api/v1/dead-letters/replay", new { topic, group = "g", key = "k", all = true }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
         await (await admin.PostAsJsonAsync("/api/v1/dead-letters/purge", new { topic, group = "g", sequences = Array.Empty<long>() }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
         await (await admin.GetAsync("/api/v1/dead-letters?after=nonsense", _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
-        // Unknown or forged lease ids settle nothing.
-        var forged = await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions/g/ack", new { leaseIds = new[] { "x", new string('0', 32) + ".1" } }, _ct)).JsonAsync();
-        Assert.Equal(0, forged["done"]!.GetValue<int>());
+        await (await admin.GetAsync("/api/v1/dead-letters?key=a%00b", _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/messages", new { key = "a\0b", body = 1 }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions/g/nack", new { leaseId = "x", reason = "a\0b" }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions/g/ack", new { leaseId = "a\0b" }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        // Unknown or forged lease ids settle nothing: the right sequence under another pull's id does not.
+        await PublishAsync(admin, topic, new { n = 1 });
+        var leased = Assert.Single(await PullAsync(admin, topic, "g"));
+        var forgedId = new string('0', 32) + "." + leased["sequence"]!.GetValue<long>();
+        foreach (var verb in new[] { "ack", "nack" })
+        {
+            var forged = await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions/g/{verb}", new { leaseIds = new[] { "x", forgedId } }, _ct)).JsonAsync();
+            Assert.Equal(0, forged["done"]!.GetValue<int>());
+        }
+        Assert.Equal(1, (await GroupStateAsync(admin, topic, "g"))["leased"]!.GetValue<long>());
+        Assert.Equal(1, (await SettleAsync(admin, topic, "g", "ack", [leased]))["done"]!.GetValue<int>());
         await (await admin.PostAsync($"/api/v1/topics/{topic}/subscriptions/nope/pull", null, _ct)).AssertProblemAsync(HttpStatusCode.NotFound);
     }
 
@@ -458,6 +477,101 @@ public abstract class MessagingTests(FundamentFactory factory)
         await metrics.RefreshAsync(_ct);
         Assert.False((await PublishAsync(admin, topic, new { n = 1 }, id: "once"))["duplicate"]!.GetValue<bool>());
         Assert.Equal([1], (await PullAsync(admin, topic, "g")).Select(N));
+    }
+    [Fact]
+    public async Task AnOrderedGroup_UnderConcurrentConsumers_HandlesEveryKeyInOrder_OneAtATime()
+    {
+        using var admin = await factory.AdminAsync();
+        var topic = Topic();
+        await GroupAsync(admin, topic, new { group = "o", ordered = true });
+        for (var n = 0; n < 30; n++)
+        {
+            await PublishAsync(admin, topic, new { n }, key: $"k{n % 3}");
+        }
+        var handled = new List<(string Key, int N)>();
+        var inFlight = new HashSet<string>();
+        var overlap = false;
+        async Task ConsumeAsync()
+        {
+            for (var idle = 0; idle < 3;)
+            {
+                var leased = await PullAsync(admin, topic, "o", max: 5);
+                if (leased.Count == 0)
+                {
+                    idle++;
+                    continue;
+                }
+                idle = 0;
+                lock (handled)
+                {
+                    foreach (var m in leased)
+                    {
+                        overlap |= !inFlight.Add(m["key"]!.GetValue<string>());
+                        handled.Add((m["key"]!.GetValue<string>(), N(m)));
+                    }
+                }
+                await Task.Yield();
+                lock (handled)
+                {
+                    foreach (var m in leased)
+                    {
+                        inFlight.Remove(m["key"]!.GetValue<string>());
+                    }
+                }
+                await SettleAsync(admin, topic, "o", "ack", leased);
+            }
+        }
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(ConsumeAsync, _ct)));
+        Assert.False(overlap);
+        Assert.Equal(30, handled.Count);
+        foreach (var key in handled.GroupBy(h => h.Key))
+        {
+            Assert.Equal(key.Select(h => h.N).Order(), key.Select(h => h.N));
+        }
+    }
+
+    [Fact]
+    public async Task ConcurrentPublishesOfOneId_StoreOneMessage()
+    {
+        using var admin = await factory.AdminAsync();
+        var topic = Topic();
+        await GroupAsync(admin, topic, new { group = "g" });
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => PublishAsync(admin, topic, new { n = 1 }, id: "same"), _ct)));
+        Assert.Single(answers, a => !a["duplicate"]!.GetValue<bool>());
+        Assert.Single(answers.Select(a => a["sequence"]!.GetValue<long>()).Distinct());
+        Assert.Single(await PullAsync(admin, topic, "g"));
+    }
+
+    [Fact]
+    public async Task ANackOnALeaseThatRanOut_DoesNotTouchTheNewLease()
+    {
+        using var admin = await factory.AdminAsync();
+        var topic = Topic();
+        await GroupAsync(admin, topic, new { group = "g", maxAttempts = 5 });
+        await PublishAsync(admin, topic, new { n = 1 });
+        var old = Assert.Single(await PullAsync(admin, topic, "g", query: "&lease=5"));
+        factory.Time.Advance(TimeSpan.FromSeconds(6));
+        var current = Assert.Single(await PullAsync(admin, topic, "g", query: "&lease=60"));
+        var stale = await SettleAsync(admin, topic, "g", "nack", [old], new { deadLetter = true, reason = "late" });
+        Assert.Equal(0, stale["done"]!.GetValue<int>());
+        Assert.Empty(await DeadLettersAsync(admin, $"topic={topic}&group=g"));
+        Assert.Equal(1, (await SettleAsync(admin, topic, "g", "ack", [current]))["done"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task AGroupDeletedAndCreatedAgain_StartsEmpty_AndOldLeasesDoNotSettleOnIt()
+    {
+        using var admin = await factory.AdminAsync();
+        var topic = Topic();
+        await GroupAsync(admin, topic, new { group = "g" });
+        await PublishAsync(admin, topic, new { n = 1 });
+        var leased = Assert.Single(await PullAsync(admin, topic, "g"));
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/topics/{topic}/subscriptions/g", _ct)).StatusCode);
+        await GroupAsync(admin, topic, new { group = "g" });
+        Assert.Empty(await PullAsync(admin, topic, "g"));
+        Assert.Equal(0, (await SettleAsync(admin, topic, "g", "ack", [leased]))["done"]!.GetValue<int>());
+        await PublishAsync(admin, topic, new { n = 2 });
+        Assert.Equal([2], (await PullAsync(admin, topic, "g")).Select(N));
     }
 }
 
@@ -497,5 +611,49 @@ public sealed class MessagingBacklogLimitTests
         Assert.Equal(HttpStatusCode.OK, (await admin.PostAsJsonAsync("/api/v1/topics/full/subscriptions/slow/ack", new { leaseIds }, _ct)).StatusCode);
         await metrics.RefreshAsync(_ct);
         Assert.Equal(HttpStatusCode.Accepted, (await admin.PostAsJsonAsync("/api/v1/topics/full/messages", new { body = 5 }, _ct)).StatusCode);
+    }
+}
+
+/// <summary><c>Fundament:Messaging:MaxPageBytes</c>: a pull and a page of dead letters stop at the byte budget, always with at least one message.</summary>
+public sealed class MessagingPageBytesTests
+{
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task APull_AndADeadLetterPage_StopAtTheByteBudget()
+    {
+        await using var factory = new ConfiguredFundamentFactory([new("Fundament:Messaging:MaxPageBytes", "2500")]);
+        using var admin = await factory.AdminAsync();
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/topics/big/subscriptions", new { group = "g", maxAttempts = 1 }, _ct)).StatusCode);
+        for (var n = 0; n < 5; n++)
+        {
+            Assert.Equal(HttpStatusCode.Accepted, (await admin.PostAsJsonAsync("/api/v1/topics/big/messages", new { body = new string((char)('a' + n), 1000) }, _ct)).StatusCode);
+        }
+        var seen = 0;
+        while (true)
+        {
+            var leased = (await (await admin.PostAsync("/api/v1/topics/big/subscriptions/g/pull?max=100", null, _ct)).JsonAsync())["messages"]!.AsArray();
+            if (leased.Count == 0)
+            {
+                break;
+            }
+            Assert.True(leased.Count <= 2, $"{leased.Count} messages of about 1000 bytes in a 2500-byte page");
+            seen += leased.Count;
+            var leaseIds = leased.Select(m => m!["leaseId"]!.GetValue<string>()).ToArray();
+            Assert.Equal(HttpStatusCode.OK, (await admin.PostAsJsonAsync("/api/v1/topics/big/subscriptions/g/nack", new { leaseIds, reason = "x" }, _ct)).StatusCode);
+        }
+        Assert.Equal(5, seen);
+
+        var listed = 0;
+        var url = "/api/v1/dead-letters?topic=big&limit=100";
+        while (url is not null)
+        {
+            var response = await admin.GetAsync(url, _ct);
+            var page = (await response.JsonAsync()).AsArray();
+            Assert.InRange(page.Count, 1, 2);
+            listed += page.Count;
+            url = response.Headers.TryGetValues("Link", out var links) ? links.Single().Split('<', '>')[1] : null;
+        }
+        Assert.Equal(5, listed);
     }
 }
