@@ -44,6 +44,7 @@ if [ $QUICK = 1 ]; then
   run watch bash bench/watch/run.sh 200 1
   run media bash bench/media/run.sh 20 4 2
   run events bash bench/events/run.sh 3 1
+  run messaging bash bench/messaging/run.sh 3 1
 else
   run gateway bash bench/gateway/run.sh 10 3
   run config bash bench/config/run.sh 10 3
@@ -51,6 +52,7 @@ else
   run watch bash bench/watch/run.sh 1000 3
   run media bash bench/media/run.sh
   run events bash bench/events/run.sh 10 3
+  run messaging bash bench/messaging/run.sh 10 3
 fi
 echo "== written to $OUT"
 cat "$OUT"
