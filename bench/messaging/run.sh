@@ -8,6 +8,8 @@
 #              publisher confirms awaited per publish (the same promise as the 202), manual acks, prefetch 100.
 #              A private rabbitmq-server (Debian package) is started on 127.0.0.1:55672 unless BENCH_RABBITMQ
 #              names a running one (amqp://user:password@host:port/).
+# Also: 4 publishers sending 100 messages per request (POST .../messages/batch, one transaction) against RabbitMQ
+# publishers with 100 publishes in flight awaited together.
 # Reported: messages consumed and acknowledged per second (end to end), and publishes acknowledged per second.
 # Usage: bash bench/messaging/run.sh [seconds-per-round=10] [rounds=3]
 set -euo pipefail
@@ -65,15 +67,16 @@ API=http://127.0.0.1:5187
 
 echo "== warm-up ($ENGINE)"
 "$BENCH" fundament "$API" "$TOKEN" 4 1 3 >/dev/null
+"$BENCH" fundament "$API" "$TOKEN" 4 1 3 100 >/dev/null
 "$BENCH" rabbitmq "$AMQP" 4 1 3 >/dev/null
 
 echo "== $ROUNDS alternating rounds of ${SECONDS_PER_ROUND}s ($ENGINE vs RabbitMQ)"
 : >"$WORK/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
-  for pc in "1 1" "16 4"; do
-    set -- $pc
-    "$BENCH" fundament "$API" "$TOKEN" "$1" "$2" "$SECONDS_PER_ROUND" | tee -a "$WORK/results.txt"
-    "$BENCH" rabbitmq "$AMQP" "$1" "$2" "$SECONDS_PER_ROUND" | tee -a "$WORK/results.txt"
+  for pcb in "1 1 1" "16 4 1" "4 4 100"; do
+    set -- $pcb
+    "$BENCH" fundament "$API" "$TOKEN" "$1" "$2" "$SECONDS_PER_ROUND" "$3" | tee -a "$WORK/results.txt"
+    "$BENCH" rabbitmq "$AMQP" "$1" "$2" "$SECONDS_PER_ROUND" "$3" | tee -a "$WORK/results.txt"
   done
 done
 
@@ -87,7 +90,8 @@ for line in open(sys.argv[1]):
 med = {k: tuple(statistics.median(x[i] for x in v) for i in range(4)) for k, v in rows.items()}
 print(f"\n| {sys.argv[2]} embedded vs RabbitMQ | Fundament consumed/s | RabbitMQ consumed/s | ratio | Fundament published/s (p50 / p99 ms) | RabbitMQ published/s (p50 / p99 ms) |")
 print("|---|---|---|---|---|---|")
-for p, c in ((1, 1), (16, 4)):
-    f, r = med[f"fundament-p{p}-c{c}"], med[f"rabbitmq-p{p}-c{c}"]
-    print(f"| {p} publisher{'s' if p > 1 else ''}, {c} consumer{'s' if c > 1 else ''} | {f[0]:.0f} | {r[0]:.0f} | {f[0] / r[0]:.2f}x | {f[1]:.0f} ({f[2]:.1f} / {f[3]:.1f}) | {r[1]:.0f} ({r[2]:.1f} / {r[3]:.1f}) |")
+for p, c, b in ((1, 1, 1), (16, 4, 1), (4, 4, 100)):
+    f, r = med[f"fundament-p{p}-c{c}-b{b}"], med[f"rabbitmq-p{p}-c{c}-b{b}"]
+    how = "one message per publish" if b == 1 else f"{b} messages per publish (batch request / {b} confirms awaited together)"
+    print(f"| {p} publisher{'s' if p > 1 else ''}, {c} consumer{'s' if c > 1 else ''}, {how} | {f[0]:.0f} | {r[0]:.0f} | {f[0] / r[0]:.2f}x | {f[1]:.0f} ({f[2]:.1f} / {f[3]:.1f}) | {r[1]:.0f} ({r[2]:.1f} / {r[3]:.1f}) |")
 PY

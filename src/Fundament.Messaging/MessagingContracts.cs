@@ -9,6 +9,12 @@ namespace Fundament.Messaging;
 /// <param name="Headers">Up to 32 string headers (names up to 100 characters, values up to 1000).</param>
 public sealed record PublishRequest(string? Id, string? Key, JsonElement? Body, IReadOnlyDictionary<string, string>? Headers);
 
+/// <summary>Body of <c>POST /api/v1/topics/{topic}/messages/batch</c>: up to <c>MaxBatchMessages</c> messages, stored together or not at all.</summary>
+public sealed record PublishBatchRequest(IReadOnlyList<PublishRequest>? Messages);
+
+/// <summary>A batch accepted: every message durable before the answer, results in request order.</summary>
+public sealed record PublishBatchResult(IReadOnlyList<PublishResult> Messages);
+
 /// <summary>A publish accepted: durable before the answer.</summary>
 /// <param name="Sequence">Where the message stands in its topic (ascending in publish order).</param>
 /// <param name="Duplicate">True when the id was published before (within the dedupe window): nothing new was stored.</param>

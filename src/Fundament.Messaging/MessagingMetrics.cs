@@ -42,7 +42,7 @@ internal sealed partial class MessagingMetrics : BackgroundService
 
     private static KeyValuePair<string, object?>[] Tags(string topic, string group) => [new("topic", topic), new("group", group)];
 
-    public void Published(string topic) => _published.Add(1, new KeyValuePair<string, object?>("topic", topic));
+    public void Published(string topic, int count) => _published.Add(count, new KeyValuePair<string, object?>("topic", topic));
 
     public void Settled(string topic, string group, int deadLettered, int dropped)
     {

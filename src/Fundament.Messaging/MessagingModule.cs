@@ -26,6 +26,7 @@ public sealed class MessagingModule : FundamentModule
         var services = context.Services;
         services.AddSettings<MessagingOptions, MessagingOptionsValidator>(context.Configuration, MessagingOptions.SectionName);
         services.TryAddSingleton<MessageStore>();
+        services.TryAddSingleton<PublishWriter>();
         services.TryAddSingleton<TopicGrantStore>();
         services.TryAddSingleton<PublishSignal>();
         services.TryAddSingleton<MessagingMetrics>();

@@ -22,6 +22,9 @@ public sealed class MessagingOptions
     /// </summary>
     public long MaxMessagesPerGroup { get; set; } = 1_000_000;
 
+    /// <summary>Most messages one batch publish (<c>POST .../messages/batch</c>) may carry. Default 500.</summary>
+    public int MaxBatchMessages { get; set; } = 500;
+
     /// <summary>Most bytes of bodies and headers one pull or one page of dead letters returns (always at least one message). Default 4 MiB.</summary>
     public long MaxPageBytes { get; set; } = 4 << 20;
 
@@ -60,6 +63,7 @@ internal sealed class MessagingOptionsValidator : SettingsValidator<MessagingOpt
         problems.Between(o.DedupeWindow, TimeSpan.Zero, TimeSpan.FromDays(7));
         problems.Between(o.MaxMessagesPerGroup, 1, 1_000_000_000);
         problems.Between(o.MaxPageBytes, 1024, 1L << 30);
+        problems.Between(o.MaxBatchMessages, 1, 10_000);
         problems.Between(o.MaxGroupsPerPrincipal, 1, 100_000);
         problems.Between(o.DefaultLease, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         problems.Between(o.MaxLease, TimeSpan.FromSeconds(1), TimeSpan.FromHours(12));

@@ -14,6 +14,12 @@ public interface IFundamentBus
     /// <remarks>Give a stable <see cref="PublishOptions.Id"/> to make a retried publish idempotent: a re-sent id is reported as a duplicate and not delivered again.</remarks>
     Task<PublishReceipt> PublishAsync<T>(string topic, T body, PublishOptions? options = null, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Publishes several messages to <paramref name="topic"/> in one request and one transaction:
+    /// all stored durably, or none. Receipts are in the order given.
+    /// </summary>
+    Task<IReadOnlyList<PublishReceipt>> PublishBatchAsync<T>(string topic, IReadOnlyList<(T Body, PublishOptions? Options)> messages, CancellationToken cancellationToken = default);
+
     /// <summary>Creates the consumer group, or accepts the caller's existing one with the same settings.</summary>
     Task EnsureGroupAsync(ConsumerGroupSettings settings, CancellationToken cancellationToken = default);
 
@@ -87,6 +93,20 @@ internal sealed class FundamentBus(FundamentApi api) : IFundamentBus
         return (await response.Content.ReadFromJsonAsync<PublishReceipt>(Json, deadline.Token).ConfigureAwait(false))!;
     }
 
+    public async Task<IReadOnlyList<PublishReceipt>> PublishBatchAsync<T>(string topic, IReadOnlyList<(T Body, PublishOptions? Options)> messages, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        ArgumentNullException.ThrowIfNull(messages);
+        using var deadline = FundamentApi.Deadline(FundamentApi.CallTimeout, cancellationToken);
+        var request = new
+        {
+            messages = messages.Select(m => new { id = m.Options?.Id ?? Guid.CreateVersion7().ToString(), key = m.Options?.Key, body = JsonSerializer.SerializeToElement(m.Body, Json), headers = m.Options?.Headers }).ToList(),
+        };
+        using var response = await api.Http.PostAsJsonAsync($"/api/v1/topics/{Uri.EscapeDataString(topic)}/messages/batch", request, Json, deadline.Token).ConfigureAwait(false);
+        await FundamentApi.EnsureAsync(response, $"publish {messages.Count} messages to '{topic}'", deadline.Token).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<BatchAnswer>(Json, deadline.Token).ConfigureAwait(false))!.Messages;
+    }
+
     public async Task EnsureGroupAsync(ConsumerGroupSettings settings, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(settings);
@@ -139,6 +159,8 @@ internal sealed class FundamentBus(FundamentApi api) : IFundamentBus
     }
 
     private sealed record PullAnswer(List<ReceivedMessage> Messages);
+
+    private sealed record BatchAnswer(List<PublishReceipt> Messages);
 
     private sealed record SettleAnswer(int Done, List<string> Stale);
 }

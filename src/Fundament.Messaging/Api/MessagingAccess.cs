@@ -11,7 +11,7 @@ namespace Fundament.Messaging.Api;
 /// </summary>
 internal static partial class MessagingAccess
 {
-    internal sealed record Services(MessageStore Store, TopicGrantStore Grants, PublishSignal Signal, MessagingMetrics Metrics, IDatabase Database, IAuditLog Audit,
+    internal sealed record Services(MessageStore Store, PublishWriter Writer, TopicGrantStore Grants, PublishSignal Signal, MessagingMetrics Metrics, IDatabase Database, IAuditLog Audit,
         IOptions<MessagingOptions> Options);
 
     /// <summary>1-200 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit.</summary>

@@ -25,48 +25,136 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
     private const string GroupColumns = "topic AS Topic, name AS Name, max_attempts AS MaxAttempts, backoff_initial_ms AS BackoffInitialMs, backoff_max_ms AS BackoffMaxMs, ordered AS Ordered, dead_letter AS DeadLetter, created_at AS CreatedAt, created_by AS CreatedBy";
 
     /// <summary>
-    /// Stores the message for every group of <paramref name="topic"/>, durably, unless a message with
-    /// its id is stored already (then the original's sequence, as a duplicate).
+    /// Stores each message for every group of its topic, durably, in one transaction (one commit for
+    /// the lot: see <see cref="PublishWriter"/>), unless a message with its id is stored already (then
+    /// the original's sequence, as a duplicate). Results are in the order of <paramref name="batch"/>.
     /// </summary>
-    public async Task<(long Sequence, bool Duplicate)> PublishAsync(string topic, OutgoingMessage message, string? publishedBy, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<(long Sequence, bool Duplicate)>> PublishAsync(IReadOnlyList<(string Topic, OutgoingMessage Message, string? PublishedBy)> batch, CancellationToken cancellationToken)
     {
         try
         {
             return await database.InTransactionAsync(async (connection, transaction) =>
             {
                 var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                if (message.Key is not null && database.Dialect == SqlDialect.Postgres)
+                if (database.Dialect == SqlDialect.Postgres)
                 {
                     // One key's publishes take turns until commit, so their sequence numbers follow their
                     // commit order and an ordered group never sees a later message of a key before an
-                    // earlier one commits (SQLite serialises writers anyway).
-                    await connection.ExecuteAsync(database.Command("SELECT pg_advisory_xact_lock(@space, hashtext(@lockKey))",
-                        new { space = KeyLockSpace, lockKey = topic + "\n" + message.Key }, transaction, cancellationToken: cancellationToken));
+                    // earlier one commits (SQLite serialises writers anyway). Taken up front, in one
+                    // order, so two nodes' batches cannot deadlock on each other's keys.
+                    foreach (var lockKey in batch.Where(b => b.Message.Key is not null).Select(b => b.Topic + "\n" + b.Message.Key).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+                    {
+                        await connection.ExecuteAsync(database.Command("SELECT pg_advisory_xact_lock(@space, hashtext(@lockKey))",
+                            new { space = KeyLockSpace, lockKey }, transaction, cancellationToken: cancellationToken));
+                    }
                 }
-                var seq = await connection.ExecuteScalarAsync<long?>(database.Command("""
-                    INSERT INTO messaging_messages (topic, id, msg_key, body, headers, bytes, published_at, published_by)
-                    VALUES (@topic, @Id, @Key, @Body, @Headers, @Bytes, @now, @publishedBy)
-                    ON CONFLICT (topic, id) DO NOTHING RETURNING seq
-                    """, new { topic, message.Id, message.Key, message.Body, message.Headers, message.Bytes, now, publishedBy }, transaction, cancellationToken: cancellationToken));
-                if (seq is not { } sequence)
+                if (database.Dialect == SqlDialect.Postgres && batch.Count > 1)
                 {
-                    return (await SequenceOfAsync(connection, transaction, topic, message.Id, cancellationToken), true);
+                    return await PublishRowsAsync(connection, transaction, batch, now, cancellationToken);
                 }
-                // The groups share-locked: a group being deleted either finishes first (and gets nothing)
-                // or waits for this commit (and deletes what this wrote), so no delivery outlives its group.
-                await connection.ExecuteAsync(database.Command($"""
-                    INSERT INTO messaging_deliveries (topic, grp, seq, msg_key, state, attempts, visible_at)
-                    SELECT topic, name, @sequence, @Key, 'ready', 0, @now FROM messaging_groups WHERE topic = @topic{ForShare}
-                    """, new { topic, sequence, message.Key, now }, transaction, cancellationToken: cancellationToken));
-                return (sequence, false);
+                var results = new List<(long, bool)>(batch.Count);
+                foreach (var (topic, message, publishedBy) in batch)
+                {
+                    var seq = await connection.ExecuteScalarAsync<long?>(database.Command("""
+                        INSERT INTO messaging_messages (topic, id, msg_key, body, headers, bytes, published_at, published_by)
+                        VALUES (@topic, @Id, @Key, @Body, @Headers, @Bytes, @now, @publishedBy)
+                        ON CONFLICT (topic, id) DO NOTHING RETURNING seq
+                        """, new { topic, message.Id, message.Key, message.Body, message.Headers, message.Bytes, now, publishedBy }, transaction, cancellationToken: cancellationToken));
+                    if (seq is not { } sequence)
+                    {
+                        results.Add((await SequenceOfAsync(connection, transaction, topic, message.Id, cancellationToken), true));
+                        continue;
+                    }
+                    // The groups share-locked: a group being deleted either finishes first (and gets nothing)
+                    // or waits for this commit (and deletes what this wrote), so no delivery outlives its group.
+                    await connection.ExecuteAsync(database.Command($"""
+                        INSERT INTO messaging_deliveries (topic, grp, seq, msg_key, state, attempts, visible_at)
+                        SELECT topic, name, @sequence, @Key, 'ready', 0, @now FROM messaging_groups WHERE topic = @topic{ForShare}
+                        """, new { topic, sequence, message.Key, now }, transaction, cancellationToken: cancellationToken));
+                    results.Add((sequence, false));
+                }
+                return (IReadOnlyList<(long, bool)>)results;
             }, cancellationToken);
         }
-        catch (Exception ex) when (database.Dialect.IsUniqueViolation(ex))
+        catch (Exception ex) when (database.Dialect.IsUniqueViolation(ex) && batch.Count == 1)
         {
             // Lost a race with a concurrent publish of the same id (ON CONFLICT covers the committed case).
             await using var connection = await database.OpenAsync(cancellationToken);
-            return (await SequenceOfAsync(connection, null, topic, message.Id, cancellationToken), true);
+            return [(await SequenceOfAsync(connection, null, batch[0].Topic, batch[0].Message.Id, cancellationToken), true)];
         }
+    }
+
+    /// <summary>Rows per statement of a batched publish on PostgreSQL.</summary>
+    private const int PublishChunk = 200;
+
+    /// <summary>
+    /// A batch on PostgreSQL: the messages in multi-row INSERTs, then their deliveries for every group
+    /// in one INSERT ... SELECT per chunk, so a batch costs a few round trips whatever its size.
+    /// A message id repeated within the batch is stored once; the later ones are duplicates.
+    /// </summary>
+    private async Task<IReadOnlyList<(long, bool)>> PublishRowsAsync(DbConnection connection, DbTransaction transaction,
+        IReadOnlyList<(string Topic, OutgoingMessage Message, string? PublishedBy)> batch, long now, CancellationToken cancellationToken)
+    {
+        var stored = new Dictionary<(string, string), long>();
+        for (var offset = 0; offset < batch.Count; offset += PublishChunk)
+        {
+            var chunk = batch.Skip(offset).Take(PublishChunk).ToList();
+            var sql = new StringBuilder("INSERT INTO messaging_messages (topic, id, msg_key, body, headers, bytes, published_at, published_by) VALUES ");
+            var parameters = new DynamicParameters(new { now });
+            for (var i = 0; i < chunk.Count; i++)
+            {
+                sql.Append(i == 0 ? "" : ", ").Append(CultureInfo.InvariantCulture, $"(@t{i}, @i{i}, @k{i}, @b{i}, @h{i}, @n{i}, @now, @p{i})");
+                var (topic, message, publishedBy) = chunk[i];
+                parameters.Add($"t{i}", topic);
+                parameters.Add($"i{i}", message.Id);
+                parameters.Add($"k{i}", message.Key, System.Data.DbType.String);
+                parameters.Add($"b{i}", message.Body);
+                parameters.Add($"h{i}", message.Headers, System.Data.DbType.String);
+                parameters.Add($"n{i}", message.Bytes);
+                parameters.Add($"p{i}", publishedBy, System.Data.DbType.String);
+            }
+            sql.Append(" ON CONFLICT (topic, id) DO NOTHING RETURNING topic, id, seq");
+            foreach (var (topic, id, seq) in await connection.QueryAsync<(string, string, long)>(database.Command(sql.ToString(), parameters, transaction, cancellationToken: cancellationToken)))
+            {
+                stored[(topic, id)] = seq;
+            }
+        }
+        // Deliveries for the messages stored now (the first of each id), every group of their topic, share-locked as in PublishAsync.
+        var fresh = new List<(string Topic, string? Key, long Seq)>();
+        var claimed = new HashSet<(string, string)>();
+        var results = new List<(long, bool)>(batch.Count);
+        foreach (var (topic, message, _) in batch)
+        {
+            if (stored.TryGetValue((topic, message.Id), out var seq) && claimed.Add((topic, message.Id)))
+            {
+                fresh.Add((topic, message.Key, seq));
+                results.Add((seq, false));
+            }
+            else
+            {
+                results.Add((seq == 0 ? await SequenceOfAsync(connection, transaction, topic, message.Id, cancellationToken) : seq, true));
+            }
+        }
+        for (var offset = 0; offset < fresh.Count; offset += PublishChunk)
+        {
+            var chunk = fresh.Skip(offset).Take(PublishChunk).ToList();
+            var values = new StringBuilder();
+            var parameters = new DynamicParameters(new { now });
+            for (var i = 0; i < chunk.Count; i++)
+            {
+                values.Append(i == 0 ? "" : ", ").Append(CultureInfo.InvariantCulture, $"(@t{i}, CAST(@s{i} AS BIGINT), CAST(@k{i} AS TEXT))");
+                parameters.Add($"t{i}", chunk[i].Topic);
+                parameters.Add($"s{i}", chunk[i].Seq);
+                parameters.Add($"k{i}", chunk[i].Key, System.Data.DbType.String);
+            }
+            await connection.ExecuteAsync(database.Command($"""
+                INSERT INTO messaging_deliveries (topic, grp, seq, msg_key, state, attempts, visible_at)
+                SELECT g.topic, g.name, v.seq, v.k, 'ready', 0, @now
+                FROM messaging_groups g JOIN (VALUES {values}) AS v(topic, seq, k) ON g.topic = v.topic
+                FOR SHARE OF g
+                """, parameters, transaction, cancellationToken: cancellationToken));
+        }
+        return results;
     }
 
     /// <summary>The first key of the two-key advisory locks that order one key's publishes (PostgreSQL).</summary>
@@ -165,7 +253,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
         await using (var reader = await database.OpenAsync(cancellationToken))
         {
             if (await reader.ExecuteScalarAsync<long?>(database.Command(
-                "SELECT seq FROM messaging_deliveries WHERE topic = @Topic AND grp = @Name AND state <> 'dead' AND visible_at <= @now LIMIT 1",
+                "SELECT seq FROM messaging_deliveries WHERE topic = @Topic AND grp = @Name AND state <> 'dead' AND visible_at <= @now ORDER BY seq LIMIT 1",
                 new { group.Topic, group.Name, now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken)) is null)
             {
                 return new PullOutcome([], 0, group.IsDeadLettering);
@@ -184,27 +272,31 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
                 return new PullOutcome([], 0, group.IsDeadLettering);
             }
 
-            var expired = group.IsDeadLettering
-                ? await connection.ExecuteAsync(database.Command("""
-                    UPDATE messaging_deliveries SET state = 'dead', dead_at = @now, lease_id = NULL,
-                        reason = 'The lease ran out on the last attempt.', exception_type = NULL,
-                        first_failure_at = COALESCE(first_failure_at, @now), last_failure_at = @now
-                    WHERE topic = @Topic AND grp = @Name AND state = 'leased' AND visible_at <= @now AND attempts >= @MaxAttempts
-                    """, args, transaction, cancellationToken: cancellationToken))
-                : await connection.ExecuteAsync(database.Command("""
-                    DELETE FROM messaging_deliveries
-                    WHERE topic = @Topic AND grp = @Name AND state = 'leased' AND visible_at <= @now AND attempts >= @MaxAttempts
-                    """, args, transaction, cancellationToken: cancellationToken));
-
             var keyOrder = group.IsOrdered ? """
                 AND (d.msg_key IS NULL OR NOT EXISTS (SELECT 1 FROM messaging_deliveries e
                      WHERE e.topic = d.topic AND e.grp = d.grp AND e.msg_key = d.msg_key AND e.seq < d.seq))
                 """ : "";
-            var due = (await connection.QueryAsync<long>(database.Command($"""
-                SELECT d.seq FROM messaging_deliveries d
+            // In sequence order through the index of rows that are not dead letters (messaging_deliveries_pending):
+            // a pull reads about as many rows as it hands out, however long the backlog or the dead-letter queue.
+            var candidates = (await connection.QueryAsync<(long Seq, string State, long Attempts)>(database.Command($"""
+                SELECT d.seq, d.state, d.attempts FROM messaging_deliveries d
                 WHERE d.topic = @Topic AND d.grp = @Name AND d.state <> 'dead' AND d.visible_at <= @now {keyOrder}
                 ORDER BY d.seq LIMIT @max{database.Dialect.SkipLocked}
-                """, args, transaction, cancellationToken: cancellationToken))).ToArray();
+                """, args, transaction, cancellationToken: cancellationToken))).ToList();
+
+            // A lease that ran out on the last attempt makes its message a dead letter (or drops it) instead of handing it out again.
+            var spent = candidates.Where(c => c.State == Leased && c.Attempts >= group.MaxAttempts).Select(c => c.Seq).ToArray();
+            var expired = spent.Length == 0 ? 0 : group.IsDeadLettering
+                ? await connection.ExecuteAsync(database.Command($"""
+                    UPDATE messaging_deliveries SET state = 'dead', dead_at = @now, lease_id = NULL,
+                        reason = 'The lease ran out on the last attempt.', exception_type = NULL,
+                        first_failure_at = COALESCE(first_failure_at, @now), last_failure_at = @now
+                    WHERE topic = @Topic AND grp = @Name AND {database.Dialect.InList("seq", "spent")}
+                    """, new { group.Topic, group.Name, now, spent }, transaction, cancellationToken: cancellationToken))
+                : await connection.ExecuteAsync(database.Command($"""
+                    DELETE FROM messaging_deliveries WHERE topic = @Topic AND grp = @Name AND {database.Dialect.InList("seq", "spent")}
+                    """, new { group.Topic, group.Name, spent }, transaction, cancellationToken: cancellationToken));
+            var due = candidates.Where(c => !(c.State == Leased && c.Attempts >= group.MaxAttempts)).Select(c => c.Seq).ToArray();
             if (due.Length == 0)
             {
                 return new PullOutcome([], expired, group.IsDeadLettering);

@@ -479,6 +479,35 @@ public abstract class MessagingTests(FundamentFactory factory)
         Assert.Equal([1], (await PullAsync(admin, topic, "g")).Select(N));
     }
     [Fact]
+    public async Task ABatchPublish_StoresAllInOrder_AndABadMessage_StoresNone()
+    {
+        using var admin = await factory.AdminAsync();
+        var topic = Topic();
+        await GroupAsync(admin, topic, new { group = "g" });
+        await PublishAsync(admin, topic, new { n = 0 }, id: "before");
+        var response = await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/messages/batch", new
+        {
+            messages = new object[] { new { id = "a", body = new { n = 1 } }, new { id = "before", body = new { n = 9 } }, new { id = "b", key = "k", body = new { n = 2 } }, new { id = "a", body = new { n = 9 } } },
+        }, _ct);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var results = (await response.JsonAsync())["messages"]!.AsArray();
+        Assert.Equal([false, true, false, true], results.Select(r => r!["duplicate"]!.GetValue<bool>()));
+        Assert.Equal(results[0]!["sequence"]!.GetValue<long>(), results[3]!["sequence"]!.GetValue<long>());
+        Assert.True(results[0]!["sequence"]!.GetValue<long>() < results[2]!["sequence"]!.GetValue<long>());
+        Assert.Equal([0, 1, 2], (await PullAsync(admin, topic, "g")).Select(N));
+
+        var bad = await admin.PostAsync($"/api/v1/topics/{topic}/messages/batch", new StringContent("""{"messages":[{"id":"c","body":1},{"id":"d"}]}""", System.Text.Encoding.UTF8, "application/json"), _ct);
+        await bad.AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.NotNull((await bad.JsonAsync())["errors"]!["messages[1].body"]);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/messages/batch", new { messages = Array.Empty<object>() }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/messages/batch", new { messages = Enumerable.Range(0, 501).Select(n => new { body = n }).ToArray() }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        var state = await GroupStateAsync(admin, topic, "g");
+        Assert.Equal(0, state["ready"]!.GetValue<long>());
+        // "c" was not stored: publishing it now is not a duplicate.
+        Assert.False((await PublishAsync(admin, topic, new { n = 3 }, id: "c"))["duplicate"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public async Task AnOrderedGroup_UnderConcurrentConsumers_HandlesEveryKeyInOrder_OneAtATime()
     {
         using var admin = await factory.AdminAsync();

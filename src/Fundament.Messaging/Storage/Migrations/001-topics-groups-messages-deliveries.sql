@@ -52,7 +52,10 @@ CREATE TABLE messaging_deliveries (
     PRIMARY KEY (topic, grp, seq));
 
 -- A lease id is '<pull>.<seq>', so settling one finds its row by the key, without an index of its own.
-CREATE INDEX messaging_deliveries_due ON messaging_deliveries (topic, grp, state, visible_at);
+-- Pulls walk a group's rows that are not dead letters in sequence order (and dead-letter pages the others),
+-- so neither a long backlog nor a long dead-letter queue makes the other slow.
+CREATE INDEX messaging_deliveries_pending ON messaging_deliveries (topic, grp, seq) WHERE state <> 'dead';
+CREATE INDEX messaging_deliveries_dead_seq ON messaging_deliveries (topic, grp, seq) WHERE state = 'dead';
 CREATE INDEX messaging_deliveries_key ON messaging_deliveries (topic, grp, msg_key, seq) WHERE msg_key IS NOT NULL;
 CREATE INDEX messaging_deliveries_seq ON messaging_deliveries (seq);
 CREATE INDEX messaging_deliveries_dead ON messaging_deliveries (dead_at) WHERE state = 'dead';

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+
+namespace Fundament.Messaging.Storage;
+
+/// <summary>
+/// Group commit for publishes: the one writer of this node takes everything queued (up to
+/// <see cref="Batch"/>) and stores it in one transaction, then answers every caller. One commit (one
+/// fsync) serves every publish that arrived while the previous one was being written, as the audit
+/// log does (ADR 0014). A batch that fails is retried one message at a time, so a message fails only
+/// its own caller. A caller that goes away still gets its message stored (it may publish again: the
+/// id makes that a duplicate).
+/// </summary>
+internal sealed class PublishWriter
+{
+    private const int Batch = 256;
+
+    private readonly MessageStore _store;
+    private readonly Histogram<int> _batchSizes;
+    private readonly Channel<Queued> _queue = Channel.CreateUnbounded<Queued>(new() { SingleReader = true });
+    private int _draining;
+
+    public PublishWriter(MessageStore store, IMeterFactory meters)
+    {
+        _store = store;
+        _batchSizes = meters.Create("Fundament.Messaging").CreateHistogram<int>("fundament.messaging.group_commit.messages", "{message}", "Messages per group commit of publishes.",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
+    }
+
+    /// <summary>Stores the message durably (in the next group commit) and returns its sequence, or the original's as a duplicate.</summary>
+    public async Task<(long Sequence, bool Duplicate)> PublishAsync(string topic, OutgoingMessage message, string? publishedBy)
+    {
+        if (UnitOfWork.Current is not null)
+        {
+            // Inside a unit of work the message commits with the caller's change, or not at all.
+            return (await _store.PublishAsync([(topic, message, publishedBy)], CancellationToken.None))[0];
+        }
+        var queued = new Queued(topic, message, publishedBy);
+        _queue.Writer.TryWrite(queued);
+        if (Interlocked.CompareExchange(ref _draining, 1, 0) == 0)
+        {
+            // The writer outlives this request: it must not carry the request's context (its trace, a unit of work).
+            using (ExecutionContext.SuppressFlow())
+            {
+                _ = Task.Run(DrainAsync, CancellationToken.None);
+            }
+        }
+        return await queued.Done.Task;
+    }
+
+    private async Task DrainAsync()
+    {
+        while (true)
+        {
+            var batch = new List<Queued>();
+            while (batch.Count < Batch && _queue.Reader.TryRead(out var queued))
+            {
+                batch.Add(queued);
+            }
+            if (batch.Count == 0)
+            {
+                Interlocked.Exchange(ref _draining, 0);
+                // Something queued between the last read and the release: take the writer's place back, or leave it to whoever did.
+                if (!_queue.Reader.TryPeek(out _) || Interlocked.CompareExchange(ref _draining, 1, 0) != 0)
+                {
+                    return;
+                }
+                continue;
+            }
+            try
+            {
+                var results = await _store.PublishAsync(batch.Select(b => (b.Topic, b.Message, b.PublishedBy)).ToList(), CancellationToken.None);
+                _batchSizes.Record(batch.Count);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch[i].Done.TrySetResult(results[i]);
+                }
+            }
+            catch (Exception) when (batch.Count > 1)
+            {
+                // One message's fault (or a race with another node) fails the batch: each goes alone, failing only itself.
+                foreach (var queued in batch)
+                {
+                    try
+                    {
+                        queued.Done.TrySetResult((await _store.PublishAsync([(queued.Topic, queued.Message, queued.PublishedBy)], CancellationToken.None))[0]);
+                    }
+                    catch (Exception ex)
+                    {
+                        queued.Done.TrySetException(ex);
+                    }
+                }
+            }
+            catch (Exception ex)
+            {
+                batch[0].Done.TrySetException(ex);
+            }
+        }
+    }
+
+    private sealed record Queued(string Topic, OutgoingMessage Message, string? PublishedBy)
+    {
+        public TaskCompletionSource<(long Sequence, bool Duplicate)> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
