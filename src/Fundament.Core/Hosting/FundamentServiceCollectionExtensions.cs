@@ -1,3 +1,4 @@
+using Fundament.Core.Caching;
 using Fundament.Core.Egress;
 using Fundament.Core.Keys;
 using Fundament.Core.Notifications;
@@ -26,6 +27,7 @@ public static class FundamentServiceCollectionExtensions
         services.AddFundamentNotifications(configuration);
         services.AddFundamentHttp();
         services.AddFundamentRedis(configuration);
+        services.AddFundamentCache(configuration);
         services.AddFundamentEgress(configuration);
         // First hosted service so its StartingAsync runs before any other module's.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, FundamentInitializer>());

@@ -23,6 +23,9 @@ public sealed class RedisConnection : IAsyncDisposable
     /// <summary>The database, once connected or known to be unreachable (commands then fail at once).</summary>
     public async Task<IDatabase> DatabaseAsync() => (await _connection.Value.ConfigureAwait(false)).GetDatabase();
 
+    /// <summary>The multiplexer itself, for libraries that take one (the cache's second level and backplane).</summary>
+    public async Task<IConnectionMultiplexer> MultiplexerAsync() => await _connection.Value.ConfigureAwait(false);
+
     public async Task<TimeSpan> PingAsync() => await (await DatabaseAsync().ConfigureAwait(false)).PingAsync().ConfigureAwait(false);
 
     internal static ConfigurationOptions Configure(RedisOptions options)

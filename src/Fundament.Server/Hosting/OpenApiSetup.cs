@@ -25,6 +25,7 @@ internal static class OpenApiSetup
         ["Deliveries"] = "Outbound webhook and alert deliveries and their attempts.",
         ["Webhooks"] = "Webhook subscriptions (Standard Webhooks signatures).",
         ["Event store"] = "Streams of events: appends with an expected version, idempotent by event id and atomic across streams; reads by stream and of every stream in commit order ($all); grants by stream prefix.",
+        ["Messaging"] = "Topics and consumer groups: publish (durable before the 202, deduplicated by id), pull under leases, ack and nack with backoff, ordered keys, dead letters that keep their key order with replay and purge; grants by topic prefix.",
         ["Alerts"] = "Alert rules, channels and firing alerts.",
         ["Jobs"] = "The durable job queue: jobs, their state and retries.",
         ["Media uploads (tus)"] = "Resumable uploads over the tus 1.0 protocol.",
