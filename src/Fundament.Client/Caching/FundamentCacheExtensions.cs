@@ -50,6 +50,7 @@ public static class FundamentCacheExtensions
             .WithOptions(o =>
             {
                 o.CacheKeyPrefix = prefix;
+                o.BackplaneChannelPrefix = prefix + "cache";
                 o.DistributedCacheCircuitBreakerDuration = TimeSpan.FromSeconds(2);
                 o.BackplaneCircuitBreakerDuration = TimeSpan.FromSeconds(2);
             })

@@ -48,6 +48,8 @@ public static class CacheServiceCollectionExtensions
             .WithOptions(o =>
             {
                 o.CacheKeyPrefix = prefix + "cache:";
+                // One installation's evictions stay on its own channel when several share a Redis.
+                o.BackplaneChannelPrefix = prefix + "cache";
                 // Redis down: stop asking it for a while instead of paying a timeout per read.
                 o.DistributedCacheCircuitBreakerDuration = TimeSpan.FromSeconds(2);
                 o.BackplaneCircuitBreakerDuration = TimeSpan.FromSeconds(2);
