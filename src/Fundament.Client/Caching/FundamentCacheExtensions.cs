@@ -63,7 +63,8 @@ public static class FundamentCacheExtensions
                 DistributedCacheSoftTimeout = TimeSpan.FromMilliseconds(250),
                 DistributedCacheHardTimeout = TimeSpan.FromSeconds(1),
             })
-            .WithSerializer(new FusionCacheSystemTextJsonSerializer());
+            .WithSerializer(new FusionCacheSystemTextJsonSerializer(new System.Text.Json.JsonSerializerOptions { IncludeFields = true }));
+        builder.Logging.AddFilter("ZiggyCreatures.Caching.Fusion", Microsoft.Extensions.Logging.LogLevel.Warning);
         if (options.RedisSecretPath is null && string.IsNullOrWhiteSpace(fromConfiguration))
         {
             return builder;
@@ -75,29 +76,52 @@ public static class FundamentCacheExtensions
         return builder;
     }
 
-    /// <summary>One connection for both levels, made on first use (the vault is read then, not at start-up).</summary>
+    /// <summary>
+    /// One connection for both levels, made on first use (the vault is read then, not at start-up).
+    /// A failed attempt (the vault or Redis unreachable, an empty secret) is tried again on the next use.
+    /// </summary>
     private sealed class RedisMultiplexer(string? secretPath, string? configuration, IServiceProvider services) : IAsyncDisposable
     {
-        private readonly Lazy<Task<IConnectionMultiplexer>> _connection = new(async () =>
-        {
-            var value = secretPath is null ? configuration : await services.GetRequiredService<ISecretStore>().GetAsync(secretPath).ConfigureAwait(false);
-            if (string.IsNullOrWhiteSpace(value))
-            {
-                throw new InvalidOperationException($"The cache's Redis configuration is empty (secret '{secretPath}').");
-            }
-            var parsed = ConfigurationOptions.Parse(value);
-            parsed.AbortOnConnectFail = false;
-            return await ConnectionMultiplexer.ConnectAsync(parsed).ConfigureAwait(false);
-        });
+        private readonly SemaphoreSlim _gate = new(1, 1);
+        private IConnectionMultiplexer? _connection;
 
-        public Task<IConnectionMultiplexer> GetAsync() => _connection.Value;
+        public async Task<IConnectionMultiplexer> GetAsync()
+        {
+            if (_connection is { } ready)
+            {
+                return ready;
+            }
+            await _gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                if (_connection is null)
+                {
+                    var value = secretPath is null ? configuration : await services.GetRequiredService<ISecretStore>().GetAsync(secretPath).ConfigureAwait(false);
+                    if (string.IsNullOrWhiteSpace(value))
+                    {
+                        throw new InvalidOperationException($"The cache's Redis configuration is empty (secret '{secretPath}').");
+                    }
+                    var parsed = ConfigurationOptions.Parse(value);
+                    parsed.AbortOnConnectFail = false;
+                    // Fail fast while Redis is away: the cache goes to the source instead of queueing commands.
+                    parsed.BacklogPolicy = BacklogPolicy.FailFast;
+                    _connection = await ConnectionMultiplexer.ConnectAsync(parsed).ConfigureAwait(false);
+                }
+                return _connection;
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
 
         public async ValueTask DisposeAsync()
         {
-            if (_connection.IsValueCreated && _connection.Value.IsCompletedSuccessfully)
+            if (_connection is { } connection)
             {
-                await _connection.Value.Result.DisposeAsync().ConfigureAwait(false);
+                await connection.DisposeAsync().ConfigureAwait(false);
             }
+            _gate.Dispose();
         }
     }
 }

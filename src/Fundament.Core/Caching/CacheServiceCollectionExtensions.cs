@@ -63,7 +63,7 @@ public static class CacheServiceCollectionExtensions
                 DistributedCacheSoftTimeout = options.DistributedCacheSoftTimeout,
                 DistributedCacheHardTimeout = options.DistributedCacheSoftTimeout * 4,
             })
-            .WithSerializer(new FusionCacheSystemTextJsonSerializer());
+            .WithSerializer(new FusionCacheSystemTextJsonSerializer(new System.Text.Json.JsonSerializerOptions { IncludeFields = true }));
         if (redis)
         {
             builder
@@ -78,6 +78,8 @@ public static class CacheServiceCollectionExtensions
                     return new RedisBackplane(new RedisBackplaneOptions { ConnectionMultiplexerFactory = connection.MultiplexerAsync });
                 });
         }
+        // FusionCache logs every call at Information: only its warnings and errors belong in the platform's log.
+        services.AddLogging(logging => logging.AddFilter("ZiggyCreatures.Caching.Fusion", LogLevel.Warning));
         services.TryAddSingleton<CacheMetrics>();
         // Created at start, so it counts from the first read.
         services.AddHostedService(sp => new CacheMetricsActivation(sp.GetRequiredService<CacheMetrics>()));

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Dapper;
-using Fundament.Core.Caching;
 using ZiggyCreatures.Caching.Fusion;
 
 namespace Fundament.Identity.Authentication;
@@ -12,43 +11,42 @@ namespace Fundament.Identity.Authentication;
 /// the second level and backplane when configured) for <see cref="CacheFor"/>. A change on any node
 /// evicts them on every node at once through the backplane; without one (the embedded default, a
 /// single node) the change evicts them locally and other replicas catch up within <see cref="CacheFor"/>.
+/// Never served stale when the database fails (no fail-safe): authorization then fails closed.
 /// </summary>
-internal sealed class PrincipalStatus(IDatabase database, TimeProvider time, IFusionCache cache, IOptions<CacheOptions> cacheOptions)
+internal sealed class PrincipalStatus(IDatabase database, TimeProvider time, IFusionCache cache)
 {
     /// <summary>The longest a change to a principal takes to reach a replica's authorization when the backplane is down or absent.</summary>
     public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(5);
 
     private const string Tag = "principal-status";
 
-    private static readonly FusionCacheEntryOptions Entry = new()
-    {
-        Duration = CacheFor,
-        IsFailSafeEnabled = true,
-        FailSafeThrottleDuration = TimeSpan.FromSeconds(1),
-    };
+    /// <summary>
+    /// The platform's defaults (Redis timeouts included) for <see cref="CacheFor"/>, and never fail-safe:
+    /// when the database cannot say whether a subject is still active, the request fails rather than
+    /// trusting an answer that may have been evicted because the subject was disabled.
+    /// </summary>
+    private FusionCacheEntryOptions Entry => _entry ??= cache.DefaultEntryOptions.Duplicate()
+        .SetDuration(CacheFor).SetFailSafe(false).SetSkipDistributedCacheRead(false);
+
+    private FusionCacheEntryOptions? _entry;
 
     public async ValueTask<SubjectState> StateAsync(string subjectType, string subject, string? sessionId, CancellationToken cancellationToken)
     {
         var key = $"principal:{subjectType}:{subject}:{sessionId}";
+        string[] tags = [Tag, SubjectTag(subjectType, subject)];
         var entry = await cache.GetOrSetAsync<StatusEntry>(key,
             async (_, ct) => new StatusEntry(await LoadAsync(subjectType, subject, sessionId, ct), time.GetUtcNow().ToUnixTimeMilliseconds()),
-            options: Entry.Duplicate().SetFailSafe(true, cacheOptions.Value.FailSafeMaxDuration), tags: [Tag], token: cancellationToken);
+            options: Entry, tags: tags, token: cancellationToken);
         // Also aged on the platform's clock (TimeProvider), which the cache's own expiry does not follow.
-        var age = time.GetUtcNow().ToUnixTimeMilliseconds() - entry.At;
-        if (age >= CacheFor.TotalMilliseconds)
+        if (time.GetUtcNow().ToUnixTimeMilliseconds() - entry.At >= CacheFor.TotalMilliseconds)
         {
-            try
-            {
-                entry = new StatusEntry(await LoadAsync(subjectType, subject, sessionId, cancellationToken), time.GetUtcNow().ToUnixTimeMilliseconds());
-                await cache.SetAsync(key, entry, Entry, tags: [Tag], token: cancellationToken);
-            }
-            catch (Exception) when (age < cacheOptions.Value.FailSafeMaxDuration.TotalMilliseconds && !cancellationToken.IsCancellationRequested)
-            {
-                // The database failed: the last answer stands, as the cache's fail-safe would have it.
-            }
+            entry = new StatusEntry(await LoadAsync(subjectType, subject, sessionId, cancellationToken), time.GetUtcNow().ToUnixTimeMilliseconds());
+            await cache.SetAsync(key, entry, Entry, tags: tags, token: cancellationToken);
         }
         return entry.State;
     }
+
+    private static string SubjectTag(string subjectType, string subject) => $"principal:{subjectType}:{subject}";
 
     private async Task<SubjectState> LoadAsync(string subjectType, string subject, string? sessionId, CancellationToken cancellationToken)
     {
@@ -75,8 +73,17 @@ internal sealed class PrincipalStatus(IDatabase database, TimeProvider time, IFu
             : SubjectState.Inactive;
     }
 
-    /// <summary>Forgets cached answers after a change, once it has committed: on this node at once, and on every other through the backplane.</summary>
-    public void Invalidate() => UnitOfWork.AfterCommit(() => cache.RemoveByTag(Tag));
+    /// <summary>Forgets every cached answer after a change, once it has committed: on this node at once, and on every other through the backplane.</summary>
+    public void Invalidate() => UnitOfWork.AfterCommit(() => Forget(Tag));
+
+    /// <summary>Forgets one subject's cached answers (every session of it) once the change has committed.</summary>
+    public void Invalidate(string subjectType, string subject) => UnitOfWork.AfterCommit(() => Forget(SubjectTag(subjectType, subject)));
+
+    private void Forget(string tag)
+    {
+        // Evicted from this node's memory before this returns; Redis and the backplane follow without holding up the request.
+        _ = cache.RemoveByTagAsync(tag, new FusionCacheEntryOptions { AllowBackgroundDistributedCacheOperations = true, AllowBackgroundBackplaneOperations = true }).AsTask();
+    }
 
     /// <summary>A cached answer and when it was loaded (Unix ms on the platform's clock).</summary>
     internal sealed record StatusEntry(SubjectState State, long At);

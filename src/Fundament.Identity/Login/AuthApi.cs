@@ -52,7 +52,7 @@ internal static class AuthApi
     }
 
     private static async Task<Results<Ok<TokenResponse>, ValidationProblem, ProblemHttpResult>> RefreshAsync(
-        RefreshRequest request, LoginService login, PrincipalStatus status, HttpContext context, CancellationToken cancellationToken)
+        RefreshRequest request, LoginService login, HttpContext context, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(request.RefreshToken) || request.RefreshToken.Length > 512)
         {
@@ -61,21 +61,19 @@ internal static class AuthApi
         var tokens = await login.RefreshAsync(request.RefreshToken, context.Connection.RemoteIpAddress?.ToString(), cancellationToken);
         if (tokens is null)
         {
-            status.Invalidate();
             return Problems.Unauthorized("The refresh token is invalid, expired or revoked.");
         }
         return TypedResults.Ok(tokens);
     }
 
     private static async Task<Results<NoContent, ValidationProblem>> LogoutAsync(
-        RefreshRequest request, LoginService login, PrincipalStatus status, HttpContext context, CancellationToken cancellationToken)
+        RefreshRequest request, LoginService login, HttpContext context, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(request.RefreshToken) || request.RefreshToken.Length > 512)
         {
             return Problems.Validation("refresh_token", "refresh_token is required.");
         }
         await login.LogoutAsync(request.RefreshToken, context.Connection.RemoteIpAddress?.ToString(), cancellationToken);
-        status.Invalidate();
         return TypedResults.NoContent();
     }
 

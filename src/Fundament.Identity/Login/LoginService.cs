@@ -14,7 +14,8 @@ internal sealed class LoginService(
     PasswordHasher hasher,
     TokenIssuer issuer,
     IAuditLog audit,
-    IdentityMetrics metrics)
+    IdentityMetrics metrics,
+    Authentication.PrincipalStatus status)
 {
     public async Task<LoginResult> LoginAsync(string username, string password, string? sourceIp, string? userAgent, CancellationToken cancellationToken)
     {
@@ -98,6 +99,8 @@ internal sealed class LoginService(
                     SourceIp = sourceIp,
                     Details = new Dictionary<string, string> { ["action"] = "session_revoked" },
                 }, cancellationToken);
+                // Only the subject whose session ended: an anonymous caller cannot empty everyone's cached status.
+                status.Invalidate("user", result.UserId!);
                 return (result, (UserRecord?)null);
             }
             if (result.Status != RefreshStatus.Ok)
@@ -108,6 +111,7 @@ internal sealed class LoginService(
             if (user is null || user.Disabled)
             {
                 await sessions.RevokeAsync(result.SessionId!, null, "user_disabled", cancellationToken);
+                status.Invalidate("user", result.UserId!);
                 return (result, null);
             }
             return (result, user);
@@ -135,6 +139,7 @@ internal sealed class LoginService(
         {
             if (await sessions.RevokeAsync(session.SessionId, null, "logout", cancellationToken))
             {
+                status.Invalidate("user", session.UserId);
                 await audit.AppendAsync(new AuditEvent("auth.logout", AuditOutcome.Success)
                 {
                     Actor = $"user:{session.UserId}",

@@ -175,6 +175,11 @@ internal static class ConsumerGroupsApi
             if (pulled.Expired > 0)
             {
                 s.Metrics.Settled(topic, group, pulled.DeadLettering ? pulled.Expired : 0, pulled.DeadLettering ? 0 : pulled.Expired);
+                if (pulled.Messages.Count == 0)
+                {
+                    // The scan met only leases that ran out on their last attempt (now settled): look again at once.
+                    continue;
+                }
             }
             var left = deadline - Environment.TickCount64;
             if (pulled.Messages.Count > 0 || left <= 0 || cancellationToken.IsCancellationRequested)

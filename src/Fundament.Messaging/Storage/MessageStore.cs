@@ -40,12 +40,14 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
                 {
                     // One key's publishes take turns until commit, so their sequence numbers follow their
                     // commit order and an ordered group never sees a later message of a key before an
-                    // earlier one commits (SQLite serialises writers anyway). Taken up front, in one
-                    // order, so two nodes' batches cannot deadlock on each other's keys.
-                    foreach (var lockKey in batch.Where(b => b.Message.Key is not null).Select(b => b.Topic + "\n" + b.Message.Key).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+                    // earlier one commits (SQLite serialises writers anyway).
+                    var lockKeys = batch.Where(b => b.Message.Key is not null).Select(b => b.Topic + "\n" + b.Message.Key).Distinct(StringComparer.Ordinal).ToArray();
+                    if (lockKeys.Length > 0)
                     {
-                        await connection.ExecuteAsync(database.Command("SELECT pg_advisory_xact_lock(@space, hashtext(@lockKey))",
-                            new { space = KeyLockSpace, lockKey }, transaction, cancellationToken: cancellationToken));
+                        // One statement for all, in hash order (the lock's identity), so two batches cannot deadlock.
+                        await connection.ExecuteAsync(database.Command("""
+                            SELECT pg_advisory_xact_lock(@space, h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(@lockKeys) AS k ORDER BY h) AS keys
+                            """, new { space = KeyLockSpace, lockKeys }, transaction, cancellationToken: cancellationToken));
                     }
                 }
                 if (database.Dialect == SqlDialect.Postgres && batch.Count > 1)
@@ -253,7 +255,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
         await using (var reader = await database.OpenAsync(cancellationToken))
         {
             if (await reader.ExecuteScalarAsync<long?>(database.Command(
-                "SELECT seq FROM messaging_deliveries WHERE topic = @Topic AND grp = @Name AND state <> 'dead' AND visible_at <= @now ORDER BY seq LIMIT 1",
+                "SELECT seq FROM messaging_deliveries WHERE topic = @Topic AND grp = @Name AND state <> 'dead' AND visible_at <= @now LIMIT 1",
                 new { group.Topic, group.Name, now = time.GetUtcNow().ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken)) is null)
             {
                 return new PullOutcome([], 0, group.IsDeadLettering);

@@ -21,9 +21,12 @@ internal sealed class PublishWriter
     private readonly Channel<Queued> _queue = Channel.CreateUnbounded<Queued>(new() { SingleReader = true });
     private int _draining;
 
-    public PublishWriter(MessageStore store, IMeterFactory meters)
+    private readonly IDatabase _database;
+
+    public PublishWriter(MessageStore store, IDatabase database, IMeterFactory meters)
     {
         _store = store;
+        _database = database;
         _batchSizes = meters.Create("Fundament.Messaging").CreateHistogram<int>("fundament.messaging.group_commit.messages", "{message}", "Messages per group commit of publishes.",
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
     }
@@ -71,33 +74,45 @@ internal sealed class PublishWriter
             try
             {
                 var results = await _store.PublishAsync(batch.Select(b => (b.Topic, b.Message, b.PublishedBy)).ToList(), CancellationToken.None);
-                _batchSizes.Record(batch.Count);
                 for (var i = 0; i < batch.Count; i++)
                 {
                     batch[i].Done.TrySetResult(results[i]);
                 }
+                _batchSizes.Record(batch.Count);
             }
-            catch (Exception) when (batch.Count > 1)
+            catch (Exception ex) when (batch.Count > 1 && IsRace(ex))
             {
-                // One message's fault (or a race with another node) fails the batch: each goes alone, failing only itself.
+                // A race with another node (the same id published there, a deadlock on keys) failed the
+                // batch: each message goes alone, failing only itself.
                 foreach (var queued in batch)
                 {
                     try
                     {
                         queued.Done.TrySetResult((await _store.PublishAsync([(queued.Topic, queued.Message, queued.PublishedBy)], CancellationToken.None))[0]);
                     }
-                    catch (Exception ex)
+                    catch (Exception single)
                     {
-                        queued.Done.TrySetException(ex);
+                        queued.Done.TrySetException(single);
                     }
                 }
             }
             catch (Exception ex)
             {
-                batch[0].Done.TrySetException(ex);
+                foreach (var queued in batch)
+                {
+                    queued.Done.TrySetException(ex);
+                }
             }
         }
     }
+
+    /// <summary>
+    /// Whether the batch failed on a race another try can settle (a unique key, a deadlock, a
+    /// serialization failure). Anything else (the database down) fails every caller at once rather
+    /// than one connection timeout after another while the queue waits.
+    /// </summary>
+    private bool IsRace(Exception ex) =>
+        _database.Dialect.IsUniqueViolation(ex) || ex is Npgsql.PostgresException { SqlState: "40P01" or "40001" };
 
     private sealed record Queued(string Topic, OutgoingMessage Message, string? PublishedBy)
     {
