@@ -14,7 +14,7 @@ namespace Fundament.Delivery;
 /// subscription on the delivery queue, which signs (HMAC-SHA256), retries and logs every attempt.
 /// A subscription receives its owner's events; an admin's subscription may ask for everyone's.
 /// </summary>
-internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, TimeProvider time) : IEventPublisher, IEnvelopeHolder, Fundament.Core.Quotas.IQuotaMeter
+internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, TimeProvider time) : IDomainEventSink, IEnvelopeHolder, Fundament.Core.Quotas.IQuotaMeter
 {
     public string Name => "webhook secrets";
 

@@ -31,6 +31,7 @@ public sealed class MessagingModule : FundamentModule
         services.TryAddSingleton<PublishSignal>();
         services.TryAddSingleton<MessagingMetrics>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IAlertConditionSource, MessagingAlertConditions>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IDomainEventSink, BusEventSink>());
         if (context.Runs(ApiRole))
         {
             services.AddHostedService(sp => sp.GetRequiredService<MessagingMetrics>());

@@ -29,6 +29,7 @@ public static class FundamentServiceCollectionExtensions
         services.AddFundamentRedis(configuration);
         services.AddFundamentCache(configuration);
         services.AddFundamentEgress(configuration);
+        services.TryAddSingleton<Modules.IEventPublisher, Modules.DomainEventPublisher>();
         // First hosted service so its StartingAsync runs before any other module's.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, FundamentInitializer>());
         return services;

@@ -113,6 +113,12 @@ internal static partial class TopicsApi
         {
             return Problems.LimitExceeded("maxMessageBytes", options.MaxMessageBytes, $"A message's body and headers may take at most {options.MaxMessageBytes} bytes.");
         }
+        if (topic.StartsWith(BusEventSink.ReservedPrefix, StringComparison.Ordinal))
+        {
+            // The platform's own events: a tenant (or an administrator) publishing there would forge them.
+            await s.Audit.AppendAsync(new AuditEvent("messaging.publish", AuditOutcome.Denied) { Target = $"topic:{topic}" }.From(context), cancellationToken);
+            return Problems.Forbidden($"Topics starting with '{BusEventSink.ReservedPrefix}' carry the platform's own events; nothing else publishes to them.");
+        }
         if (await MessagingAccess.DeniedAsync(topic, TopicGrantStore.Publish, "messaging.publish", s, context, cancellationToken) is { } denied)
         {
             return denied;

@@ -508,6 +508,28 @@ public abstract class MessagingTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task ThePlatformsOwnEvents_AreOnTheBus_AndNobodyPublishesThere()
+    {
+        using var admin = await factory.AdminAsync();
+        const string topic = "fundament.media.ready";
+        var group = $"g{Guid.NewGuid():N}"[..12];
+        await GroupAsync(admin, topic, new { group });
+        await factory.Services.GetRequiredService<IEventPublisher>().PublishAsync("media.ready", "user:someone", new { id = "asset-1" }, _ct);
+
+        var received = Assert.Single(await PullAsync(admin, topic, group));
+        Assert.Equal("user:someone", received["key"]!.GetValue<string>());
+        Assert.Equal("media.ready", received["body"]!["event"]!.GetValue<string>());
+        Assert.Equal("asset-1", received["body"]!["data"]!["id"]!.GetValue<string>());
+        Assert.Equal("media.ready", received["headers"]!["fundament-event"]!.GetValue<string>());
+
+        // Not even an administrator forges a platform event.
+        var forged = await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/messages", new { body = new { @event = "media.ready" } }, _ct);
+        await forged.AssertProblemAsync(HttpStatusCode.Forbidden);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/messages/batch", new { messages = new[] { new { body = 1 } } }, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        Assert.Empty(await PullAsync(admin, topic, group));
+    }
+
+    [Fact]
     public async Task AnOrderedGroup_UnderConcurrentConsumers_HandlesEveryKeyInOrder_OneAtATime()
     {
         using var admin = await factory.AdminAsync();
