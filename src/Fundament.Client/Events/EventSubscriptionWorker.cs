@@ -45,48 +45,20 @@ public sealed class SubscriptionConsumerOptions
 /// </summary>
 internal sealed partial class EventSubscriptionWorker<THandler>(
     IEventStore store, IServiceScopeFactory scopes, SubscriptionSettings settings, SubscriptionConsumerOptions options,
-    TimeProvider time, ILogger<EventSubscriptionWorker<THandler>> logger) : BackgroundService
+    TimeProvider time, ILogger<EventSubscriptionWorker<THandler>> logger) : PullConsumerWorker(time, options.MaxBackoff)
     where THandler : class, IEventHandler
 {
     private readonly bool _inOrder = settings.Mode != "competing";
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        var failures = 0;
-        var ensured = false;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                if (!ensured)
-                {
-                    await store.EnsureSubscriptionAsync(settings, stoppingToken).ConfigureAwait(false);
-                    ensured = true;
-                }
-                var batch = await store.PullAsync(settings.Name, options.BatchSize, options.Wait, options.Lease, stoppingToken).ConfigureAwait(false);
-                await HandleAsync(batch, stoppingToken).ConfigureAwait(false);
-                failures = 0;
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                // Deleted meanwhile: create it again on the next round (from settings.From, said loudly,
-                // since "start" replays the history to this handler).
-                if (ex is HttpRequestException { StatusCode: System.Net.HttpStatusCode.NotFound } && ensured)
-                {
-                    ensured = false;
-                    LogRecreating(settings.Name, settings.From);
-                }
-                failures++;
-                var pause = TimeSpan.FromMilliseconds(Math.Min(options.MaxBackoff.TotalMilliseconds, 500 * Math.Pow(2, Math.Min(failures, 10))));
-                LogRoundFailed(settings.Name, pause, ex);
-                await Task.Delay(pause, time, stoppingToken).ConfigureAwait(false);
-            }
-        }
-    }
+    protected override Task EnsureAsync(CancellationToken stoppingToken) => store.EnsureSubscriptionAsync(settings, stoppingToken);
+
+    protected override async Task RoundAsync(CancellationToken stoppingToken) =>
+        await HandleAsync(await store.PullAsync(settings.Name, options.BatchSize, options.Wait, options.Lease, stoppingToken).ConfigureAwait(false), stoppingToken).ConfigureAwait(false);
+
+    // Deleted meanwhile: created again on the next round (from settings.From, said loudly, since "start" replays the history to this handler).
+    protected override void OnGone() => LogRecreating(settings.Name, settings.From);
+
+    protected override void OnRoundFailed(TimeSpan pause, Exception exception) => LogRoundFailed(settings.Name, pause, exception);
 
     private async Task HandleAsync(IReadOnlyList<LeasedEvent> batch, CancellationToken stoppingToken)
     {

@@ -111,44 +111,16 @@ internal sealed class InMemoryProcessedMessages(int capacity = 10_000) : IProces
 /// </summary>
 internal sealed partial class MessageConsumerWorker<THandler>(
     IFundamentBus bus, IServiceScopeFactory scopes, IProcessedMessages processed, ConsumerGroupSettings settings, ConsumerOptions options,
-    TimeProvider time, ILogger<MessageConsumerWorker<THandler>> logger) : BackgroundService
+    TimeProvider time, ILogger<MessageConsumerWorker<THandler>> logger) : PullConsumerWorker(time, options.MaxBackoff)
     where THandler : class, IMessageHandler
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        var failures = 0;
-        var ensured = false;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                if (!ensured)
-                {
-                    await bus.EnsureGroupAsync(settings, stoppingToken).ConfigureAwait(false);
-                    ensured = true;
-                }
-                var batch = await bus.PullAsync(settings.Topic, settings.Group, options.BatchSize, options.Wait, options.Lease, stoppingToken).ConfigureAwait(false);
-                await HandleAsync(batch, stoppingToken).ConfigureAwait(false);
-                failures = 0;
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                if (ex is HttpRequestException { StatusCode: System.Net.HttpStatusCode.NotFound })
-                {
-                    // The group was deleted meanwhile: created again on the next round (receiving from then on).
-                    ensured = false;
-                }
-                failures++;
-                var pause = TimeSpan.FromMilliseconds(Math.Min(options.MaxBackoff.TotalMilliseconds, 500 * Math.Pow(2, Math.Min(failures, 10))));
-                LogRoundFailed(settings.Topic, settings.Group, pause, ex);
-                await Task.Delay(pause, time, stoppingToken).ConfigureAwait(false);
-            }
-        }
-    }
+    protected override Task EnsureAsync(CancellationToken stoppingToken) => bus.EnsureGroupAsync(settings, stoppingToken);
+
+    protected override async Task RoundAsync(CancellationToken stoppingToken) =>
+        await HandleAsync(await bus.PullAsync(settings.Topic, settings.Group, options.BatchSize, options.Wait, options.Lease, stoppingToken).ConfigureAwait(false), stoppingToken).ConfigureAwait(false);
+
+    // The group was deleted meanwhile: created again on the next round (receiving from then on).
+    protected override void OnRoundFailed(TimeSpan pause, Exception exception) => LogRoundFailed(settings.Topic, settings.Group, pause, exception);
 
     private async Task HandleAsync(IReadOnlyList<ReceivedMessage> batch, CancellationToken stoppingToken)
     {
