@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Fundament.Client;
 using Fundament.Client.Events;
+using Fundament.Client.Messaging;
 using Microsoft.Extensions.Options;
 using Orders;
 
@@ -27,6 +28,15 @@ builder.AddFundamentEventStore(events =>
 builder.Services.AddSingleton<OrderTotals>();
 builder.AddFundamentSubscription<OrderTotalsProjection>(new SubscriptionSettings("orders-totals", StreamPrefix: "order-"),
     consumer => consumer.Wait = TimeSpan.FromSeconds(5));
+
+// Paid orders are announced on the bus (topic orders.paid; the client needs a topic grant on
+// "orders." to publish and consume): OrderPaid events are published by an outbox subscription, and
+// a consumer group sends one receipt per paid order.
+builder.AddFundamentBus();
+builder.AddFundamentSubscription<OrderPaidPublisher>(new SubscriptionSettings("orders-paid-outbox", StreamPrefix: "order-", Type: "OrderPaid"),
+    consumer => consumer.Wait = TimeSpan.FromSeconds(5));
+builder.Services.AddSingleton<Receipts>();
+builder.AddFundamentConsumer<ReceiptHandler>(new ConsumerGroupSettings("orders.paid", "receipts"), consumer => consumer.Wait = TimeSpan.FromSeconds(5));
 
 // Calls to http://billing/ go to a passing instance of the billing service, found in the registry.
 builder.Services.AddHttpClient("billing", client => client.BaseAddress = new Uri("http://billing")).AddServiceDiscovery();
@@ -114,6 +124,8 @@ app.MapGet("/orders/{id}", async (string id, IEventStore store, CancellationToke
     await LoadAsync(store, id, cancellationToken) is { } order ? Results.Ok(order) : Results.NotFound()).RequireAuthorization();
 
 app.MapGet("/orders/totals", (OrderTotals totals) => totals.Current).RequireAuthorization();
+
+app.MapGet("/orders/receipts", (Receipts receipts) => receipts.Sent).RequireAuthorization();
 
 app.Run();
 

@@ -218,6 +218,7 @@ public sealed class OrdersSampleTests : IAsyncDisposable
         using var _api = api;
         var (clientId, clientSecret) = await CreateOrdersClientAsync(api);
         (await api.PostAsJsonAsync("/api/v1/stream-grants", new { principal = $"client:{clientId}", streamPrefix = "order-", capabilities = new[] { "read", "append" } }, _ct)).EnsureSuccessStatusCode();
+        (await api.PostAsJsonAsync("/api/v1/topic-grants", new { principal = $"client:{clientId}", topicPrefix = "orders.", capabilities = new[] { "publish", "consume" } }, _ct)).EnsureSuccessStatusCode();
         // An order written before currencies existed: OrderPlaced at schema version 1.
         (await api.PostAsJsonAsync("/api/v1/streams/order-legacy/events", new
         {
@@ -260,6 +261,16 @@ public sealed class OrdersSampleTests : IAsyncDisposable
         var totals = await TotalsAsync(3, 1);
         Assert.Equal(15m, totals["revenue"]!["EUR"]!.GetValue<decimal>());
         Assert.Equal(25m, totals["revenue"]!["USD"]!.GetValue<decimal>());
+
+        // The payment went through the outbox subscription onto the bus, and its consumer sent one receipt.
+        var receipts = await EventuallyAsync(async () =>
+        {
+            using var response = await gateway.GetAsync("/orders/receipts", _ct);
+            var sent = response.IsSuccessStatusCode ? await response.Content.ReadFromJsonAsync<JsonNode>(_ct) : null;
+            return sent?[first] is not null ? sent : null;
+        }, "a receipt for the paid order");
+        Assert.Equal(1, receipts[first]!.GetValue<int>());
+        Assert.Single(receipts.AsObject());
 
         // Killed outright and started again: the projection neither loses nor double-counts.
         orders.Kill(entireProcessTree: true);
