@@ -44,9 +44,7 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
     private readonly Histogram<int> _batchEntries;
     private readonly Histogram<double> _batchDuration;
     private readonly SemaphoreSlim _linking = new(1, 1);
-    private readonly System.Threading.Channels.Channel<QueuedWrite> _queue =
-        System.Threading.Channels.Channel.CreateUnbounded<QueuedWrite>(new() { SingleReader = true });
-    private int _draining;
+    private readonly GroupCommitQueue<QueuedWrite> _queue;
     private byte[]? _chainKey;
     private long _highWater;
 
@@ -56,6 +54,7 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         _encryption = encryption;
         _time = time;
         _logger = logger;
+        _queue = new GroupCommitQueue<QueuedWrite>(WriteBatch, CommitAsync);
         var meter = meters.Create("Fundament.Audit");
         _appended = meter.CreateCounter<long>("fundament.audit.entries", "{entry}", "Audit entries appended.");
         _batchEntries = meter.CreateHistogram<int>("fundament.audit.group_commit.entries", "{entry}", "Entries per group commit of standalone audit entries.",
@@ -154,15 +153,7 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         // writer commits next, and this returns once that batch is durable (audit before response),
         // even if the request was aborted meanwhile.
         var write = new QueuedWrite(row);
-        _queue.Writer.TryWrite(write);
-        if (Interlocked.CompareExchange(ref _draining, 1, 0) == 0)
-        {
-            // The writer outlives this request: it must not carry the request's context (its trace, its unit of work).
-            using (ExecutionContext.SuppressFlow())
-            {
-                _ = Task.Run(DrainAsync, CancellationToken.None);
-            }
-        }
+        _queue.Enqueue(write);
         await write.Done.Task;
     }
 
@@ -173,70 +164,52 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
             """, rows, transaction, cancellationToken: CancellationToken.None));
 
     /// <summary>
-    /// The one writer of this node's standalone entries (group commit): takes everything queued
-    /// (up to <see cref="WriteBatch"/>), chains it in one transaction under the head's lock, then
-    /// releases its callers, and goes on while anything is queued. One commit (one fsync) serves
+    /// One batch of this node's standalone entries (group commit, <see cref="GroupCommitQueue{T}"/>):
+    /// up to <see cref="WriteBatch"/> of them, chained in one transaction under the head's lock, then
+    /// their callers released. One commit (one fsync) serves
     /// every request that arrived while the previous one was being written, and the entries are
     /// written once, straight into the chain. A failed batch fails its callers, and only them.
     /// </summary>
-    private async Task DrainAsync()
+    private async Task CommitAsync(IReadOnlyList<QueuedWrite> batch)
     {
-        while (true)
+        try
         {
-            var batch = new List<QueuedWrite>();
-            while (batch.Count < WriteBatch && _queue.Reader.TryRead(out var queued))
+            var rows = batch.Select(b => b.Row).ToList();
+            var key = await ChainKeyAsync(CancellationToken.None);
+            var started = Stopwatch.GetTimestamp();
+            // Chained straight away, under the head's lock, in one transaction with whatever
+            // else is pending; written as pending instead when the head does not verify, so an
+            // entry is never lost to a broken chain.
+            var (_, seq, chained) = await _database.InTransactionAsync(async (connection, transaction) =>
             {
-                batch.Add(queued);
+                var result = await ChainAsync(connection, transaction, key, rows);
+                if (!result.Chained)
+                {
+                    await InsertPendingAsync(connection, transaction, rows);
+                }
+                return result;
+            }, CancellationToken.None);
+            _batchEntries.Record(batch.Count);
+            _batchDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            if (chained)
+            {
+                InterlockedMax(ref _highWater, seq);
             }
-            if (batch.Count == 0)
+            foreach (var write in batch)
             {
-                Interlocked.Exchange(ref _draining, 0);
-                // Something queued between the last read and the release: take the writer's place back, or leave it to whoever did.
-                if (!_queue.Reader.TryPeek(out _) || Interlocked.CompareExchange(ref _draining, 1, 0) != 0)
-                {
-                    return;
-                }
-                continue;
+                _appended.Add(1, new KeyValuePair<string, object?>("outcome", write.Row.Outcome));
+                write.Done.TrySetResult();
             }
-            try
+            if (!chained)
             {
-                var rows = batch.Select(b => b.Row).ToList();
-                var key = await ChainKeyAsync(CancellationToken.None);
-                var started = Stopwatch.GetTimestamp();
-                // Chained straight away, under the head's lock, in one transaction with whatever
-                // else is pending; written as pending instead when the head does not verify, so an
-                // entry is never lost to a broken chain.
-                var (_, seq, chained) = await _database.InTransactionAsync(async (connection, transaction) =>
-                {
-                    var result = await ChainAsync(connection, transaction, key, rows);
-                    if (!result.Chained)
-                    {
-                        await InsertPendingAsync(connection, transaction, rows);
-                    }
-                    return result;
-                }, CancellationToken.None);
-                _batchEntries.Record(batch.Count);
-                _batchDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
-                if (chained)
-                {
-                    InterlockedMax(ref _highWater, seq);
-                }
-                foreach (var write in batch)
-                {
-                    _appended.Add(1, new KeyValuePair<string, object?>("outcome", write.Row.Outcome));
-                    write.Done.TrySetResult();
-                }
-                if (!chained)
-                {
-                    Pending.Notify();
-                }
+                Pending.Notify();
             }
-            catch (Exception ex)
+        }
+        catch (Exception ex)
+        {
+            foreach (var write in batch)
             {
-                foreach (var write in batch)
-                {
-                    write.Done.TrySetException(ex);
-                }
+                write.Done.TrySetException(ex);
             }
         }
     }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using System.Threading.Channels;
 
 namespace Fundament.Messaging.Storage;
 
@@ -18,8 +17,7 @@ internal sealed class PublishWriter
 
     private readonly MessageStore _store;
     private readonly Histogram<int> _batchSizes;
-    private readonly Channel<Queued> _queue = Channel.CreateUnbounded<Queued>(new() { SingleReader = true });
-    private int _draining;
+    private readonly GroupCommitQueue<Queued> _queue;
 
     private readonly IDatabase _database;
 
@@ -27,6 +25,7 @@ internal sealed class PublishWriter
     {
         _store = store;
         _database = database;
+        _queue = new GroupCommitQueue<Queued>(Batch, CommitAsync);
         _batchSizes = meters.Create("Fundament.Messaging").CreateHistogram<int>("fundament.messaging.group_commit.messages", "{message}", "Messages per group commit of publishes.",
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
     }
@@ -40,68 +39,42 @@ internal sealed class PublishWriter
             return (await _store.PublishAsync([(topic, message, publishedBy)], CancellationToken.None))[0];
         }
         var queued = new Queued(topic, message, publishedBy);
-        _queue.Writer.TryWrite(queued);
-        if (Interlocked.CompareExchange(ref _draining, 1, 0) == 0)
-        {
-            // The writer outlives this request: it must not carry the request's context (its trace, a unit of work).
-            using (ExecutionContext.SuppressFlow())
-            {
-                _ = Task.Run(DrainAsync, CancellationToken.None);
-            }
-        }
+        _queue.Enqueue(queued);
         return await queued.Done.Task;
     }
 
-    private async Task DrainAsync()
+    private async Task CommitAsync(IReadOnlyList<Queued> batch)
     {
-        while (true)
+        try
         {
-            var batch = new List<Queued>();
-            while (batch.Count < Batch && _queue.Reader.TryRead(out var queued))
+            var results = await _store.PublishAsync(batch.Select(b => (b.Topic, b.Message, b.PublishedBy)).ToList(), CancellationToken.None);
+            for (var i = 0; i < batch.Count; i++)
             {
-                batch.Add(queued);
+                batch[i].Done.TrySetResult(results[i]);
             }
-            if (batch.Count == 0)
+            _batchSizes.Record(batch.Count);
+        }
+        catch (Exception ex) when (batch.Count > 1 && IsRace(ex))
+        {
+            // A race with another node (the same id published there, a deadlock on keys) failed the
+            // batch: each message goes alone, failing only itself.
+            foreach (var queued in batch)
             {
-                Interlocked.Exchange(ref _draining, 0);
-                // Something queued between the last read and the release: take the writer's place back, or leave it to whoever did.
-                if (!_queue.Reader.TryPeek(out _) || Interlocked.CompareExchange(ref _draining, 1, 0) != 0)
+                try
                 {
-                    return;
+                    queued.Done.TrySetResult((await _store.PublishAsync([(queued.Topic, queued.Message, queued.PublishedBy)], CancellationToken.None))[0]);
                 }
-                continue;
-            }
-            try
-            {
-                var results = await _store.PublishAsync(batch.Select(b => (b.Topic, b.Message, b.PublishedBy)).ToList(), CancellationToken.None);
-                for (var i = 0; i < batch.Count; i++)
+                catch (Exception single)
                 {
-                    batch[i].Done.TrySetResult(results[i]);
-                }
-                _batchSizes.Record(batch.Count);
-            }
-            catch (Exception ex) when (batch.Count > 1 && IsRace(ex))
-            {
-                // A race with another node (the same id published there, a deadlock on keys) failed the
-                // batch: each message goes alone, failing only itself.
-                foreach (var queued in batch)
-                {
-                    try
-                    {
-                        queued.Done.TrySetResult((await _store.PublishAsync([(queued.Topic, queued.Message, queued.PublishedBy)], CancellationToken.None))[0]);
-                    }
-                    catch (Exception single)
-                    {
-                        queued.Done.TrySetException(single);
-                    }
+                    queued.Done.TrySetException(single);
                 }
             }
-            catch (Exception ex)
+        }
+        catch (Exception ex)
+        {
+            foreach (var queued in batch)
             {
-                foreach (var queued in batch)
-                {
-                    queued.Done.TrySetException(ex);
-                }
+                queued.Done.TrySetException(ex);
             }
         }
     }
