@@ -2,6 +2,22 @@ using Microsoft.Extensions.Hosting;
 
 namespace Fundament.Client;
 
+/// <summary>How a hosted consumer (of an event subscription or a bus group) pulls.</summary>
+public class PullConsumerOptions
+{
+    /// <summary>Items (events or messages) per pull. Default 50.</summary>
+    public int BatchSize { get; set; } = 50;
+
+    /// <summary>How long a pull waits for items before asking again. Default 20s.</summary>
+    public TimeSpan Wait { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Lease per pull: how long a batch may take before its items go to another consumer. Default: the server's (30s).</summary>
+    public TimeSpan? Lease { get; set; }
+
+    /// <summary>Longest pause between attempts while Fundament is unreachable or refuses. Default 30s.</summary>
+    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
+}
+
 /// <summary>
 /// The loop the SDK's hosted consumers share (event subscriptions and bus consumer groups): make
 /// sure the server side exists, then pull and handle round after round; while Fundament is

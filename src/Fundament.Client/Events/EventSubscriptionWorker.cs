@@ -19,21 +19,8 @@ public interface IEventHandler
 /// <summary>Thrown by a handler to park an event at once instead of retrying it.</summary>
 public sealed class ParkEventException(string message, Exception? inner = null) : Exception(message, inner);
 
-/// <summary>How a hosted subscription consumer pulls.</summary>
-public sealed class SubscriptionConsumerOptions
-{
-    /// <summary>Events per pull. Default 50.</summary>
-    public int BatchSize { get; set; } = 50;
-
-    /// <summary>How long a pull waits for events before asking again. Default 20s.</summary>
-    public TimeSpan Wait { get; set; } = TimeSpan.FromSeconds(20);
-
-    /// <summary>Lease per pull: how long a batch may take before its events go to another consumer. Default: the server's (30s).</summary>
-    public TimeSpan? Lease { get; set; }
-
-    /// <summary>Longest pause between attempts while Fundament is unreachable or refuses. Default 30s.</summary>
-    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
-}
+/// <summary>How a hosted subscription consumer pulls (see <see cref="PullConsumerOptions"/>).</summary>
+public sealed class SubscriptionConsumerOptions : PullConsumerOptions;
 
 /// <summary>
 /// Consumes one subscription in the background: ensures it exists, pulls (long-poll), hands each

@@ -37,21 +37,9 @@ public interface IProcessedMessages
     ValueTask MarkHandledAsync(string topic, string group, string messageId, CancellationToken cancellationToken);
 }
 
-/// <summary>How a hosted consumer pulls.</summary>
-public sealed class ConsumerOptions
+/// <summary>How a hosted consumer of a bus group pulls (see <see cref="PullConsumerOptions"/>).</summary>
+public sealed class ConsumerOptions : PullConsumerOptions
 {
-    /// <summary>Messages per pull. Default 50.</summary>
-    public int BatchSize { get; set; } = 50;
-
-    /// <summary>How long a pull waits for messages before asking again. Default 20s.</summary>
-    public TimeSpan Wait { get; set; } = TimeSpan.FromSeconds(20);
-
-    /// <summary>Lease per pull: how long a batch may take before its messages go to another consumer. Default: the server's (30s).</summary>
-    public TimeSpan? Lease { get; set; }
-
-    /// <summary>Longest pause between attempts while Fundament is unreachable or refuses. Default 30s.</summary>
-    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
-
     /// <summary>Handled message ids the default <see cref="IProcessedMessages"/> remembers per group. Default 10,000.</summary>
     public int RememberHandled { get; set; } = 10_000;
 }

@@ -4,27 +4,10 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Fundament.Client.Events;
 using Fundament.Tests.Infrastructure;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace Fundament.Tests.Events;
-
-/// <summary>The server on a real port (Kestrel), so the client SDK talks to it as a service would.</summary>
-public sealed class KestrelFundamentFactory : FundamentFactory
-{
-    public KestrelFundamentFactory() => UseKestrel(0);
-
-    public Uri Address
-    {
-        get
-        {
-            StartServer();
-            return new Uri(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        }
-    }
-}
 
 /// <summary>
 /// The SDK's hosted subscription consumer against a real server: handler failures are retried in
@@ -63,20 +46,8 @@ public sealed class EventStoreSdkTests(KestrelFundamentFactory factory) : IClass
     private async Task<IHost> ConsumerHostAsync<THandler>(HttpClient admin, string prefix, SubscriptionSettings settings)
         where THandler : class, IEventHandler
     {
-        var address = factory.Address;
-        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = $"consumer-{prefix}", roles = new[] { "service" } }, _ct)).JsonAsync();
-        var clientId = created["client_id"]!.GetValue<string>();
-        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/stream-grants", new { principal = $"client:{clientId}", streamPrefix = prefix, capabilities = new[] { "read", "append" } }, _ct)).StatusCode);
-        var builder = Host.CreateApplicationBuilder();
-        builder.Services.AddSingleton<TimeProvider>(factory.Time);
-        builder.AddFundamentClient(o =>
-        {
-            o.Url = address;
-            o.ClientId = clientId;
-            o.ClientSecret = created["client_secret"]!.GetValue<string>();
-            o.Register = false;
-            o.Configuration = false;
-        });
+        var builder = await factory.ServiceBuilderAsync(admin, $"consumer-{prefix}",
+            principal => new { principal, streamPrefix = prefix, capabilities = new[] { "read", "append" } }, "/api/v1/stream-grants");
         builder.AddFundamentEventStore(map => map.Map<Item>("Item"));
         builder.AddFundamentSubscription<THandler>(settings, consumer =>
         {

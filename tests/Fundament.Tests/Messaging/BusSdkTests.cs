@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
 using Fundament.Client.Messaging;
-using Fundament.Tests.Events;
 using Fundament.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -45,20 +44,8 @@ public sealed class BusSdkTests(KestrelFundamentFactory factory) : IClassFixture
 
     private async Task<IHost> HostAsync(HttpClient admin, string topic, ConsumerGroupSettings settings)
     {
-        var address = factory.Address;
-        var created = await (await admin.PostAsJsonAsync("/api/v1/clients", new { name = $"consumer-{topic}", roles = new[] { "service" } }, _ct)).JsonAsync();
-        var clientId = created["client_id"]!.GetValue<string>();
-        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/topic-grants", new { principal = $"client:{clientId}", topicPrefix = topic, capabilities = new[] { "publish", "consume" } }, _ct)).StatusCode);
-        var builder = Host.CreateApplicationBuilder();
-        builder.Services.AddSingleton<TimeProvider>(factory.Time);
-        builder.AddFundamentClient(o =>
-        {
-            o.Url = address;
-            o.ClientId = clientId;
-            o.ClientSecret = created["client_secret"]!.GetValue<string>();
-            o.Register = false;
-            o.Configuration = false;
-        });
+        var builder = await factory.ServiceBuilderAsync(admin, $"consumer-{topic}",
+            principal => new { principal, topicPrefix = topic, capabilities = new[] { "publish", "consume" } }, "/api/v1/topic-grants");
         builder.AddFundamentConsumer<FlakyHandler>(settings, consumer =>
         {
             consumer.BatchSize = 10;

@@ -350,6 +350,9 @@ public abstract class MessagingTests(FundamentFactory factory)
         var audit = await (await admin.GetAsync("/api/v1/audit?action=messaging.publish&limit=50", _ct)).JsonAsync();
         Assert.Contains(audit["items"]!.AsArray(), e => e!["outcome"]!.GetValue<string>() == "denied" && e["target"]!.GetValue<string>() == $"topic:{topic}");
 
+        // Only messaging.admin hands out topics: a service cannot grant itself one.
+        await (await service.PostAsJsonAsync("/api/v1/topic-grants", new { principal = $"client:{serviceId}", topicPrefix = "", capabilities = new[] { "publish", "consume" } }, _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        await (await service.GetAsync("/api/v1/topic-grants", _ct)).AssertProblemAsync(HttpStatusCode.Forbidden);
         var grant = await (await admin.PostAsJsonAsync("/api/v1/topic-grants", new { principal = $"client:{serviceId}", topicPrefix = topic[..8], capabilities = new[] { "publish", "consume" } }, _ct)).JsonAsync();
         await GroupAsync(service, topic, new { group = "g" });
         await PublishAsync(service, topic, new { n = 1 });
