@@ -10,7 +10,7 @@ namespace Fundament.Messaging;
 /// <c>fundament.</c> are the platform's: nobody publishes to them through the API, and consuming
 /// them needs a topic grant (they carry every tenant's events).
 /// </summary>
-internal sealed class BusEventSink(PublishWriter writer, PublishSignal signal, MessagingMetrics metrics, TimeProvider time) : IDomainEventSink
+internal sealed class BusEventSink(Transport.IMessageTransport transport, PublishSignal signal, MessagingMetrics metrics, TimeProvider time) : IDomainEventSink
 {
     /// <summary>The prefix of the platform's own topics.</summary>
     public const string ReservedPrefix = "fundament.";
@@ -20,7 +20,7 @@ internal sealed class BusEventSink(PublishWriter writer, PublishSignal signal, M
         var topic = ReservedPrefix + eventName;
         var body = JsonSerializer.Serialize(new { @event = eventName, audience, at = time.GetUtcNow(), data }, JsonSerializerOptions.Web);
         var headers = JsonSerializer.Serialize(new Dictionary<string, string> { ["fundament-event"] = eventName });
-        var (_, duplicate) = await writer.PublishAsync(topic, new OutgoingMessage(Guid.CreateVersion7().ToString(), audience, body, headers), publishedBy: null);
+        var (_, duplicate) = await transport.PublishAsync(topic, new OutgoingMessage(Guid.CreateVersion7().ToString(), audience, body, headers, IdGiven: false), publishedBy: null, cancellationToken);
         if (!duplicate)
         {
             signal.Notify();

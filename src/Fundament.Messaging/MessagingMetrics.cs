@@ -68,7 +68,7 @@ internal sealed partial class MessagingMetrics : BackgroundService
         _snapshot = counts;
         _fullTopics = counts.Where(c => c.Ready + c.Leased + c.Dead >= options.MaxMessagesPerGroup).Select(c => c.Topic).ToHashSet(StringComparer.Ordinal);
         var before = _time.GetUtcNow() - options.DedupeWindow;
-        while (await _store.ReapAsync(before, ReapBatch, cancellationToken) == ReapBatch && !cancellationToken.IsCancellationRequested)
+        while (await _store.ReapAsync(before, ReapBatch, cancellationToken) >= ReapBatch && !cancellationToken.IsCancellationRequested)
         {
         }
     }

@@ -1,5 +1,7 @@
 using Fundament.Messaging.Api;
 using Fundament.Messaging.Storage;
+using Fundament.Messaging.Transport;
+using Fundament.Messaging.Transport.RabbitMq;
 
 namespace Fundament.Messaging;
 
@@ -27,6 +29,16 @@ public sealed class MessagingModule : FundamentModule
         services.AddSettings<MessagingOptions, MessagingOptionsValidator>(context.Configuration, MessagingOptions.SectionName);
         services.TryAddSingleton<MessageStore>();
         services.TryAddSingleton<PublishWriter>();
+        if (context.Configuration[$"{MessagingOptions.SectionName}:RabbitMq:Uri"] is { Length: > 0 })
+        {
+            services.TryAddSingleton<RabbitMqTransport>();
+            services.TryAddSingleton<IMessageTransport>(sp => sp.GetRequiredService<RabbitMqTransport>());
+            services.AddHostedService<RabbitMqSweeper>();
+        }
+        else
+        {
+            services.TryAddSingleton<IMessageTransport, EmbeddedTransport>();
+        }
         services.TryAddSingleton<TopicGrantStore>();
         services.TryAddSingleton<PublishSignal>();
         services.TryAddSingleton<MessagingMetrics>();

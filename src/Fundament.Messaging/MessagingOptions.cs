@@ -51,6 +51,47 @@ public sealed class MessagingOptions
 
     /// <summary>The <c>dead_letters_growing</c> alert condition holds for a group that dead-lettered a message within this window. Default 15 minutes.</summary>
     public TimeSpan DeadLetterAlertWindow { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>The RabbitMQ transport (<c>Fundament:Messaging:RabbitMq</c>); without its <c>Uri</c>, messages travel through the shared database (the embedded transport).</summary>
+    public RabbitMqOptions RabbitMq { get; set; } = new();
+}
+
+/// <summary>
+/// Section <c>Fundament:Messaging:RabbitMq</c>: messages travel through RabbitMQ quorum queues (one per
+/// consumer group) with publisher confirms and manual acks; retries, dead letters, replay and purge
+/// stay in the database (ADR 0016, ADR 0018).
+/// </summary>
+public sealed class RabbitMqOptions
+{
+    /// <summary>
+    /// The broker, <c>amqp://user:password@host:5672/vhost</c> (<c>amqps://</c> for TLS). Setting it
+    /// selects the RabbitMQ transport. Keep the password out of files: set it through the environment
+    /// (<c>Fundament__Messaging__RabbitMq__Uri</c>) or a secret mount.
+    /// </summary>
+    public Uri? Uri { get; set; }
+
+    /// <summary>First part of the names of Fundament's exchanges and queues, so several installations can share a virtual host. Default <c>fundament</c>.</summary>
+    public string Prefix { get; set; } = "fundament";
+
+    /// <summary>Deliveries (a single publish, or a whole batch) one node takes ahead of its pulls per consumer group, leased ones included. Default 200.</summary>
+    public int Prefetch { get; set; } = 200;
+
+    /// <summary>
+    /// RabbitMQ's <c>x-delivery-limit</c> on every group's queue: a message its consumers' nodes kept
+    /// losing (crashing, disconnected) this often is dead-lettered by the broker, and Fundament moves
+    /// it to the group's dead letters. Failures a consumer reports count against the group's
+    /// <c>maxAttempts</c> instead. Default 20.
+    /// </summary>
+    public int DeliveryLimit { get; set; } = 20;
+
+    /// <summary>How long a publish may wait for the broker's confirm (reconnecting included) before it answers 503. Default 10s.</summary>
+    public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A node stops consuming a group this long after its last pull there, and gives back what it took ahead. Default 5s.</summary>
+    public TimeSpan ConsumerIdle { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long an ack or nack arriving at one node waits for the node that holds the lease to answer. Default 10s.</summary>
+    public TimeSpan SettleTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 internal sealed class MessagingOptionsValidator : SettingsValidator<MessagingOptions>
@@ -73,5 +114,12 @@ internal sealed class MessagingOptionsValidator : SettingsValidator<MessagingOpt
         problems.Between(o.MeasureInterval, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         problems.Between(o.DeadLetterAlertWindow, TimeSpan.FromMinutes(1), TimeSpan.FromDays(7));
         problems.Require(o.DefaultLease <= o.MaxLease, o.DefaultLease, "must not be above MaxLease.");
+        problems.Require(o.RabbitMq.Uri is null || (o.RabbitMq.Uri.IsAbsoluteUri && o.RabbitMq.Uri.Scheme is "amqp" or "amqps"), o.RabbitMq.Uri, "must be an amqp:// or amqps:// URI.");
+        problems.Require(o.RabbitMq.Prefix is { Length: > 0 and <= 40 } && o.RabbitMq.Prefix.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'), o.RabbitMq.Prefix, "must be 1-40 letters, digits, '-', '_' and '.'.");
+        problems.Between(o.RabbitMq.Prefetch, 1, 10_000);
+        problems.Between(o.RabbitMq.DeliveryLimit, 1, 1000);
+        problems.Between(o.RabbitMq.PublishTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5));
+        problems.Between(o.RabbitMq.ConsumerIdle, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(10));
+        problems.Between(o.RabbitMq.SettleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5));
     }
 }

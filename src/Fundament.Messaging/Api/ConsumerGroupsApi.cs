@@ -1,3 +1,4 @@
+using Fundament.Messaging.Transport;
 using Fundament.Messaging.Storage;
 
 namespace Fundament.Messaging.Api;
@@ -11,7 +12,7 @@ internal static class ConsumerGroupsApi
 {
     public static RouteGroupBuilder MapConsumerGroupsApi(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/topics/{topic}/subscriptions").WithTags("Messaging").RequireAuthorization(Policies.Authenticated);
+        var group = endpoints.MapGroup("/api/v1/topics/{topic}/subscriptions").WithTags("Messaging").RequireAuthorization(Policies.Authenticated).WithTransportProblems();
         group.MapPost("/", CreateAsync).WithName("CreateConsumerGroup")
             .WithSummary("Creates a consumer group on the topic (201), or returns the caller's existing one with the same settings (200); it receives what is published from now on.");
         group.MapGet("/", ListAsync).WithName("ListConsumerGroups")
@@ -70,6 +71,12 @@ internal static class ConsumerGroupsApi
             CreatedAt = time.GetUtcNow().ToUnixTimeMilliseconds(),
             CreatedBy = actor,
         };
+        if (s.Transport.Refuses(wanted) is { } refusal)
+        {
+            return Problems.Validation("ordered", refusal);
+        }
+        // The transport first (idempotent): a group is never stored without the queue that carries its messages.
+        await s.Transport.PrepareGroupAsync(wanted, cancellationToken);
         var (outcome, stored) = await s.Database.AuditedAsync(s.Audit, () => s.Store.CreateGroupAsync(wanted, options.MaxGroupsPerPrincipal, cancellationToken),
             r => r.Outcome == GroupCreation.Created ? new AuditEvent("messaging.group.create", AuditOutcome.Success)
             {
@@ -85,9 +92,9 @@ internal static class ConsumerGroupsApi
                 // Another principal's group, or the caller's with other settings: never handed over, never changed silently.
                 return Problems.Conflict($"Consumer group '{wanted.Name}' of topic '{topic}' exists {(stored.CreatedBy != actor ? "and belongs to another principal" : "with other settings")}.");
             case GroupCreation.Exists:
-                return TypedResults.Ok(await DescribeAsync(stored!, s.Store, time, cancellationToken));
+                return TypedResults.Ok(await DescribeAsync(stored!, s, time, cancellationToken));
             default:
-                return TypedResults.Created($"/api/v1/topics/{topic}/subscriptions/{wanted.Name}", await DescribeAsync(stored!, s.Store, time, cancellationToken));
+                return TypedResults.Created($"/api/v1/topics/{topic}/subscriptions/{wanted.Name}", await DescribeAsync(stored!, s, time, cancellationToken));
         }
     }
 
@@ -115,7 +122,7 @@ internal static class ConsumerGroupsApi
         var described = new List<ConsumerGroup>(page.Count);
         foreach (var g in page)
         {
-            described.Add(await DescribeAsync(g, s.Store, time, cancellationToken));
+            described.Add(await DescribeAsync(g, s, time, cancellationToken));
         }
         return TypedResults.Ok(Paging.Page(context, described, size, g => g.Group));
     }
@@ -124,7 +131,7 @@ internal static class ConsumerGroupsApi
         string topic, string group, [AsParameters] MessagingAccess.Services s, HttpContext context, TimeProvider time, CancellationToken cancellationToken)
     {
         var (definition, problem) = await MessagingAccess.GroupAsync(topic, group, "messaging.group.read", s, context, cancellationToken);
-        return definition is null ? problem! : TypedResults.Ok(await DescribeAsync(definition, s.Store, time, cancellationToken));
+        return definition is null ? problem! : TypedResults.Ok(await DescribeAsync(definition, s, time, cancellationToken));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
@@ -135,10 +142,13 @@ internal static class ConsumerGroupsApi
         {
             return problem!;
         }
-        return await s.Database.AuditedAsync(s.Audit, () => s.Store.DeleteGroupAsync(topic, group, cancellationToken),
-            deleted => deleted ? new AuditEvent("messaging.group.delete", AuditOutcome.Success) { Target = $"consumer-group:{topic}/{group}" }.From(context) : null, cancellationToken)
-            ? TypedResults.NoContent()
-            : Problems.NotFound("The consumer group");
+        if (!await s.Database.AuditedAsync(s.Audit, () => s.Store.DeleteGroupAsync(topic, group, cancellationToken),
+            deleted => deleted ? new AuditEvent("messaging.group.delete", AuditOutcome.Success) { Target = $"consumer-group:{topic}/{group}" }.From(context) : null, cancellationToken))
+        {
+            return Problems.NotFound("The consumer group");
+        }
+        await s.Transport.GroupDeletedAsync(definition, cancellationToken);
+        return TypedResults.NoContent();
     }
 
     private static async Task<Results<Ok<PullResult>, ValidationProblem, ProblemHttpResult>> PullAsync(
@@ -171,7 +181,7 @@ internal static class ConsumerGroupsApi
         var deadline = Environment.TickCount64 + (long)((wait ?? 0) * 1000);
         while (true)
         {
-            var pulled = await s.Store.PullAsync(definition, max ?? 10, options.MaxPageBytes, leaseFor, cancellationToken);
+            var pulled = await s.Transport.PullAsync(definition, max ?? 10, options.MaxPageBytes, leaseFor, waiting: deadline > Environment.TickCount64, cancellationToken);
             if (pulled.Expired > 0)
             {
                 s.Metrics.Settled(topic, group, pulled.DeadLettering ? pulled.Expired : 0, pulled.DeadLettering ? 0 : pulled.Expired);
@@ -202,7 +212,7 @@ internal static class ConsumerGroupsApi
         {
             return problem!;
         }
-        var stale = await s.Store.AckAsync(definition, leaseIds, cancellationToken);
+        var stale = await s.Transport.AckAsync(definition, leaseIds, cancellationToken);
         return TypedResults.Ok(new SettleResult(leaseIds.Count - stale.Count, stale));
     }
 
@@ -238,11 +248,11 @@ internal static class ConsumerGroupsApi
         }
         if (request.Release == true)
         {
-            var unheld = await s.Store.ReleaseAsync(definition, leaseIds, cancellationToken);
+            var unheld = await s.Transport.ReleaseAsync(definition, leaseIds, cancellationToken);
             s.Signal.Notify();
             return TypedResults.Ok(new SettleResult(leaseIds.Count - unheld.Count, unheld));
         }
-        var outcome = await s.Store.NackAsync(definition, leaseIds, request.Reason, request.ExceptionType, request.DeadLetter == true,
+        var outcome = await s.Transport.NackAsync(definition, leaseIds, request.Reason, request.ExceptionType, request.DeadLetter == true,
             request.RetryAfterSeconds is { } after ? TimeSpan.FromSeconds(after) : null, options.MaxRetryDelay, cancellationToken);
         s.Metrics.Settled(topic, group, outcome.DeadLettered, outcome.Dropped);
         s.Signal.Notify();
@@ -258,11 +268,12 @@ internal static class ConsumerGroupsApi
 
     private static ValidationProblem LeaseIdsProblem() => Problems.Validation("leaseIds", "Give leaseId, or 1-1000 lease ids in leaseIds (not both).");
 
-    private static async Task<ConsumerGroup> DescribeAsync(GroupDefinition g, MessageStore store, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<ConsumerGroup> DescribeAsync(GroupDefinition g, MessagingAccess.Services s, TimeProvider time, CancellationToken cancellationToken)
     {
-        var counts = (await store.CountsAsync(g.Topic, g.Name, cancellationToken)).SingleOrDefault();
+        var counts = (await s.Store.CountsAsync(g.Topic, g.Name, cancellationToken)).SingleOrDefault();
+        var (ready, leased) = await s.Transport.HeldAsync(g, cancellationToken);
         return new ConsumerGroup(g.Topic, g.Name, g.MaxAttempts, new Backoff(g.BackoffInitialMs / 1000.0, g.BackoffMaxMs / 1000.0), g.IsOrdered, g.IsDeadLettering,
-            counts?.Ready ?? 0, counts?.Leased ?? 0, counts?.Dead ?? 0,
+            (counts?.Ready ?? 0) + ready, (counts?.Leased ?? 0) + leased, counts?.Dead ?? 0,
             counts?.OldestPublishedAt is { } at ? Math.Max(0, (time.GetUtcNow() - at).TotalSeconds) : 0,
             DateTimeOffset.FromUnixTimeMilliseconds(g.CreatedAt), g.CreatedBy);
     }

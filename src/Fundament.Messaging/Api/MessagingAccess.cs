@@ -1,3 +1,4 @@
+using Fundament.Messaging.Transport;
 using System.Text.RegularExpressions;
 using Fundament.Messaging.Storage;
 
@@ -11,7 +12,7 @@ namespace Fundament.Messaging.Api;
 /// </summary>
 internal static partial class MessagingAccess
 {
-    internal sealed record Services(MessageStore Store, PublishWriter Writer, TopicGrantStore Grants, PublishSignal Signal, MessagingMetrics Metrics, IDatabase Database, IAuditLog Audit,
+    internal sealed record Services(MessageStore Store, IMessageTransport Transport, TopicGrantStore Grants, PublishSignal Signal, MessagingMetrics Metrics, IDatabase Database, IAuditLog Audit,
         IOptions<MessagingOptions> Options);
 
     /// <summary>1-200 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit.</summary>

@@ -1,3 +1,4 @@
+using Fundament.Messaging.Transport;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Fundament.Messaging.Storage;
@@ -11,7 +12,7 @@ internal static partial class TopicsApi
 
     public static RouteGroupBuilder MapTopicsApi(this IEndpointRouteBuilder endpoints)
     {
-        var group = endpoints.MapGroup("/api/v1/topics").WithTags("Messaging").RequireAuthorization(Policies.Authenticated);
+        var group = endpoints.MapGroup("/api/v1/topics").WithTags("Messaging").RequireAuthorization(Policies.Authenticated).WithTransportProblems();
         group.MapPost("/{topic}/messages", PublishAsync).WithName("PublishMessage")
             .WithSummary("Publishes a message to every consumer group of the topic; stored durably before the 202. A re-sent id (within the dedupe window) is a duplicate, not delivered again.");
         group.MapPost("/{topic}/messages/batch", PublishBatchAsync).WithName("PublishMessages")
@@ -36,7 +37,7 @@ internal static partial class TopicsApi
         {
             return refused;
         }
-        var (sequence, duplicate) = await s.Writer.PublishAsync(topic, message!, context.User.ActorId());
+        var (sequence, duplicate) = await s.Transport.PublishAsync(topic, message!, context.User.ActorId(), CancellationToken.None);
         Published(topic, duplicate ? 0 : 1, s);
         return TypedResults.Accepted((string?)null, new PublishResult(message!.Id, topic, sequence, duplicate));
     }
@@ -64,8 +65,8 @@ internal static partial class TopicsApi
             return refused;
         }
         var actor = context.User.ActorId();
-        // One transaction: the batch is stored whole or not at all.
-        var results = await s.Store.PublishAsync(messages.Select(m => (topic, m!, actor)).ToList(), CancellationToken.None);
+        // Stored whole or not at all.
+        var results = await s.Transport.PublishBatchAsync(topic, messages.Select(m => m!).ToList(), actor, CancellationToken.None);
         Published(topic, results.Count(r => !r.Duplicate), s);
         return TypedResults.Accepted((string?)null, new PublishBatchResult(messages.Select((m, i) => new PublishResult(m!.Id, topic, results[i].Sequence, results[i].Duplicate)).ToList()));
     }
@@ -102,7 +103,7 @@ internal static partial class TopicsApi
             Add(prefix + "headers", $"headers holds up to {MaxHeaders} string values (names 1-100 letters, digits, '-', '_', '.' and ':'; values up to 1000 characters).");
         }
         return bad ? null : new OutgoingMessage(request.Id ?? Guid.CreateVersion7().ToString(), request.Key, body.GetRawText(),
-            request.Headers is { Count: > 0 } h ? JsonSerializer.Serialize(h) : null);
+            request.Headers is { Count: > 0 } h ? JsonSerializer.Serialize(h) : null, IdGiven: request.Id is not null);
     }
 
     /// <summary>The answer when a message is too large, the caller may not publish on the topic (audited), or a group of the topic is full; else null.</summary>

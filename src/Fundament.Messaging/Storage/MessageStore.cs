@@ -505,11 +505,86 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
             .Select(r => (r.Topic, r.Grp, r.Count, DateTimeOffset.FromUnixTimeMilliseconds(r.First))).ToList();
     }
 
+    /// <summary>
+    /// Takes over messages a broker delivered to <paramref name="group"/> (a failure, a lease that ran
+    /// out, a message handed back): each is stored once per topic and id, and given the group's
+    /// delivery row in the state asked for, from where pulls, retries, dead letters, replay and purge
+    /// treat it as any other. Nothing is written when the group was deleted (or replaced) meanwhile.
+    /// One transaction for all; a message adopted before (a broker redelivering after a lost ack) keeps its row.
+    /// </summary>
+    public async Task AdoptAsync(GroupDefinition group, IReadOnlyList<AdoptedMessage> messages, CancellationToken cancellationToken)
+    {
+        if (messages.Count == 0)
+        {
+            return;
+        }
+        await database.InTransactionAsync(async (connection, transaction) =>
+        {
+            foreach (var m in messages)
+            {
+                var seq = await connection.ExecuteScalarAsync<long?>(database.Command("""
+                    INSERT INTO messaging_messages (topic, id, msg_key, body, headers, bytes, published_at, published_by)
+                    VALUES (@Topic, @Id, @Key, @Body, @Headers, @Bytes, @PublishedAt, NULL)
+                    ON CONFLICT (topic, id) DO NOTHING RETURNING seq
+                    """, new { group.Topic, m.Message.Id, m.Message.Key, m.Message.Body, m.Message.Headers, m.Message.Bytes, m.PublishedAt }, transaction, cancellationToken: cancellationToken))
+                    ?? await SequenceOfAsync(connection, transaction, group.Topic, m.Message.Id, cancellationToken);
+                await connection.ExecuteAsync(database.Command($"""
+                    INSERT INTO messaging_deliveries (topic, grp, seq, msg_key, state, attempts, visible_at, first_failure_at, last_failure_at, reason, exception_type, dead_at)
+                    SELECT @Topic, @Name, @seq, @Key, @State, @Attempts, @VisibleAt, @FirstFailureAt, @LastFailureAt, @Reason, @ExceptionType, @DeadAt
+                    WHERE {SameGroup}
+                    ON CONFLICT (topic, grp, seq) DO NOTHING
+                    """, new
+                {
+                    group.Topic, group.Name, group.CreatedAt, group.CreatedBy, seq, m.Message.Key, m.State, m.Attempts, m.VisibleAt,
+                    m.FirstFailureAt, m.LastFailureAt, m.Reason, m.ExceptionType, m.DeadAt,
+                }, transaction, cancellationToken: cancellationToken));
+            }
+            return true;
+        }, cancellationToken);
+    }
+
+    /// <summary>The ids of <paramref name="ids"/> published to the topic (through a broker since <paramref name="since"/>, or stored here), with their sequences.</summary>
+    public async Task<Dictionary<string, long>> KnownIdsAsync(string topic, IReadOnlyList<string> ids, DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var known = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (id, seq) in await connection.QueryAsync<(string, long)>(database.Command($"""
+            SELECT id, seq FROM messaging_publish_ids WHERE topic = @topic AND {database.Dialect.InList("id", "ids")} AND published_at >= @since
+            UNION ALL
+            SELECT id, seq FROM messaging_messages WHERE topic = @topic AND {database.Dialect.InList("id", "ids")}
+            """, new { topic, ids = ids.ToArray(), since = since.ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken)))
+        {
+            known.TryAdd(id, seq);
+        }
+        return known;
+    }
+
+    /// <summary>Remembers ids published through a broker, for the dedupe window.</summary>
+    public async Task RememberIdsAsync(string topic, IReadOnlyList<(string Id, long Sequence)> ids, CancellationToken cancellationToken)
+    {
+        if (ids.Count == 0)
+        {
+            return;
+        }
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (var (id, seq) in ids)
+        {
+            await connection.ExecuteAsync(database.Command("""
+                INSERT INTO messaging_publish_ids (topic, id, seq, published_at) VALUES (@topic, @id, @seq, @now)
+                ON CONFLICT (topic, id) DO UPDATE SET seq = excluded.seq, published_at = excluded.published_at
+                """, new { topic, id, seq, now }, cancellationToken: cancellationToken));
+        }
+    }
+
     /// <summary>Removes up to <paramref name="batch"/> messages every group is done with that were published before <paramref name="before"/>.</summary>
     public async Task<int> ReapAsync(DateTimeOffset before, int batch, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return await connection.ExecuteAsync(database.Command("""
+        var ids = await connection.ExecuteAsync(database.Command("""
+            DELETE FROM messaging_publish_ids WHERE (topic, id) IN (SELECT topic, id FROM messaging_publish_ids WHERE published_at < @before ORDER BY published_at LIMIT @batch)
+            """, new { before = before.ToUnixTimeMilliseconds(), batch }, cancellationToken: cancellationToken));
+        return ids + await connection.ExecuteAsync(database.Command("""
             DELETE FROM messaging_messages WHERE seq IN (
                 SELECT m.seq FROM messaging_messages m
                 WHERE m.published_at < @before AND NOT EXISTS (SELECT 1 FROM messaging_deliveries d WHERE d.seq = m.seq)
@@ -558,7 +633,8 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
 }
 
 /// <summary>A message to publish, validated: <see cref="Body"/> and <see cref="Headers"/> as JSON text.</summary>
-internal sealed record OutgoingMessage(string Id, string? Key, string Body, string? Headers)
+/// <param name="IdGiven">Whether the publisher chose the id (only those can repeat; a new one needs no dedupe lookup).</param>
+internal sealed record OutgoingMessage(string Id, string? Key, string Body, string? Headers, bool IdGiven = true)
 {
     public int Bytes => Encoding.UTF8.GetByteCount(Body) + (Headers is null ? 0 : Encoding.UTF8.GetByteCount(Headers));
 }
@@ -598,5 +674,9 @@ internal sealed record DeadLetterCursor(string Topic, string Group, long Sequenc
 
 /// <summary>The sequences, or one key's dead letters, or (both null) every dead letter of a group.</summary>
 internal sealed record DeadLetterFilter(IReadOnlyList<long>? Sequences, string? Key);
+
+/// <summary>A message a broker delivered, taken over by the database in <paramref name="State"/> (see <see cref="MessageStore.AdoptAsync"/>).</summary>
+internal sealed record AdoptedMessage(OutgoingMessage Message, long PublishedAt, string State, int Attempts, long VisibleAt,
+    string? Reason = null, string? ExceptionType = null, long? FirstFailureAt = null, long? LastFailureAt = null, long? DeadAt = null);
 
 internal sealed record GroupCounts(string Topic, string Group, long Ready, long Leased, long Dead, DateTimeOffset? OldestPublishedAt);

@@ -31,7 +31,10 @@ public sealed class PostgresFundamentFactory : FundamentFactory
         ConnectionString = await TestDatabases.CreateAsync(AdminConnectionString);
     }
 
-    protected override IEnumerable<KeyValuePair<string, string>> Settings() =>
+    protected override IEnumerable<KeyValuePair<string, string>> Settings() => SettingsForReplica();
+
+    /// <summary>The settings of this server: another server started with them shares its database and master key.</summary>
+    public IEnumerable<KeyValuePair<string, string>> SettingsForReplica() =>
     [
         new("Fundament:Storage:Provider", "postgres"),
         new("ConnectionStrings:Fundament", ConnectionString ?? "Host=127.0.0.1;Port=1"),
