@@ -73,7 +73,7 @@ public sealed class RabbitMqOptions
     /// <summary>First part of the names of Fundament's exchanges and queues, so several installations can share a virtual host. Default <c>fundament</c>.</summary>
     public string Prefix { get; set; } = "fundament";
 
-    /// <summary>Deliveries (a single publish, or a whole batch) one node takes ahead of its pulls per consumer group, leased ones included. Default 200.</summary>
+    /// <summary>Most deliveries (a single publish, or a whole batch) the broker pushes to one node per consumer group while a pull waits there, leased ones included: twice the waiting pull's <c>max</c>, up to this. Default 200.</summary>
     public int Prefetch { get; set; } = 200;
 
     /// <summary>

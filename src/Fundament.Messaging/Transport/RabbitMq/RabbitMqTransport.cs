@@ -80,6 +80,9 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
 
     private string DeadQueue { get; }
 
+    /// <summary>How long after the last pull call the broker keeps pushing to this node: a waiting pull calls again every PullPollInterval.</summary>
+    private TimeSpan ConsumeLinger => TimeSpan.FromMilliseconds(Math.Max(1000, 4 * _options.PullPollInterval.TotalMilliseconds));
+
     private string ControlQueue(string node) => $"{_rabbit.Prefix}.node.{node}";
 
     /// <summary>The group's queue: <c>{prefix}.group.{topic}/{group}</c> ('/' is in neither name), hashed when that is over AMQP's 255 bytes.</summary>
@@ -339,10 +342,17 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             }
             catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or IOException or TransportException && !timeout.IsCancellationRequested)
             {
-                // The connection dropped under the publish: it may or may not have been routed; publishing
-                // again is at least once, which the id (and consumers' dedupe) covers.
+                // The connection dropped under the publish (or is not back yet): it may or may not have
+                // been routed; publishing again is at least once, which the id (and consumers' dedupe) covers.
                 LogPublishRetry(attempt, ex.Message);
+            }
+            try
+            {
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt * attempt)), timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw TransportException.Unavailable($"RabbitMQ did not confirm the publish within {_rabbit.PublishTimeout.TotalSeconds:0.#}s; it was not acknowledged, publish again.");
             }
         }
     }
@@ -381,7 +391,6 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
             try
             {
-                await channel.BasicQosAsync(0, (ushort)Math.Min(_rabbit.Prefetch, ushort.MaxValue), false, cancellationToken);
                 await DeclareAsync(channel, group, cancellationToken);
                 var consumer = new GroupConsumer(group, channel);
                 channel.ChannelShutdownAsync += (_, _) =>
@@ -416,7 +425,7 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     /// started by a pull that waits and finds nothing, stopped <see cref="RabbitMqOptions.ConsumerIdle"/>
     /// after the last pull here.
     /// </summary>
-    private async Task StartConsumingAsync(GroupConsumer consumer, CancellationToken cancellationToken)
+    private async Task StartConsumingAsync(GroupConsumer consumer, int max, CancellationToken cancellationToken)
     {
         lock (consumer.Gate)
         {
@@ -428,6 +437,8 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         }
         try
         {
+            // Ahead of pulls by about what they take: little is left over when they stop.
+            await consumer.Channel.BasicQosAsync(0, (ushort)Math.Clamp(2 * max, 1, Math.Min(_rabbit.Prefetch, ushort.MaxValue)), false, cancellationToken);
             var amqp = new AsyncEventingBasicConsumer(consumer.Channel);
             amqp.ReceivedAsync += (_, e) => OnDeliveryAsync(consumer, e.DeliveryTag, e.Body);
             consumer.Tag = await consumer.Channel.BasicConsumeAsync(QueueName(consumer.Group), autoAck: false, amqp, cancellationToken);
@@ -522,7 +533,7 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             }
             if (buffered == 0 && waiting)
             {
-                await StartConsumingAsync(consumer, cancellationToken);
+                await StartConsumingAsync(consumer, max, cancellationToken);
             }
         }
         var now = _time.GetUtcNow();
@@ -843,6 +854,19 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     /// </summary>
     public async Task SweepAsync()
     {
+        if (_connection is not { IsOpen: true } && !_disposed)
+        {
+            // Connected all the time, not only on use: the control queue answers other nodes' forwarded
+            // acks, and the broker's dead letters are moved into the database, even on a node nobody calls.
+            try
+            {
+                await ConnectionAsync(CancellationToken.None);
+            }
+            catch (TransportException ex)
+            {
+                LogStillUnreachable(ex.InnerException?.Message ?? ex.Message);
+            }
+        }
         foreach (var consumer in _live.Keys)
         {
             var key = KeyOf(consumer.Group);
@@ -855,7 +879,21 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
                     continue;
                 }
                 await ExpireAsync(consumer);
-                if (!consumer.Stopping && Environment.TickCount64 - consumer.LastPull > _rabbit.ConsumerIdle.TotalMilliseconds)
+                var quiet = Environment.TickCount64 - consumer.LastPull;
+                if (consumer.Consuming && consumer.Tag is { } pushing && quiet > ConsumeLinger.TotalMilliseconds)
+                {
+                    // No pull is waiting here (a waiting pull looks again every PullPollInterval): the broker
+                    // stops pushing to this node, so new messages wait in the queue for whichever node pulls next.
+                    lock (consumer.Gate)
+                    {
+                        consumer.Consuming = false;
+                        consumer.Tag = null;
+                    }
+                    await SafelyAsync(() => consumer.Channel.BasicCancelAsync(pushing));
+                    // What it pushed ahead and nobody here will pull goes to the database, where any node's pull finds it.
+                    await GiveBackAsync(consumer);
+                }
+                if (!consumer.Stopping && quiet > _rabbit.ConsumerIdle.TotalMilliseconds)
                 {
                     lock (consumer.Gate)
                     {
@@ -889,8 +927,9 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     }
 
     /// <summary>
-    /// Gives back what a stopping consumer took ahead: a delivery none of whose messages was touched
-    /// goes back to the queue; the untouched rest of one that was partly settled goes to the database, due at once.
+    /// Gives back what a consumer took ahead and no pull here took: into the database, due at once
+    /// with no attempt used, then acked. (Not back to the queue: a requeue counts against the
+    /// queue's delivery-limit, and a slow consumer would then see its messages dead-lettered.)
     /// </summary>
     private async Task GiveBackAsync(GroupConsumer consumer)
     {
@@ -900,17 +939,11 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             buffered = [.. consumer.Buffer];
             consumer.Buffer.Clear();
         }
-        var whole = buffered.GroupBy(i => i.Delivery).Where(g => g.Count() == g.Key.Count && g.Key.Unsettled == g.Key.Count).Select(g => g.Key).ToHashSet();
-        foreach (var delivery in whole)
-        {
-            await SafelyAsync(() => consumer.Channel.BasicNackAsync(delivery.Tag, multiple: false, requeue: true).AsTask());
-        }
-        var rest = buffered.Where(i => !whole.Contains(i.Delivery)).ToList();
-        if (rest.Count > 0)
+        if (buffered.Count > 0)
         {
             var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
-            await _store.AdoptAsync(consumer.Group, rest.Select(i => new AdoptedMessage(i.Message, i.PublishedAt, MessageStore.Ready, 0, at)).ToList(), CancellationToken.None);
-            await FinishAsync(rest);
+            await _store.AdoptAsync(consumer.Group, buffered.Select(i => new AdoptedMessage(i.Message, i.PublishedAt, MessageStore.Ready, 0, at)).ToList(), CancellationToken.None);
+            await FinishAsync(buffered);
             _signal.Notify();
         }
     }
@@ -1050,6 +1083,9 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
 
     [LoggerMessage(8, LogLevel.Warning, "RabbitMQ dead-lettered a message of queue {Queue} ({Reason}) whose group no longer exists; dropped")]
     private partial void LogUnknownDeadLetter(string queue, string reason);
+
+    [LoggerMessage(10, LogLevel.Debug, "RabbitMQ still unreachable: {Reason}")]
+    private partial void LogStillUnreachable(string reason);
 
     [LoggerMessage(9, LogLevel.Warning, "Queue {Queue} of a deleted group was not deleted: {Reason}")]
     private partial void LogQueueNotDeleted(string queue, string reason);
