@@ -34,6 +34,7 @@ public sealed class MessagingModule : FundamentModule
             services.TryAddSingleton<RabbitMqTransport>();
             services.TryAddSingleton<IMessageTransport>(sp => sp.GetRequiredService<RabbitMqTransport>());
             services.AddHostedService<RabbitMqSweeper>();
+            services.AddHealthChecks().AddCheck<RabbitMqHealthCheck>("rabbitmq", failureStatus: Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Degraded, tags: ["ready"]);
         }
         else
         {

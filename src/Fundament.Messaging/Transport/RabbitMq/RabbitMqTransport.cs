@@ -103,6 +103,9 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
 
     // ---------------------------------------------------------------- connection
 
+    /// <summary>Connects unless connected (for the health check).</summary>
+    public Task ConnectedAsync(CancellationToken cancellationToken) => ConnectionAsync(cancellationToken);
+
     private async Task<IConnection> ConnectionAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
