@@ -4,6 +4,8 @@
 #              the message and its delivery, 202 once durable) by P publishers, while C consumers pull
 #              (max 100, long-poll) and ack each batch: the embedded transport on SQLite, or on PostgreSQL
 #              with BENCH_POSTGRES=<connection string> (the database must exist and be empty).
+#              BENCH_TRANSPORT=rabbitmq: Fundament's RabbitMQ transport on the same broker instead (quorum queue
+#              per group, a confirm per publish, the delivery acked once the pulled lease is acked).
 #   rabbitmq:  the same messages through RabbitMQ.Client 7: a durable quorum queue, persistent messages,
 #              publisher confirms awaited per publish (the same promise as the 202), manual acks, prefetch 100.
 #              A private rabbitmq-server (Debian package) is started on 127.0.0.1:55672 unless BENCH_RABBITMQ
@@ -56,6 +58,12 @@ if [ -n "${BENCH_POSTGRES:-}" ]; then
   STORAGE=(--Fundament:Storage:Provider=postgres "--ConnectionStrings:Fundament=$BENCH_POSTGRES" "--Fundament:MasterKey=$(head -c 32 /dev/urandom | base64 -w0)")
   ENGINE=postgres
 fi
+if [ "${BENCH_TRANSPORT:-embedded}" = rabbitmq ]; then
+  STORAGE+=("--Fundament:Messaging:RabbitMq:Uri=$AMQP" --Fundament:Messaging:RabbitMq:Prefix=bench)
+  ENGINE="$ENGINE, RabbitMQ transport,"
+else
+  ENGINE="$ENGINE embedded"
+fi
 Fundament__Identity__BootstrapAdminPassword=$PASSWORD Logging__LogLevel__Default=Warning \
   "$WORK/bin/fundament" --urls http://127.0.0.1:5187 --data-dir "$WORK/data" --Fundament:Gateway:Urls=http://127.0.0.1:5188 "${STORAGE[@]}" >"$WORK/fundament.log" 2>&1 &
 PIDS+=($!)
@@ -88,7 +96,7 @@ for line in open(sys.argv[1]):
     if parts and parts[0] == "RESULT":
         rows[parts[1]].append(tuple(float(x) for x in parts[2:6]))
 med = {k: tuple(statistics.median(x[i] for x in v) for i in range(4)) for k, v in rows.items()}
-print(f"\n| {sys.argv[2]} embedded vs RabbitMQ | Fundament consumed/s | RabbitMQ consumed/s | ratio | Fundament published/s (p50 / p99 ms) | RabbitMQ published/s (p50 / p99 ms) |")
+print(f"\n| {sys.argv[2]} vs raw RabbitMQ | Fundament consumed/s | RabbitMQ consumed/s | ratio | Fundament published/s (p50 / p99 ms) | RabbitMQ published/s (p50 / p99 ms) |")
 print("|---|---|---|---|---|---|")
 for p, c, b in ((1, 1, 1), (16, 4, 1), (4, 4, 100)):
     f, r = med[f"fundament-p{p}-c{c}-b{b}"], med[f"rabbitmq-p{p}-c{c}-b{b}"]

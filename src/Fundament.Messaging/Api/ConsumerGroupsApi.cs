@@ -75,8 +75,6 @@ internal static class ConsumerGroupsApi
         {
             return Problems.Validation("ordered", refusal);
         }
-        // The transport first (idempotent): a group is never stored without the queue that carries its messages.
-        await s.Transport.PrepareGroupAsync(wanted, cancellationToken);
         var (outcome, stored) = await s.Database.AuditedAsync(s.Audit, () => s.Store.CreateGroupAsync(wanted, options.MaxGroupsPerPrincipal, cancellationToken),
             r => r.Outcome == GroupCreation.Created ? new AuditEvent("messaging.group.create", AuditOutcome.Success)
             {
@@ -92,8 +90,26 @@ internal static class ConsumerGroupsApi
                 // Another principal's group, or the caller's with other settings: never handed over, never changed silently.
                 return Problems.Conflict($"Consumer group '{wanted.Name}' of topic '{topic}' exists {(stored.CreatedBy != actor ? "and belongs to another principal" : "with other settings")}.");
             case GroupCreation.Exists:
+                // The transport again (idempotent): repairs a queue that went missing.
+                await s.Transport.PrepareGroupAsync(stored!, CancellationToken.None);
                 return TypedResults.Ok(await DescribeAsync(stored!, s, time, cancellationToken));
             default:
+                try
+                {
+                    // Then the transport: the group is answered only once the queue that carries its messages exists.
+                    await s.Transport.PrepareGroupAsync(stored!, CancellationToken.None);
+                }
+                catch (Exception)
+                {
+                    // Not created after all: the row goes, and the audit trail says so.
+                    await s.Store.DeleteGroupAsync(topic, wanted.Name, CancellationToken.None);
+                    await s.Audit.AppendAsync(new AuditEvent("messaging.group.delete", AuditOutcome.Success)
+                    {
+                        Target = $"consumer-group:{topic}/{wanted.Name}",
+                        Details = new Dictionary<string, string> { ["reason"] = "the transport could not prepare the group" },
+                    }.From(context), CancellationToken.None);
+                    throw;
+                }
                 return TypedResults.Created($"/api/v1/topics/{topic}/subscriptions/{wanted.Name}", await DescribeAsync(stored!, s, time, cancellationToken));
         }
     }

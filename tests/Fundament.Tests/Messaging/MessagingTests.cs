@@ -683,7 +683,6 @@ public sealed class PostgresMessagingTests : MessagingTests, IClassFixture<Postg
         Assert.SkipUnless(PostgresFundamentFactory.Available, $"set {PostgresFundamentFactory.Variable} to run against PostgreSQL");
 }
 
-/// <summary><c>Fundament:Messaging:MaxMessagesPerGroup</c>: a stalled group stops publishers with 429 until it drains.</summary>
 /// <summary>The same API and guarantees with messages travelling through a real RabbitMQ (and the database on PostgreSQL).</summary>
 public sealed class RabbitMqMessagingTests : MessagingTests, IClassFixture<RabbitMqFundamentFactory>
 {
@@ -699,6 +698,7 @@ public sealed class RabbitMqMessagingTests : MessagingTests, IClassFixture<Rabbi
         "on RabbitMQ, re-sends of one id racing each other may both be published (at least once); sequential re-sends are duplicates (covered by the other tests)";
 }
 
+/// <summary><c>Fundament:Messaging:MaxMessagesPerGroup</c>: a stalled group stops publishers with 429 until it drains.</summary>
 public sealed class MessagingBacklogLimitTests
 {
     private readonly CancellationToken _ct = TestContext.Current.CancellationToken;

@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Fundament.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Fundament.Tests.Messaging;
 
@@ -62,6 +63,7 @@ public sealed class RabbitMqTransportTests
         // Four consumers, two on each replica, each settling on the other replica than the one it pulled from.
         var handled = new ConcurrentBag<string>();
         var stale = new ConcurrentBag<string>();
+        var forwarded = 0;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(_ct);
         stop.CancelAfter(TimeSpan.FromSeconds(60));
         var consumers = Enumerable.Range(0, 4).Select(c => Task.Run(async () =>
@@ -74,6 +76,7 @@ public sealed class RabbitMqTransportTests
                 {
                     continue;
                 }
+                Interlocked.Add(ref forwarded, leased.Count(m => m["leaseId"]!.GetValue<string>().StartsWith("r.", StringComparison.Ordinal)));
                 var settled = await SettleAsync(settleOn, topic, "workers", "ack", leased, stop.Token);
                 foreach (var s in settled["stale"]!.AsArray())
                 {
@@ -88,10 +91,14 @@ public sealed class RabbitMqTransportTests
         await Task.WhenAll(consumers);
 
         Assert.Empty(stale);
+        // Broker leases (r.<node>...) settled on the other replica: forwarded to the node holding them.
+        Assert.True(forwarded > 0, "no lease was a broker lease settled on the other replica");
         Assert.Equal(120, handled.Count);
         Assert.Equal(Enumerable.Range(0, 120).Select(i => $"m{i}").Order(), handled.Order());
 
-        // A nack forwarded to the node holding the lease dead-letters there, with the reason given.
+        // A nack forwarded to the node holding the lease dead-letters there, with the reason given. First
+        // both replicas stop being pushed to (a second after their last pull), so A's basic.get takes it.
+        await Task.Delay(TimeSpan.FromSeconds(2), _ct);
         await a.PostAsJsonAsync($"/api/v1/topics/{topic}/messages", new { id = "poison", body = new { n = -1 } }, _ct);
         var poison = Assert.Single(await PullAsync(a, topic, "workers", 10, 5, _ct));
         Assert.StartsWith("r.", poison["leaseId"]!.GetValue<string>(), StringComparison.Ordinal);
@@ -238,6 +245,20 @@ public sealed class RabbitMqTransportTests
         var publish = await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/messages", new { id = "x", body = 1 }, _ct);
         await publish.AssertProblemAsync(HttpStatusCode.ServiceUnavailable);
         Assert.Equal("1", publish.Headers.RetryAfter?.ToString());
+
+        // What the database holds for a group (a retry, a replay, an event published in a unit of work)
+        // is still handed out while the broker is away, not leased and lost behind a 503.
+        var store = factory.Services.GetRequiredService<Fundament.Messaging.Storage.MessageStore>();
+        var group = new Fundament.Messaging.Storage.GroupDefinition
+        {
+            Topic = topic, Name = "kept", MaxAttempts = 5, BackoffInitialMs = 1000, BackoffMaxMs = 1000, Ordered = 0, DeadLetter = 1,
+            CreatedAt = factory.Time.GetUtcNow().ToUnixTimeMilliseconds(), CreatedBy = null,
+        };
+        await store.CreateGroupAsync(group, 100, _ct);
+        await store.PublishAsync([(topic, new Fundament.Messaging.Storage.OutgoingMessage("in-db", null, "{\"n\":1}", null), null)], _ct);
+        var pulled = await admin.PostAsync($"/api/v1/topics/{topic}/subscriptions/kept/pull?max=10", null, _ct);
+        Assert.Equal(HttpStatusCode.OK, pulled.StatusCode);
+        Assert.Equal("in-db", Assert.Single((await pulled.JsonAsync())["messages"]!.AsArray())!["id"]!.GetValue<string>());
     }
 
     [Fact]
@@ -352,10 +373,11 @@ public sealed class RabbitMqRestartTests
             }
         }, _ct);
 
-        while (acknowledged.Count < 100)
+        while (acknowledged.Count < 100 && !publisher.IsCompleted)
         {
             await Task.Delay(20, _ct);
         }
+        Assert.False(publisher.IsFaulted, publisher.Exception?.ToString());
         await TestRabbitMq.CtlAsync("stop_app", _ct);
         await Task.Delay(TimeSpan.FromSeconds(2), _ct);
         await TestRabbitMq.CtlAsync("start_app", _ct);

@@ -53,6 +53,8 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     private long _lastSequence;
     private IConnection? _connection;
     private IChannel? _publisher;
+    private IChannel? _control;
+    private IChannel? _dead;
     private volatile bool _disposed;
 
     public RabbitMqTransport(MessageStore store, PublishWriter writer, IOptions<MessagingOptions> options, TimeProvider time, PublishSignal signal, MessagingMetrics metrics,
@@ -109,21 +111,24 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     private async Task<IConnection> ConnectionAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_connection is { IsOpen: true } open)
+        if (Healthy() is { } open)
         {
             return open;
         }
         await _connecting.WaitAsync(cancellationToken);
+        IConnection? connection = null;
         try
         {
-            if (_connection is { IsOpen: true } again)
+            if (Healthy() is { } again)
             {
                 return again;
             }
             if (_connection is { } old)
             {
-                await SafelyAsync(() => old.DisposeAsync().AsTask());
+                // Open but with a channel of its own closed (a channel error): start over on a new one.
                 _connection = null;
+                await SafelyAsync(() => old.CloseAsync(TimeSpan.FromSeconds(2)));
+                await SafelyAsync(() => old.DisposeAsync().AsTask());
             }
             var factory = new ConnectionFactory
             {
@@ -136,7 +141,11 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
                 RequestedConnectionTimeout = TimeSpan.FromSeconds(5),
                 ClientProvidedName = $"fundament {Node}",
             };
-            var connection = await factory.CreateConnectionAsync(cancellationToken);
+            // Set up whole or not at all, on a budget of its own: a caller giving up half way must not
+            // leave a half-set-up connection behind (it would hold the exclusive control queue).
+            using var setupTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            var token = setupTimeout.Token;
+            connection = await factory.CreateConnectionAsync(token);
             connection.ConnectionShutdownAsync += (_, e) =>
             {
                 if (!_disposed)
@@ -149,20 +158,23 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
                 }
                 return Task.CompletedTask;
             };
-            await using (var setup = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
+            await using (var setup = await connection.CreateChannelAsync(cancellationToken: token))
             {
-                await setup.ExchangeDeclareAsync(Exchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-                await setup.ExchangeDeclareAsync(DeadExchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+                await setup.ExchangeDeclareAsync(Exchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: token);
+                await setup.ExchangeDeclareAsync(DeadExchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: token);
                 await setup.QueueDeclareAsync(DeadQueue, durable: true, exclusive: false, autoDelete: false,
-                    arguments: new Dictionary<string, object?> { ["x-queue-type"] = "quorum" }, cancellationToken: cancellationToken);
-                await setup.QueueBindAsync(DeadQueue, DeadExchange, "", cancellationToken: cancellationToken);
+                    arguments: new Dictionary<string, object?> { ["x-queue-type"] = "quorum" }, cancellationToken: token);
+                await setup.QueueBindAsync(DeadQueue, DeadExchange, "", cancellationToken: token);
             }
-            _publisher = await connection.CreateChannelAsync(new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
-                cancellationToken);
+            // Every group's queue, so no publish is confirmed while a group has no queue to receive it
+            // (a broker that was reset, a queue deleted by hand, an installation switched to RabbitMQ).
+            await DeclareAllGroupsAsync(connection, token);
+
+            var publisher = await connection.CreateChannelAsync(new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), token);
 
             // The control queue: acks and nacks other nodes forward here, and their answers.
-            var control = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-            await control.QueueDeclareAsync(ControlQueue(Node), durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken);
+            var control = await connection.CreateChannelAsync(cancellationToken: token);
+            await control.QueueDeclareAsync(ControlQueue(Node), durable: false, exclusive: true, autoDelete: true, cancellationToken: token);
             var controlConsumer = new AsyncEventingBasicConsumer(control);
             controlConsumer.ReceivedAsync += (_, e) =>
             {
@@ -171,30 +183,58 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
                 _ = Task.Run(() => OnControlAsync(body, properties));
                 return Task.CompletedTask;
             };
-            await control.BasicConsumeAsync(ControlQueue(Node), autoAck: true, controlConsumer, cancellationToken);
+            await control.BasicConsumeAsync(ControlQueue(Node), autoAck: true, controlConsumer, token);
 
             // Messages RabbitMQ dead-lettered (delivery-limit): moved to their group's dead letters.
-            var dead = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-            await dead.BasicQosAsync(0, 20, false, cancellationToken);
+            var dead = await connection.CreateChannelAsync(cancellationToken: token);
+            await dead.BasicQosAsync(0, 20, false, token);
             var deadConsumer = new AsyncEventingBasicConsumer(dead);
             deadConsumer.ReceivedAsync += (_, e) => OnBrokerDeadLetterAsync(dead, e);
-            await dead.BasicConsumeAsync(DeadQueue, autoAck: false, deadConsumer, cancellationToken);
+            await dead.BasicConsumeAsync(DeadQueue, autoAck: false, deadConsumer, token);
 
-            _connection = connection;
+            (_publisher, _control, _dead, _connection) = (publisher, control, dead, connection);
+            connection = null;
             LogConnected(Node);
-            return connection;
+            return _connection;
         }
-        catch (Exception ex) when (ex is BrokerUnreachableException or OperationInterruptedException or AlreadyClosedException or IOException or System.Net.Sockets.SocketException)
+        catch (Exception ex) when (ex is BrokerUnreachableException or OperationInterruptedException or AlreadyClosedException or IOException or System.Net.Sockets.SocketException
+            or OperationCanceledException or TimeoutException)
         {
             throw TransportException.Unavailable("RabbitMQ is unreachable; try again shortly.", ex);
         }
         finally
         {
+            if (connection is not null)
+            {
+                await SafelyAsync(() => connection.CloseAsync(TimeSpan.FromSeconds(2)));
+                await SafelyAsync(() => connection.DisposeAsync().AsTask());
+            }
             _connecting.Release();
         }
     }
 
-    private static readonly Dictionary<string, object?> NoArguments = [];
+    /// <summary>The connection, when it and the node's own channels (publisher, control, dead letters) are open.</summary>
+    private IConnection? Healthy() =>
+        _connection is { IsOpen: true } c && _publisher is { IsOpen: true } && _control is { IsOpen: true } && _dead is { IsOpen: true } ? c : null;
+
+    private async Task DeclareAllGroupsAsync(IConnection connection, CancellationToken cancellationToken)
+    {
+        string? afterTopic = null, afterName = null;
+        while (true)
+        {
+            var page = await _store.ListGroupsAsync(null, afterTopic, afterName, 500, cancellationToken);
+            foreach (var group in page.Where(g => !g.IsOrdered))
+            {
+                await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+                await DeclareAsync(channel, group, cancellationToken);
+            }
+            if (page.Count < 500)
+            {
+                return;
+            }
+            (afterTopic, afterName) = (page[^1].Topic, page[^1].Name);
+        }
+    }
 
     private Dictionary<string, object?> GroupQueueArguments() => new()
     {
@@ -220,10 +260,22 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         }
     }
 
+    /// <summary>
+    /// Declares the group's queue and binds it (idempotent). A queue declared before with other
+    /// arguments (DeliveryLimit or MaxMessagesPerGroup changed since) keeps them: the broker refuses
+    /// the re-declare (406, which closes the channel), and that is logged, not an error.
+    /// </summary>
     private async Task DeclareAsync(IChannel channel, GroupDefinition group, CancellationToken cancellationToken)
     {
-        await channel.QueueDeclareAsync(QueueName(group), durable: true, exclusive: false, autoDelete: false, arguments: GroupQueueArguments(), cancellationToken: cancellationToken);
-        await channel.QueueBindAsync(QueueName(group), Exchange, group.Topic, cancellationToken: cancellationToken);
+        try
+        {
+            await channel.QueueDeclareAsync(QueueName(group), durable: true, exclusive: false, autoDelete: false, arguments: GroupQueueArguments(), cancellationToken: cancellationToken);
+            await channel.QueueBindAsync(QueueName(group), Exchange, group.Topic, cancellationToken: cancellationToken);
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 406)
+        {
+            LogQueueArgumentsDiffer(QueueName(group));
+        }
     }
 
     public async Task GroupDeletedAsync(GroupDefinition group, CancellationToken cancellationToken)
@@ -293,8 +345,25 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             return results;
         }
         var publishedAt = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        await PublishEnvelopeAsync(topic, Envelope.Write(fresh, publishedAt), fresh[0].Message.Id, cancellationToken);
         var remember = fresh.Where(f => f.Message.IdGiven).Select(f => (f.Message.Id, f.Sequence)).ToList();
+        try
+        {
+            await PublishEnvelopeAsync(topic, Envelope.Write(fresh, publishedAt), fresh[0].Message.Id, cancellationToken);
+        }
+        catch (PublishRefusedException refused)
+        {
+            // A full group refused it; the others have it. Its ids are remembered, so a re-send is a
+            // duplicate rather than a second copy for every group that had room (the full group misses it).
+            try
+            {
+                await _store.RememberIdsAsync(topic, remember, CancellationToken.None);
+            }
+            catch (Exception ex) when (remember.Count > 0)
+            {
+                LogIdsNotRemembered(topic, ex.Message);
+            }
+            throw TransportException.Full(refused.Message);
+        }
         try
         {
             await _store.RememberIdsAsync(topic, remember, CancellationToken.None);
@@ -336,8 +405,9 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             }
             catch (PublishException ex) when (!ex.IsReturn)
             {
-                // A nack: a group's queue is at x-max-length (reject-publish). Other groups may have it.
-                throw TransportException.Full($"A consumer group of topic '{topic}' is full ({_options.MaxMessagesPerGroup} messages); publishing resumes once it drains.");
+                // A nack: a group's queue is at x-max-length (reject-publish); the topic's other groups
+                // have the message. The caller remembers its ids, so a re-send does not duplicate it there.
+                throw new PublishRefusedException(topic, _options.MaxMessagesPerGroup);
             }
             catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
@@ -391,31 +461,24 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
                 return running;
             }
             var connection = await ConnectionAsync(cancellationToken);
-            var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-            try
+            // The queue was declared with the group (and again on every connect); not here, so a pull
+            // racing a delete cannot bring a deleted group's queue back.
+            var channel = await connection.CreateChannelAsync(cancellationToken: CancellationToken.None);
+            var consumer = new GroupConsumer(group, channel);
+            channel.ChannelShutdownAsync += (_, _) =>
             {
-                await DeclareAsync(channel, group, cancellationToken);
-                var consumer = new GroupConsumer(group, channel);
-                channel.ChannelShutdownAsync += (_, _) =>
-                {
-                    Lose(consumer);
-                    _consumers.TryRemove(new KeyValuePair<string, GroupConsumer>(key, consumer));
-                    _live.TryRemove(consumer, out _);
-                    return Task.CompletedTask;
-                };
-                _live[consumer] = 0;
-                _consumers[key] = consumer;
-                return consumer;
-            }
-            catch
-            {
-                await SafelyAsync(() => channel.DisposeAsync().AsTask());
-                throw;
-            }
+                Lose(consumer);
+                _consumers.TryRemove(new KeyValuePair<string, GroupConsumer>(key, consumer));
+                _live.TryRemove(consumer, out _);
+                return Task.CompletedTask;
+            };
+            _live[consumer] = 0;
+            _consumers[key] = consumer;
+            return consumer;
         }
-        catch (Exception ex) when (ex is OperationInterruptedException or AlreadyClosedException)
+        catch (Exception ex) when (ex is OperationInterruptedException or AlreadyClosedException or TimeoutException)
         {
-            throw TransportException.Unavailable("RabbitMQ did not let this node consume the group's queue; try again shortly.", ex);
+            throw TransportException.Unavailable("RabbitMQ did not open a channel for the group; try again shortly.", ex);
         }
         finally
         {
@@ -424,11 +487,10 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     }
 
     /// <summary>
-    /// Lets the broker push the group's messages to this node (up to the prefetch), for long-polls:
-    /// started by a pull that waits and finds nothing, stopped <see cref="RabbitMqOptions.ConsumerIdle"/>
-    /// after the last pull here.
+    /// Lets the broker push the group's messages to this node (up to <see cref="RabbitMqOptions.Prefetch"/>
+    /// unacked, leases included), for long-polls and backlogs: stopped about a second after the last pull here.
     /// </summary>
-    private async Task StartConsumingAsync(GroupConsumer consumer, int max, CancellationToken cancellationToken)
+    private async Task StartConsumingAsync(GroupConsumer consumer)
     {
         lock (consumer.Gate)
         {
@@ -440,42 +502,93 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         }
         try
         {
-            // Ahead of pulls by about what they take: little is left over when they stop.
-            await consumer.Channel.BasicQosAsync(0, (ushort)Math.Clamp(2 * max, 1, Math.Min(_rabbit.Prefetch, ushort.MaxValue)), false, cancellationToken);
+            // Never cancelled by the caller: a consume-ok dropped half way would leave a broker-side
+            // consumer whose deliveries nobody tracks.
+            await consumer.Channel.BasicQosAsync(0, (ushort)Math.Min(_rabbit.Prefetch, ushort.MaxValue), false, CancellationToken.None);
             var amqp = new AsyncEventingBasicConsumer(consumer.Channel);
             amqp.ReceivedAsync += (_, e) => OnDeliveryAsync(consumer, e.DeliveryTag, e.Body);
-            consumer.Tag = await consumer.Channel.BasicConsumeAsync(QueueName(consumer.Group), autoAck: false, amqp, cancellationToken);
+            var tag = await consumer.Channel.BasicConsumeAsync(QueueName(consumer.Group), autoAck: false, amqp, CancellationToken.None);
+            bool stopped;
+            lock (consumer.Gate)
+            {
+                consumer.Tag = tag;
+                stopped = consumer.Stopping;
+            }
+            if (stopped)
+            {
+                await SafelyAsync(() => consumer.Channel.BasicCancelAsync(tag));
+            }
         }
-        catch (Exception ex) when (ex is OperationInterruptedException or AlreadyClosedException)
+        catch (Exception ex)
         {
+            await AbandonAsync(consumer, ex);
             throw TransportException.Unavailable("RabbitMQ did not let this node consume the group's queue; try again shortly.", ex);
         }
     }
 
-    /// <summary>Takes up to <paramref name="max"/> ready messages from the group's queue one by one (basic.get): a pull that does not wait sees what was published before it.</summary>
-    private async Task GetAsync(GroupConsumer consumer, int max, CancellationToken cancellationToken)
+    /// <summary>Most basic.get round trips one pull makes before the broker pushes instead.</summary>
+    private const int MostGets = 16;
+
+    /// <summary>
+    /// Takes messages from the group's queue one delivery at a time (basic.get) until
+    /// <paramref name="want"/> are buffered, the queue is empty, or <see cref="MostGets"/> round trips
+    /// were made; returns how many messages it took and whether the queue still holds more.
+    /// </summary>
+    private async Task<(int Taken, bool More)> GetAsync(GroupConsumer consumer, int want)
     {
         var taken = 0;
-        while (taken < max)
+        for (var i = 0; i < MostGets && taken < want; i++)
         {
             BasicGetResult? got;
             try
             {
-                got = await consumer.Channel.BasicGetAsync(QueueName(consumer.Group), autoAck: false, cancellationToken);
+                // Never cancelled by the caller: a get-ok dropped half way would leave a delivery unacked and untracked.
+                got = await consumer.Channel.BasicGetAsync(QueueName(consumer.Group), autoAck: false, CancellationToken.None);
             }
-            catch (Exception ex) when (ex is OperationInterruptedException or AlreadyClosedException)
+            catch (Exception ex)
             {
+                await AbandonAsync(consumer, ex);
                 throw TransportException.Unavailable("RabbitMQ is unreachable; try again shortly.", ex);
             }
             if (got is null)
             {
-                return;
+                return (taken, false);
             }
-            taken += await OnDeliveryAsync(consumer, got.DeliveryTag, got.Body);
+            var carried = await OnDeliveryAsync(consumer, got.DeliveryTag, got.Body);
+            if (carried == 0)
+            {
+                return (taken, got.MessageCount > 0);
+            }
+            taken += carried;
+            if (got.MessageCount == 0)
+            {
+                return (taken, false);
+            }
+        }
+        return (taken, true);
+    }
+
+    /// <summary>
+    /// Gives up a consumer whose channel is in an unknown state (a call failed or timed out, the
+    /// database refused what it was handing over): its channel is closed, so the broker hands
+    /// everything unacked on it out again. When the queue is missing, it is declared again for the
+    /// next pull (if the group still exists).
+    /// </summary>
+    private async Task AbandonAsync(GroupConsumer consumer, Exception why)
+    {
+        LogAbandoned(QueueName(consumer.Group), why.Message);
+        Lose(consumer);
+        _consumers.TryRemove(new KeyValuePair<string, GroupConsumer>(KeyOf(consumer.Group), consumer));
+        _live.TryRemove(consumer, out _);
+        await SafelyAsync(() => consumer.Channel.CloseAsync());
+        if (why is OperationInterruptedException { ShutdownReason.ReplyCode: 404 }
+            && await _store.FindGroupAsync(consumer.Group.Topic, consumer.Group.Name, CancellationToken.None) is { } current && Same(current, consumer.Group))
+        {
+            await SafelyAsync(() => PrepareGroupAsync(current, CancellationToken.None));
         }
     }
 
-    /// <summary>Buffers a delivery's messages for this node's pulls; returns how many.</summary>
+    /// <summary>Buffers a delivery's messages for this node's pulls; returns how many (0 for what is not an envelope, rejected to the dead-letter queue).</summary>
     private async Task<int> OnDeliveryAsync(GroupConsumer consumer, ulong tag, ReadOnlyMemory<byte> body)
     {
         var read = Envelope.Read(body);
@@ -485,23 +598,20 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             await SafelyAsync(() => consumer.Channel.BasicRejectAsync(tag, requeue: false).AsTask());
             return 0;
         }
-        bool giveBack;
         lock (consumer.Gate)
         {
-            giveBack = consumer.Stopping || consumer.Lost;
-            if (!giveBack)
+            if (consumer.Lost)
             {
-                var delivery = new Delivery(consumer, tag, envelope.Messages.Count);
-                foreach (var (message, sequence) in envelope.Messages)
-                {
-                    consumer.Buffer.AddLast(new Item(delivery, message, sequence, envelope.PublishedAt));
-                }
+                // The channel is closed: the broker has it back already.
+                return 0;
             }
-        }
-        if (giveBack)
-        {
-            await SafelyAsync(() => consumer.Channel.BasicNackAsync(tag, multiple: false, requeue: true).AsTask());
-            return 0;
+            // Also when stopping: the sweeper hands the buffer to the database (a requeue would count
+            // against the queue's delivery-limit).
+            var delivery = new Delivery(consumer, tag, envelope.Messages.Count);
+            foreach (var (message, sequence) in envelope.Messages)
+            {
+                consumer.Buffer.AddLast(new Item(delivery, message, sequence, envelope.PublishedAt));
+            }
         }
         _signal.Notify();
         return envelope.Messages.Count;
@@ -517,26 +627,40 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         }
         // What the database holds for the group first: retries, replayed dead letters, messages published inside a unit of work.
         var stored = await _store.PullAsync(group, max, maxBytes, lease, cancellationToken);
+        stored = stored with { Expired = stored.Expired + expired };
         if (stored.Messages.Count >= max || group.IsOrdered)
         {
-            return stored with { Expired = stored.Expired + expired };
+            return stored;
         }
+        try
+        {
+            return await PullFromBrokerAsync(group, stored, max, maxBytes, lease, waiting, cancellationToken);
+        }
+        catch (TransportException) when (stored.Messages.Count > 0)
+        {
+            // The broker is away: what the database leased is handed out (not lost to a 503 and its lease).
+            return stored;
+        }
+    }
+
+    private async Task<PullOutcome> PullFromBrokerAsync(GroupDefinition group, PullOutcome stored, int max, long maxBytes, TimeSpan lease, bool waiting, CancellationToken cancellationToken)
+    {
         var consumer = await ConsumerAsync(group, cancellationToken);
         int buffered;
         lock (consumer.Gate)
         {
             buffered = consumer.Buffer.Count;
         }
-        if (buffered == 0 && !consumer.Consuming)
+        if (buffered == 0)
         {
-            await GetAsync(consumer, max - stored.Messages.Count, cancellationToken);
-            lock (consumer.Gate)
+            // basic.get: what was published before this pull is seen by it (pushed messages would arrive
+            // a moment later). With a backlog beyond a few round trips, or a pull that waits for more, the
+            // broker pushes from now on: a basic.get per message is a round trip each.
+            var want = max - stored.Messages.Count;
+            var (got, more) = await GetAsync(consumer, want);
+            if ((more && got < want) || (got == 0 && waiting))
             {
-                buffered = consumer.Buffer.Count;
-            }
-            if (buffered == 0 && waiting)
-            {
-                await StartConsumingAsync(consumer, max, cancellationToken);
+                await StartConsumingAsync(consumer);
             }
         }
         var now = _time.GetUtcNow();
@@ -562,10 +686,14 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
                     DateTimeOffset.FromUnixTimeMilliseconds(item.PublishedAt), 1, leaseId, until));
             }
         }
-        return new PullOutcome(taken, stored.Expired + expired, group.IsDeadLettering);
+        return stored with { Messages = taken };
     }
 
-    /// <summary>Hands the consumer's leases that ran out to the database (due again at once, the attempt counted), then acks them; returns how many were dead-lettered or dropped.</summary>
+    /// <summary>
+    /// Hands the consumer's leases that ran out to the database (due again at once, the attempt
+    /// counted; a dead letter, or dropped, on the last attempt), then acks them; returns how many
+    /// were dead-lettered or dropped (for the caller to count).
+    /// </summary>
     private async Task<int> ExpireAsync(GroupConsumer consumer)
     {
         var now = _time.GetUtcNow();
@@ -579,24 +707,40 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
                 _leaseOwners.TryRemove(lease.Id, out _);
             }
         }
-        if (expired.Count == 0)
-        {
-            return 0;
-        }
+        return expired.Count == 0 ? 0 : await ExpireLeasesAsync(consumer, expired, now);
+    }
+
+    /// <summary>Hands leases that ran out (already taken from the consumer) to the database; returns how many were dead-lettered or dropped.</summary>
+    private async Task<int> ExpireLeasesAsync(GroupConsumer consumer, IReadOnlyList<Lease> expired, DateTimeOffset now)
+    {
         var group = consumer.Group;
         var spent = group.MaxAttempts <= 1;
         var at = now.ToUnixTimeMilliseconds();
         var adopted = spent && !group.IsDeadLettering ? [] : expired.Select(l => spent
             ? new AdoptedMessage(l.Item.Message, l.Item.PublishedAt, MessageStore.Dead, 1, at, "The lease ran out on the last attempt.", null, at, at, at)
             : new AdoptedMessage(l.Item.Message, l.Item.PublishedAt, MessageStore.Ready, 1, at)).ToList();
-        await _store.AdoptAsync(group, adopted, CancellationToken.None);
-        await FinishAsync(expired.Select(l => l.Item));
-        if (spent)
-        {
-            _metrics.Settled(group.Topic, group.Name, group.IsDeadLettering ? expired.Count : 0, group.IsDeadLettering ? 0 : expired.Count);
-        }
+        await HandOverAsync(consumer, adopted, expired.Select(l => l.Item));
         _signal.Notify();
         return spent ? expired.Count : 0;
+    }
+
+    /// <summary>
+    /// Stores what the consumer hands to the database, then counts the items settled (acking the
+    /// deliveries that are done). If the database refuses, the consumer is abandoned: its channel
+    /// closes and the broker hands its deliveries out again, so nothing is left unacked and untracked.
+    /// </summary>
+    private async Task HandOverAsync(GroupConsumer consumer, IReadOnlyList<AdoptedMessage> adopted, IEnumerable<Item> items)
+    {
+        try
+        {
+            await _store.AdoptAsync(consumer.Group, adopted, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            await AbandonAsync(consumer, ex);
+            throw TransportException.Unavailable("The database did not take the message over; the broker hands it out again.", ex);
+        }
+        await FinishAsync(items);
     }
 
     /// <summary>Counts the items settled; acks each delivery none of whose messages is left.</summary>
@@ -620,12 +764,16 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         }
     }
 
-    private static void Lose(GroupConsumer consumer)
+    private void Lose(GroupConsumer consumer)
     {
         lock (consumer.Gate)
         {
             consumer.Lost = true;
             consumer.Buffer.Clear();
+            foreach (var id in consumer.Leases.Keys)
+            {
+                _leaseOwners.TryRemove(id, out _);
+            }
             consumer.Leases.Clear();
         }
     }
@@ -678,6 +826,7 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     /// <summary>The node a RabbitMQ lease id names; null for the database's lease ids (and anything else, which the database answers as stale).</summary>
     private static string? NodeOf(string leaseId) =>
         leaseId.StartsWith(LeasePrefix, StringComparison.Ordinal) && leaseId.Length == LeasePrefix.Length + 12 + 1 + 24 && leaseId[LeasePrefix.Length + 12] == '.'
+            && !leaseId.AsSpan(LeasePrefix.Length, 12).ContainsAnyExcept("0123456789abcdef") && !leaseId.AsSpan(LeasePrefix.Length + 13).ContainsAnyExcept("0123456789abcdef")
             ? leaseId.Substring(LeasePrefix.Length, 12)
             : null;
 
@@ -696,88 +845,86 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         }
     }
 
-    /// <summary>Settles leases this node holds. A lease that ran out is stale (and handed to the database as expired).</summary>
+    /// <summary>
+    /// Settles leases this node holds, per consumer that holds them. A lease that ran out is stale
+    /// (and handed to the database as expired). Dead-lettered and dropped messages are counted by the
+    /// caller's API from the reply.
+    /// </summary>
     private async Task<SettleReply> SettleHereAsync(SettleCommand c)
     {
-        var held = new List<Lease>();
+        var held = new List<(GroupConsumer Owner, Lease Lease)>();
         var stale = new List<string>();
-        GroupConsumer? consumer = null;
         foreach (var id in c.LeaseIds)
         {
             if (_leaseOwners.TryGetValue(id, out var owner) && Same(owner.Group, c.Group))
             {
                 lock (owner.Gate)
                 {
-                    if (owner.Leases.Remove(id, out var lease) && !owner.Lost)
+                    if (!owner.Lost && owner.Leases.Remove(id, out var lease))
                     {
                         _leaseOwners.TryRemove(id, out _);
-                        held.Add(lease);
-                        consumer = owner;
+                        held.Add((owner, lease));
                         continue;
                     }
                 }
             }
             stale.Add(id);
         }
-        if (consumer is null)
-        {
-            return new SettleReply(stale, 0, 0);
-        }
-        var group = consumer.Group;
-        var now = _time.GetUtcNow();
-        var at = now.ToUnixTimeMilliseconds();
-        var ranOut = held.Where(l => l.Until <= now).ToList();
-        if (ranOut.Count > 0)
-        {
-            // Ran out before this settle: handed out again (the attempt counted), as a pull would have found it.
-            lock (consumer.Gate)
-            {
-                foreach (var lease in ranOut)
-                {
-                    consumer.Leases[lease.Id] = lease;
-                    _leaseOwners[lease.Id] = consumer;
-                }
-            }
-            stale.AddRange(ranOut.Select(l => l.Id));
-            await ExpireAsync(consumer);
-            held = held.Except(ranOut).ToList();
-        }
         int dead = 0, dropped = 0;
-        switch (c.Op)
+        foreach (var byOwner in held.GroupBy(h => h.Owner))
         {
-            case SettleOp.Ack:
-                await FinishAsync(held.Select(l => l.Item));
-                break;
-            case SettleOp.Release:
-                lock (consumer.Gate)
-                {
-                    // Back at the head of this node's queue, untried: the next pull here takes them first.
-                    for (var i = held.Count - 1; i >= 0; i--)
+            var consumer = byOwner.Key;
+            var group = consumer.Group;
+            var now = _time.GetUtcNow();
+            var at = now.ToUnixTimeMilliseconds();
+            var leases = byOwner.Select(h => h.Lease).ToList();
+            var ranOut = leases.Where(l => l.Until <= now).ToList();
+            if (ranOut.Count > 0)
+            {
+                // Ran out before this settle: handed out again (the attempt counted), as a pull would have found it.
+                stale.AddRange(ranOut.Select(l => l.Id));
+                var spent = await ExpireLeasesAsync(consumer, ranOut, now);
+                _metrics.Settled(group.Topic, group.Name, group.IsDeadLettering ? spent : 0, group.IsDeadLettering ? 0 : spent);
+                leases = leases.Except(ranOut).ToList();
+            }
+            if (leases.Count == 0)
+            {
+                continue;
+            }
+            switch (c.Op)
+            {
+                case SettleOp.Ack:
+                    await FinishAsync(leases.Select(l => l.Item));
+                    break;
+                case SettleOp.Release:
+                    bool stopping;
+                    lock (consumer.Gate)
                     {
-                        consumer.Buffer.AddFirst(held[i].Item);
+                        // Back at the head of this node's buffer, untried: the next pull here takes them first.
+                        for (var i = leases.Count - 1; i >= 0; i--)
+                        {
+                            consumer.Buffer.AddFirst(leases[i].Item);
+                        }
+                        stopping = consumer.Stopping;
                     }
-                }
-                if (consumer.Stopping)
-                {
-                    await GiveBackAsync(consumer);
-                }
-                _signal.Notify();
-                break;
-            default:
-                var gone = c.DeadLetter || group.MaxAttempts <= 1;
-                var delay = c.RetryAfterMs is { } ms ? TimeSpan.FromMilliseconds(ms) : group.BackoffFor(1);
-                delay = delay > TimeSpan.FromMilliseconds(c.MaxDelayMs) ? TimeSpan.FromMilliseconds(c.MaxDelayMs) : delay;
-                if (!gone || group.IsDeadLettering)
-                {
-                    await _store.AdoptAsync(group, held.Select(l => new AdoptedMessage(l.Item.Message, l.Item.PublishedAt, gone ? MessageStore.Dead : MessageStore.Ready, 1,
-                        gone ? at : at + (long)delay.TotalMilliseconds, c.Reason, c.ExceptionType, at, at, gone ? at : null)).ToList(), CancellationToken.None);
-                }
-                await FinishAsync(held.Select(l => l.Item));
-                dead = gone && group.IsDeadLettering ? held.Count : 0;
-                dropped = gone && !group.IsDeadLettering ? held.Count : 0;
-                _metrics.Settled(group.Topic, group.Name, dead, dropped);
-                _signal.Notify();
-                break;
+                    if (stopping)
+                    {
+                        await GiveBackAsync(consumer);
+                    }
+                    _signal.Notify();
+                    break;
+                default:
+                    var gone = c.DeadLetter || group.MaxAttempts <= 1;
+                    var delay = c.RetryAfterMs is { } ms ? TimeSpan.FromMilliseconds(ms) : group.BackoffFor(1);
+                    delay = delay > TimeSpan.FromMilliseconds(c.MaxDelayMs) ? TimeSpan.FromMilliseconds(c.MaxDelayMs) : delay;
+                    await HandOverAsync(consumer, gone && !group.IsDeadLettering ? [] : leases.Select(l => new AdoptedMessage(l.Item.Message, l.Item.PublishedAt,
+                        gone ? MessageStore.Dead : MessageStore.Ready, 1, gone ? at : at + (long)delay.TotalMilliseconds, c.Reason, c.ExceptionType, at, at, gone ? at : null)).ToList(),
+                        leases.Select(l => l.Item));
+                    dead += gone && group.IsDeadLettering ? leases.Count : 0;
+                    dropped += gone && !group.IsDeadLettering ? leases.Count : 0;
+                    _signal.Notify();
+                    break;
+            }
         }
         return new SettleReply(stale, dead, dropped);
     }
@@ -857,7 +1004,7 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     /// </summary>
     public async Task SweepAsync()
     {
-        if (_connection is not { IsOpen: true } && !_disposed)
+        if (Healthy() is null && !_disposed)
         {
             // Connected all the time, not only on use: the control queue answers other nodes' forwarded
             // acks, and the broker's dead letters are moved into the database, even on a node nobody calls.
@@ -881,7 +1028,10 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
                     _live.TryRemove(consumer, out _);
                     continue;
                 }
-                await ExpireAsync(consumer);
+                if (await ExpireAsync(consumer) is > 0 and var spent)
+                {
+                    _metrics.Settled(consumer.Group.Topic, consumer.Group.Name, consumer.Group.IsDeadLettering ? spent : 0, consumer.Group.IsDeadLettering ? 0 : spent);
+                }
                 var quiet = Environment.TickCount64 - consumer.LastPull;
                 if (consumer.Consuming && consumer.Tag is { } pushing && quiet > ConsumeLinger.TotalMilliseconds)
                 {
@@ -906,10 +1056,11 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
                     {
                         await SafelyAsync(() => consumer.Channel.BasicCancelAsync(tag));
                     }
-                    await GiveBackAsync(consumer);
                 }
                 if (consumer.Stopping)
                 {
+                    // Also what a pull or a push delivered after it stopped.
+                    await GiveBackAsync(consumer);
                     bool idle;
                     lock (consumer.Gate)
                     {
@@ -945,8 +1096,7 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         if (buffered.Count > 0)
         {
             var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
-            await _store.AdoptAsync(consumer.Group, buffered.Select(i => new AdoptedMessage(i.Message, i.PublishedAt, MessageStore.Ready, 0, at)).ToList(), CancellationToken.None);
-            await FinishAsync(buffered);
+            await HandOverAsync(consumer, buffered.Select(i => new AdoptedMessage(i.Message, i.PublishedAt, MessageStore.Ready, 0, at)).ToList(), buffered);
             _signal.Notify();
         }
     }
@@ -993,8 +1143,10 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         }
         catch (Exception ex)
         {
-            // Left unacked: the broker hands it out again when this channel closes.
+            // Given back after a pause (the database may be away): tried again, here or on another node.
             LogControlFailed(ex);
+            await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            await SafelyAsync(() => channel.BasicNackAsync(e.DeliveryTag, multiple: false, requeue: true).AsTask());
         }
     }
 
@@ -1017,11 +1169,14 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         {
             try
             {
-                var connection = await ConnectionAsync(cancellationToken);
-                await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-                queued = (await channel.QueueDeclarePassiveAsync(QueueName(group), cancellationToken)).MessageCount;
+                // Only on a connection that is up: a describe does not wait for the broker to come back.
+                if (Healthy() is { } connection)
+                {
+                    await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+                    queued = (await channel.QueueDeclarePassiveAsync(QueueName(group), cancellationToken)).MessageCount;
+                }
             }
-            catch (Exception ex) when (ex is TransportException or OperationInterruptedException or AlreadyClosedException)
+            catch (Exception ex) when (ex is TransportException or OperationInterruptedException or AlreadyClosedException or OperationCanceledException or TimeoutException)
             {
                 // Counts are advice: without the broker they show what the database and this node hold.
             }
@@ -1087,6 +1242,12 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     [LoggerMessage(8, LogLevel.Warning, "RabbitMQ dead-lettered a message of queue {Queue} ({Reason}) whose group no longer exists; dropped")]
     private partial void LogUnknownDeadLetter(string queue, string reason);
 
+    [LoggerMessage(11, LogLevel.Warning, "Queue {Queue} exists with other arguments (DeliveryLimit or MaxMessagesPerGroup changed since it was declared); it keeps its own. Apply new values to existing queues with a broker policy")]
+    private partial void LogQueueArgumentsDiffer(string queue);
+
+    [LoggerMessage(12, LogLevel.Warning, "Gave up this node's channel for queue {Queue} ({Reason}); the broker hands what it held out again")]
+    private partial void LogAbandoned(string queue, string reason);
+
     [LoggerMessage(10, LogLevel.Debug, "RabbitMQ still unreachable: {Reason}")]
     private partial void LogStillUnreachable(string reason);
 
@@ -1095,6 +1256,9 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
 }
 
 internal enum SettleOp { Ack, Nack, Release }
+
+internal sealed class PublishRefusedException(string topic, long limit)
+    : Exception($"A consumer group of topic '{topic}' is full ({limit} messages); publishing resumes once it drains. The topic's other groups received the message.");
 
 /// <summary>An ack, nack or release of leases, as forwarded to the node that holds them.</summary>
 internal sealed record SettleCommand(SettleOp Op, GroupDefinition Group, IReadOnlyList<string> LeaseIds, string? Reason = null, string? ExceptionType = null, bool DeadLetter = false,
