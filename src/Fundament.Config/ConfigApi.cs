@@ -142,7 +142,8 @@ internal static class ConfigApi
                 await BlockingQuery.WaitAsync(ct => store.IndexAsync(service!, environment, ct), known, waitFor!.Value, store.Changes, time, cancellationToken);
             }
         }
-        var resolved = await store.ResolveAsync(service!, environment, cancellationToken);
+        // A watch reads what it waited for, uncached; a plain read goes through the cache.
+        var resolved = index is null ? await store.ResolveCachedAsync(service!, environment, cancellationToken) : await store.ResolveAsync(service!, environment, cancellationToken);
         BlockingQuery.SetIndex(context.Response, resolved.Index);
         return TypedResults.Ok(resolved);
     }

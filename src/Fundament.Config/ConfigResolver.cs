@@ -7,6 +7,6 @@ internal sealed class ConfigResolver(ConfigStore store, IRolePermissions permiss
 {
     public async Task<IReadOnlyDictionary<string, JsonElement>?> ResolveForAsync(ClaimsPrincipal caller, string service, string environment, CancellationToken cancellationToken) =>
         await ConfigApi.MayReadAsync(caller, service, permissions, cancellationToken)
-            ? (await store.ResolveAsync(service, environment, cancellationToken)).Values
+            ? (await store.ResolveCachedAsync(service, environment, cancellationToken)).Values
             : null;
 }

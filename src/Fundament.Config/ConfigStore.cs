@@ -2,17 +2,42 @@ using System.Data.Common;
 using System.Text.Json;
 using Dapper;
 using Fundament.Core.Watch;
+using ZiggyCreatures.Caching.Fusion;
 
 namespace Fundament.Config;
 
 /// <summary>
 /// Configuration entries, their history and the change index (tables <c>config_*</c>). Every
 /// change takes the next value of one counter in its transaction, so the index of a resolved view
-/// (the newest change in its scopes) only ever grows, deletes included.
+/// (the newest change in its scopes) only ever grows, deletes included. Resolved views are read
+/// through the platform cache (memory, plus Redis and its backplane when configured): a change
+/// evicts the views it touches on this node at once and on every other through the backplane;
+/// without one, other replicas follow within <see cref="CacheFor"/>. Watches read uncached.
 /// </summary>
-internal sealed class ConfigStore(IDatabase database, TimeProvider time, IOptions<ConfigOptions> options)
+internal sealed class ConfigStore(IDatabase database, TimeProvider time, IOptions<ConfigOptions> options, IFusionCache cache)
 {
+    /// <summary>The longest a change takes to reach another replica's resolved views when the backplane is down or absent.</summary>
+    public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(5);
+
+    private const string AllTag = "config";
+
     public ChangeSignal Changes { get; } = new();
+
+    private FusionCacheEntryOptions Entry => _entry ??= cache.DefaultEntryOptions.Duplicate().SetDuration(CacheFor);
+
+    private FusionCacheEntryOptions? _entry;
+
+    /// <summary>The resolved view, from the cache (fail-safe: served stale while the database is away, counted in fundament_cache_fail_safe_total).</summary>
+    public async Task<ResolvedConfig> ResolveCachedAsync(string service, string environment, CancellationToken cancellationToken) =>
+        await cache.GetOrSetAsync<ResolvedConfig>($"config:resolved:{service}\n{environment}", async (_, ct) => await ResolveAsync(service, environment, ct),
+            options: Entry, tags: [AllTag, ServiceTag(service)], token: cancellationToken);
+
+    private static string ServiceTag(string service) => $"config:service:{service}";
+
+    /// <summary>Evicts the resolved views a change in (<paramref name="service"/>, any environment) touches: one service's, or every one for '*'.</summary>
+    private static void Forget(IFusionCache cache, string service) =>
+        _ = cache.RemoveByTagAsync(service == "*" ? AllTag : ServiceTag(service),
+            new FusionCacheEntryOptions { AllowBackgroundDistributedCacheOperations = true, AllowBackgroundBackplaneOperations = true }).AsTask();
 
     public async Task<ConfigEntryResponse> SetAsync(string service, string environment, string key, string valueJson, string change, string actor, CancellationToken cancellationToken)
     {
@@ -28,6 +53,8 @@ internal sealed class ConfigStore(IDatabase database, TimeProvider time, IOption
             await RecordAsync(connection, transaction, service, environment, key, version, valueJson, change, index, now, actor, cancellationToken);
             return new ConfigEntryResponse(service, environment, key, Parse(valueJson), version, index, DateTimeOffset.FromUnixTimeMilliseconds(now), actor);
         }, cancellationToken);
+        // Once the change has committed (the caller's unit of work may still be open).
+        UnitOfWork.AfterCommit(() => Forget(cache, service));
         Changes.Notify();
         return result;
     }
@@ -53,6 +80,7 @@ internal sealed class ConfigStore(IDatabase database, TimeProvider time, IOption
         }, cancellationToken);
         if (deleted)
         {
+            UnitOfWork.AfterCommit(() => Forget(cache, service));
             Changes.Notify();
         }
         return deleted;
