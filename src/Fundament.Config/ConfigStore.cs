@@ -29,15 +29,22 @@ internal sealed class ConfigStore(IDatabase database, TimeProvider time, IOption
 
     /// <summary>The resolved view, from the cache (fail-safe: served stale while the database is away, counted in fundament_cache_fail_safe_total).</summary>
     public async Task<ResolvedConfig> ResolveCachedAsync(string service, string environment, CancellationToken cancellationToken) =>
-        await cache.GetOrSetAsync<ResolvedConfig>($"config:resolved:{service}\n{environment}", async (_, ct) => await ResolveAsync(service, environment, ct),
+        // Inside a unit of work the read sees its uncommitted changes: never cached for everyone.
+        UnitOfWork.Current is not null ? await ResolveAsync(service, environment, cancellationToken) : await cache.GetOrSetAsync<ResolvedConfig>($"config:resolved:{service}\n{environment}", async (_, ct) => await ResolveAsync(service, environment, ct),
             options: Entry, tags: [AllTag, ServiceTag(service)], token: cancellationToken);
 
     private static string ServiceTag(string service) => $"config:service:{service}";
 
     /// <summary>Evicts the resolved views a change in (<paramref name="service"/>, any environment) touches: one service's, or every one for '*'.</summary>
+    /// <remarks>
+    /// A read on another node that loaded the old values before the commit and stored them after this
+    /// eviction keeps them for up to <see cref="CacheFor"/>: the bound in that race is 5 s, not the
+    /// backplane's latency.
+    /// </remarks>
     private static void Forget(IFusionCache cache, string service) =>
-        _ = cache.RemoveByTagAsync(service == "*" ? AllTag : ServiceTag(service),
-            new FusionCacheEntryOptions { AllowBackgroundDistributedCacheOperations = true, AllowBackgroundBackplaneOperations = true }).AsTask();
+        // Evicted from this node's memory before this returns; Redis and the backplane follow in the background.
+        cache.RemoveByTag(service == "*" ? AllTag : ServiceTag(service),
+            new FusionCacheEntryOptions { AllowBackgroundDistributedCacheOperations = true, AllowBackgroundBackplaneOperations = true });
 
     public async Task<ConfigEntryResponse> SetAsync(string service, string environment, string key, string valueJson, string change, string actor, CancellationToken cancellationToken)
     {

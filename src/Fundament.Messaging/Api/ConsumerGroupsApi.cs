@@ -101,8 +101,9 @@ internal static class ConsumerGroupsApi
                 }
                 catch (Exception)
                 {
-                    // Not created after all: the row goes, and the audit trail says so.
+                    // Not created after all: the row goes (and a queue the broker may have made meanwhile), and the audit trail says so.
                     await s.Store.DeleteGroupAsync(topic, wanted.Name, CancellationToken.None);
+                    await s.Transport.GroupDeletedAsync(stored!, CancellationToken.None);
                     await s.Audit.AppendAsync(new AuditEvent("messaging.group.delete", AuditOutcome.Success)
                     {
                         Target = $"consumer-group:{topic}/{wanted.Name}",

@@ -127,7 +127,7 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             {
                 // Open but with a channel of its own closed (a channel error): start over on a new one.
                 _connection = null;
-                await SafelyAsync(() => old.CloseAsync(TimeSpan.FromSeconds(2)));
+                await SafelyAsync(() => old.AbortAsync(TimeSpan.FromSeconds(1)));
                 await SafelyAsync(() => old.DisposeAsync().AsTask());
             }
             var factory = new ConnectionFactory
@@ -162,13 +162,15 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             {
                 await setup.ExchangeDeclareAsync(Exchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: token);
                 await setup.ExchangeDeclareAsync(DeadExchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: token);
+                // An explicit, high delivery-limit: RabbitMQ 4 defaults quorum queues to 20, and a dead letter
+                // given back while the database is away must not be dropped after 20 tries.
                 await setup.QueueDeclareAsync(DeadQueue, durable: true, exclusive: false, autoDelete: false,
-                    arguments: new Dictionary<string, object?> { ["x-queue-type"] = "quorum" }, cancellationToken: token);
+                    arguments: new Dictionary<string, object?> { ["x-queue-type"] = "quorum", ["x-delivery-limit"] = 100_000 }, cancellationToken: token);
                 await setup.QueueBindAsync(DeadQueue, DeadExchange, "", cancellationToken: token);
             }
             // Every group's queue, so no publish is confirmed while a group has no queue to receive it
             // (a broker that was reset, a queue deleted by hand, an installation switched to RabbitMQ).
-            await DeclareAllGroupsAsync(connection, token);
+            await DeclareAllGroupsAsync(connection);
 
             var publisher = await connection.CreateChannelAsync(new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), token);
 
@@ -197,19 +199,20 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             LogConnected(Node);
             return _connection;
         }
-        catch (Exception ex) when (ex is BrokerUnreachableException or OperationInterruptedException or AlreadyClosedException or IOException or System.Net.Sockets.SocketException
-            or OperationCanceledException or TimeoutException)
+        catch (Exception ex) when (ex is not TransportException)
         {
+            // Whatever failed (the broker, the network, the budget, the database listing the groups): not connected.
             throw TransportException.Unavailable("RabbitMQ is unreachable; try again shortly.", ex);
         }
         finally
         {
+            _connecting.Release();
             if (connection is not null)
             {
-                await SafelyAsync(() => connection.CloseAsync(TimeSpan.FromSeconds(2)));
+                // Abort, not close: nothing to wait for on a connection that failed to set up.
+                await SafelyAsync(() => connection.AbortAsync(TimeSpan.FromSeconds(1)));
                 await SafelyAsync(() => connection.DisposeAsync().AsTask());
             }
-            _connecting.Release();
         }
     }
 
@@ -217,22 +220,52 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     private IConnection? Healthy() =>
         _connection is { IsOpen: true } c && _publisher is { IsOpen: true } && _control is { IsOpen: true } && _dead is { IsOpen: true } ? c : null;
 
-    private async Task DeclareAllGroupsAsync(IConnection connection, CancellationToken cancellationToken)
+    /// <summary>
+    /// Declares every unordered group's queue on one channel (a new one after a refusal), on a budget
+    /// of its own; a group that fails is logged and declared again on its next create or pull.
+    /// </summary>
+    private async Task DeclareAllGroupsAsync(IConnection connection)
     {
-        string? afterTopic = null, afterName = null;
-        while (true)
+        using var budget = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        IChannel? channel = null;
+        try
         {
-            var page = await _store.ListGroupsAsync(null, afterTopic, afterName, 500, cancellationToken);
-            foreach (var group in page.Where(g => !g.IsOrdered))
+            string? afterTopic = null, afterName = null;
+            while (true)
             {
-                await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-                await DeclareAsync(channel, group, cancellationToken);
+                var page = await _store.ListGroupsAsync(null, afterTopic, afterName, 500, budget.Token);
+                foreach (var group in page.Where(g => !g.IsOrdered))
+                {
+                    if (channel is not { IsOpen: true })
+                    {
+                        if (channel is not null)
+                        {
+                            await SafelyAsync(() => channel.DisposeAsync().AsTask());
+                        }
+                        channel = await connection.CreateChannelAsync(cancellationToken: budget.Token);
+                    }
+                    try
+                    {
+                        await DeclareAsync(channel, group, budget.Token);
+                    }
+                    catch (OperationInterruptedException ex)
+                    {
+                        LogQueueNotDeclared(QueueName(group), ex.Message);
+                    }
+                }
+                if (page.Count < 500)
+                {
+                    return;
+                }
+                (afterTopic, afterName) = (page[^1].Topic, page[^1].Name);
             }
-            if (page.Count < 500)
+        }
+        finally
+        {
+            if (channel is not null)
             {
-                return;
+                await SafelyAsync(() => channel.DisposeAsync().AsTask());
             }
-            (afterTopic, afterName) = (page[^1].Topic, page[^1].Name);
         }
     }
 
@@ -296,7 +329,7 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         catch (Exception ex) when (ex is TransportException or OperationInterruptedException or AlreadyClosedException)
         {
             // The group is gone from the database, so nothing pulls from the queue; a queue left behind
-            // is deleted by the next create of the name (a new group starts empty) or by an operator.
+            // keeps collecting the topic's messages until an operator deletes it (logged).
             LogQueueNotDeleted(QueueName(group), ex.Message);
         }
     }
@@ -352,16 +385,9 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         }
         catch (PublishRefusedException refused)
         {
-            // A full group refused it; the others have it. Its ids are remembered, so a re-send is a
-            // duplicate rather than a second copy for every group that had room (the full group misses it).
-            try
-            {
-                await _store.RememberIdsAsync(topic, remember, CancellationToken.None);
-            }
-            catch (Exception ex) when (remember.Count > 0)
-            {
-                LogIdsNotRemembered(topic, ex.Message);
-            }
+            // A full group refused it (the topic's other groups may have it). Not acknowledged and not
+            // remembered: a re-send once the group drains is published again, so the full group gets it
+            // and the others may see it twice (at least once; consumers dedupe by id).
             throw TransportException.Full(refused.Message);
         }
         try
@@ -487,10 +513,11 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     }
 
     /// <summary>
-    /// Lets the broker push the group's messages to this node (up to <see cref="RabbitMqOptions.Prefetch"/>
-    /// unacked, leases included), for long-polls and backlogs: stopped about a second after the last pull here.
+    /// Lets the broker push the group's messages to this node (twice the pull's max unacked, leases
+    /// included, up to <see cref="RabbitMqOptions.Prefetch"/>), for long-polls and backlogs: stopped
+    /// about a second after the last pull here. (A buffer emptied by leases held long is refilled by basic.get.)
     /// </summary>
-    private async Task StartConsumingAsync(GroupConsumer consumer)
+    private async Task StartConsumingAsync(GroupConsumer consumer, int max)
     {
         lock (consumer.Gate)
         {
@@ -504,7 +531,7 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         {
             // Never cancelled by the caller: a consume-ok dropped half way would leave a broker-side
             // consumer whose deliveries nobody tracks.
-            await consumer.Channel.BasicQosAsync(0, (ushort)Math.Min(_rabbit.Prefetch, ushort.MaxValue), false, CancellationToken.None);
+            await consumer.Channel.BasicQosAsync(0, (ushort)Math.Clamp(2 * max, 1, Math.Min(_rabbit.Prefetch, ushort.MaxValue)), false, CancellationToken.None);
             var amqp = new AsyncEventingBasicConsumer(consumer.Channel);
             amqp.ReceivedAsync += (_, e) => OnDeliveryAsync(consumer, e.DeliveryTag, e.Body);
             var tag = await consumer.Channel.BasicConsumeAsync(QueueName(consumer.Group), autoAck: false, amqp, CancellationToken.None);
@@ -632,6 +659,11 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         {
             return stored;
         }
+        if (stored.Messages.Count > 0 && Healthy() is null)
+        {
+            // Not connected: hand out what the database leased now rather than after a connect attempt.
+            return stored;
+        }
         try
         {
             return await PullFromBrokerAsync(group, stored, max, maxBytes, lease, waiting, cancellationToken);
@@ -660,7 +692,7 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             var (got, more) = await GetAsync(consumer, want);
             if ((more && got < want) || (got == 0 && waiting))
             {
-                await StartConsumingAsync(consumer);
+                await StartConsumingAsync(consumer, max);
             }
         }
         var now = _time.GetUtcNow();
@@ -873,60 +905,73 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         int dead = 0, dropped = 0;
         foreach (var byOwner in held.GroupBy(h => h.Owner))
         {
-            var consumer = byOwner.Key;
-            var group = consumer.Group;
-            var now = _time.GetUtcNow();
-            var at = now.ToUnixTimeMilliseconds();
-            var leases = byOwner.Select(h => h.Lease).ToList();
-            var ranOut = leases.Where(l => l.Until <= now).ToList();
-            if (ranOut.Count > 0)
+            try
             {
-                // Ran out before this settle: handed out again (the attempt counted), as a pull would have found it.
-                stale.AddRange(ranOut.Select(l => l.Id));
-                var spent = await ExpireLeasesAsync(consumer, ranOut, now);
-                _metrics.Settled(group.Topic, group.Name, group.IsDeadLettering ? spent : 0, group.IsDeadLettering ? 0 : spent);
-                leases = leases.Except(ranOut).ToList();
+                (dead, dropped) = await SettleHeldAsync(c, byOwner.Key, byOwner.Select(h => h.Lease).ToList(), stale, dead, dropped);
             }
-            if (leases.Count == 0)
+            catch (TransportException)
             {
-                continue;
-            }
-            switch (c.Op)
-            {
-                case SettleOp.Ack:
-                    await FinishAsync(leases.Select(l => l.Item));
-                    break;
-                case SettleOp.Release:
-                    bool stopping;
-                    lock (consumer.Gate)
-                    {
-                        // Back at the head of this node's buffer, untried: the next pull here takes them first.
-                        for (var i = leases.Count - 1; i >= 0; i--)
-                        {
-                            consumer.Buffer.AddFirst(leases[i].Item);
-                        }
-                        stopping = consumer.Stopping;
-                    }
-                    if (stopping)
-                    {
-                        await GiveBackAsync(consumer);
-                    }
-                    _signal.Notify();
-                    break;
-                default:
-                    var gone = c.DeadLetter || group.MaxAttempts <= 1;
-                    var delay = c.RetryAfterMs is { } ms ? TimeSpan.FromMilliseconds(ms) : group.BackoffFor(1);
-                    delay = delay > TimeSpan.FromMilliseconds(c.MaxDelayMs) ? TimeSpan.FromMilliseconds(c.MaxDelayMs) : delay;
-                    await HandOverAsync(consumer, gone && !group.IsDeadLettering ? [] : leases.Select(l => new AdoptedMessage(l.Item.Message, l.Item.PublishedAt,
-                        gone ? MessageStore.Dead : MessageStore.Ready, 1, gone ? at : at + (long)delay.TotalMilliseconds, c.Reason, c.ExceptionType, at, at, gone ? at : null)).ToList(),
-                        leases.Select(l => l.Item));
-                    dead += gone && group.IsDeadLettering ? leases.Count : 0;
-                    dropped += gone && !group.IsDeadLettering ? leases.Count : 0;
-                    _signal.Notify();
-                    break;
+                // The database refused what this consumer handed over: its channel was given up, so the
+                // broker hands these out again; for the caller they no longer hold.
+                stale.AddRange(byOwner.Select(h => h.Lease.Id));
             }
         }
-        return new SettleReply(stale, dead, dropped);
+        return new SettleReply(stale.Distinct(StringComparer.Ordinal).ToList(), dead, dropped);
+    }
+
+    private async Task<(int Dead, int Dropped)> SettleHeldAsync(SettleCommand c, GroupConsumer consumer, List<Lease> leases, List<string> stale, int dead, int dropped)
+    {
+        var group = consumer.Group;
+        var now = _time.GetUtcNow();
+        var at = now.ToUnixTimeMilliseconds();
+        var ranOut = leases.Where(l => l.Until <= now).ToList();
+        if (ranOut.Count > 0)
+        {
+            // Ran out before this settle: handed out again (the attempt counted), as a pull would have found it.
+            stale.AddRange(ranOut.Select(l => l.Id));
+            var spent = await ExpireLeasesAsync(consumer, ranOut, now);
+            _metrics.Settled(group.Topic, group.Name, group.IsDeadLettering ? spent : 0, group.IsDeadLettering ? 0 : spent);
+            leases = leases.Except(ranOut).ToList();
+        }
+        if (leases.Count == 0)
+        {
+            return (dead, dropped);
+        }
+        switch (c.Op)
+        {
+            case SettleOp.Ack:
+                await FinishAsync(leases.Select(l => l.Item));
+                break;
+            case SettleOp.Release:
+                bool stopping;
+                lock (consumer.Gate)
+                {
+                    // Back at the head of this node's buffer, untried: the next pull here takes them first.
+                    for (var i = leases.Count - 1; i >= 0; i--)
+                    {
+                        consumer.Buffer.AddFirst(leases[i].Item);
+                    }
+                    stopping = consumer.Stopping;
+                }
+                if (stopping)
+                {
+                    await GiveBackAsync(consumer);
+                }
+                _signal.Notify();
+                break;
+            default:
+                var gone = c.DeadLetter || group.MaxAttempts <= 1;
+                var delay = c.RetryAfterMs is { } ms ? TimeSpan.FromMilliseconds(ms) : group.BackoffFor(1);
+                delay = delay > TimeSpan.FromMilliseconds(c.MaxDelayMs) ? TimeSpan.FromMilliseconds(c.MaxDelayMs) : delay;
+                await HandOverAsync(consumer, gone && !group.IsDeadLettering ? [] : leases.Select(l => new AdoptedMessage(l.Item.Message, l.Item.PublishedAt,
+                    gone ? MessageStore.Dead : MessageStore.Ready, 1, gone ? at : at + (long)delay.TotalMilliseconds, c.Reason, c.ExceptionType, at, at, gone ? at : null)).ToList(),
+                    leases.Select(l => l.Item));
+                dead += gone && group.IsDeadLettering ? leases.Count : 0;
+                dropped += gone && !group.IsDeadLettering ? leases.Count : 0;
+                _signal.Notify();
+                break;
+        }
+        return (dead, dropped);
     }
 
     private async Task<SettleReply> ForwardAsync(string node, SettleCommand command, CancellationToken cancellationToken)
@@ -1199,13 +1244,14 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
         }
     }
 
+    /// <summary>Best-effort cleanup (closing, acking on a channel that may be gone): never throws; the broker's own redelivery covers what it could not do.</summary>
     private static async Task SafelyAsync(Func<Task> action)
     {
         try
         {
             await action();
         }
-        catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or ObjectDisposedException or IOException or InvalidOperationException or TransportException)
+        catch (Exception)
         {
         }
     }
@@ -1248,6 +1294,9 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     [LoggerMessage(12, LogLevel.Warning, "Gave up this node's channel for queue {Queue} ({Reason}); the broker hands what it held out again")]
     private partial void LogAbandoned(string queue, string reason);
 
+    [LoggerMessage(13, LogLevel.Warning, "Queue {Queue} was not declared on connect: {Reason}; its group's next create or pull declares it")]
+    private partial void LogQueueNotDeclared(string queue, string reason);
+
     [LoggerMessage(10, LogLevel.Debug, "RabbitMQ still unreachable: {Reason}")]
     private partial void LogStillUnreachable(string reason);
 
@@ -1258,7 +1307,7 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
 internal enum SettleOp { Ack, Nack, Release }
 
 internal sealed class PublishRefusedException(string topic, long limit)
-    : Exception($"A consumer group of topic '{topic}' is full ({limit} messages); publishing resumes once it drains. The topic's other groups received the message.");
+    : Exception($"A consumer group of topic '{topic}' is full ({limit} messages); publishing resumes once it drains. The topic's other groups may have received the message.");
 
 /// <summary>An ack, nack or release of leases, as forwarded to the node that holds them.</summary>
 internal sealed record SettleCommand(SettleOp Op, GroupDefinition Group, IReadOnlyList<string> LeaseIds, string? Reason = null, string? ExceptionType = null, bool DeadLetter = false,
@@ -1267,7 +1316,7 @@ internal sealed record SettleCommand(SettleOp Op, GroupDefinition Group, IReadOn
 internal sealed record SettleReply(IReadOnlyList<string> Stale, int DeadLettered, int Dropped);
 
 /// <summary>Sweeps the RabbitMQ transport's consumers about once a second, and closes its connection on shutdown.</summary>
-internal sealed class RabbitMqSweeper(RabbitMqTransport transport) : BackgroundService
+internal sealed class RabbitMqSweeper(RabbitMqTransport transport, ILogger<RabbitMqSweeper> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -1276,7 +1325,15 @@ internal sealed class RabbitMqSweeper(RabbitMqTransport transport) : BackgroundS
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                await transport.SweepAsync();
+                try
+                {
+                    await transport.SweepAsync();
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // One bad tick (the database away, say) must not stop the host: the next one tries again.
+                    logger.LogError(ex, "Sweeping the RabbitMQ transport failed");
+                }
             }
         }
         catch (OperationCanceledException)
