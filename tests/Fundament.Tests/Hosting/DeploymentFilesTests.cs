@@ -26,6 +26,7 @@ public sealed class DeploymentFilesTests
         ["Fundament:Gateway"] = typeof(Fundament.Gateway.GatewayOptions),
         ["Fundament:Media"] = typeof(Fundament.Media.MediaOptions),
         ["Fundament:Jobs"] = typeof(Fundament.Jobs.JobsOptions),
+        ["Fundament:Messaging"] = typeof(Fundament.Messaging.MessagingOptions),
     };
 
     /// <summary>Variables that are not Fundament settings but are meant to be there.</summary>
