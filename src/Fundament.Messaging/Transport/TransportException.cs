@@ -18,6 +18,8 @@ internal static class TransportProblems
     /// <summary>Answers a <see cref="TransportException"/> as a problem with <c>Retry-After</c>, for every endpoint of the group.</summary>
     public static RouteGroupBuilder WithTransportProblems(this RouteGroupBuilder group)
     {
+        // In the API description too: a broker that is away (503) or a group's full queue (429), both with Retry-After.
+        group.ProducesProblem(StatusCodes.Status503ServiceUnavailable).ProducesProblem(StatusCodes.Status429TooManyRequests);
         group.AddEndpointFilter(async (context, next) =>
         {
             try
