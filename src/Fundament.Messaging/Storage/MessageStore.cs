@@ -29,8 +29,25 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
     /// the lot: see <see cref="PublishWriter"/>), unless a message with its id is stored already (then
     /// the original's sequence, as a duplicate). Results are in the order of <paramref name="batch"/>.
     /// </summary>
-    public async Task<IReadOnlyList<(long Sequence, bool Duplicate)>> PublishAsync(IReadOnlyList<(string Topic, OutgoingMessage Message, string? PublishedBy)> batch, CancellationToken cancellationToken)
+    /// <param name="orderedGroupsOnly">
+    /// Deliveries only for the topic's ordered groups, and nothing at all when it has none (the RabbitMQ
+    /// transport: its queues carry the unordered groups' messages; ordered groups live here).
+    /// </param>
+    public async Task<IReadOnlyList<(long Sequence, bool Duplicate)>> PublishAsync(IReadOnlyList<(string Topic, OutgoingMessage Message, string? PublishedBy)> batch, CancellationToken cancellationToken,
+        bool orderedGroupsOnly = false)
     {
+        if (orderedGroupsOnly)
+        {
+            // A read first: a topic without ordered groups (the common case) costs no write transaction.
+            await using var reader = await database.OpenAsync(cancellationToken);
+            var topics = batch.Select(b => b.Topic).Distinct(StringComparer.Ordinal).ToArray();
+            if (await reader.ExecuteScalarAsync<int?>(database.Command($"SELECT 1 FROM messaging_groups WHERE {database.Dialect.InList("topic", "topics")} AND ordered = 1 LIMIT 1",
+                new { topics }, cancellationToken: cancellationToken)) is null)
+            {
+                return batch.Select(_ => (0L, false)).ToList();
+            }
+        }
+        var groupFilter = orderedGroupsOnly ? " AND ordered = 1" : "";
         try
         {
             return await database.InTransactionAsync(async (connection, transaction) =>
@@ -52,7 +69,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
                 }
                 if (database.Dialect == SqlDialect.Postgres && batch.Count > 1)
                 {
-                    return await PublishRowsAsync(connection, transaction, batch, now, cancellationToken);
+                    return await PublishRowsAsync(connection, transaction, batch, now, groupFilter, cancellationToken);
                 }
                 var results = new List<(long, bool)>(batch.Count);
                 foreach (var (topic, message, publishedBy) in batch)
@@ -71,7 +88,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
                     // or waits for this commit (and deletes what this wrote), so no delivery outlives its group.
                     await connection.ExecuteAsync(database.Command($"""
                         INSERT INTO messaging_deliveries (topic, grp, seq, msg_key, state, attempts, visible_at)
-                        SELECT topic, name, @sequence, @Key, 'ready', 0, @now FROM messaging_groups WHERE topic = @topic{ForShare}
+                        SELECT topic, name, @sequence, @Key, 'ready', 0, @now FROM messaging_groups WHERE topic = @topic{groupFilter}{ForShare}
                         """, new { topic, sequence, message.Key, now }, transaction, cancellationToken: cancellationToken));
                     results.Add((sequence, false));
                 }
@@ -95,7 +112,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
     /// A message id repeated within the batch is stored once; the later ones are duplicates.
     /// </summary>
     private async Task<IReadOnlyList<(long, bool)>> PublishRowsAsync(DbConnection connection, DbTransaction transaction,
-        IReadOnlyList<(string Topic, OutgoingMessage Message, string? PublishedBy)> batch, long now, CancellationToken cancellationToken)
+        IReadOnlyList<(string Topic, OutgoingMessage Message, string? PublishedBy)> batch, long now, string groupFilter, CancellationToken cancellationToken)
     {
         var stored = new Dictionary<(string, string), long>();
         for (var offset = 0; offset < batch.Count; offset += PublishChunk)
@@ -152,7 +169,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
             await connection.ExecuteAsync(database.Command($"""
                 INSERT INTO messaging_deliveries (topic, grp, seq, msg_key, state, attempts, visible_at)
                 SELECT g.topic, g.name, v.seq, v.k, 'ready', 0, @now
-                FROM messaging_groups g JOIN (VALUES {values}) AS v(topic, seq, k) ON g.topic = v.topic
+                FROM messaging_groups g JOIN (VALUES {values}) AS v(topic, seq, k) ON g.topic = v.topic{groupFilter.Replace("ordered", "g.ordered", StringComparison.Ordinal)}
                 FOR SHARE OF g
                 """, parameters, transaction, cancellationToken: cancellationToken));
         }

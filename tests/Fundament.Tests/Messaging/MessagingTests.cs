@@ -15,24 +15,8 @@ public abstract class MessagingTests(FundamentFactory factory)
 
     private static string Topic() => $"t{Guid.NewGuid():N}"[..14];
 
-    /// <summary>Why this transport does not serve ordered groups, or null when it does.</summary>
-    protected virtual string? NoOrderedGroups => null;
-
     /// <summary>Why concurrent publishes of one id may both be delivered on this transport (at least once), or null when exactly one is stored.</summary>
     protected virtual string? NoExactConcurrentDedupe => null;
-
-    /// <summary>True when this transport serves ordered groups; else asserts that creating one is refused (400, nothing created).</summary>
-    private async Task<bool> OrderedGroupsServedAsync(HttpClient admin, string topic)
-    {
-        if (NoOrderedGroups is null)
-        {
-            return true;
-        }
-        var refused = await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group = "o", ordered = true }, _ct);
-        await refused.AssertProblemAsync(HttpStatusCode.BadRequest);
-        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync($"/api/v1/topics/{topic}/subscriptions/o", _ct)).StatusCode);
-        return false;
-    }
 
     private async Task<JsonNode> PublishAsync(HttpClient client, string topic, object body, string? id = null, string? key = null, HttpStatusCode expected = HttpStatusCode.Accepted)
     {
@@ -258,10 +242,6 @@ public abstract class MessagingTests(FundamentFactory factory)
     {
         using var admin = await factory.AdminAsync();
         var topic = Topic();
-        if (!await OrderedGroupsServedAsync(admin, topic))
-        {
-            return;
-        }
         await GroupAsync(admin, topic, new { group = "ordered", ordered = true, maxAttempts = 2, backoff = new { initialSeconds = 0, maxSeconds = 0 } });
         await GroupAsync(admin, topic, new { group = "unordered" });
         foreach (var (n, key) in new[] { (1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "a"), (6, (string?)null) })
@@ -304,10 +284,6 @@ public abstract class MessagingTests(FundamentFactory factory)
     {
         using var admin = await factory.AdminAsync();
         var topic = Topic();
-        if (!await OrderedGroupsServedAsync(admin, topic))
-        {
-            return;
-        }
         await GroupAsync(admin, topic, new { group = "o", ordered = true, maxAttempts = 1 });
         for (var n = 1; n <= 3; n++)
         {
@@ -564,10 +540,6 @@ public abstract class MessagingTests(FundamentFactory factory)
     {
         using var admin = await factory.AdminAsync();
         var topic = Topic();
-        if (!await OrderedGroupsServedAsync(admin, topic))
-        {
-            return;
-        }
         await GroupAsync(admin, topic, new { group = "o", ordered = true });
         for (var n = 0; n < 30; n++)
         {
@@ -691,8 +663,6 @@ public sealed class RabbitMqMessagingTests : MessagingTests, IClassFixture<Rabbi
         Assert.SkipUnless(PostgresFundamentFactory.Available, $"set {PostgresFundamentFactory.Variable} to run against PostgreSQL");
         TestRabbitMq.Require();
     }
-
-    protected override string? NoOrderedGroups => "the RabbitMQ transport refuses ordered groups";
 
     protected override string? NoExactConcurrentDedupe =>
         "on RabbitMQ, re-sends of one id racing each other may both be published (at least once); sequential re-sends are duplicates (covered by the other tests)";

@@ -261,18 +261,6 @@ public sealed class RabbitMqTransportTests
         Assert.Equal("in-db", Assert.Single((await pulled.JsonAsync())["messages"]!.AsArray())!["id"]!.GetValue<string>());
     }
 
-    [Fact]
-    public async Task OrderedGroups_AreRefusedWithA400_OnTheRabbitMqTransport()
-    {
-        RequireBackends();
-        await using var factory = new RabbitMqReplicaFactory(TestRabbitMq.UniquePrefix());
-        await factory.InitializeAsync();
-        using var admin = await factory.AdminAsync();
-        var response = await admin.PostAsJsonAsync($"/api/v1/topics/{Topic()}/subscriptions", new { group = "o", ordered = true }, _ct);
-        await response.AssertProblemAsync(HttpStatusCode.BadRequest);
-        Assert.Contains("ordered", await response.Content.ReadAsStringAsync(_ct), StringComparison.Ordinal);
-    }
-
     private async Task<HttpClient> SignedInAsync(int port)
     {
         var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };

@@ -99,9 +99,12 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
 
     private static bool Same(GroupDefinition a, GroupDefinition b) => a.Topic == b.Topic && a.Name == b.Name && a.CreatedAt == b.CreatedAt;
 
-    public string? Refuses(GroupDefinition group) => group.IsOrdered
-        ? "Ordered consumer groups are not served by the RabbitMQ transport yet: a RabbitMQ queue cannot hold back one key behind its failed message. Use an unordered group, or the embedded transport."
-        : null;
+    /// <summary>
+    /// Every group is served. An ordered group has no queue: a queue cannot hold one key back behind
+    /// its failed message while the rest flows, so its deliveries live in the database, written after
+    /// the broker confirmed the publish, and pulls, retries and dead letters are the embedded transport's.
+    /// </summary>
+    public string? Refuses(GroupDefinition group) => null;
 
     // ---------------------------------------------------------------- connection
 
@@ -281,6 +284,10 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
 
     public async Task PrepareGroupAsync(GroupDefinition group, CancellationToken cancellationToken)
     {
+        if (group.IsOrdered)
+        {
+            return;
+        }
         var connection = await ConnectionAsync(cancellationToken);
         try
         {
@@ -389,6 +396,17 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
             // remembered: a re-send once the group drains is published again, so the full group gets it
             // and the others may see it twice (at least once; consumers dedupe by id).
             throw TransportException.Full(refused.Message);
+        }
+        try
+        {
+            // The topic's ordered groups (if any) take the messages in the database, after the broker
+            // confirmed them: a failure here is a 503, and a re-send reaches the ordered groups once (the
+            // database dedupes by id) and the queues again (at least once).
+            await _store.PublishAsync(fresh.Select(f => (topic, f.Message, publishedBy)).ToList(), CancellationToken.None, orderedGroupsOnly: true);
+        }
+        catch (Exception ex)
+        {
+            throw TransportException.Unavailable("The message was not stored for the topic's ordered groups; publish it again.", ex);
         }
         try
         {
