@@ -88,7 +88,7 @@ internal sealed class FundamentBus(FundamentApi api) : IFundamentBus
         using var deadline = FundamentApi.Deadline(FundamentApi.CallTimeout, cancellationToken);
         // The id is fixed before the first try, so a retry after a lost answer is a duplicate, not a second message.
         var request = new { id = options?.Id ?? Guid.CreateVersion7().ToString(), key = options?.Key, body = JsonSerializer.SerializeToElement(body, Json), headers = options?.Headers };
-        using var response = await api.Http.PostAsJsonAsync($"/api/v1/topics/{Uri.EscapeDataString(topic)}/messages", request, Json, deadline.Token).ConfigureAwait(false);
+        using var response = await PostRetryingAsync($"/api/v1/topics/{Uri.EscapeDataString(topic)}/messages", request, deadline.Token).ConfigureAwait(false);
         await FundamentApi.EnsureAsync(response, $"publish to '{topic}'", deadline.Token).ConfigureAwait(false);
         return (await response.Content.ReadFromJsonAsync<PublishReceipt>(Json, deadline.Token).ConfigureAwait(false))!;
     }
@@ -102,9 +102,39 @@ internal sealed class FundamentBus(FundamentApi api) : IFundamentBus
         {
             messages = messages.Select(m => new { id = m.Options?.Id ?? Guid.CreateVersion7().ToString(), key = m.Options?.Key, body = JsonSerializer.SerializeToElement(m.Body, Json), headers = m.Options?.Headers }).ToList(),
         };
-        using var response = await api.Http.PostAsJsonAsync($"/api/v1/topics/{Uri.EscapeDataString(topic)}/messages/batch", request, Json, deadline.Token).ConfigureAwait(false);
+        using var response = await PostRetryingAsync($"/api/v1/topics/{Uri.EscapeDataString(topic)}/messages/batch", request, deadline.Token).ConfigureAwait(false);
         await FundamentApi.EnsureAsync(response, $"publish {messages.Count} messages to '{topic}'", deadline.Token).ConfigureAwait(false);
         return (await response.Content.ReadFromJsonAsync<BatchAnswer>(Json, deadline.Token).ConfigureAwait(false))!.Messages;
+    }
+
+    /// <summary>
+    /// Posts a publish, and posts it again while the server answers 503 (its broker is away) or 429 (a
+    /// group is full), after its Retry-After (1-5 s), until <paramref name="cancellationToken"/> (the
+    /// call's deadline). The ids are fixed before the first try, so a publish that did land is a
+    /// duplicate the second time, not a second message.
+    /// </summary>
+    private async Task<HttpResponseMessage> PostRetryingAsync(string path, object request, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var response = await api.Http.PostAsJsonAsync(path, request, Json, cancellationToken).ConfigureAwait(false);
+            if (response.StatusCode is not (System.Net.HttpStatusCode.ServiceUnavailable or System.Net.HttpStatusCode.TooManyRequests))
+            {
+                return response;
+            }
+            var delay = response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1);
+            delay = delay < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : delay > TimeSpan.FromSeconds(5) ? TimeSpan.FromSeconds(5) : delay;
+            try
+            {
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Out of time: the last answer (503 or 429) is the caller's, as a clear error.
+                return response;
+            }
+            response.Dispose();
+        }
     }
 
     public async Task EnsureGroupAsync(ConsumerGroupSettings settings, CancellationToken cancellationToken = default)

@@ -12,6 +12,11 @@ public sealed class KestrelFundamentFactory : FundamentFactory
 {
     public KestrelFundamentFactory() => UseKestrel(0);
 
+    /// <summary>More settings (a transport, say), for suites that need them.</summary>
+    public IEnumerable<KeyValuePair<string, string>> Extra { get; init; } = [];
+
+    protected override IEnumerable<KeyValuePair<string, string>> Settings() => Extra;
+
     public Uri Address
     {
         get

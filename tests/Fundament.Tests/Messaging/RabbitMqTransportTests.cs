@@ -3,8 +3,10 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Fundament.Client.Messaging;
 using Fundament.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Fundament.Tests.Messaging;
 
@@ -384,6 +386,67 @@ public sealed class RabbitMqRestartTests
         Assert.DoesNotContain(acknowledged.Keys, id => !handled.ContainsKey(id));
         // Nothing that was never published arrived.
         Assert.DoesNotContain(handled.Keys, id => !acknowledged.ContainsKey(id));
+    }
+}
+
+/// <summary>The SDK's publisher across a broker restart: the server answers 503 while its broker is away, and the SDK publishes again (same id) until it is back.</summary>
+[Collection(nameof(RabbitMqRestartCollection))]
+public sealed class RabbitMqSdkRestartTests
+{
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task TheSdkPublisher_RidesOutABrokerRestart_AndEveryMessageArrives()
+    {
+        TestRabbitMq.Require();
+        await using var factory = new KestrelFundamentFactory
+        {
+            // A short confirm budget, so the server answers 503 during the restart rather than waiting it out.
+            Extra = [.. TestRabbitMq.Settings(), new("Fundament:Messaging:RabbitMq:PublishTimeout", "00:00:01")],
+        };
+        using var admin = await factory.AdminAsync();
+        var topic = $"sdk{Guid.NewGuid():N}"[..12];
+        var builder = await factory.ServiceBuilderAsync(admin, $"publisher-{topic}",
+            principal => new { principal, topicPrefix = topic, capabilities = new[] { "publish", "consume" } }, "/api/v1/topic-grants");
+        builder.AddFundamentBus();
+        using var host = builder.Build();
+        var bus = host.Services.GetRequiredService<Fundament.Client.Messaging.IFundamentBus>();
+        await bus.EnsureGroupAsync(new Fundament.Client.Messaging.ConsumerGroupSettings(topic, "g"), _ct);
+
+        var published = new List<string>();
+        var restart = Task.CompletedTask;
+        for (var i = 0; i < 120; i++)
+        {
+            if (i == 20)
+            {
+                restart = Task.Run(async () =>
+                {
+                    await TestRabbitMq.CtlAsync("stop_app", _ct);
+                    await Task.Delay(TimeSpan.FromSeconds(3), _ct);
+                    await TestRabbitMq.CtlAsync("start_app", _ct);
+                }, _ct);
+            }
+            // No exception: a 503 is retried inside the call, with the same id.
+            var receipt = await bus.PublishAsync(topic, new { n = i }, new Fundament.Client.Messaging.PublishOptions(Id: $"m{i}"), _ct);
+            published.Add(receipt.Id);
+            await Task.Delay(25, _ct);
+        }
+        await restart;
+
+        var received = new Dictionary<string, int>();
+        for (var round = 0; round < 60 && received.Count < published.Count; round++)
+        {
+            var batch = await bus.PullAsync(topic, "g", 100, TimeSpan.FromSeconds(1), cancellationToken: _ct);
+            foreach (var m in batch)
+            {
+                received[m.Id] = received.GetValueOrDefault(m.Id) + 1;
+            }
+            if (batch.Count > 0)
+            {
+                await bus.AckAsync(topic, "g", batch.Select(m => m.LeaseId).ToList(), _ct);
+            }
+        }
+        Assert.Equal(published.Order(), received.Keys.Order());
     }
 }
 
