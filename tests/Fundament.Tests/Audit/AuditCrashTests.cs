@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Fundament.Tests.Infrastructure;
@@ -59,7 +58,7 @@ public sealed class AuditCrashTests : IDisposable
         {
             try
             {
-                using var admin = await SignedInAsync(port);
+                using var admin = await ChildProcess.SignedInAsync(port, Password, _ct);
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(_ct);
                 var workers = Enumerable.Range(0, 8).Select(w => Task.Run(async () =>
                 {
@@ -112,7 +111,7 @@ public sealed class AuditCrashTests : IDisposable
         using var second = Start(environment, port);
         try
         {
-            using var admin = await SignedInAsync(port);
+            using var admin = await ChildProcess.SignedInAsync(port, Password, _ct);
             var verify = await admin.GetFromJsonAsync<JsonNode>("/api/v1/audit/verify", _ct);
             Assert.True(verify!["valid"]!.GetValue<bool>(), verify.ToJsonString());
 
@@ -154,27 +153,4 @@ public sealed class AuditCrashTests : IDisposable
                 ["Logging__LogLevel__Default"] = "Warning",
             }.Concat(environment),
             ["--urls", $"http://127.0.0.1:{port}"], workingDirectory: Path.GetTempPath());
-
-    private async Task<HttpClient> SignedInAsync(int port)
-    {
-        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-        for (var i = 0; i < 240; i++)
-        {
-            try
-            {
-                var login = await http.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = Password }, _ct);
-                if (login.StatusCode == HttpStatusCode.OK)
-                {
-                    var token = (await login.Content.ReadFromJsonAsync<JsonNode>(_ct))!["access_token"]!.GetValue<string>();
-                    http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-                    return http;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(250, _ct);
-        }
-        throw new TimeoutException("the server never let the admin in");
-    }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 
 namespace Fundament.Tests.Infrastructure;
 
@@ -41,5 +42,30 @@ public static class ChildProcess
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;
+    }
+
+    /// <summary>An HttpClient for the server on <paramref name="port"/>, signed in as admin once it lets the admin in (up to a minute).</summary>
+    public static async Task<HttpClient> SignedInAsync(int port, string password, CancellationToken cancellationToken)
+    {
+        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        for (var i = 0; i < 240; i++)
+        {
+            try
+            {
+                var login = await http.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password }, cancellationToken);
+                if (login.StatusCode == System.Net.HttpStatusCode.OK)
+                {
+                    var token = (await login.Content.ReadFromJsonAsync<System.Text.Json.Nodes.JsonNode>(cancellationToken))!["access_token"]!.GetValue<string>();
+                    http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+                    return http;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            await Task.Delay(250, cancellationToken);
+        }
+        http.Dispose();
+        throw new TimeoutException("the server never let the admin in");
     }
 }

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Fundament.Client.Messaging;
@@ -119,6 +118,38 @@ public sealed class RabbitMqTransportTests
     }
 
     [Fact]
+    public async Task ABrokerLease_SettlesOnlyOnItsOwnGroup_AndAForgedLeaseIdIsStale()
+    {
+        RequireBackends();
+        await using var factory = new RabbitMqReplicaFactory(TestRabbitMq.UniquePrefix());
+        await factory.InitializeAsync();
+        using var admin = await factory.AdminAsync();
+        var topic = Topic();
+        foreach (var group in new[] { "mine", "other" })
+        {
+            Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group }, _ct)).StatusCode);
+        }
+        Assert.Equal(HttpStatusCode.Accepted, (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/messages", new { id = "m1", body = 1 }, _ct)).StatusCode);
+        var leased = Assert.Single(await PullAsync(admin, topic, "mine", 1, 0, _ct));
+        var leaseId = leased["leaseId"]!.GetValue<string>();
+        Assert.StartsWith("r.", leaseId, StringComparison.Ordinal);
+
+        // Another group of the same topic (it has its own copy), a nack that would dead-letter, a forged id on this node and on a node that does not exist.
+        var wrongGroup = await SettleAsync(admin, topic, "other", "nack", [leased], _ct, new { deadLetter = true });
+        Assert.Equal(0, wrongGroup["done"]!.GetValue<int>());
+        var forged = new[] { leaseId[..^1] + (leaseId[^1] == '0' ? '1' : '0'), "r.000000000000.000000000000000000000000", "r.zz.not-hex" }
+            .Select(id => (JsonNode)new JsonObject { ["leaseId"] = id }).ToList();
+        var stale = await SettleAsync(admin, topic, "mine", "ack", forged, _ct);
+        Assert.Equal(0, stale["done"]!.GetValue<int>());
+        Assert.Equal(3, stale["stale"]!.AsArray().Count);
+        Assert.Empty((await (await admin.GetAsync($"/api/v1/dead-letters?topic={topic}", _ct)).JsonAsync()).AsArray());
+
+        // The lease still holds on its own group.
+        Assert.Equal(1, (await SettleAsync(admin, topic, "mine", "ack", [leased], _ct))["done"]!.GetValue<int>());
+        Assert.Equal("m1", Assert.Single(await PullAsync(admin, topic, "other", 1, 0, _ct))["id"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task ANodeKilledWithSigkill_WhileHoldingLeases_ItsMessagesAreHandedOutAgainByTheBroker()
     {
         RequireBackends();
@@ -145,7 +176,7 @@ public sealed class RabbitMqTransportTests
             ["--urls", $"http://127.0.0.1:{port}"], workingDirectory: Path.GetTempPath());
         try
         {
-            using var remote = await SignedInAsync(port);
+            using var remote = await ChildProcess.SignedInAsync(port, FundamentFactory.AdminPassword, _ct);
             var taken = new List<JsonNode>();
             for (var i = 0; i < 20 && taken.Count < 5; i++)
             {
@@ -263,28 +294,6 @@ public sealed class RabbitMqTransportTests
         Assert.Equal("in-db", Assert.Single((await pulled.JsonAsync())["messages"]!.AsArray())!["id"]!.GetValue<string>());
     }
 
-    private async Task<HttpClient> SignedInAsync(int port)
-    {
-        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-        for (var i = 0; i < 240; i++)
-        {
-            try
-            {
-                var login = await http.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = FundamentFactory.AdminPassword }, _ct);
-                if (login.StatusCode == HttpStatusCode.OK)
-                {
-                    var token = (await login.Content.ReadFromJsonAsync<JsonNode>(_ct))!["access_token"]!.GetValue<string>();
-                    http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-                    return http;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(250, _ct);
-        }
-        throw new TimeoutException("the server never let the admin in");
-    }
 }
 
 /// <summary>
