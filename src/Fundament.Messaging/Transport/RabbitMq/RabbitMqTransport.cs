@@ -1306,13 +1306,13 @@ internal sealed partial class RabbitMqTransport : IMessageTransport, IAsyncDispo
     [LoggerMessage(8, LogLevel.Warning, "RabbitMQ dead-lettered a message of queue {Queue} ({Reason}) whose group no longer exists; dropped")]
     private partial void LogUnknownDeadLetter(string queue, string reason);
 
-    [LoggerMessage(11, LogLevel.Warning, "Queue {Queue} exists with other arguments (DeliveryLimit or MaxMessagesPerGroup changed since it was declared); it keeps its own. Apply new values to existing queues with a broker policy")]
+    [LoggerMessage(11, LogLevel.Warning, "Queue {Queue} exists with other arguments (DeliveryLimit or MaxMessagesPerGroup changed since it was declared) and keeps its own; to apply the new ones, delete the group once it is drained and create it again")]
     private partial void LogQueueArgumentsDiffer(string queue);
 
     [LoggerMessage(12, LogLevel.Warning, "Gave up this node's channel for queue {Queue} ({Reason}); the broker hands what it held out again")]
     private partial void LogAbandoned(string queue, string reason);
 
-    [LoggerMessage(13, LogLevel.Warning, "Queue {Queue} was not declared on connect: {Reason}; its group's next create or pull declares it")]
+    [LoggerMessage(13, LogLevel.Warning, "Queue {Queue} was not declared on connect: {Reason}; the next connect, a create of its group, or a pull that finds it missing declares it")]
     private partial void LogQueueNotDeclared(string queue, string reason);
 
     [LoggerMessage(10, LogLevel.Debug, "RabbitMQ still unreachable: {Reason}")]
