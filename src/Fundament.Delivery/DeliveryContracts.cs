@@ -29,7 +29,11 @@ public static class DeliveryKind
 /// <param name="Subject">Mail subject (email only).</param>
 /// <param name="Secret">Webhook signing secret; stored envelope-encrypted.</param>
 /// <param name="Source">Who asked, for listing (e.g. <c>alert:&lt;id&gt;</c>).</param>
-public sealed record DeliveryRequest(string Kind, string Target, string Event, string Payload, string? Subject = null, string? Secret = null, string? Source = null);
+public sealed record DeliveryRequest(string Kind, string Target, string Event, string Payload, string? Subject = null, string? Secret = null, string? Source = null)
+{
+    /// <summary>The delivery's id when the caller names it (then enqueuing it again is a no-op); a new one otherwise.</summary>
+    public string? Id { get; init; }
+}
 
 /// <summary>Puts deliveries on the durable queue. Implemented by the delivery module.</summary>
 public interface IDeliveryQueue

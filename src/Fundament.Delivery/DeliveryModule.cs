@@ -26,7 +26,7 @@ public sealed class DeliveryModule : FundamentModule
         services.TryAddSingleton<IDeliveryQueue>(sp => sp.GetRequiredService<DeliveryStore>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, DeliveryStore>(sp => sp.GetRequiredService<DeliveryStore>()));
         services.TryAddSingleton<WebhookStore>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IDomainEventSink, WebhookStore>(sp => sp.GetRequiredService<WebhookStore>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IDomainEventHandler, WebhookStore>(sp => sp.GetRequiredService<WebhookStore>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, WebhookStore>(sp => sp.GetRequiredService<WebhookStore>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IQuotaMeter, WebhookStore>(sp => sp.GetRequiredService<WebhookStore>()));
         services.TryAddSingleton<DeliverySender>();

@@ -23,12 +23,14 @@ internal sealed class DeliveryStore(IDatabase database, EnvelopeEncryption encry
 
     public async Task<string> EnqueueAsync(DeliveryRequest request, CancellationToken cancellationToken)
     {
-        var id = Guid.CreateVersion7().ToString();
+        var id = request.Id ?? Guid.CreateVersion7().ToString();
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await database.OpenAsync(cancellationToken);
+        // A named delivery enqueued again (a retried handler) stays the one it was.
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO delivery_items (id, kind, target, event, subject, payload, secret, source, state, attempts, max_attempts, next_attempt_at, created_at)
             VALUES (@id, @Kind, @Target, @Event, @Subject, @Payload, @secret, @Source, 'pending', 0, @maxAttempts, @now, @now)
+            ON CONFLICT (id) DO NOTHING
             """, new
         {
             id, request.Kind, request.Target, request.Event, request.Subject, request.Payload,

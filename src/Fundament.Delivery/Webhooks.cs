@@ -10,13 +10,19 @@ namespace Fundament.Delivery;
 
 /// <summary>
 /// Webhook subscriptions (table <c>delivery_webhooks</c>): a URL, the events it wants and a signing
-/// secret (envelope-encrypted). Publishing an event enqueues one durable delivery per matching
-/// subscription on the delivery queue, which signs (HMAC-SHA256), retries and logs every attempt.
-/// A subscription receives its owner's events; an admin's subscription may ask for everyone's.
+/// secret (envelope-encrypted). Webhooks are a consumer of the bus (<see cref="IDomainEventHandler"/>,
+/// consumer group <c>fundament.webhooks</c> of every event's topic): each event becomes one durable
+/// delivery per matching subscription on the delivery queue, which signs (Standard Webhooks), retries
+/// and logs every attempt. A subscription receives its owner's events; an admin's subscription may
+/// ask for everyone's.
 /// </summary>
-internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, TimeProvider time) : IDomainEventSink, IEnvelopeHolder, Fundament.Core.Quotas.IQuotaMeter
+internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, TimeProvider time)
+    : IDomainEventHandler, IEnvelopeHolder, Fundament.Core.Quotas.IQuotaMeter
 {
+    /// <summary>The envelope holder's name (re-wrap reports).</summary>
     public string Name => "webhook secrets";
+
+    string IDomainEventHandler.Name => "webhooks";
 
     public string Quota => Fundament.Core.Quotas.Quota.WebhookSubscriptions;
 
@@ -99,20 +105,37 @@ internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryp
         return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM delivery_webhooks WHERE id = @id", new { id }, cancellationToken: cancellationToken)) == 1;
     }
 
-    public async Task PublishAsync(string eventName, string audience, object data, CancellationToken cancellationToken)
+    /// <summary>
+    /// One delivery per subscription that wants the event. The delivery's id is derived from the
+    /// event's and the subscription's, so an event the bus hands over again (at least once) is not
+    /// delivered twice.
+    /// </summary>
+    public async Task HandleAsync(DomainEvent domainEvent, CancellationToken cancellationToken)
     {
-        var subscribers = await ListRowsAsync("owner = @audience OR all_owners = TRUE", new { audience }, cancellationToken);
+        var subscribers = await ListRowsAsync("owner = @audience OR all_owners = TRUE", new { audience = domainEvent.Audience }, cancellationToken);
         foreach (var hook in subscribers)
         {
             var events = JsonSerializer.Deserialize<List<string>>(hook.Events) ?? [];
-            if (!events.Contains(eventName) && !events.Contains("*"))
+            if (!events.Contains(domainEvent.Name) && !events.Contains("*"))
             {
                 continue;
             }
-            var payload = JsonSerializer.Serialize(new { @event = eventName, webhook = hook.Id, at = time.GetUtcNow(), data }, JsonSerializerOptions.Web);
+            var payload = JsonSerializer.Serialize(new { @event = domainEvent.Name, webhook = hook.Id, at = domainEvent.At, data = domainEvent.Data }, JsonSerializerOptions.Web);
             var secret = Encoding.UTF8.GetString(encryption.Decrypt(hook.Secret, Aad(hook.Id)));
-            await queue.EnqueueAsync(new DeliveryRequest(DeliveryKind.Webhook, hook.Url, eventName, payload, Secret: secret, Source: $"webhook:{hook.Id}"), cancellationToken);
+            await queue.EnqueueAsync(new DeliveryRequest(DeliveryKind.Webhook, hook.Url, domainEvent.Name, payload, Secret: secret, Source: $"webhook:{hook.Id}")
+            {
+                Id = DeliveryId(domainEvent.Id, hook.Id),
+            }, cancellationToken);
         }
+    }
+
+    /// <summary>A UUID named by the event and the subscription (SHA-256 of both, version 8 bits set).</summary>
+    internal static string DeliveryId(string eventId, string webhookId)
+    {
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(eventId + "\n" + webhookId));
+        hash[6] = (byte)((hash[6] & 0x0F) | 0x80);
+        hash[8] = (byte)((hash[8] & 0x3F) | 0x80);
+        return new Guid(hash.AsSpan(0, 16), bigEndian: true).ToString();
     }
 
     public async Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken)

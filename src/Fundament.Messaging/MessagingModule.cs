@@ -45,6 +45,12 @@ public sealed class MessagingModule : FundamentModule
         services.TryAddSingleton<MessagingMetrics>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IAlertConditionSource, MessagingAlertConditions>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IDomainEventSink, BusEventSink>());
+        services.TryAddSingleton<DomainEventRelay>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, DomainEventRelay>(sp => sp.GetRequiredService<DomainEventRelay>()));
+        if (context.Runs(FundamentRoles.Control) && context.Enabled(MessagingOptions.SectionName, nameof(MessagingOptions.RelayEnabled)))
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<DomainEventRelay>());
+        }
         if (context.Runs(ApiRole))
         {
             services.AddHostedService(sp => sp.GetRequiredService<MessagingMetrics>());

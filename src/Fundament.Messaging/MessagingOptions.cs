@@ -52,6 +52,12 @@ public sealed class MessagingOptions
     /// <summary>The <c>dead_letters_growing</c> alert condition holds for a group that dead-lettered a message within this window. Default 15 minutes.</summary>
     public TimeSpan DeadLetterAlertWindow { get; set; } = TimeSpan.FromMinutes(15);
 
+    /// <summary>
+    /// Whether this node (a control node) runs the platform's own consumers of its domain events
+    /// (the webhooks). Default true; every control node may, they compete like any consumers.
+    /// </summary>
+    public bool RelayEnabled { get; set; } = true;
+
     /// <summary>The RabbitMQ transport (<c>Fundament:Messaging:RabbitMq</c>); without its <c>Uri</c>, messages travel through the shared database (the embedded transport).</summary>
     public RabbitMqOptions RabbitMq { get; set; } = new();
 }

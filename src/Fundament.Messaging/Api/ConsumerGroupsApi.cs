@@ -40,6 +40,10 @@ internal static class ConsumerGroupsApi
         {
             errors.Add("group", "group is 1-100 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit.");
         }
+        else if (DomainEventRelay.IsPlatformGroup(request.Group!))
+        {
+            errors.Add("group", $"group names starting with '{DomainEventRelay.GroupPrefix}' are the platform's own.");
+        }
         if (request.MaxAttempts is < 1 or > 100)
         {
             errors.Add("maxAttempts", "maxAttempts is 1-100.");
@@ -159,6 +163,10 @@ internal static class ConsumerGroupsApi
         {
             return problem!;
         }
+        if (MessagingAccess.PlatformConsumed(definition) is { } platform)
+        {
+            return platform;
+        }
         if (!await s.Database.AuditedAsync(s.Audit, () => s.Store.DeleteGroupAsync(topic, group, cancellationToken),
             deleted => deleted ? new AuditEvent("messaging.group.delete", AuditOutcome.Success) { Target = $"consumer-group:{topic}/{group}" }.From(context) : null, cancellationToken))
         {
@@ -193,6 +201,10 @@ internal static class ConsumerGroupsApi
         if (definition is null)
         {
             return problem!;
+        }
+        if (MessagingAccess.PlatformConsumed(definition) is { } platform)
+        {
+            return platform;
         }
         var leaseFor = lease is { } seconds ? TimeSpan.FromSeconds(seconds) : options.DefaultLease;
         var deadline = Environment.TickCount64 + (long)((wait ?? 0) * 1000);
@@ -229,6 +241,10 @@ internal static class ConsumerGroupsApi
         {
             return problem!;
         }
+        if (MessagingAccess.PlatformConsumed(definition) is { } platform)
+        {
+            return platform;
+        }
         var stale = await s.Transport.AckAsync(definition, leaseIds, cancellationToken);
         return TypedResults.Ok(new SettleResult(leaseIds.Count - stale.Count, stale));
     }
@@ -262,6 +278,10 @@ internal static class ConsumerGroupsApi
         if (definition is null)
         {
             return problem!;
+        }
+        if (MessagingAccess.PlatformConsumed(definition) is { } platform)
+        {
+            return platform;
         }
         if (request.Release == true)
         {

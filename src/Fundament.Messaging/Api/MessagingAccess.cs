@@ -59,6 +59,16 @@ internal static partial class MessagingAccess
         return (null, Problems.Forbidden(foreign ? $"Consumer group '{group}' of topic '{topic}' belongs to another principal." : $"No grant lets the caller consume on topic '{topic}'."));
     }
 
+    /// <summary>
+    /// The problem when the platform itself consumes <paramref name="group"/> (the relay of its domain
+    /// events, <c>fundament.*</c>): nobody takes its messages or deletes it through the API, messaging.admin
+    /// included. Its counts and dead letters stay visible, and its dead letters can be replayed.
+    /// </summary>
+    public static ProblemHttpResult? PlatformConsumed(GroupDefinition group) =>
+        DomainEventRelay.IsPlatformGroup(group.Name)
+            ? Problems.Conflict($"Consumer group '{group.Name}' of topic '{group.Topic}' is consumed by the platform itself; it cannot be pulled, settled or deleted.")
+            : null;
+
     private static Task AuditDeniedAsync(string action, string target, Services s, HttpContext context, CancellationToken cancellationToken) =>
         s.Audit.AppendAsync(new AuditEvent(action, AuditOutcome.Denied) { Target = target }.From(context), cancellationToken);
 

@@ -40,6 +40,7 @@ public sealed class StandardWebhooksTests : IAsyncLifetime
         var me = await (await admin.GetAsync("/api/v1/me", _ct)).JsonAsync();
         var before = _receiver.Received.Count;
         await _factory.Services.GetRequiredService<IEventPublisher>().PublishAsync("media.ready", $"user:{me["id"]!.GetValue<string>()}", new { id = Guid.NewGuid() }, _ct);
+        Assert.Equal(1, await _factory.Services.RelayEventsAsync(_ct));
         Assert.Equal(1, await _factory.Services.GetRequiredService<DeliveryDispatcher>().PassAsync(_ct));
         var (headers, body) = _receiver.Received.ElementAt(before);
         return (headers, Encoding.UTF8.GetString(body));

@@ -158,6 +158,7 @@ public sealed class DeliveryEgressTests : IAsyncDisposable
         var hook = await (await admin.PostAsJsonAsync("/api/v1/webhooks", new { url = named, events = new[] { "media.ready" } }, _ct)).JsonAsync();
         var me = await (await admin.GetAsync("/api/v1/me", _ct)).JsonAsync();
         await factory.Services.GetRequiredService<IEventPublisher>().PublishAsync("media.ready", $"user:{me["id"]!.GetValue<string>()}", new { id = "asset-1" }, _ct);
+        await factory.Services.RelayEventsAsync(_ct);
         Assert.Equal(1, await factory.Services.GetRequiredService<DeliveryDispatcher>().PassAsync(_ct));
         Assert.Empty(receiver.Received);
 
@@ -198,6 +199,7 @@ public sealed class DeliveryEgressTests : IAsyncDisposable
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var me = await (await admin.GetAsync("/api/v1/me", _ct)).JsonAsync();
         await factory.Services.GetRequiredService<IEventPublisher>().PublishAsync("media.ready", $"user:{me["id"]!.GetValue<string>()}", new { id = "asset-2" }, _ct);
+        await factory.Services.RelayEventsAsync(_ct);
         Assert.Equal(1, await factory.Services.GetRequiredService<DeliveryDispatcher>().PassAsync(_ct));
         Assert.Single(receiver.Received);
         Assert.NotEmpty(traced);

@@ -90,3 +90,10 @@ public static class Api
         Assert.Equal((int)status, json["status"]!.GetValue<int>());
     }
 }
+
+public static class DomainEventRelayTestExtensions
+{
+    /// <summary>One pass of the relay that hands the platform's domain events (on the bus) to the webhooks; the test hosts do not run it in the background.</summary>
+    public static Task<int> RelayEventsAsync(this IServiceProvider services, CancellationToken cancellationToken) =>
+        Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Fundament.Messaging.DomainEventRelay>(services).PassAsync(cancellationToken);
+}

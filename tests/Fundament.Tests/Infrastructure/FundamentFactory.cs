@@ -65,6 +65,8 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         // Tests drive monitor passes themselves (HealthMonitor.PassAsync), so results are deterministic.
         builder.UseSetting("Fundament:Registry:MonitorEnabled", "false");
         builder.UseSetting("Fundament:Delivery:DispatcherEnabled", "false");
+        // Domain events reach webhooks when a test runs the relay (RelayEventsAsync).
+        builder.UseSetting("Fundament:Messaging:RelayEnabled", "false");
         builder.UseSetting("Fundament:Alerts:EvaluatorEnabled", "false");
         if (LoopbackReceivers)
         {

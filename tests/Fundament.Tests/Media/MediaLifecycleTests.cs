@@ -215,6 +215,7 @@ public class MediaLifecycleTests : MediaTestBase
         var mine = await ReadyAsync(Fixture("nikon-rio.jpg"), "rio.jpg", client: alice);
         await ReadyAsync(Fixture("canon-paris.jpg"), "paris.jpg", client: bob);
         await alice.DeleteAsync($"/api/v1/media/{mine}", Ct);
+        await Factory.Services.RelayEventsAsync(Ct);
 
         var deliveries = await alice.GetFromJsonAsync<JsonArray>($"/api/v1/webhooks/{hookId}/deliveries", Ct);
         Assert.Equal(["media.ready", "media.trashed"], deliveries!.Select(d => d!["event"]!.GetValue<string>()).Order());
@@ -230,6 +231,7 @@ public class MediaLifecycleTests : MediaTestBase
         Factory.Time.Advance(TimeSpan.FromMinutes(2));
         Assert.Equal(1, await service.PublishPendingAsync(TimeSpan.FromMinutes(1), Ct));
         Assert.Equal(0, await service.PublishPendingAsync(TimeSpan.FromMinutes(1), Ct)); // sent once
+        await Factory.Services.RelayEventsAsync(Ct);
         var after = await alice.GetFromJsonAsync<JsonArray>($"/api/v1/webhooks/{hookId}/deliveries", Ct);
         Assert.Equal(2, after!.Count(d => d!["event"]!.GetValue<string>() == "media.ready"));
         Assert.Equal(HttpStatusCode.NoContent, (await alice.DeleteAsync($"/api/v1/webhooks/{hookId}", Ct)).StatusCode);

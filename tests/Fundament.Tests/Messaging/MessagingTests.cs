@@ -536,6 +536,49 @@ public abstract class MessagingTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task DomainEvents_ReachWebhooks_ThroughThePlatformsOwnConsumerGroup_OnceEach()
+    {
+        using var admin = await factory.AdminAsync();
+        var me = (await (await admin.GetAsync("/api/v1/me", _ct)).JsonAsync())["id"]!.GetValue<string>();
+        const string topic = "fundament.media.failed";
+        var hook = await (await admin.PostAsJsonAsync("/api/v1/webhooks", new { url = "https://hooks.example.test/bus", events = new[] { "media.failed" } }, _ct)).JsonAsync();
+        var hookId = hook["id"]!.GetValue<string>();
+        // A group of the admin's own on the same topic shows the bus message the webhook came from.
+        var watcher = $"w{Guid.NewGuid():N}"[..12];
+        await GroupAsync(admin, topic, new { group = watcher });
+        var asset = Guid.NewGuid().ToString();
+        await factory.Services.GetRequiredService<IEventPublisher>().PublishAsync("media.failed", $"user:{me}", new { id = asset }, _ct);
+
+        // Until the platform's consumer group takes the event, no webhook delivery exists: there is one path.
+        Assert.Empty((await (await admin.GetAsync($"/api/v1/webhooks/{hookId}/deliveries", _ct)).JsonAsync()).AsArray());
+        var relayGroup = await GroupStateAsync(admin, topic, "fundament.webhooks");
+        Assert.True(relayGroup["ready"]!.GetValue<long>() >= 1, relayGroup.ToJsonString());
+        Assert.True(await factory.Services.RelayEventsAsync(_ct) >= 1);
+        var delivery = Assert.Single((await (await admin.GetAsync($"/api/v1/webhooks/{hookId}/deliveries", _ct)).JsonAsync()).AsArray())!;
+        Assert.Equal("media.failed", delivery["event"]!.GetValue<string>());
+        Assert.Equal(0, (await GroupStateAsync(admin, topic, "fundament.webhooks"))["ready"]!.GetValue<long>());
+
+        // The bus may hand the same event over again (at least once): the webhook still gets one delivery.
+        var message = Assert.Single(await PullAsync(admin, topic, watcher));
+        Assert.Equal(asset, message["body"]!["data"]!["id"]!.GetValue<string>());
+        var again = new DomainEvent(message["id"]!.GetValue<string>(), "media.failed", $"user:{me}", message["body"]!["at"]!.GetValue<DateTimeOffset>(),
+            System.Text.Json.JsonSerializer.SerializeToElement(message["body"]!["data"]));
+        foreach (var handler in factory.Services.GetServices<IDomainEventHandler>())
+        {
+            await handler.HandleAsync(again, _ct);
+        }
+        Assert.Single((await (await admin.GetAsync($"/api/v1/webhooks/{hookId}/deliveries", _ct)).JsonAsync()).AsArray());
+
+        // The platform's group is visible, but nobody (messaging.admin included) takes, settles or removes its events, or names a group like it.
+        await (await admin.PostAsync($"/api/v1/topics/{topic}/subscriptions/fundament.webhooks/pull", null, _ct)).AssertProblemAsync(HttpStatusCode.Conflict);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions/fundament.webhooks/ack", new { leaseId = "x.1" }, _ct)).AssertProblemAsync(HttpStatusCode.Conflict);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions/fundament.webhooks/nack", new { leaseId = "x.1" }, _ct)).AssertProblemAsync(HttpStatusCode.Conflict);
+        await (await admin.DeleteAsync($"/api/v1/topics/{topic}/subscriptions/fundament.webhooks", _ct)).AssertProblemAsync(HttpStatusCode.Conflict);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{Topic()}/subscriptions", new { group = "fundament.mine" }, _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/webhooks/{hookId}", _ct)).StatusCode);
+    }
+
+    [Fact]
     public async Task AnOrderedGroup_UnderConcurrentConsumers_HandlesEveryKeyInOrder_OneAtATime()
     {
         using var admin = await factory.AdminAsync();

@@ -1,0 +1,64 @@
+using System.Net.Http.Json;
+using Fundament.Core.Modules;
+using Fundament.Tests.Infrastructure;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Fundament.Tests.Messaging;
+
+/// <summary>The relay that hands the platform's domain events from the bus to its own handlers: a handler that fails is retried by the bus, not lost.</summary>
+public sealed class DomainEventRelayTests
+{
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    private sealed class FlakyHandler(int failures) : IDomainEventHandler
+    {
+        private int _calls;
+
+        public int Calls => _calls;
+
+        public string Name => "flaky";
+
+        public List<DomainEvent> Handled { get; } = [];
+
+        public Task HandleAsync(DomainEvent domainEvent, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Increment(ref _calls) <= failures)
+            {
+                throw new InvalidOperationException("the handler's store is down");
+            }
+            Handled.Add(domainEvent);
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task AFailingHandler_IsRetriedWithTheGroupsBackoff_UntilItTakesTheEvent()
+    {
+        var flaky = new FlakyHandler(failures: 2);
+        await using var factory = new ConfiguredFundamentFactory([]);
+        await using var host = factory.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<IDomainEventHandler>(flaky)));
+        using var admin = host.CreateClient();
+        var login = await (await admin.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = FundamentFactory.AdminPassword }, _ct)).JsonAsync();
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", login["access_token"]!.GetValue<string>());
+
+        await host.Services.GetRequiredService<IEventPublisher>().PublishAsync("media.purged", "user:someone", new { id = "asset-9" }, _ct);
+        await host.Services.RelayEventsAsync(_ct); // the webhooks take it; the flaky handler fails
+        Assert.Empty(flaky.Handled);
+        var state = await admin.GetFromJsonAsync<System.Text.Json.Nodes.JsonObject>("/api/v1/topics/fundament.media.purged/subscriptions/fundament.flaky", _ct);
+        Assert.Equal(1, state!["ready"]!.GetValue<long>());
+
+        Assert.Equal(0, await host.Services.RelayEventsAsync(_ct)); // backing off
+        factory.Time.Advance(TimeSpan.FromSeconds(2));
+        await host.Services.RelayEventsAsync(_ct); // fails again
+        Assert.Empty(flaky.Handled);
+        Assert.Equal(2, flaky.Calls);
+        factory.Time.Advance(TimeSpan.FromSeconds(5));
+        Assert.Equal(1, await host.Services.RelayEventsAsync(_ct));
+        var handled = Assert.Single(flaky.Handled);
+        Assert.Equal("media.purged", handled.Name);
+        Assert.Equal("user:someone", handled.Audience);
+        Assert.Equal("asset-9", handled.Data.GetProperty("id").GetString());
+        Assert.Equal(0, await host.Services.RelayEventsAsync(_ct));
+    }
+}
