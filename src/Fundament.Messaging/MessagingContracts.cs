@@ -29,15 +29,36 @@ public sealed record Backoff(double InitialSeconds, double MaxSeconds);
 /// <param name="Backoff">Retry delays. Default 1 s doubling to 5 minutes.</param>
 /// <param name="Ordered">Messages with the same key one at a time, in order; a failing message holds back only its key, and a key's dead letters keep its order. Default false.</param>
 /// <param name="DeadLetter">Whether a message out of attempts becomes a dead letter (true, the default) or is dropped (counted and logged).</param>
-public sealed record ConsumerGroupRequest(string? Group, int? MaxAttempts, Backoff? Backoff, bool? Ordered, bool? DeadLetter);
+/// <param name="Push">Makes it a push group: Fundament POSTs every message to a URL instead of waiting for pulls.</param>
+public sealed record ConsumerGroupRequest(string? Group, int? MaxAttempts, Backoff? Backoff, bool? Ordered, bool? DeadLetter, PushRequest? Push = null);
+
+/// <summary>
+/// Where a push group delivers: each message is POSTed to <paramref name="Url"/> as a <see cref="PushedMessage"/>,
+/// signed the Standard Webhooks way (<c>webhook-id</c> is the message id, the same on every retry).
+/// A 2xx answer acknowledges it; anything else, or no answer within the push timeout, is a failed attempt,
+/// retried with the group's backoff (or the answer's <c>Retry-After</c>) and dead-lettered after its
+/// attempts; 410 Gone dead-letters it at once.
+/// </summary>
+/// <param name="Url">An absolute http or https URL without credentials, allowed by the webhook egress policy.</param>
+/// <param name="Secret">The signing secret, <c>whsec_&lt;base64&gt;</c>; generated when left out (shown once).</param>
+public sealed record PushRequest(string? Url, string? Secret);
+
+/// <summary>A push group's target (its secret is shown only when the group is created).</summary>
+public sealed record PushTarget(string Url);
+
+/// <summary>The body of a push: the message as a pull would hand it out, without a lease.</summary>
+public sealed record PushedMessage(string Id, string Topic, string Group, long Sequence, string? Key, JsonElement Body, IReadOnlyDictionary<string, string>? Headers,
+    DateTimeOffset PublishedAt, int Attempt);
 
 /// <summary>A consumer group and where it stands.</summary>
 /// <param name="Ready">Messages waiting to be delivered (retries included).</param>
 /// <param name="Leased">Messages handed out and not yet acknowledged.</param>
 /// <param name="DeadLetters">Dead letters not replayed or purged.</param>
 /// <param name="OldestSeconds">Age of the oldest message the group has not acknowledged (dead letters aside).</param>
+/// <param name="Push">Where a push group delivers; null for a pull group.</param>
+/// <param name="PushSecret">A new push group's signing secret: in the answer that created it, and never again.</param>
 public sealed record ConsumerGroup(string Topic, string Group, int MaxAttempts, Backoff Backoff, bool Ordered, bool DeadLetter,
-    long Ready, long Leased, long DeadLetters, double OldestSeconds, DateTimeOffset CreatedAt, string? CreatedBy);
+    long Ready, long Leased, long DeadLetters, double OldestSeconds, DateTimeOffset CreatedAt, string? CreatedBy, PushTarget? Push = null, string? PushSecret = null);
 
 /// <summary>A message handed out under a lease.</summary>
 /// <param name="Sequence">The message's place in its topic.</param>

@@ -22,6 +22,7 @@ internal sealed partial class MessagingMetrics : BackgroundService
     private readonly Counter<long> _published;
     private readonly Counter<long> _deadLettered;
     private readonly Counter<long> _dropped;
+    private readonly Counter<long> _pushes;
     private volatile IReadOnlyList<GroupCounts> _snapshot = [];
     private volatile IReadOnlySet<string> _fullTopics = new HashSet<string>(StringComparer.Ordinal);
 
@@ -32,6 +33,7 @@ internal sealed partial class MessagingMetrics : BackgroundService
         _published = meter.CreateCounter<long>("fundament.messaging.published", "{message}", "Messages accepted for a topic (duplicates not counted).");
         _deadLettered = meter.CreateCounter<long>("fundament.messaging.dead_lettered", "{message}", "Messages a group gave up on and kept as dead letters.");
         _dropped = meter.CreateCounter<long>("fundament.messaging.dropped", "{message}", "Messages out of attempts in a group that keeps no dead letters.");
+        _pushes = meter.CreateCounter<long>("fundament.messaging.pushes", "{attempt}", "Push attempts of push groups by topic and outcome (delivered, failed).");
         meter.CreateObservableGauge("fundament.messaging.backlog", () => Measure(c => c.Ready + c.Leased), "{message}", "Messages a group has not acknowledged, dead letters aside.");
         meter.CreateObservableGauge("fundament.messaging.dead_letters", () => Measure(c => c.Dead), "{message}", "Dead letters a group holds (not replayed or purged).");
         meter.CreateObservableGauge("fundament.messaging.oldest_seconds", () => _snapshot.Select(c => new Measurement<double>(
@@ -43,6 +45,19 @@ internal sealed partial class MessagingMetrics : BackgroundService
     private static KeyValuePair<string, object?>[] Tags(string topic, string group) => [new("topic", topic), new("group", group)];
 
     public void Published(string topic, int count) => _published.Add(count, new KeyValuePair<string, object?>("topic", topic));
+
+    /// <summary>Push attempts of one pass on one group.</summary>
+    public void Pushed(string topic, int delivered, int failed)
+    {
+        if (delivered > 0)
+        {
+            _pushes.Add(delivered, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("outcome", "delivered"));
+        }
+        if (failed > 0)
+        {
+            _pushes.Add(failed, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("outcome", "failed"));
+        }
+    }
 
     public void Settled(string topic, string group, int deadLettered, int dropped)
     {

@@ -45,6 +45,18 @@ public sealed class MessagingModule : FundamentModule
         services.TryAddSingleton<MessagingMetrics>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IAlertConditionSource, MessagingAlertConditions>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IDomainEventSink, BusEventSink>());
+        services.TryAddSingleton<Push.PushSecrets>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Fundament.Core.Keys.IEnvelopeHolder, Push.PushSecrets>(sp => sp.GetRequiredService<Push.PushSecrets>()));
+        services.TryAddSingleton<Push.PushDispatcher>();
+        services.AddHttpClient(Push.PushDispatcher.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<Fundament.Core.Egress.EgressConnector>().Guard(
+                new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, ConnectTimeout = TimeSpan.FromSeconds(10) }, Fundament.Core.Egress.EgressPurpose.Webhooks))
+            // A push URL may carry the receiver's token: the factory's own log lines would print it.
+            .RemoveAllLoggers();
+        if (context.Runs(FundamentRoles.Control) && context.Enabled($"{MessagingOptions.SectionName}:Push", nameof(PushOptions.Enabled)))
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<Push.PushDispatcher>());
+        }
         services.TryAddSingleton<DomainEventRelay>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, DomainEventRelay>(sp => sp.GetRequiredService<DomainEventRelay>()));
         if (context.Runs(FundamentRoles.Control) && context.Enabled(MessagingOptions.SectionName, nameof(MessagingOptions.RelayEnabled)))

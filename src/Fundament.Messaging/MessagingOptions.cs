@@ -58,6 +58,9 @@ public sealed class MessagingOptions
     /// </summary>
     public bool RelayEnabled { get; set; } = true;
 
+    /// <summary>Push groups (<c>Fundament:Messaging:Push</c>).</summary>
+    public PushOptions Push { get; set; } = new();
+
     /// <summary>The RabbitMQ transport (<c>Fundament:Messaging:RabbitMq</c>); without its <c>Uri</c>, messages travel through the shared database (the embedded transport).</summary>
     public RabbitMqOptions RabbitMq { get; set; } = new();
 }
@@ -127,5 +130,24 @@ internal sealed class MessagingOptionsValidator : SettingsValidator<MessagingOpt
         problems.Between(o.RabbitMq.PublishTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5));
         problems.Between(o.RabbitMq.ConsumerIdle, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(10));
         problems.Between(o.RabbitMq.SettleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5));
+        problems.Between(o.Push.Concurrency, 1, 256);
+        problems.Between(o.Push.Timeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5));
+        problems.Between(o.Push.PollInterval, TimeSpan.FromMilliseconds(50), TimeSpan.FromMinutes(1));
     }
+}
+
+/// <summary>Section <c>Fundament:Messaging:Push</c>: how control nodes deliver push groups.</summary>
+public sealed class PushOptions
+{
+    /// <summary>Whether this node (a control node) pushes. Default true; several control nodes share the work like consumers.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Messages one push group has in flight from this node at once. Default 16, 1-256.</summary>
+    public int Concurrency { get; set; } = 16;
+
+    /// <summary>How long a receiver has to answer one push before it counts as a failed attempt. Default 10s, 1s-5min.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often an idle node looks for due pushes (a publish on the node wakes it at once). Default 1s.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 }

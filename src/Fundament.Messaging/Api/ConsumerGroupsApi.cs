@@ -28,7 +28,8 @@ internal static class ConsumerGroupsApi
     }
 
     private static async Task<Results<Created<ConsumerGroup>, Ok<ConsumerGroup>, ValidationProblem, ProblemHttpResult>> CreateAsync(
-        string topic, ConsumerGroupRequest request, [AsParameters] MessagingAccess.Services s, HttpContext context, TimeProvider time, CancellationToken cancellationToken)
+        string topic, ConsumerGroupRequest request, [AsParameters] MessagingAccess.Services s, HttpContext context, TimeProvider time,
+        Fundament.Core.Egress.EgressGuard egress, Push.PushSecrets pushSecrets, CancellationToken cancellationToken)
     {
         var options = s.Options.Value;
         var errors = new ValidationErrors();
@@ -54,9 +55,33 @@ internal static class ConsumerGroupsApi
         {
             errors.Add("backoff", $"backoff has initialSeconds 0-{most:0} and maxSeconds from initialSeconds to {most:0}.");
         }
+        Uri? pushUrl = null;
+        if (request.Push is { } push)
+        {
+            errors.Required("push.url", push.Url).MaxLength("push.url", push.Url, 2000);
+            if (push.Url is not null && (!Uri.TryCreate(push.Url, UriKind.Absolute, out pushUrl) || pushUrl.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(pushUrl.UserInfo)))
+            {
+                errors.Add("push.url", "push.url must be an absolute http or https URL without credentials.");
+                pushUrl = null;
+            }
+            if (push.Secret is not null && WebhookSignatures.Problem(push.Secret) is { } secretProblem)
+            {
+                errors.Add("push.secret", secretProblem + " Leave it out to have one generated.");
+            }
+        }
         if (errors.Any)
         {
             return errors.ToProblem();
+        }
+        if (pushUrl is not null && egress.CheckTarget(Fundament.Core.Egress.EgressPurpose.Webhooks, pushUrl.Host, pushUrl.Port) is { Allowed: false } refused)
+        {
+            // Where the platform would connect is the webhook egress policy's to decide (cloud metadata, loopback, private ranges).
+            await s.Audit.AppendAsync(new AuditEvent("messaging.group.create", AuditOutcome.Denied)
+            {
+                Target = $"consumer-group:{topic}/{request.Group}",
+                Details = new Dictionary<string, string> { ["reason"] = "egress", ["host"] = $"{pushUrl.Host}:{pushUrl.Port}" },
+            }.From(context), cancellationToken);
+            return Problems.Validation("push.url", $"push.url is not allowed: {refused.Reason}.");
         }
         if (await MessagingAccess.DeniedAsync(topic, TopicGrantStore.Consume, "messaging.group.create", s, context, cancellationToken) is { } denied)
         {
@@ -74,7 +99,13 @@ internal static class ConsumerGroupsApi
             DeadLetter = request.DeadLetter == false ? 0 : 1,
             CreatedAt = time.GetUtcNow().ToUnixTimeMilliseconds(),
             CreatedBy = actor,
+            PushUrl = pushUrl is null ? null : request.Push!.Url,
         };
+        var pushSecret = pushUrl is null ? null : request.Push!.Secret ?? WebhookSignatures.NewSecret();
+        if (pushSecret is not null)
+        {
+            wanted = wanted with { PushSecret = pushSecrets.Seal(topic, wanted.Name, pushSecret) };
+        }
         if (s.Transport.Refuses(wanted) is { } refusal)
         {
             return Problems.Validation("ordered", refusal);
@@ -83,7 +114,7 @@ internal static class ConsumerGroupsApi
             r => r.Outcome == GroupCreation.Created ? new AuditEvent("messaging.group.create", AuditOutcome.Success)
             {
                 Target = $"consumer-group:{topic}/{wanted.Name}",
-                Details = new Dictionary<string, string> { ["ordered"] = wanted.IsOrdered ? "true" : "false", ["maxAttempts"] = wanted.MaxAttempts.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                Details = PushDetails(wanted, new Dictionary<string, string> { ["ordered"] = wanted.IsOrdered ? "true" : "false", ["maxAttempts"] = wanted.MaxAttempts.ToString(System.Globalization.CultureInfo.InvariantCulture) }),
             }.From(context) : null, cancellationToken);
         switch (outcome)
         {
@@ -93,6 +124,9 @@ internal static class ConsumerGroupsApi
             case GroupCreation.Exists when stored!.CreatedBy != actor || !stored.SameSettings(wanted):
                 // Another principal's group, or the caller's with other settings: never handed over, never changed silently.
                 return Problems.Conflict($"Consumer group '{wanted.Name}' of topic '{topic}' exists {(stored.CreatedBy != actor ? "and belongs to another principal" : "with other settings")}.");
+            case GroupCreation.Exists when request.Push?.Secret is not null:
+                // The stored secret stays: a create that names one must not look as if it took it.
+                return Problems.Conflict($"Push group '{wanted.Name}' of topic '{topic}' exists; a create does not change its secret.");
             case GroupCreation.Exists:
                 // The transport again (idempotent): repairs a queue that went missing.
                 await s.Transport.PrepareGroupAsync(stored!, CancellationToken.None);
@@ -115,7 +149,7 @@ internal static class ConsumerGroupsApi
                     }.From(context), CancellationToken.None);
                     throw;
                 }
-                return TypedResults.Created($"/api/v1/topics/{topic}/subscriptions/{wanted.Name}", await DescribeAsync(stored!, s, time, cancellationToken));
+                return TypedResults.Created($"/api/v1/topics/{topic}/subscriptions/{wanted.Name}", await DescribeAsync(stored!, s, time, cancellationToken) with { PushSecret = pushSecret });
         }
     }
 
@@ -202,7 +236,7 @@ internal static class ConsumerGroupsApi
         {
             return problem!;
         }
-        if (MessagingAccess.PlatformConsumed(definition) is { } platform)
+        if ((MessagingAccess.PlatformConsumed(definition) ?? Pushed(definition)) is { } platform)
         {
             return platform;
         }
@@ -241,7 +275,7 @@ internal static class ConsumerGroupsApi
         {
             return problem!;
         }
-        if (MessagingAccess.PlatformConsumed(definition) is { } platform)
+        if ((MessagingAccess.PlatformConsumed(definition) ?? Pushed(definition)) is { } platform)
         {
             return platform;
         }
@@ -279,7 +313,7 @@ internal static class ConsumerGroupsApi
         {
             return problem!;
         }
-        if (MessagingAccess.PlatformConsumed(definition) is { } platform)
+        if ((MessagingAccess.PlatformConsumed(definition) ?? Pushed(definition)) is { } platform)
         {
             return platform;
         }
@@ -305,6 +339,20 @@ internal static class ConsumerGroupsApi
 
     private static ValidationProblem LeaseIdsProblem() => Problems.Validation("leaseIds", "Give leaseId, or 1-1000 lease ids in leaseIds (not both).");
 
+    /// <summary>An audit entry's details, with a push group's target host (never its path or query, which may hold a token).</summary>
+    private static Dictionary<string, string> PushDetails(GroupDefinition group, Dictionary<string, string> details)
+    {
+        if (group.PushUrl is { } url)
+        {
+            details["push"] = new Uri(url).Authority;
+        }
+        return details;
+    }
+
+    /// <summary>The problem when a push group is pulled or settled by hand: the platform consumes it.</summary>
+    private static ProblemHttpResult? Pushed(GroupDefinition group) =>
+        group.IsPush ? Problems.Conflict($"Consumer group '{group.Name}' of topic '{group.Topic}' is a push group: its messages are POSTed to its URL, not pulled.") : null;
+
     private static async Task<ConsumerGroup> DescribeAsync(GroupDefinition g, MessagingAccess.Services s, TimeProvider time, CancellationToken cancellationToken)
     {
         var counts = (await s.Store.CountsAsync(g.Topic, g.Name, cancellationToken)).SingleOrDefault();
@@ -312,6 +360,6 @@ internal static class ConsumerGroupsApi
         return new ConsumerGroup(g.Topic, g.Name, g.MaxAttempts, new Backoff(g.BackoffInitialMs / 1000.0, g.BackoffMaxMs / 1000.0), g.IsOrdered, g.IsDeadLettering,
             (counts?.Ready ?? 0) + ready, (counts?.Leased ?? 0) + leased, counts?.Dead ?? 0,
             counts?.OldestPublishedAt is { } at ? Math.Max(0, (time.GetUtcNow() - at).TotalSeconds) : 0,
-            DateTimeOffset.FromUnixTimeMilliseconds(g.CreatedAt), g.CreatedBy);
+            DateTimeOffset.FromUnixTimeMilliseconds(g.CreatedAt), g.CreatedBy, g.PushUrl is { } url ? new PushTarget(url) : null);
     }
 }

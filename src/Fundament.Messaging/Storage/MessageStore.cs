@@ -22,7 +22,7 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
     public const string Leased = "leased";
     public const string Dead = "dead";
 
-    private const string GroupColumns = "topic AS Topic, name AS Name, max_attempts AS MaxAttempts, backoff_initial_ms AS BackoffInitialMs, backoff_max_ms AS BackoffMaxMs, ordered AS Ordered, dead_letter AS DeadLetter, created_at AS CreatedAt, created_by AS CreatedBy";
+    private const string GroupColumns = "topic AS Topic, name AS Name, max_attempts AS MaxAttempts, backoff_initial_ms AS BackoffInitialMs, backoff_max_ms AS BackoffMaxMs, ordered AS Ordered, dead_letter AS DeadLetter, created_at AS CreatedAt, created_by AS CreatedBy, push_url AS PushUrl, push_secret AS PushSecret";
 
     /// <summary>
     /// Stores each message for every group of its topic, durably, in one transaction (one commit for
@@ -219,8 +219,8 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
                 }
             }
             var inserted = await connection.ExecuteAsync(database.Command("""
-                INSERT INTO messaging_groups (topic, name, max_attempts, backoff_initial_ms, backoff_max_ms, ordered, dead_letter, created_at, created_by)
-                VALUES (@Topic, @Name, @MaxAttempts, @BackoffInitialMs, @BackoffMaxMs, @Ordered, @DeadLetter, @CreatedAt, @CreatedBy)
+                INSERT INTO messaging_groups (topic, name, max_attempts, backoff_initial_ms, backoff_max_ms, ordered, dead_letter, created_at, created_by, push_url, push_secret)
+                VALUES (@Topic, @Name, @MaxAttempts, @BackoffInitialMs, @BackoffMaxMs, @Ordered, @DeadLetter, @CreatedAt, @CreatedBy, @PushUrl, @PushSecret)
                 ON CONFLICT (topic, name) DO NOTHING
                 """, group, transaction, cancellationToken: cancellationToken));
             var stored = await FindGroupAsync(connection, transaction, group.Topic, group.Name, cancellationToken);
@@ -236,6 +236,14 @@ internal sealed class MessageStore(IDatabase database, TimeProvider time)
     private async Task<GroupDefinition?> FindGroupAsync(DbConnection connection, DbTransaction? transaction, string topic, string name, CancellationToken cancellationToken) =>
         await connection.QuerySingleOrDefaultAsync<GroupDefinition>(database.Command(
             $"SELECT {GroupColumns} FROM messaging_groups WHERE topic = @topic AND name = @name", new { topic, name }, transaction, cancellationToken: cancellationToken));
+
+    /// <summary>Every push group, by topic and name (the push dispatcher's work list).</summary>
+    public async Task<IReadOnlyList<GroupDefinition>> PushGroupsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<GroupDefinition>(database.Command(
+            $"SELECT {GroupColumns} FROM messaging_groups WHERE push_url IS NOT NULL ORDER BY topic, name", cancellationToken: cancellationToken))).ToList();
+    }
 
     /// <summary>Groups by topic and name, after the cursor <c>topic/name</c>; of one topic when given.</summary>
     public async Task<IReadOnlyList<GroupDefinition>> ListGroupsAsync(string? topic, string? afterTopic, string? afterName, int take, CancellationToken cancellationToken)
@@ -669,6 +677,14 @@ internal sealed record GroupDefinition
     public long CreatedAt { get; init; }
     public string? CreatedBy { get; init; }
 
+    /// <summary>Where a push group's messages are POSTed; null for a pull group.</summary>
+    public string? PushUrl { get; init; }
+
+    /// <summary>A push group's signing secret, envelope-encrypted (<see cref="PushSecrets"/>).</summary>
+    public byte[]? PushSecret { get; init; }
+
+    public bool IsPush => PushUrl is not null;
+
     public bool IsOrdered => Ordered != 0;
 
     public bool IsDeadLettering => DeadLetter != 0;
@@ -679,7 +695,8 @@ internal sealed record GroupDefinition
 
     /// <summary>Whether <paramref name="other"/> asks for the same settings (a create of an existing group succeeds only then).</summary>
     public bool SameSettings(GroupDefinition other) =>
-        MaxAttempts == other.MaxAttempts && BackoffInitialMs == other.BackoffInitialMs && BackoffMaxMs == other.BackoffMaxMs && Ordered == other.Ordered && DeadLetter == other.DeadLetter;
+        MaxAttempts == other.MaxAttempts && BackoffInitialMs == other.BackoffInitialMs && BackoffMaxMs == other.BackoffMaxMs && Ordered == other.Ordered && DeadLetter == other.DeadLetter
+        && string.Equals(PushUrl, other.PushUrl, StringComparison.Ordinal);
 }
 
 /// <summary>What a pull leased, and how many leases that ran out on their last attempt it settled (dead-lettered, or dropped when <paramref name="DeadLettering"/> is false).</summary>

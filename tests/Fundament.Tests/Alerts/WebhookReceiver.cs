@@ -17,6 +17,9 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
     public int Status { get; set; } = 200;
 
+    /// <summary>A <c>Retry-After</c> header to answer with (e.g. <c>7</c>), or none.</summary>
+    public string? RetryAfter { get; set; }
+
     public string Url { get; private set; } = "";
 
     public static async Task<WebhookReceiver> StartAsync()
@@ -31,6 +34,10 @@ public sealed class WebhookReceiver : IAsyncDisposable
             using var buffer = new MemoryStream();
             await context.Request.Body.CopyToAsync(buffer);
             receiver.Received.Enqueue((context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase), buffer.ToArray()));
+            if (receiver.RetryAfter is { } retryAfter)
+            {
+                context.Response.Headers.RetryAfter = retryAfter;
+            }
             return Results.StatusCode(receiver.Status);
         });
         await app.StartAsync();

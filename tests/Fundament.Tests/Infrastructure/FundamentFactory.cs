@@ -67,6 +67,7 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         builder.UseSetting("Fundament:Delivery:DispatcherEnabled", "false");
         // Domain events reach webhooks when a test runs the relay (RelayEventsAsync).
         builder.UseSetting("Fundament:Messaging:RelayEnabled", "false");
+        builder.UseSetting("Fundament:Messaging:Push:Enabled", "false");
         builder.UseSetting("Fundament:Alerts:EvaluatorEnabled", "false");
         if (LoopbackReceivers)
         {

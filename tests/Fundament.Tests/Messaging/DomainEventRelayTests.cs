@@ -61,4 +61,33 @@ public sealed class DomainEventRelayTests
         Assert.Equal("asset-9", handled.Data.GetProperty("id").GetString());
         Assert.Equal(0, await host.Services.RelayEventsAsync(_ct));
     }
+
+    [Fact]
+    public async Task OnAControlNode_TheRelayAndThePushes_RunByThemselves()
+    {
+        await using var receiver = await Fundament.Tests.Alerts.WebhookReceiver.StartAsync();
+        await using var factory = new ConfiguredFundamentFactory([new("Fundament:Messaging:RelayEnabled", "true"), new("Fundament:Messaging:Push:Enabled", "true")])
+        {
+            Time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow),
+        };
+        using var admin = await factory.AdminAsync();
+        var me = (await (await admin.GetAsync("/api/v1/me", _ct)).JsonAsync())["id"]!.GetValue<string>();
+        Assert.Equal(System.Net.HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/webhooks", new { url = receiver.Url + "/webhook", events = new[] { "media.ready" } }, _ct)).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/topics/orders/subscriptions", new { group = "mailer", push = new { url = receiver.Url + "/push" } }, _ct)).StatusCode);
+
+        await factory.Services.GetRequiredService<IEventPublisher>().PublishAsync("media.ready", $"user:{me}", new { id = "asset-1" }, _ct);
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, (await admin.PostAsJsonAsync("/api/v1/topics/orders/messages", new { body = new { order = 1 } }, _ct)).StatusCode);
+
+        // The push goes out by itself; the event becomes a queued webhook delivery by itself (the delivery dispatcher is off in tests).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < deadline && (receiver.Received.IsEmpty || (await (await admin.GetAsync("/api/v1/deliveries?limit=10", _ct)).JsonAsync()).AsArray().Count == 0))
+        {
+            await Task.Delay(100, _ct);
+        }
+        var (headers, body) = Assert.Single(receiver.Received);
+        Assert.Equal("1", headers["fundament-attempt"]);
+        Assert.Equal(1, System.Text.Json.Nodes.JsonNode.Parse(body)!["body"]!["order"]!.GetValue<int>());
+        var delivery = Assert.Single((await (await admin.GetAsync("/api/v1/deliveries?limit=10", _ct)).JsonAsync()).AsArray())!;
+        Assert.Equal("media.ready", delivery["event"]!.GetValue<string>());
+    }
 }

@@ -578,6 +578,102 @@ public abstract class MessagingTests(FundamentFactory factory)
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/webhooks/{hookId}", _ct)).StatusCode);
     }
 
+    private Task<int> PushAsync() => factory.Services.GetRequiredService<Fundament.Messaging.Push.PushDispatcher>().PassAsync(_ct);
+
+    [Fact]
+    public async Task APushGroup_PostsSignedMessages_RetriesByTheAnswer_AndDeadLettersWhatIsGone()
+    {
+        await using var receiver = await Fundament.Tests.Alerts.WebhookReceiver.StartAsync();
+        using var admin = await factory.AdminAsync();
+        var topic = Topic();
+        var created = await GroupAsync(admin, topic, new { group = "push", ordered = true, maxAttempts = 3, backoff = new { initialSeconds = 60, maxSeconds = 60 }, push = new { url = receiver.Url + "/orders" } });
+        var secret = created["pushSecret"]!.GetValue<string>();
+        Assert.StartsWith("whsec_", secret);
+        Assert.Equal(receiver.Url + "/orders", created["push"]!["url"]!.GetValue<string>());
+        // The secret is shown once.
+        Assert.Null((await GroupStateAsync(admin, topic, "push"))["pushSecret"]);
+
+        for (var n = 0; n < 3; n++)
+        {
+            await PublishAsync(admin, topic, new { n }, key: $"k{n}");
+        }
+        Assert.Equal(3, await PushAsync());
+        Assert.Equal(3, receiver.Received.Count);
+        foreach (var (headers, raw) in receiver.Received)
+        {
+            var text = System.Text.Encoding.UTF8.GetString(raw);
+            // Signed as the Standard Webhooks library signs (its Verify would also hold the test clock against the real one).
+            var at = DateTimeOffset.FromUnixTimeSeconds(long.Parse(headers["webhook-timestamp"], System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal(new StandardWebhooks.StandardWebhook(secret).Sign(headers["webhook-id"], at, text), headers["webhook-signature"]);
+            var pushed = JsonNode.Parse(text)!;
+            Assert.Equal(headers["webhook-id"], pushed["id"]!.GetValue<string>());
+            Assert.Equal(topic, pushed["topic"]!.GetValue<string>());
+            Assert.Equal("push", pushed["group"]!.GetValue<string>());
+            Assert.Equal(1, pushed["attempt"]!.GetValue<int>());
+            Assert.Equal($"k{pushed["body"]!["n"]!.GetValue<int>()}", pushed["key"]!.GetValue<string>());
+        }
+        var state = await GroupStateAsync(admin, topic, "push");
+        Assert.Equal(0, state["ready"]!.GetValue<long>() + state["leased"]!.GetValue<long>());
+
+        // A receiver that is busy: the attempt failed, retried when it said, with the same webhook-id.
+        receiver.Received.Clear();
+        receiver.Status = 503;
+        receiver.RetryAfter = "7";
+        await PublishAsync(admin, topic, new { n = 10 }, key: "k0");
+        Assert.Equal(1, await PushAsync());
+        Assert.Equal(0, await PushAsync()); // not due yet
+        factory.Time.Advance(TimeSpan.FromSeconds(8));
+        receiver.Status = 200;
+        receiver.RetryAfter = null;
+        Assert.Equal(1, await PushAsync());
+        var attempts = receiver.Received.ToArray();
+        Assert.Equal(2, attempts.Length);
+        Assert.Equal(attempts[0].Headers["webhook-id"], attempts[1].Headers["webhook-id"]);
+        Assert.Equal("2", attempts[1].Headers["fundament-attempt"]);
+
+        // 410 Gone: the receiver will never take it; dead-lettered at once, with the answer as its reason.
+        receiver.Status = 410;
+        await PublishAsync(admin, topic, new { n = 20 }, key: "k1");
+        Assert.Equal(1, await PushAsync());
+        var dead = Assert.Single(await DeadLettersAsync(admin, $"topic={topic}&group=push"));
+        Assert.Contains("HTTP 410", dead!["reason"]!.GetValue<string>());
+        receiver.Status = 200;
+
+        // The platform consumes a push group: nobody pulls or settles it by hand.
+        await (await admin.PostAsync($"/api/v1/topics/{topic}/subscriptions/push/pull", null, _ct)).AssertProblemAsync(HttpStatusCode.Conflict);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions/push/ack", new { leaseId = "x.1" }, _ct)).AssertProblemAsync(HttpStatusCode.Conflict);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/topics/{topic}/subscriptions/push", _ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task APushGroup_GoesOnlyWhereTheWebhookEgressPolicyAllows_AndBadTargetsChangeNothing()
+    {
+        using var admin = await factory.AdminAsync();
+        var topic = Topic();
+        foreach (var (push, field) in new (object Push, string Field)[]
+        {
+            (new { url = "http://169.254.169.254/latest/meta-data/" }, "push.url"), // cloud metadata: never
+            (new { url = "ftp://example.test/x" }, "push.url"),
+            (new { url = "https://user:pw@example.test/x" }, "push.url"),
+            (new { url = "https://example.test/x", secret = "short" }, "push.secret"),
+            (new { secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }, "push.url"),
+        })
+        {
+            var refused = await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group = "p", push }, _ct);
+            await refused.AssertProblemAsync(HttpStatusCode.BadRequest);
+            Assert.NotNull((await refused.JsonAsync())["errors"]![field]);
+        }
+        await (await admin.GetAsync($"/api/v1/topics/{topic}/subscriptions/p", _ct)).AssertProblemAsync(HttpStatusCode.NotFound);
+
+        // The same group asked for again answers as it is, and never with its secret; another URL is a conflict.
+        var first = await GroupAsync(admin, topic, new { group = "p", push = new { url = "https://hooks.example.test/p" } });
+        Assert.NotNull(first["pushSecret"]);
+        var again = await GroupAsync(admin, topic, new { group = "p", push = new { url = "https://hooks.example.test/p" } }, HttpStatusCode.OK);
+        Assert.Null(again["pushSecret"]);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group = "p", push = new { url = "https://elsewhere.example.test/p" } }, _ct)).AssertProblemAsync(HttpStatusCode.Conflict);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group = "p" }, _ct)).AssertProblemAsync(HttpStatusCode.Conflict);
+    }
+
     [Fact]
     public async Task AnOrderedGroup_UnderConcurrentConsumers_HandlesEveryKeyInOrder_OneAtATime()
     {

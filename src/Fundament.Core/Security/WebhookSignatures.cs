@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using StandardWebhooks;
 
-namespace Fundament.Delivery;
+namespace Fundament.Core.Security;
 
 /// <summary>
 /// Signatures receivers can verify with any Standard Webhooks library
@@ -12,7 +12,7 @@ namespace Fundament.Delivery;
 /// so a receiver holding either secret of a rotation verifies. Secrets are
 /// <c>whsec_&lt;base64 key&gt;</c>; a secret from before that form is used as its UTF-8 bytes.
 /// </summary>
-internal static class WebhookSignatures
+public static class WebhookSignatures
 {
     public const string SecretPrefix = "whsec_";
     public const string IdHeader = "webhook-id";

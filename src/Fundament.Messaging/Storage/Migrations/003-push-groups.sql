@@ -1,0 +1,4 @@
+-- Push groups: the platform POSTs each message to push_url, signed with push_secret (envelope-encrypted),
+-- instead of waiting for consumers to pull. Both NULL for a pull group.
+ALTER TABLE messaging_groups ADD COLUMN push_url TEXT NULL;
+ALTER TABLE messaging_groups ADD COLUMN push_secret {blob} NULL;
