@@ -9,9 +9,11 @@ namespace Fundament.Alerts;
 /// Evaluates the rules against the platform's state every interval, on one replica at a time (the
 /// one holding the <c>alerts-evaluator</c> lease). A condition opens a pending alert; once it has
 /// held for the rule's <c>for</c> the alert fires; when it stops holding a firing alert resolves.
-/// Each firing and resolution is handed to the durable delivery queue for every enabled channel,
-/// outbox-style: an alert remembers the last state it announced, so a crash between the change
-/// and the hand-over repeats the notification rather than losing it.
+/// Each firing and resolution is published as domain event <c>alert.firing</c> or <c>alert.resolved</c>
+/// (on the bus; audience <c>system</c>, so all-events webhooks of deliveries.manage holders get it)
+/// and handed to the durable delivery queue for every enabled channel, outbox-style: an alert
+/// remembers the last state it announced, so a crash between the change and the hand-over repeats
+/// the notification rather than losing it.
 /// </summary>
 internal sealed partial class AlertEvaluator : BackgroundService
 {
@@ -19,6 +21,7 @@ internal sealed partial class AlertEvaluator : BackgroundService
 
     private readonly AlertStore _store;
     private readonly IDeliveryQueue _deliveries;
+    private readonly IEventPublisher _events;
     private readonly LeaseStore _leases;
     private readonly AlertConditions _conditions;
     private readonly HashSet<string> _unknownKindReported = new(StringComparer.Ordinal);
@@ -29,11 +32,15 @@ internal sealed partial class AlertEvaluator : BackgroundService
     private readonly Counter<long> _notifications;
     private volatile IReadOnlyList<AlertStore.AlertRow> _open = [];
 
-    public AlertEvaluator(AlertStore store, IDeliveryQueue deliveries, LeaseStore leases, AlertConditions conditions, TimeProvider time,
+    /// <summary>The audience of alert events: the platform, not one tenant.</summary>
+    public const string Audience = "system";
+
+    public AlertEvaluator(AlertStore store, IDeliveryQueue deliveries, IEventPublisher events, LeaseStore leases, AlertConditions conditions, TimeProvider time,
         IOptions<AlertsOptions> options, IMeterFactory meters, ILogger<AlertEvaluator> logger)
     {
         _store = store;
         _deliveries = deliveries;
+        _events = events;
         _leases = leases;
         _conditions = conditions;
         _time = time;
@@ -125,7 +132,8 @@ internal sealed partial class AlertEvaluator : BackgroundService
         var channels = (await _store.ChannelsAsync(cancellationToken)).Where(c => c.Enabled).ToList();
         foreach (var alert in pending)
         {
-            var evt = alert.State == AlertState.Firing ? "alert.firing" : "alert.resolved";
+            var evt = alert.State == AlertState.Firing ? AlertEvents.Firing : AlertEvents.Resolved;
+            await _events.PublishAsync(evt, Audience, alert.ToResponse(), cancellationToken);
             foreach (var channel in channels)
             {
                 string? secret;

@@ -19,6 +19,12 @@ public sealed class AlertsModule : FundamentModule
         new(AlertPermissions.Write, "Create, change and delete rules and notification channels."),
     ];
 
+    public override IReadOnlyList<EventTypeDefinition> EventTypes { get; } =
+    [
+        new(AlertEvents.Firing, "An alert started firing; data holds the alert. Audience system: all-events subscriptions receive it."),
+        new(AlertEvents.Resolved, "A firing alert resolved; data holds the alert. Audience system: all-events subscriptions receive it."),
+    ];
+
     public override void AddServices(ModuleContext context)
     {
         var services = context.Services;
@@ -35,4 +41,11 @@ public sealed class AlertsModule : FundamentModule
     }
 
     public override void MapEndpoints(IEndpointRouteBuilder endpoints) => endpoints.MapAlertsApi();
+}
+
+/// <summary>The domain events of the alerts module.</summary>
+public static class AlertEvents
+{
+    public const string Firing = "alert.firing";
+    public const string Resolved = "alert.resolved";
 }

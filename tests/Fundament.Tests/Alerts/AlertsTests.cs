@@ -33,6 +33,10 @@ public abstract class AlertsTests(FundamentFactory factory)
         // Only this test's service, so other tests' services do not add notifications here.
         (await admin.PutAsJsonAsync("/api/v1/alerts/rules/service-no-passing", new { service }, _ct)).EnsureSuccessStatusCode();
 
+        // Firing is a domain event on the bus too.
+        var watcher = "w" + Guid.NewGuid().ToString("N")[..10];
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/topics/fundament.alert.firing/subscriptions", new { group = watcher }, _ct)).StatusCode);
+
         var (client, _) = await factory.ServiceClientAsync(service);
         var id = (await (await client.PostAsJsonAsync("/api/v1/registry/instances", new { service, address = "127.0.0.1", port = 9999, check = new { ttl = "15s" } }, _ct)).JsonAsync())["instanceId"]!.GetValue<string>();
         await EvaluateAsync();
@@ -49,6 +53,10 @@ public abstract class AlertsTests(FundamentFactory factory)
         await EvaluateAsync();
         using var admin3 = await factory.AdminAsync();
         var firing = (await (await admin3.GetAsync("/api/v1/alerts?state=firing", _ct)).JsonAsync()).AsArray().Single(a => a!["subject"]!.GetValue<string>() == $"service:{service}")!;
+        var onTheBus = (await (await admin3.PostAsync($"/api/v1/topics/fundament.alert.firing/subscriptions/{watcher}/pull?max=100", null, _ct)).JsonAsync())["messages"]!.AsArray()
+            .Single(m => m!["body"]!["data"]!["id"]!.GetValue<string>() == firing["id"]!.GetValue<string>())!;
+        Assert.Equal("system", onTheBus["key"]!.GetValue<string>());
+        Assert.Equal("firing", onTheBus["body"]!["data"]!["state"]!.GetValue<string>());
 
         // The receiver fails twice; each attempt is recorded and retried with back-off.
         Assert.Equal(1, await DispatchAsync());
