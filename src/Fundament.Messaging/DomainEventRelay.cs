@@ -46,7 +46,15 @@ internal sealed partial class DomainEventRelay(
             CreatedBy = null,
         }, h)))];
 
-    public static bool IsPlatformGroup(string name) => name.StartsWith(GroupPrefix, StringComparison.Ordinal);
+    /// <summary>Whether a new group may not take <paramref name="name"/> (the platform's prefix).</summary>
+    public static bool IsReservedName(string name) => name.StartsWith(GroupPrefix, StringComparison.Ordinal);
+
+    /// <summary>
+    /// Whether the platform consumes <paramref name="group"/>: its prefix, on a platform topic, created by nobody.
+    /// A tenant's group that took such a name before it was reserved stays the tenant's.
+    /// </summary>
+    public static bool IsPlatformGroup(GroupDefinition group) =>
+        IsReservedName(group.Name) && group.CreatedBy is null && group.Topic.StartsWith(BusEventSink.ReservedPrefix, StringComparison.Ordinal);
 
     /// <summary>Creates the relay's groups that do not exist yet (idempotent; several replicas may race).</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
@@ -54,6 +62,12 @@ internal sealed partial class DomainEventRelay(
         foreach (var (group, _) in Groups)
         {
             var (outcome, stored) = await store.CreateGroupAsync(group with { CreatedAt = time.GetUtcNow().ToUnixTimeMilliseconds() }, int.MaxValue, cancellationToken);
+            if (!IsPlatformGroup(stored!))
+            {
+                // A tenant made a group of this name before the name was reserved: never consume theirs.
+                LogNameTaken(logger, group.Topic, group.Name, stored!.CreatedBy);
+                continue;
+            }
             _stored[(group.Topic, group.Name)] = stored!;
             try
             {
@@ -100,40 +114,74 @@ internal sealed partial class DomainEventRelay(
         {
             if (!_stored.TryGetValue((wanted.Topic, wanted.Name), out var group))
             {
-                if (await store.FindGroupAsync(wanted.Topic, wanted.Name, cancellationToken) is not { } found)
+                if (await store.FindGroupAsync(wanted.Topic, wanted.Name, cancellationToken) is not { } found || !IsPlatformGroup(found))
                 {
-                    continue; // the start-up task creates it
+                    continue; // the start-up task creates it (or said why it cannot)
                 }
                 group = _stored[(wanted.Topic, wanted.Name)] = found;
             }
-            var pulled = await transport.PullAsync(group, Batch, options.Value.MaxPageBytes, Lease, waiting: false, cancellationToken);
-            if (pulled.Messages.Count == 0)
+            try
             {
-                continue;
+                handled += await RelayAsync(group, handler, cancellationToken);
             }
-            var done = new List<string>(pulled.Messages.Count);
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                // This group only: its leases run out and the next pass tries again.
+                LogGroupFailed(logger, group.Topic, group.Name, ex);
+            }
+        }
+        return handled;
+    }
+
+    private async Task<int> RelayAsync(GroupDefinition group, IDomainEventHandler handler, CancellationToken cancellationToken)
+    {
+        var pulled = await transport.PullAsync(group, Batch, options.Value.MaxPageBytes, Lease, waiting: false, cancellationToken);
+        if (pulled.Messages.Count == 0)
+        {
+            return 0;
+        }
+        var done = new List<string>(pulled.Messages.Count);
+        try
+        {
             foreach (var message in pulled.Messages)
             {
+                DomainEvent domainEvent;
                 try
                 {
-                    await handler.HandleAsync(ToEvent(message), cancellationToken);
+                    domainEvent = ToEvent(message);
+                }
+                catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+                {
+                    // Not an event BusEventSink wrote: no retry can help it.
+                    LogHandlerFailed(logger, handler.Name, message.Topic, message.Id, message.Attempt, ex);
+                    var dead = await transport.NackAsync(group, [message.LeaseId], "not a domain event: " + ex.Message, ex.GetType().FullName, deadLetter: true,
+                        retryAfter: null, options.Value.MaxRetryDelay, CancellationToken.None);
+                    metrics.Settled(group.Topic, group.Name, dead.DeadLettered, dead.Dropped);
+                    continue;
+                }
+                try
+                {
+                    await handler.HandleAsync(domainEvent, cancellationToken);
                     done.Add(message.LeaseId);
                 }
                 catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
                 {
                     LogHandlerFailed(logger, handler.Name, message.Topic, message.Id, message.Attempt, ex);
-                    var outcome = await transport.NackAsync(group, [message.LeaseId], ex.Message, ex.GetType().FullName, deadLetter: ex is JsonException,
+                    var outcome = await transport.NackAsync(group, [message.LeaseId], ex.Message, ex.GetType().FullName, deadLetter: false,
                         retryAfter: null, options.Value.MaxRetryDelay, CancellationToken.None);
                     metrics.Settled(group.Topic, group.Name, outcome.DeadLettered, outcome.Dropped);
                 }
             }
+        }
+        finally
+        {
+            // What was handled is acknowledged even when a later message's settle failed.
             if (done.Count > 0)
             {
                 await transport.AckAsync(group, done, CancellationToken.None);
-                handled += done.Count;
             }
         }
-        return handled;
+        return done.Count;
     }
 
     /// <summary>The body <see cref="BusEventSink"/> wrote: <c>{event, audience, at, data}</c>.</summary>
@@ -153,6 +201,12 @@ internal sealed partial class DomainEventRelay(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Consumer group {Group} of topic {Topic} is stored but the transport could not prepare it yet ({Reason}); it will when it connects")]
     private static partial void LogNotPrepared(ILogger logger, string topic, string group, string reason);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Consumer group {Group} of topic {Topic} was made by {CreatedBy} before the name was the platform's; the platform does not consume it, so its handler gets nothing from this topic. Rename that group (create another, move its consumers, delete it) and restart")]
+    private static partial void LogNameTaken(ILogger logger, string topic, string group, string? createdBy);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Relaying consumer group {Group} of topic {Topic} failed; the next pass tries again")]
+    private static partial void LogGroupFailed(ILogger logger, string topic, string group, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "A pass of the domain-event relay failed")]
     private static partial void LogPassFailed(ILogger logger, Exception exception);

@@ -41,7 +41,7 @@ public sealed record ConsumerGroupRequest(string? Group, int? MaxAttempts, Backo
 /// </summary>
 /// <param name="Url">An absolute http or https URL without credentials, allowed by the webhook egress policy.</param>
 /// <param name="Secret">The signing secret, <c>whsec_&lt;base64&gt;</c>; generated when left out (shown once).</param>
-public sealed record PushRequest(string? Url, string? Secret);
+public sealed record PushRequest(string? Url, string? Secret = null);
 
 /// <summary>A push group's target (its secret is shown only when the group is created).</summary>
 public sealed record PushTarget(string Url);

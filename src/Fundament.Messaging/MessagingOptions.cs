@@ -131,6 +131,7 @@ internal sealed class MessagingOptionsValidator : SettingsValidator<MessagingOpt
         problems.Between(o.RabbitMq.ConsumerIdle, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(10));
         problems.Between(o.RabbitMq.SettleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5));
         problems.Between(o.Push.Concurrency, 1, 256);
+        problems.Between(o.Push.MaxInFlight, 1, 10_000);
         problems.Between(o.Push.Timeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5));
         problems.Between(o.Push.PollInterval, TimeSpan.FromMilliseconds(50), TimeSpan.FromMinutes(1));
     }
@@ -144,6 +145,9 @@ public sealed class PushOptions
 
     /// <summary>Messages one push group has in flight from this node at once. Default 16, 1-256.</summary>
     public int Concurrency { get; set; } = 16;
+
+    /// <summary>Pushes in flight on this node, every push group together. Default 256, 1-10000.</summary>
+    public int MaxInFlight { get; set; } = 256;
 
     /// <summary>How long a receiver has to answer one push before it counts as a failed attempt. Default 10s, 1s-5min.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);

@@ -18,12 +18,16 @@ internal static class ConsumerGroupsApi
         group.MapGet("/", ListAsync).WithName("ListConsumerGroups")
             .WithSummary("The caller's consumer groups of the topic (every group for messaging.admin), a page at a time (limit 1-500, after: a group name), with their counts.");
         group.MapGet("/{group}", GetAsync).WithName("GetConsumerGroup").WithSummary("A consumer group with its ready, leased and dead-letter counts and the age of its oldest message.");
-        group.MapDelete("/{group}", DeleteAsync).WithName("DeleteConsumerGroup").WithSummary("Removes a consumer group with everything it has not acknowledged, dead letters included.");
+        group.MapDelete("/{group}", DeleteAsync).WithName("DeleteConsumerGroup").WithSummary("Removes a consumer group with everything it has not acknowledged, dead letters included.")
+            .ProducesProblem(StatusCodes.Status409Conflict);
         group.MapPost("/{group}/pull", PullAsync).WithName("PullMessages")
-            .WithSummary("Leases up to max messages (wait: seconds to wait for some; lease: seconds before an unacknowledged message is handed out again).");
-        group.MapPost("/{group}/ack", AckAsync).WithName("AckMessages").WithSummary("Acknowledges leased messages: done for this group.");
+            .WithSummary("Leases up to max messages (wait: seconds to wait for some; lease: seconds before an unacknowledged message is handed out again). 409 for a push group or the platform's own.")
+            .ProducesProblem(StatusCodes.Status409Conflict);
+        group.MapPost("/{group}/ack", AckAsync).WithName("AckMessages").WithSummary("Acknowledges leased messages: done for this group.")
+            .ProducesProblem(StatusCodes.Status409Conflict);
         group.MapPost("/{group}/nack", NackAsync).WithName("NackMessages")
-            .WithSummary("Gives leased messages back: retried after the group's backoff (or retryAfterSeconds), dead-lettered at once (deadLetter: true) or when out of attempts, or released untried (release: true).");
+            .WithSummary("Gives leased messages back: retried after the group's backoff (or retryAfterSeconds), dead-lettered at once (deadLetter: true) or when out of attempts, or released untried (release: true).")
+            .ProducesProblem(StatusCodes.Status409Conflict);
         return group;
     }
 
@@ -41,7 +45,7 @@ internal static class ConsumerGroupsApi
         {
             errors.Add("group", "group is 1-100 characters of letters, digits, '.', '_', ':' and '-', starting with a letter or digit.");
         }
-        else if (DomainEventRelay.IsPlatformGroup(request.Group!))
+        else if (DomainEventRelay.IsReservedName(request.Group!))
         {
             errors.Add("group", $"group names starting with '{DomainEventRelay.GroupPrefix}' are the platform's own.");
         }
@@ -73,6 +77,10 @@ internal static class ConsumerGroupsApi
         {
             return errors.ToProblem();
         }
+        if (await MessagingAccess.DeniedAsync(topic, TopicGrantStore.Consume, "messaging.group.create", s, context, cancellationToken) is { } denied)
+        {
+            return denied;
+        }
         if (pushUrl is not null && egress.CheckTarget(Fundament.Core.Egress.EgressPurpose.Webhooks, pushUrl.Host, pushUrl.Port) is { Allowed: false } refused)
         {
             // Where the platform would connect is the webhook egress policy's to decide (cloud metadata, loopback, private ranges).
@@ -82,10 +90,6 @@ internal static class ConsumerGroupsApi
                 Details = new Dictionary<string, string> { ["reason"] = "egress", ["host"] = $"{pushUrl.Host}:{pushUrl.Port}" },
             }.From(context), cancellationToken);
             return Problems.Validation("push.url", $"push.url is not allowed: {refused.Reason}.");
-        }
-        if (await MessagingAccess.DeniedAsync(topic, TopicGrantStore.Consume, "messaging.group.create", s, context, cancellationToken) is { } denied)
-        {
-            return denied;
         }
         var actor = context.User.ActorId();
         var wanted = new GroupDefinition
@@ -124,13 +128,13 @@ internal static class ConsumerGroupsApi
             case GroupCreation.Exists when stored!.CreatedBy != actor || !stored.SameSettings(wanted):
                 // Another principal's group, or the caller's with other settings: never handed over, never changed silently.
                 return Problems.Conflict($"Consumer group '{wanted.Name}' of topic '{topic}' exists {(stored.CreatedBy != actor ? "and belongs to another principal" : "with other settings")}.");
-            case GroupCreation.Exists when request.Push?.Secret is not null:
-                // The stored secret stays: a create that names one must not look as if it took it.
-                return Problems.Conflict($"Push group '{wanted.Name}' of topic '{topic}' exists; a create does not change its secret.");
+            case GroupCreation.Exists when request.Push?.Secret is { } asked && !SameSecret(pushSecrets, stored!, asked):
+                // The stored secret stays: a create that names another must not look as if it took it (the same one is a retry).
+                return Problems.Conflict($"Push group '{wanted.Name}' of topic '{topic}' exists with another secret; a create does not change it.");
             case GroupCreation.Exists:
                 // The transport again (idempotent): repairs a queue that went missing.
                 await s.Transport.PrepareGroupAsync(stored!, CancellationToken.None);
-                return TypedResults.Ok(await DescribeAsync(stored!, s, time, cancellationToken));
+                return TypedResults.Ok(await DescribeAsync(stored!, s, time, context.User.ActorId(), cancellationToken));
             default:
                 try
                 {
@@ -149,7 +153,7 @@ internal static class ConsumerGroupsApi
                     }.From(context), CancellationToken.None);
                     throw;
                 }
-                return TypedResults.Created($"/api/v1/topics/{topic}/subscriptions/{wanted.Name}", await DescribeAsync(stored!, s, time, cancellationToken) with { PushSecret = pushSecret });
+                return TypedResults.Created($"/api/v1/topics/{topic}/subscriptions/{wanted.Name}", await DescribeAsync(stored!, s, time, context.User.ActorId(), cancellationToken) with { PushSecret = pushSecret });
         }
     }
 
@@ -177,7 +181,7 @@ internal static class ConsumerGroupsApi
         var described = new List<ConsumerGroup>(page.Count);
         foreach (var g in page)
         {
-            described.Add(await DescribeAsync(g, s, time, cancellationToken));
+            described.Add(await DescribeAsync(g, s, time, context.User.ActorId(), cancellationToken));
         }
         return TypedResults.Ok(Paging.Page(context, described, size, g => g.Group));
     }
@@ -186,7 +190,7 @@ internal static class ConsumerGroupsApi
         string topic, string group, [AsParameters] MessagingAccess.Services s, HttpContext context, TimeProvider time, CancellationToken cancellationToken)
     {
         var (definition, problem) = await MessagingAccess.GroupAsync(topic, group, "messaging.group.read", s, context, cancellationToken);
-        return definition is null ? problem! : TypedResults.Ok(await DescribeAsync(definition, s, time, cancellationToken));
+        return definition is null ? problem! : TypedResults.Ok(await DescribeAsync(definition, s, time, context.User.ActorId(), cancellationToken));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
@@ -349,17 +353,29 @@ internal static class ConsumerGroupsApi
         return details;
     }
 
+    private static bool SameSecret(Push.PushSecrets secrets, GroupDefinition group, string asked) =>
+        System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(secrets.Open(group)), System.Text.Encoding.UTF8.GetBytes(asked));
+
     /// <summary>The problem when a push group is pulled or settled by hand: the platform consumes it.</summary>
     private static ProblemHttpResult? Pushed(GroupDefinition group) =>
         group.IsPush ? Problems.Conflict($"Consumer group '{group.Name}' of topic '{group.Topic}' is a push group: its messages are POSTed to its URL, not pulled.") : null;
 
-    private static async Task<ConsumerGroup> DescribeAsync(GroupDefinition g, MessagingAccess.Services s, TimeProvider time, CancellationToken cancellationToken)
+    /// <summary>
+    /// A push URL as a viewer sees it: whole for the group's creator, without its query and fragment
+    /// for anyone else (messaging.admin), since a receiver's token often travels there.
+    /// </summary>
+    private static string ShownPushUrl(GroupDefinition g, string? viewer) =>
+        g.PushUrl is not { } url || viewer == g.CreatedBy || !Uri.TryCreate(url, UriKind.Absolute, out var parsed) || (parsed.Query.Length == 0 && parsed.Fragment.Length == 0)
+            ? g.PushUrl ?? ""
+            : parsed.GetLeftPart(UriPartial.Path) + "?…";
+
+    private static async Task<ConsumerGroup> DescribeAsync(GroupDefinition g, MessagingAccess.Services s, TimeProvider time, string? viewer, CancellationToken cancellationToken)
     {
         var counts = (await s.Store.CountsAsync(g.Topic, g.Name, cancellationToken)).SingleOrDefault();
         var (ready, leased) = await s.Transport.HeldAsync(g, cancellationToken);
         return new ConsumerGroup(g.Topic, g.Name, g.MaxAttempts, new Backoff(g.BackoffInitialMs / 1000.0, g.BackoffMaxMs / 1000.0), g.IsOrdered, g.IsDeadLettering,
             (counts?.Ready ?? 0) + ready, (counts?.Leased ?? 0) + leased, counts?.Dead ?? 0,
             counts?.OldestPublishedAt is { } at ? Math.Max(0, (time.GetUtcNow() - at).TotalSeconds) : 0,
-            DateTimeOffset.FromUnixTimeMilliseconds(g.CreatedAt), g.CreatedBy, g.PushUrl is { } url ? new PushTarget(url) : null);
+            DateTimeOffset.FromUnixTimeMilliseconds(g.CreatedAt), g.CreatedBy, g.IsPush ? new PushTarget(ShownPushUrl(g, viewer)) : null);
     }
 }

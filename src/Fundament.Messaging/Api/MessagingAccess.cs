@@ -65,7 +65,7 @@ internal static partial class MessagingAccess
     /// included. Its counts and dead letters stay visible, and its dead letters can be replayed.
     /// </summary>
     public static ProblemHttpResult? PlatformConsumed(GroupDefinition group) =>
-        DomainEventRelay.IsPlatformGroup(group.Name)
+        DomainEventRelay.IsPlatformGroup(group)
             ? Problems.Conflict($"Consumer group '{group.Name}' of topic '{group.Topic}' is consumed by the platform itself; it cannot be pulled, settled or deleted.")
             : null;
 

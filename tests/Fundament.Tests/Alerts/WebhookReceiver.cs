@@ -17,6 +17,9 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
     public int Status { get; set; } = 200;
 
+    /// <summary>Awaited (after recording a request) before answering: a receiver that hangs until the test lets it go.</summary>
+    public Task Gate { get; set; } = Task.CompletedTask;
+
     /// <summary>A <c>Retry-After</c> header to answer with (e.g. <c>7</c>), or none.</summary>
     public string? RetryAfter { get; set; }
 
@@ -34,6 +37,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
             using var buffer = new MemoryStream();
             await context.Request.Body.CopyToAsync(buffer);
             receiver.Received.Enqueue((context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase), buffer.ToArray()));
+            await receiver.Gate.WaitAsync(context.RequestAborted);
             if (receiver.RetryAfter is { } retryAfter)
             {
                 context.Response.Headers.RetryAfter = retryAfter;

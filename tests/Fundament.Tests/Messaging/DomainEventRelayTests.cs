@@ -90,4 +90,38 @@ public sealed class DomainEventRelayTests
         var delivery = Assert.Single((await (await admin.GetAsync("/api/v1/deliveries?limit=10", _ct)).JsonAsync()).AsArray())!;
         Assert.Equal("media.ready", delivery["event"]!.GetValue<string>());
     }
+
+    [Fact]
+    public async Task APushReceiverThatNeverAnswers_HoldsUpOnlyItsOwnGroup()
+    {
+        await using var hanging = await Fundament.Tests.Alerts.WebhookReceiver.StartAsync();
+        await using var healthy = await Fundament.Tests.Alerts.WebhookReceiver.StartAsync();
+        var release = new TaskCompletionSource();
+        hanging.Gate = release.Task;
+        // A push may take five minutes: a dispatcher that waited for one group before the next would hold the healthy one that long.
+        await using var factory = new ConfiguredFundamentFactory([new("Fundament:Messaging:Push:Enabled", "true"), new("Fundament:Messaging:Push:Timeout", "00:05:00")])
+        {
+            Time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow),
+        };
+        using var admin = await factory.AdminAsync();
+        // "a..." sorts before "b...": a dispatcher walking groups in order meets the hanging one first.
+        Assert.Equal(System.Net.HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/topics/a-stuck/subscriptions", new { group = "p", push = new { url = hanging.Url } }, _ct)).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/topics/b-fine/subscriptions", new { group = "p", push = new { url = healthy.Url } }, _ct)).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, (await admin.PostAsJsonAsync("/api/v1/topics/a-stuck/messages", new { body = 1 }, _ct)).StatusCode);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (DateTime.UtcNow < deadline && hanging.Received.IsEmpty)
+        {
+            await Task.Delay(50, _ct);
+        }
+        Assert.Single(hanging.Received); // in flight, unanswered
+
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, (await admin.PostAsJsonAsync("/api/v1/topics/b-fine/messages", new { body = 2 }, _ct)).StatusCode);
+        while (DateTime.UtcNow < deadline && healthy.Received.IsEmpty)
+        {
+            await Task.Delay(50, _ct);
+        }
+        Assert.Single(healthy.Received);
+        Assert.False(release.Task.IsCompleted);
+        release.SetResult();
+    }
 }

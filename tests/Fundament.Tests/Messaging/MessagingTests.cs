@@ -586,7 +586,7 @@ public abstract class MessagingTests(FundamentFactory factory)
         await using var receiver = await Fundament.Tests.Alerts.WebhookReceiver.StartAsync();
         using var admin = await factory.AdminAsync();
         var topic = Topic();
-        var created = await GroupAsync(admin, topic, new { group = "push", ordered = true, maxAttempts = 3, backoff = new { initialSeconds = 60, maxSeconds = 60 }, push = new { url = receiver.Url + "/orders" } });
+        var created = await GroupAsync(admin, topic, new { group = "push", maxAttempts = 3, backoff = new { initialSeconds = 60, maxSeconds = 60 }, push = new { url = receiver.Url + "/orders" } });
         var secret = created["pushSecret"]!.GetValue<string>();
         Assert.StartsWith("whsec_", secret);
         Assert.Equal(receiver.Url + "/orders", created["push"]!["url"]!.GetValue<string>());
@@ -671,6 +671,19 @@ public abstract class MessagingTests(FundamentFactory factory)
         var again = await GroupAsync(admin, topic, new { group = "p", push = new { url = "https://hooks.example.test/p" } }, HttpStatusCode.OK);
         Assert.Null(again["pushSecret"]);
         await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group = "p", push = new { url = "https://elsewhere.example.test/p" } }, _ct)).AssertProblemAsync(HttpStatusCode.Conflict);
+        // A retried create that names its secret is answered as the group it made; another secret is a conflict.
+        const string chosen = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        await GroupAsync(admin, topic, new { group = "q", push = new { url = "https://hooks.example.test/q", secret = chosen } });
+        await GroupAsync(admin, topic, new { group = "q", push = new { url = "https://hooks.example.test/q", secret = chosen } }, HttpStatusCode.OK);
+        await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group = "q", push = new { url = "https://hooks.example.test/q", secret = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } }, _ct))
+            .AssertProblemAsync(HttpStatusCode.Conflict);
+
+        // A push URL's query (where a receiver's token travels) is its creator's to see; an administrator sees the rest.
+        var (user, userId, _) = await factory.UserClientAsync();
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/topic-grants", new { principal = $"user:{userId}", topicPrefix = topic, capabilities = new[] { "consume" } }, _ct)).StatusCode);
+        var mine = await GroupAsync(user, topic, new { group = "u", push = new { url = "https://hooks.example.test/u?token=s3cr3t" } });
+        Assert.Equal("https://hooks.example.test/u?token=s3cr3t", mine["push"]!["url"]!.GetValue<string>());
+        Assert.Equal("https://hooks.example.test/u?…", (await GroupStateAsync(admin, topic, "u"))["push"]!["url"]!.GetValue<string>());
         await (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group = "p" }, _ct)).AssertProblemAsync(HttpStatusCode.Conflict);
     }
 
