@@ -119,13 +119,35 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         }
     }
 
-    public async Task AppendAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
+    /// <summary>Several entries of one unit of work in one write (each on its own otherwise).</summary>
+    public async Task AppendAsync(IReadOnlyList<AuditEvent> auditEvents, CancellationToken cancellationToken)
     {
+        if (UnitOfWork.Current is null || auditEvents.Count <= 1)
+        {
+            foreach (var auditEvent in auditEvents)
+            {
+                await AppendAsync(auditEvent, cancellationToken);
+            }
+            return;
+        }
         var key = await ChainKeyAsync(cancellationToken);
+        var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var rows = auditEvents.Select(e => PendingRowOf(key, e, at)).ToList();
+        // On the unit's transaction as it is (no savepoint): if the entries cannot be written, the change they record must not commit either.
+        await InsertPendingAsync(UnitOfWork.Current.Connection, UnitOfWork.Current.Transaction, rows);
+        foreach (var group in auditEvents.GroupBy(e => e.Outcome))
+        {
+            _appended.Add(group.Count(), new KeyValuePair<string, object?>("outcome", group.Key));
+        }
+        UnitOfWork.AfterCommit(Pending.Notify);
+    }
+
+    private static PendingRow PendingRowOf(byte[] key, AuditEvent auditEvent, long at)
+    {
         var entry = new AuditEntry
         {
             Id = Guid.CreateVersion7().ToString("N"),
-            At = _time.GetUtcNow().ToUnixTimeMilliseconds(),
+            At = at,
             Actor = auditEvent.Actor,
             ActorName = auditEvent.ActorName,
             Action = auditEvent.Action,
@@ -136,11 +158,17 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
                 ? JsonSerializer.Serialize(new SortedDictionary<string, string>(auditEvent.Details.ToDictionary(), StringComparer.Ordinal))
                 : null,
         };
-        var row = new PendingRow
+        return new PendingRow
         {
             Id = entry.Id, At = entry.At, Actor = entry.Actor, ActorName = entry.ActorName, Action = entry.Action, Target = entry.Target,
             Outcome = entry.Outcome, SourceIp = entry.SourceIp, Details = entry.Details, Mac = AuditChain.PendingMac(key, entry),
         };
+    }
+
+    public async Task AppendAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
+    {
+        var key = await ChainKeyAsync(cancellationToken);
+        var row = PendingRowOf(key, auditEvent, _time.GetUtcNow().ToUnixTimeMilliseconds());
         if (UnitOfWork.Current is not null)
         {
             // Joins the caller's unit of work: it commits with the change it records, or not at all.
@@ -157,11 +185,38 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
         await write.Done.Task;
     }
 
-    private static Task<int> InsertPendingAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, IReadOnlyList<PendingRow> rows) =>
-        connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO audit_pending (id, at, actor, actor_name, action, target, outcome, source_ip, details, mac)
-            VALUES (@Id, @At, @Actor, @ActorName, @Action, @Target, @Outcome, @SourceIp, @Details, @Mac)
-            """, rows, transaction, cancellationToken: CancellationToken.None));
+    /// <summary>Rows per INSERT of pending entries: a unit of work with many entries (a group-committed batch of appends) writes them in a few statements.</summary>
+    private const int PendingChunk = 100;
+
+    private static async Task<int> InsertPendingAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, IReadOnlyList<PendingRow> rows)
+    {
+        var written = 0;
+        for (var offset = 0; offset < rows.Count; offset += PendingChunk)
+        {
+            var chunk = rows.Skip(offset).Take(PendingChunk).ToList();
+            var parameters = new DynamicParameters();
+            var values = new List<string>(chunk.Count);
+            for (var i = 0; i < chunk.Count; i++)
+            {
+                var r = chunk[i];
+                values.Add(string.Create(CultureInfo.InvariantCulture, $"(@id{i}, @at{i}, @ac{i}, @an{i}, @act{i}, @t{i}, @o{i}, @ip{i}, @d{i}, @m{i})"));
+                parameters.Add($"id{i}", r.Id);
+                parameters.Add($"at{i}", r.At);
+                parameters.Add($"ac{i}", r.Actor);
+                parameters.Add($"an{i}", r.ActorName);
+                parameters.Add($"act{i}", r.Action);
+                parameters.Add($"t{i}", r.Target);
+                parameters.Add($"o{i}", r.Outcome);
+                parameters.Add($"ip{i}", r.SourceIp);
+                parameters.Add($"d{i}", r.Details);
+                parameters.Add($"m{i}", r.Mac);
+            }
+            written += await connection.ExecuteAsync(new CommandDefinition(
+                "INSERT INTO audit_pending (id, at, actor, actor_name, action, target, outcome, source_ip, details, mac) VALUES " + string.Join(", ", values),
+                parameters, transaction, cancellationToken: CancellationToken.None));
+        }
+        return written;
+    }
 
     /// <summary>
     /// One batch of this node's standalone entries (group commit, <see cref="GroupCommitQueue{T}"/>):

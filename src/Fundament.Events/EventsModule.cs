@@ -24,6 +24,7 @@ public sealed class EventsModule : FundamentModule
         var services = context.Services;
         services.AddSettings<EventsOptions, EventsOptionsValidator>(context.Configuration, EventsOptions.SectionName);
         services.TryAddSingleton<EventStore>();
+        services.TryAddSingleton<AppendWriter>();
         services.TryAddSingleton<StreamGrantStore>();
         services.AddSingleton<Core.Quotas.IQuotaMeter, EventsQuotaMeter>();
         services.AddSingleton<Core.Quotas.IQuotaMeter, SnapshotBytesMeter>();

@@ -4,4 +4,13 @@ namespace Fundament.Core.Audit;
 public interface IAuditLog
 {
     Task AppendAsync(AuditEvent auditEvent, CancellationToken cancellationToken);
+
+    /// <summary>Several entries, in order; inside a unit of work they commit with it, written together where the log can.</summary>
+    async Task AppendAsync(IReadOnlyList<AuditEvent> auditEvents, CancellationToken cancellationToken)
+    {
+        foreach (var auditEvent in auditEvents)
+        {
+            await AppendAsync(auditEvent, cancellationToken).ConfigureAwait(false);
+        }
+    }
 }

@@ -23,7 +23,7 @@ internal static partial class StreamsApi
     }
 
     /// <summary>Everything an endpoint here needs.</summary>
-    internal sealed record Services(EventStore Store, StreamGrantStore Grants, IDatabase Database, IAuditLog Audit, Core.Quotas.IQuotas Quotas, AppendSignal Signal,
+    internal sealed record Services(EventStore Store, AppendWriter Writer, StreamGrantStore Grants, IDatabase Database, IAuditLog Audit, Core.Quotas.IQuotas Quotas, AppendSignal Signal,
         SnapshotStore Snapshots, Upcasting.EventUpcaster Upcaster, IOptions<EventsOptions> Options);
 
     private static async Task<Results<Created<AppendResult>, Ok<AppendResult>, ValidationProblem, ProblemHttpResult>> AppendAsync(
@@ -95,14 +95,12 @@ internal static partial class StreamsApi
             await s.Audit.AppendAsync(new AuditEvent("events.append", AuditOutcome.Denied) { Target = $"stream:{denied.Stream}" }.From(context), cancellationToken);
             return new Forbidden(denied.Stream);
         }
-        var subject = Core.Quotas.QuotaSubject.Of(context.User);
-        var outcome = await s.Database.AuditedAsync(s.Audit, async () =>
-        {
-            // Checked and counted in the append's transaction, behind its lock, so two appends cannot both take the last room.
-            return await s.Store.AppendAsync(appends, subject.Actor,
-                count => s.Quotas.EnsureAsync(subject, Core.Quotas.Quota.StoredEvents, count, cancellationToken), cancellationToken);
-        }, outcome => outcome is AppendOutcome.Written written
-            ? new AuditEvent("events.append", AuditOutcome.Success)
+        // Group-committed with the appends other requests make meanwhile; its audit entry commits with it.
+        // The quota is checked and counted in that transaction, behind its lock, so two appends cannot both take the last room.
+        // Who and from where, read here: the writer runs on another thread.
+        var entry = new AuditEvent("events.append", AuditOutcome.Success).From(context);
+        var outcome = await s.Writer.AppendAsync(appends, Core.Quotas.QuotaSubject.Of(context.User), outcome => outcome is AppendOutcome.Written written
+            ? entry with
             {
                 Target = written.Results.Count == 1 ? $"stream:{written.Results[0].Stream}" : "streams",
                 Details = new Dictionary<string, string>
@@ -111,8 +109,8 @@ internal static partial class StreamsApi
                     ["events"] = appends.Sum(a => a.Events.Count).ToString(System.Globalization.CultureInfo.InvariantCulture),
                     ["toPosition"] = written.Results[^1].Position.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 },
-            }.From(context)
-            : null, cancellationToken);
+            }
+            : null);
         if (outcome is AppendOutcome.Written)
         {
             s.Signal.Pulse();

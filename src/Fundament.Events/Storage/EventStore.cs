@@ -64,6 +64,12 @@ internal sealed record EventToStore(string Id, string Type, string Data, string?
 
 internal sealed record StreamAppend(string Stream, ExpectedVersion Expected, IReadOnlyList<EventToStore> Events);
 
+/// <summary>One request's appends (all or nothing) in a group-committed batch, by <paramref name="Actor"/>.</summary>
+internal sealed record BatchAppend(IReadOnlyList<StreamAppend> Appends, string Actor, Core.Quotas.QuotaSubject? Subject = null);
+
+/// <summary>One append's outcome in a batch: an <see cref="AppendOutcome"/>, or the quota's refusal.</summary>
+internal sealed record BatchOutcome(AppendOutcome? Outcome, Core.Quotas.QuotaExceededException? Refusal);
+
 /// <summary>The outcome of an append: written, already written before (same ids), or refused.</summary>
 internal abstract record AppendOutcome
 {
@@ -87,11 +93,6 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
 {
     private const string Columns = "id AS Id, stream AS Stream, version AS Version, position AS Position, type AS Type, schema_version AS SchemaVersion, data AS Data, metadata AS Metadata, recorded_at AS RecordedAt";
 
-    private sealed class Refused(AppendOutcome outcome) : Exception
-    {
-        public AppendOutcome Outcome { get; } = outcome;
-    }
-
     /// <summary>
     /// Appends to every stream of <paramref name="appends"/> in one transaction (the caller's unit
     /// of work when there is one), or to none; what is written counts against <paramref name="actor"/>'s
@@ -100,54 +101,115 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
     /// </summary>
     public async Task<AppendOutcome> AppendAsync(IReadOnlyList<StreamAppend> appends, string actor, Func<int, Task>? reserve, CancellationToken cancellationToken)
     {
-        try
-        {
-            return await database.InTransactionAsync(async (connection, transaction) =>
-            {
-                // The lock first: every check below then sees what the appends before this one committed.
-                var head = await connection.ExecuteScalarAsync<long>(database.Command(
-                    "UPDATE events_head SET position = position WHERE id = 1 RETURNING position", transaction: transaction, cancellationToken: cancellationToken));
+        var outcome = (await AppendBatchAsync([new BatchAppend(appends, actor)], reserve is null ? null : (_, adding) => reserve((int)adding), cancellationToken))[0];
+        return outcome.Refusal is { } refusal ? throw refusal : outcome.Outcome!;
+    }
 
-                if (await ExistingAsync(connection, transaction, appends, cancellationToken) is { } existing)
+    /// <summary>
+    /// Several independent appends (each all or nothing, each with its own outcome) in one transaction:
+    /// one head lock, one read of every id and every stream's version, one multi-row INSERT of every
+    /// event, one write of every stream, the head and each principal's usage, and one commit (group
+    /// commit; see <see cref="AppendWriter"/>). Every refusal (ids in use, a wrong version, a quota
+    /// <paramref name="reserve"/> refuses by throwing) is decided before anything is written, so a
+    /// refused append leaves no trace and the others go on. A later append of the batch sees what the
+    /// earlier ones wrote: the same ids again are a retry, a version follows the earlier append's.
+    /// </summary>
+    /// <param name="reserve">Called with an append and the events its principal's appends of this batch would add, this one's included; throws <see cref="Core.Quotas.QuotaExceededException"/> to refuse.</param>
+    public Task<IReadOnlyList<BatchOutcome>> AppendBatchAsync(IReadOnlyList<BatchAppend> batch, Func<BatchAppend, long, Task>? reserve, CancellationToken cancellationToken) =>
+        // In a unit of work (the writer's), on its transaction as it is: a failure fails the whole unit
+        // anyway, so the savepoint a nested transaction would cost (two round trips) buys nothing.
+        UnitOfWork.Current is { } unit
+            ? WriteBatchAsync(unit.Connection, unit.Transaction, batch, reserve, cancellationToken)
+            : database.InTransactionAsync((connection, transaction) => WriteBatchAsync(connection, transaction, batch, reserve, cancellationToken), cancellationToken);
+
+    private async Task<IReadOnlyList<BatchOutcome>> WriteBatchAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<BatchAppend> batch,
+        Func<BatchAppend, long, Task>? reserve, CancellationToken cancellationToken)
+    {
+        {
+            var ids = batch.SelectMany(b => b.Appends.SelectMany(a => a.Events.Select(e => e.Id))).Distinct(StringComparer.Ordinal).ToArray();
+            var streams = batch.SelectMany(b => b.Appends.Select(a => a.Stream)).Distinct(StringComparer.Ordinal).ToArray();
+            // One round trip: the lock first (every check then sees what the appends before this batch
+            // committed), then every id and every stream's version the batch names.
+            long head;
+            Dictionary<string, (string Id, string Stream, long Version, long Position)> known;
+            Dictionary<string, long> versions;
+            using (var reads = await connection.QueryMultipleAsync(database.Command($"""
+                UPDATE events_head SET position = position WHERE id = 1 RETURNING position;
+                SELECT id, stream, version, position FROM events_events WHERE {database.Dialect.InList("id", "ids")};
+                SELECT stream, version FROM events_streams WHERE {database.Dialect.InList("stream", "streams")};
+                """, new { ids, streams }, transaction, cancellationToken: cancellationToken)))
+            {
+                head = await reads.ReadSingleAsync<long>();
+                known = (await reads.ReadAsync<(string Id, string Stream, long Version, long Position)>()).ToDictionary(r => r.Id, StringComparer.Ordinal);
+                versions = (await reads.ReadAsync<(string Stream, long Version)>()).ToDictionary(r => r.Stream, r => r.Version, StringComparer.Ordinal);
+            }
+
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var position = head;
+            var rows = new List<(string Stream, long Version, long Position, EventToStore Event)>();
+            var touched = new Dictionary<string, long>(StringComparer.Ordinal);
+            var added = new Dictionary<string, long>(StringComparer.Ordinal);
+            var outcomes = new List<BatchOutcome>(batch.Count);
+            foreach (var item in batch)
+            {
+                if (Existing(item.Appends, known) is { } existing)
                 {
-                    return existing;
+                    outcomes.Add(new BatchOutcome(existing, null));
+                    continue;
                 }
+                if (item.Appends.Select(a => (a, Current: versions.GetValueOrDefault(a.Stream, -1))).FirstOrDefault(p => !p.a.Expected.Allows(p.Current)) is { a: not null } wrong)
+                {
+                    outcomes.Add(new BatchOutcome(new AppendOutcome.WrongVersion(wrong.a.Stream, wrong.Current), null));
+                    continue;
+                }
+                var count = item.Appends.Sum(a => a.Events.Count);
                 if (reserve is not null)
                 {
-                    await reserve(appends.Sum(a => a.Events.Count));
-                }
-
-                var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                var position = head;
-                var results = new List<AppendResult>(appends.Count);
-                foreach (var append in appends)
-                {
-                    var current = await connection.ExecuteScalarAsync<long?>(database.Command(
-                        "SELECT version FROM events_streams WHERE stream = @stream", new { stream = append.Stream }, transaction, cancellationToken: cancellationToken)) ?? -1;
-                    if (!append.Expected.Allows(current))
+                    try
                     {
-                        throw new Refused(new AppendOutcome.WrongVersion(append.Stream, current));
+                        await reserve(item, added.GetValueOrDefault(item.Actor) + count);
                     }
-                    await InsertAsync(connection, transaction, append, current + 1, position + 1, now, cancellationToken);
-                    var version = current + append.Events.Count;
-                    position += append.Events.Count;
-                    await connection.ExecuteAsync(database.Command("""
-                        INSERT INTO events_streams (stream, version, created_at, updated_at) VALUES (@stream, @version, @now, @now)
-                        ON CONFLICT (stream) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at
-                        """, new { stream = append.Stream, version, now }, transaction, cancellationToken: cancellationToken));
-                    results.Add(new AppendResult(append.Stream, current + 1, version, position));
+                    catch (Core.Quotas.QuotaExceededException refused)
+                    {
+                        outcomes.Add(new BatchOutcome(null, refused));
+                        continue;
+                    }
                 }
-                await connection.ExecuteAsync(database.Command("UPDATE events_head SET position = @position WHERE id = 1", new { position }, transaction, cancellationToken: cancellationToken));
-                await connection.ExecuteAsync(database.Command("""
-                    INSERT INTO events_usage (actor, events) VALUES (@actor, @count)
-                    ON CONFLICT (actor) DO UPDATE SET events = events_usage.events + excluded.events
-                    """, new { actor, count = position - head }, transaction, cancellationToken: cancellationToken));
-                return (AppendOutcome)new AppendOutcome.Written(results);
-            }, cancellationToken);
-        }
-        catch (Refused refused)
-        {
-            return refused.Outcome;
+                var results = new List<AppendResult>(item.Appends.Count);
+                foreach (var append in item.Appends)
+                {
+                    var current = versions.GetValueOrDefault(append.Stream, -1);
+                    for (var i = 0; i < append.Events.Count; i++)
+                    {
+                        var e = append.Events[i];
+                        rows.Add((append.Stream, current + 1 + i, position + 1 + i, e));
+                        known[e.Id] = (e.Id, append.Stream, current + 1 + i, position + 1 + i);
+                    }
+                    position += append.Events.Count;
+                    versions[append.Stream] = touched[append.Stream] = current + append.Events.Count;
+                    results.Add(new AppendResult(append.Stream, current + 1, current + append.Events.Count, position));
+                }
+                added[item.Actor] = added.GetValueOrDefault(item.Actor) + count;
+                outcomes.Add(new BatchOutcome(new AppendOutcome.Written(results), null));
+            }
+            if (rows.Count == 0)
+            {
+                return outcomes;
+            }
+
+            await InsertAsync(connection, transaction, rows, now, cancellationToken);
+            // The streams, the head and the principals' usage in one command (one round trip; a batch names at most a few hundred streams).
+            var parameters = new DynamicParameters(new { now, position });
+            var streamValues = touched.Select((t, i) => { parameters.Add($"s{i}", t.Key); parameters.Add($"v{i}", t.Value); return $"(@s{i}, @v{i}, @now, @now)"; }).ToList();
+            var usageValues = added.Select((a, i) => { parameters.Add($"a{i}", a.Key); parameters.Add($"n{i}", a.Value); return $"(@a{i}, @n{i})"; }).ToList();
+            await connection.ExecuteAsync(database.Command($"""
+                INSERT INTO events_streams (stream, version, created_at, updated_at) VALUES {string.Join(", ", streamValues)}
+                ON CONFLICT (stream) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at;
+                UPDATE events_head SET position = @position WHERE id = 1;
+                INSERT INTO events_usage (actor, events) VALUES {string.Join(", ", usageValues)}
+                ON CONFLICT (actor) DO UPDATE SET events = events_usage.events + excluded.events;
+                """, parameters, transaction, cancellationToken: cancellationToken));
+            return outcomes;
         }
     }
 
@@ -158,21 +220,23 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
     /// </summary>
     internal int InsertChunk => database.Dialect == SqlDialect.Postgres ? 250 : 1;
 
-    /// <summary>Inserts <paramref name="append"/>'s events from <paramref name="version"/> and <paramref name="position"/> on, a chunk of rows per statement.</summary>
-    private async Task InsertAsync(DbConnection connection, DbTransaction transaction, StreamAppend append, long version, long position, long now, CancellationToken cancellationToken)
+    /// <summary>Inserts the rows, a chunk of rows per statement.</summary>
+    private async Task InsertAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<(string Stream, long Version, long Position, EventToStore Event)> rows, long now,
+        CancellationToken cancellationToken)
     {
-        for (var offset = 0; offset < append.Events.Count; offset += InsertChunk)
+        for (var offset = 0; offset < rows.Count; offset += InsertChunk)
         {
-            var chunk = append.Events.Skip(offset).Take(InsertChunk).ToList();
-            var parameters = new DynamicParameters(new { stream = append.Stream, now });
+            var chunk = rows.Skip(offset).Take(InsertChunk).ToList();
+            var parameters = new DynamicParameters(new { now });
             var sql = new System.Text.StringBuilder("INSERT INTO events_events (position, id, stream, version, type, schema_version, data, metadata, recorded_at) VALUES ");
             for (var i = 0; i < chunk.Count; i++)
             {
-                var e = chunk[i];
-                sql.Append(i == 0 ? "" : ", ").Append(System.Globalization.CultureInfo.InvariantCulture, $"(@p{i}, @i{i}, @stream, @v{i}, @t{i}, @s{i}, @d{i}, @m{i}, @now)");
-                parameters.Add($"p{i}", position + offset + i);
+                var (stream, version, position, e) = chunk[i];
+                sql.Append(i == 0 ? "" : ", ").Append(System.Globalization.CultureInfo.InvariantCulture, $"(@p{i}, @i{i}, @st{i}, @v{i}, @t{i}, @s{i}, @d{i}, @m{i}, @now)");
+                parameters.Add($"p{i}", position);
                 parameters.Add($"i{i}", e.Id);
-                parameters.Add($"v{i}", version + offset + i);
+                parameters.Add($"st{i}", stream);
+                parameters.Add($"v{i}", version);
                 parameters.Add($"t{i}", e.Type);
                 parameters.Add($"s{i}", e.SchemaVersion);
                 parameters.Add($"d{i}", e.Data);
@@ -186,12 +250,9 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
     /// The earlier result when every id was appended before in the same streams and order (a retry);
     /// <see cref="AppendOutcome.IdsInUse"/> when some were; null when none were.
     /// </summary>
-    private async Task<AppendOutcome?> ExistingAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<StreamAppend> appends, CancellationToken cancellationToken)
+    private static AppendOutcome? Existing(IReadOnlyList<StreamAppend> appends, Dictionary<string, (string Id, string Stream, long Version, long Position)> known)
     {
-        var ids = appends.SelectMany(a => a.Events.Select(e => e.Id)).ToArray();
-        var found = (await connection.QueryAsync<(string Id, string Stream, long Version, long Position)>(database.Command(
-            $"SELECT id, stream, version, position FROM events_events WHERE {database.Dialect.InList("id", "ids")}", new { ids }, transaction, cancellationToken: cancellationToken)))
-            .ToDictionary(r => r.Id, StringComparer.Ordinal);
+        var found = appends.SelectMany(a => a.Events).Where(e => known.ContainsKey(e.Id)).Select(e => e.Id).ToList();
         if (found.Count == 0)
         {
             return null;
@@ -199,12 +260,12 @@ internal sealed class EventStore(IDatabase database, TimeProvider time)
         var results = new List<AppendResult>();
         foreach (var append in appends)
         {
-            var rows = append.Events.Select(e => found.TryGetValue(e.Id, out var row) ? row : default).ToList();
+            var rows = append.Events.Select(e => known.TryGetValue(e.Id, out var row) ? row : default).ToList();
             var consecutive = rows.All(r => r.Id is not null && r.Stream == append.Stream)
                 && rows.Zip(rows.Skip(1)).All(p => p.Second.Version == p.First.Version + 1);
             if (!consecutive)
             {
-                throw new Refused(new AppendOutcome.IdsInUse(found.Keys.Order(StringComparer.Ordinal).ToList()));
+                return new AppendOutcome.IdsInUse(found.Order(StringComparer.Ordinal).ToList());
             }
             results.Add(new AppendResult(append.Stream, rows[0].Version, rows[^1].Version, rows[^1].Position));
         }
