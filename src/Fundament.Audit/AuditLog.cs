@@ -213,7 +213,7 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
             }
             written += await connection.ExecuteAsync(new CommandDefinition(
                 "INSERT INTO audit_pending (id, at, actor, actor_name, action, target, outcome, source_ip, details, mac) VALUES " + string.Join(", ", values),
-                parameters, transaction, cancellationToken: CancellationToken.None));
+                parameters, transaction, flags: chunk.Count == 1 ? CommandFlags.Buffered : CommandFlags.NoCache, cancellationToken: CancellationToken.None));
         }
         return written;
     }

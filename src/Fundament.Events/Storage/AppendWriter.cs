@@ -40,18 +40,44 @@ internal sealed class AppendWriter
         return done.Task;
     }
 
-    private async Task CommitAsync(IReadOnlyList<Pending> batch)
+    /// <summary>
+    /// Events and streams one transaction may name: the batch's ids and streams are read in one
+    /// statement, and SQLite allows 32,766 variables in one. A request over it on its own still goes, alone.
+    /// </summary>
+    private const int MaxBatchWeight = 8_000;
+
+    private async Task CommitAsync(IReadOnlyList<Pending> queued)
+    {
+        var batch = new List<Pending>();
+        var weight = 0;
+        foreach (var pending in queued)
+        {
+            var itemWeight = pending.Append.Appends.Sum(a => a.Events.Count + 1);
+            if (batch.Count > 0 && weight + itemWeight > MaxBatchWeight)
+            {
+                await CommitBatchAsync(batch);
+                (batch, weight) = ([], 0);
+            }
+            batch.Add(pending);
+            weight += itemWeight;
+        }
+        await CommitBatchAsync(batch);
+    }
+
+    private async Task CommitBatchAsync(IReadOnlyList<Pending> batch)
     {
         IReadOnlyList<BatchOutcome> outcomes;
         try
         {
-            // Whether a principal has no storedEvents limit (an administrator), looked up once per batch.
+            // Whether a principal, with the roles of this request, has no storedEvents limit (an administrator): looked up
+            // once per batch. The roles are part of the key: an API key of the same user may hold fewer.
             var unlimited = new Dictionary<string, bool>(StringComparer.Ordinal);
             async Task ReserveAsync(BatchAppend append, long adding)
             {
-                if (!unlimited.TryGetValue(append.Actor, out var free))
+                var key = append.Actor + "\n" + string.Join(",", append.Subject!.Roles.Order(StringComparer.Ordinal));
+                if (!unlimited.TryGetValue(key, out var free))
                 {
-                    unlimited[append.Actor] = free = (await _quotas.LimitAsync(append.Subject!, Quota.StoredEvents, CancellationToken.None)).Limit is null;
+                    unlimited[key] = free = (await _quotas.LimitAsync(append.Subject!, Quota.StoredEvents, CancellationToken.None)).Limit is null;
                 }
                 if (!free)
                 {
@@ -76,13 +102,19 @@ internal sealed class AppendWriter
                 return outcomes;
             }, CancellationToken.None);
         }
-        catch (Exception ex)
+        catch (Exception) when (batch.Count > 1)
         {
-            // Nothing of the batch was written: every caller learns it (a retry is safe: same ids).
+            // Nothing of the batch was written. One append may be the cause (its data, its audit entry): each goes
+            // again on its own, so only the culprit fails (an append is idempotent by its ids, so this is safe).
             foreach (var pending in batch)
             {
-                pending.Done.TrySetException(ex);
+                await CommitBatchAsync([pending]);
             }
+            return;
+        }
+        catch (Exception ex)
+        {
+            batch[0].Done.TrySetException(ex);
             return;
         }
         for (var i = 0; i < batch.Count; i++)

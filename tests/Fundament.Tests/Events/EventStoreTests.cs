@@ -189,6 +189,57 @@ public abstract class EventStoreTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task ConcurrentAppends_ShareCommits_YetEachGetsItsOwnOutcome_AndTheQuotaHoldsExactly()
+    {
+        using var admin = await factory.AdminAsync();
+        var (user, userId, _) = await factory.UserClientAsync();
+        using var _1 = user;
+        var prefix = $"gc{Guid.NewGuid():N}"[..12];
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/stream-grants", new { principal = $"user:{userId}", streamPrefix = prefix, capabilities = new[] { "append", "read" } }, _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/api/v1/quotas/users/{userId}/storedEvents", new { limit = 10, unlimited = false }, _ct)).StatusCode);
+        var shared = Stream(prefix);
+        Assert.Equal(HttpStatusCode.Created, (await AppendAsync(admin, shared, "no_stream", Event())).StatusCode);
+        var retried = Event();
+
+        // All at once, so the writer takes them in few transactions: appends to new streams, the same append sent
+        // twice, two appends that both expect version 0 of one stream, and a user whose quota has room for 10 of 16.
+        var tasks = new List<Task<HttpResponseMessage>>();
+        tasks.AddRange(Enumerable.Range(0, 12).Select(_ => AppendAsync(admin, Stream(prefix), "no_stream", Event(), Event())));
+        var twice = Stream(prefix) + "-twice";
+        tasks.Add(AppendAsync(admin, twice, "any", retried));
+        tasks.AddRange(Enumerable.Range(0, 2).Select(_ => AppendAsync(admin, shared, 0, Event())));
+        tasks.AddRange(Enumerable.Range(0, 8).Select(_ => AppendAsync(user, Stream(prefix), "any", Event(), Event())));
+        var answers = await Task.WhenAll(tasks);
+
+        Assert.All(answers[..12], a => Assert.Equal(HttpStatusCode.Created, a.StatusCode));
+        // Exactly one of the two writers expecting version 0 wins; the other learns the stream moved on.
+        Assert.Equal([HttpStatusCode.Created, HttpStatusCode.Conflict], answers[13..15].Select(a => a.StatusCode).Order());
+        var lost = answers[13..15].Single(a => a.StatusCode == HttpStatusCode.Conflict);
+        Assert.Equal(1, (await lost.JsonAsync())["actualVersion"]!.GetValue<long>());
+        // Two events each: five of the user's eight fit into a limit of ten, the rest are refused and write nothing.
+        Assert.Equal(5, answers[15..].Count(a => a.StatusCode == HttpStatusCode.Created));
+        Assert.All(answers[15..].Where(a => a.StatusCode != HttpStatusCode.Created), a => Assert.Equal(HttpStatusCode.TooManyRequests, a.StatusCode));
+        var quotas = (await (await user.GetAsync("/api/v1/me/quotas", _ct)).JsonAsync()).AsArray();
+        Assert.Equal(10, quotas.Single(q => q!["name"]!.GetValue<string>() == "storedEvents")!["used"]!.GetValue<long>());
+
+        // The same append again, now and at once twice more: one write, the same answer.
+        var first = await answers[12].JsonAsync();
+        var again = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => AppendAsync(admin, twice, "any", retried)));
+        foreach (var answer in again)
+        {
+            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+            Assert.Equal(first["position"]!.GetValue<long>(), (await answer.JsonAsync())["position"]!.GetValue<long>());
+        }
+
+        // $all holds every written event once, in one unbroken run of positions.
+        var all = (await (await admin.GetAsync($"/api/v1/streams/$all/events?streamPrefix={prefix}&limit=1000", _ct)).JsonAsync())["events"]!.AsArray();
+        Assert.Equal(1 + 24 + 1 + 1 + 10, all.Count);
+        var positions = all.Select(e => e!["position"]!.GetValue<long>()).ToList();
+        Assert.Equal(positions.Count, positions.Distinct().Count());
+        Assert.Equal(positions.Order(), positions);
+    }
+
+    [Fact]
     public async Task AppendsCountAgainstTheStoredEventsQuota_AndGoingOverIs429_WritingNothing_ButRetriesAreAnswered()
     {
         using var admin = await factory.AdminAsync();
