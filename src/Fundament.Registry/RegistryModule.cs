@@ -28,6 +28,13 @@ public sealed class RegistryModule : FundamentModule
         new(RegistryPermissions.Passthrough, "Declare routes whose callers' bearer tokens reach the service (forwardAuthorization: passthrough)."),
     ];
 
+    public override IReadOnlyList<EventTypeDefinition> EventTypes { get; } =
+    [
+        new(RegistryEvents.Registered, "An instance registered; data holds the instance id, service, its first status and changeId. Audience: the principal that registered it."),
+        new(RegistryEvents.StatusChanged, "An instance's health status changed (passing, warning, critical); data holds from, to, the check output and changeId."),
+        new(RegistryEvents.Deregistered, "An instance was deregistered (by its owner, an admin, or after being critical for deregisterAfter); data holds the reason as output."),
+    ];
+
     public override void AddServices(ModuleContext context)
     {
         var services = context.Services;
@@ -51,6 +58,11 @@ public sealed class RegistryModule : FundamentModule
                 PooledConnectionLifetime = TimeSpan.FromMinutes(2),
             }, EgressPurpose.Upstreams));
         services.TryAddSingleton<HealthMonitor>();
+        services.TryAddSingleton<RegistryEventPublisher>();
+        if (context.Runs(FundamentRoles.Control) && context.Enabled(RegistryOptions.SectionName, nameof(RegistryOptions.EventsEnabled)))
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<RegistryEventPublisher>());
+        }
         if (context.Runs(FundamentRoles.Control) && context.Enabled(RegistryOptions.SectionName, nameof(RegistryOptions.MonitorEnabled)))
         {
             services.AddHostedService(sp => sp.GetRequiredService<HealthMonitor>());

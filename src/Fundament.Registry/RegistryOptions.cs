@@ -8,6 +8,9 @@ public sealed class RegistryOptions
     /// <summary>Whether this process runs health checks (control role only). Default true; replicas share the work through leases.</summary>
     public bool MonitorEnabled { get; set; } = true;
 
+    /// <summary>Whether this node (a control node) publishes the registry's domain events from the status history (one node at a time, by lease). Default true.</summary>
+    public bool EventsEnabled { get; set; } = true;
+
     /// <summary>How often the monitor looks for due checks, lapsed TTLs and instances to remove. Default 1s.</summary>
     public TimeSpan MonitorInterval { get; set; } = TimeSpan.FromSeconds(1);
 

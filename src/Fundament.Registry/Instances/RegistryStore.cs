@@ -73,7 +73,7 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
                         @checkIntervalMs, @checkTimeoutMs, @ttlMs, @deregisterAfterMs, @status, @output, @now, @criticalSince, @now,
                         @nextCheckAt, @registeredBy, @now, @index)
                     """, args, transaction, cancellationToken: cancellationToken));
-                await HistoryAsync(connection, transaction, d.Id, d.Service, null, status, "registered", now, cancellationToken);
+                await HistoryAsync(connection, transaction, d.Id, d.Service, null, status, "registered", now, cancellationToken, registeredBy);
             }
             else
             {
@@ -89,7 +89,7 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
                 {
                     await connection.ExecuteAsync(new CommandDefinition(
                         "UPDATE registry_instances SET status_changed_at = @now WHERE id = @Id", new { d.Id, now }, transaction, cancellationToken: cancellationToken));
-                    await HistoryAsync(connection, transaction, d.Id, d.Service, existing.Status, status, "re-registered", now, cancellationToken);
+                    await HistoryAsync(connection, transaction, d.Id, d.Service, existing.Status, status, "re-registered", now, cancellationToken, registeredBy);
                 }
             }
             return true;
@@ -118,7 +118,8 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var removed = await database.InTransactionAsync(async (connection, transaction) =>
         {
-            var row = await connection.QuerySingleOrDefaultAsync<(string Service, string Status, long? CriticalSince)?>(database.Command("SELECT service, status, critical_since FROM registry_instances WHERE id = @id{for_update}", new { id }, transaction, cancellationToken: cancellationToken));
+            var row = await connection.QuerySingleOrDefaultAsync<(string Service, string Status, long? CriticalSince, string RegisteredBy)?>(database.Command(
+                "SELECT service, status, critical_since, registered_by FROM registry_instances WHERE id = @id{for_update}", new { id }, transaction, cancellationToken: cancellationToken));
             if (row is not { } r)
             {
                 return false;
@@ -130,7 +131,7 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
             }
             await NextIndexAsync(connection, transaction, r.Service, cancellationToken);
             await connection.ExecuteAsync(new CommandDefinition("DELETE FROM registry_instances WHERE id = @id", new { id }, transaction, cancellationToken: cancellationToken));
-            await HistoryAsync(connection, transaction, id, r.Service, r.Status, "deregistered", reason, now, cancellationToken);
+            await HistoryAsync(connection, transaction, id, r.Service, r.Status, "deregistered", reason, now, cancellationToken, r.RegisteredBy);
             return true;
         }, cancellationToken);
         if (removed)
@@ -368,7 +369,7 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
         }
         // The history of instances gone for a week goes too (new instance ids appear on every deploy).
         await connection.ExecuteAsync(new CommandDefinition(
-            "DELETE FROM registry_status_history WHERE at < @before AND instance_id NOT IN (SELECT id FROM registry_instances)",
+            "DELETE FROM registry_status_history WHERE at < @before AND published = 1 AND instance_id NOT IN (SELECT id FROM registry_instances)",
             new { before = now - (long)TimeSpan.FromDays(7).TotalMilliseconds }, cancellationToken: cancellationToken));
         return removed;
     }
@@ -376,8 +377,8 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
     /// <returns>True when the status changed; the caller wakes watchers once its transaction has committed.</returns>
     private async Task<bool> SetStatusAsync(DbConnection connection, DbTransaction transaction, string id, string status, string? output, long now, CancellationToken cancellationToken)
     {
-        var current = await connection.QuerySingleOrDefaultAsync<(string Service, string Status)?>(new CommandDefinition(
-            "SELECT service, status FROM registry_instances WHERE id = @id", new { id }, transaction, cancellationToken: cancellationToken));
+        var current = await connection.QuerySingleOrDefaultAsync<(string Service, string Status, string RegisteredBy)?>(new CommandDefinition(
+            "SELECT service, status, registered_by FROM registry_instances WHERE id = @id", new { id }, transaction, cancellationToken: cancellationToken));
         if (current is not { } c)
         {
             return false;
@@ -394,19 +395,39 @@ internal sealed class RegistryStore(IDatabase database, TimeProvider time, IOpti
                 critical_since = CASE WHEN @status = 'critical' THEN COALESCE(critical_since, @now) ELSE NULL END
             WHERE id = @id
             """, new { id, status, output = Truncate(output), now, index }, transaction, cancellationToken: cancellationToken));
-        await HistoryAsync(connection, transaction, id, c.Service, c.Status, status, output, now, cancellationToken);
+        await HistoryAsync(connection, transaction, id, c.Service, c.Status, status, output, now, cancellationToken, c.RegisteredBy);
         return true;
     }
 
-    private async Task HistoryAsync(DbConnection connection, DbTransaction transaction, string instanceId, string service, string? from, string to, string? output, long now, CancellationToken cancellationToken)
+    /// <summary>A status change into the history, which is also the outbox of its domain event (published later by <see cref="RegistryEventPublisher"/>).</summary>
+    private async Task HistoryAsync(DbConnection connection, DbTransaction transaction, string instanceId, string service, string? from, string to, string? output, long now,
+        CancellationToken cancellationToken, string audience)
     {
-        await connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO registry_status_history (id, instance_id, service, at, from_status, to_status, output) VALUES (@id, @instanceId, @service, @now, @from, @to, @output)",
-            new { id = Guid.CreateVersion7().ToString(), instanceId, service, now, from, to, output = Truncate(output) }, transaction, cancellationToken: cancellationToken));
         await connection.ExecuteAsync(new CommandDefinition("""
-            DELETE FROM registry_status_history WHERE instance_id = @instanceId AND id NOT IN (
+            INSERT INTO registry_status_history (id, instance_id, service, at, from_status, to_status, output, published, audience)
+            VALUES (@id, @instanceId, @service, @now, @from, @to, @output, 0, @audience)
+            """, new { id = Guid.CreateVersion7().ToString(), instanceId, service, now, from, to, output = Truncate(output), audience }, transaction, cancellationToken: cancellationToken));
+        // Trimmed to the newest rows, but never a change whose event is not out yet.
+        await connection.ExecuteAsync(new CommandDefinition("""
+            DELETE FROM registry_status_history WHERE instance_id = @instanceId AND published = 1 AND id NOT IN (
                 SELECT id FROM registry_status_history WHERE instance_id = @instanceId ORDER BY at DESC, id DESC LIMIT @keep)
             """, new { instanceId, keep = options.Value.HistoryPerInstance }, transaction, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Status changes whose domain event is not published yet, oldest first.</summary>
+    public async Task<IReadOnlyList<UnpublishedChange>> UnpublishedAsync(int take, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<UnpublishedChange>(new CommandDefinition("""
+            SELECT id AS Id, instance_id AS InstanceId, service AS Service, at AS At, from_status AS FromStatus, to_status AS ToStatus, output AS Output, audience AS Audience
+            FROM registry_status_history WHERE published = 0 ORDER BY at, id LIMIT @take
+            """, new { take }, cancellationToken: cancellationToken))).ToList();
+    }
+
+    public async Task MarkPublishedAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("UPDATE registry_status_history SET published = 1 WHERE id = @id", new { id }, cancellationToken: cancellationToken));
     }
 
     internal static async Task<long> NextIndexAsync(DbConnection connection, DbTransaction transaction, string service, CancellationToken cancellationToken)

@@ -26,6 +26,51 @@ public abstract class RegistryApiTests(FundamentFactory factory)
         (await (await admin.GetAsync($"/api/v1/registry/instances/{instanceId}", _ct)).JsonAsync())["status"]!.GetValue<string>();
 
     [Fact]
+    public async Task RegistrationsStatusChangesAndDeregistrations_AreDomainEventsOnTheBus_ForTheOwner_OnceEach()
+    {
+        using var admin = await factory.AdminAsync();
+        var publisher = factory.Services.GetRequiredService<Fundament.Registry.Instances.RegistryEventPublisher>();
+        var watcher = "w" + Guid.NewGuid().ToString("N")[..10];
+        foreach (var topic in new[] { "fundament.instance.registered", "fundament.instance.status_changed", "fundament.instance.deregistered" })
+        {
+            Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group = watcher }, _ct)).StatusCode);
+        }
+        async Task<List<JsonNode>> EventsAsync(string topic, string instanceId)
+        {
+            var pulled = (await (await admin.PostAsync($"/api/v1/topics/{topic}/subscriptions/{watcher}/pull?max=100", null, _ct)).JsonAsync())["messages"]!.AsArray().Select(m => m!).ToList();
+            if (pulled.Count > 0)
+            {
+                await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions/{watcher}/ack", new { leaseIds = pulled.Select(m => m["leaseId"]!.GetValue<string>()).ToArray() }, _ct);
+            }
+            return pulled.Where(m => m["body"]!["data"]!["instanceId"]!.GetValue<string>() == instanceId).ToList();
+        }
+
+        var service = Svc();
+        var (client, clientId) = await factory.ServiceClientAsync(service);
+        var id = (await RegisterAsync(client, new { service, address = "10.1.2.3", port = 8080, check = new { ttl = "10s" } }))["instanceId"]!.GetValue<string>();
+        // Nothing is on the bus until the publisher takes it from the outbox, and then once.
+        Assert.Empty(await EventsAsync("fundament.instance.registered", id));
+        Assert.True(await publisher.PassAsync(_ct) >= 1);
+        Assert.Equal(0, await publisher.PassAsync(_ct));
+        var registered = Assert.Single(await EventsAsync("fundament.instance.registered", id));
+        Assert.Equal($"client:{clientId}", registered["key"]!.GetValue<string>());
+        Assert.Equal(service, registered["body"]!["data"]!["service"]!.GetValue<string>());
+
+        // The TTL runs out: critical, an event with from and to.
+        factory.Time.Advance(TimeSpan.FromSeconds(11));
+        await Monitor.PassAsync(true, _ct);
+        await publisher.PassAsync(_ct);
+        var changed = Assert.Single(await EventsAsync("fundament.instance.status_changed", id));
+        Assert.Equal("critical", changed["body"]!["data"]!["to"]!.GetValue<string>());
+        Assert.NotNull(changed["body"]!["data"]!["from"]);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/v1/registry/instances/{id}", _ct)).StatusCode);
+        await publisher.PassAsync(_ct);
+        var gone = Assert.Single(await EventsAsync("fundament.instance.deregistered", id));
+        Assert.Equal($"client:{clientId}", gone["key"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Registration_ReturnsHeartbeatConfigAndReadableSecrets_AndIsIdempotent()
     {
         var service = Svc();
