@@ -15,6 +15,12 @@ public sealed class VaultModule : FundamentModule
         new(VaultPermissions.Policies, "Create, change and delete secret policies (never beyond one's own reach)."),
     ];
 
+    public override IReadOnlyList<EventTypeDefinition> EventTypes { get; } =
+    [
+        new(VaultEvents.Created, "A secret's first version was written; data holds path, version, by and at (never the value). Audience system."),
+        new(VaultEvents.Rotated, "A new version of a secret was written; data holds path, version, by and at (never the value). Audience system."),
+    ];
+
     public override void AddServices(ModuleContext context)
     {
         var services = context.Services;
@@ -27,6 +33,11 @@ public sealed class VaultModule : FundamentModule
         services.TryAddSingleton<VaultAuditor>();
         services.TryAddSingleton<ISecretDirectory, SecretDirectory>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IAlertConditionSource, VaultAlertConditions>());
+        services.TryAddSingleton<VaultEventPublisher>();
+        if (context.Runs(FundamentRoles.Control) && context.Enabled(VaultOptions.SectionName, nameof(VaultOptions.EventsEnabled)))
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<VaultEventPublisher>());
+        }
     }
 
     public override void MapEndpoints(IEndpointRouteBuilder endpoints)

@@ -10,6 +10,9 @@ public sealed class VaultOptions
 
     /// <summary>Largest secret value, in bytes of its JSON text. Default 65536.</summary>
     public int MaxValueBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Whether this node (a control node) publishes the vault's domain events (<c>secret.created</c>, <c>secret.rotated</c>) from its outbox, one node at a time by lease. Default true.</summary>
+    public bool EventsEnabled { get; set; } = true;
 }
 
 internal sealed class VaultOptionsValidator : SettingsValidator<VaultOptions>

@@ -64,6 +64,11 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
             await connection.ExecuteAsync(new CommandDefinition(
                 "DELETE FROM vault_secret_versions WHERE path = @path AND version <= @cutoff",
                 new { path, cutoff = version - max }, transaction, cancellationToken: cancellationToken));
+            // Its domain event, committed with it and published afterwards (VaultEventPublisher).
+            await connection.ExecuteAsync(new CommandDefinition(
+                "INSERT INTO vault_event_outbox (id, event, path, version, at, actor) VALUES (@id, @evt, @path, @version, @now, @actor)",
+                new { id = Guid.CreateVersion7().ToString(), evt = version == 1 ? VaultEvents.Created : VaultEvents.Rotated, path, version, now, actor }, transaction,
+                cancellationToken: cancellationToken));
             return PutResult.Written(version);
         }, cancellationToken);
     }

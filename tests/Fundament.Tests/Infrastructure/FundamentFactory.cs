@@ -65,6 +65,7 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         // Tests drive monitor passes themselves (HealthMonitor.PassAsync), so results are deterministic.
         builder.UseSetting("Fundament:Registry:MonitorEnabled", "false");
         builder.UseSetting("Fundament:Registry:EventsEnabled", "false");
+        builder.UseSetting("Fundament:Vault:EventsEnabled", "false");
         builder.UseSetting("Fundament:Delivery:DispatcherEnabled", "false");
         // Domain events reach webhooks when a test runs the relay (RelayEventsAsync).
         builder.UseSetting("Fundament:Messaging:RelayEnabled", "false");

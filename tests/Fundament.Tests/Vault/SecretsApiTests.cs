@@ -35,6 +35,35 @@ public abstract class SecretsApiTests(FundamentFactory factory)
     }
 
     [Fact]
+    public async Task NewVersions_AreDomainEventsOnTheBus_WithoutTheirValue()
+    {
+        using var admin = await factory.AdminAsync();
+        var watcher = "w" + Guid.NewGuid().ToString("N")[..10];
+        foreach (var topic in new[] { "fundament.secret.created", "fundament.secret.rotated" })
+        {
+            Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group = watcher }, _ct)).StatusCode);
+        }
+        var path = NewPath();
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/api/v1/secrets/{path}", new { value = "first-value" }, _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/api/v1/secrets/{path}", new { value = "second-value" }, _ct)).StatusCode);
+        var publisher = factory.Services.GetRequiredService<Fundament.Vault.Secrets.VaultEventPublisher>();
+        Assert.True(await publisher.PassAsync(_ct) >= 2);
+        Assert.Equal(0, await publisher.PassAsync(_ct));
+
+        async Task<JsonNode> OneAsync(string topic)
+        {
+            var pulled = (await (await admin.PostAsync($"/api/v1/topics/{topic}/subscriptions/{watcher}/pull?max=100", null, _ct)).JsonAsync())["messages"]!.AsArray();
+            return Assert.Single(pulled, m => m!["body"]!["data"]!["path"]!.GetValue<string>() == path)!;
+        }
+        var created = await OneAsync("fundament.secret.created");
+        Assert.Equal(1, created["body"]!["data"]!["version"]!.GetValue<int>());
+        var rotated = await OneAsync("fundament.secret.rotated");
+        Assert.Equal(2, rotated["body"]!["data"]!["version"]!.GetValue<int>());
+        Assert.Equal("system", rotated["key"]!.GetValue<string>());
+        Assert.DoesNotContain("value", rotated.ToJsonString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task APathWithEscapedSlashes_AsGeneratedClientsSendIt_IsTheSameSecret()
     {
         using var admin = await factory.AdminAsync();
