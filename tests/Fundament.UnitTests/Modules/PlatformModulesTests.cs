@@ -47,11 +47,16 @@ public sealed class PlatformModulesTests
     }
 
     [Fact]
-    public void MediaEvents_AreDeclared()
+    public void EveryModulesDomainEvents_AreDeclared()
     {
         var catalog = new EventTypeCatalog(Modules);
 
-        Assert.Equal(["*", "media.archived", "media.failed", "media.purged", "media.ready", "media.restored", "media.trashed"], catalog.Names);
+        Assert.Equal([
+            "*", "alert.firing", "alert.resolved",
+            "instance.deregistered", "instance.registered", "instance.status_changed",
+            "media.archived", "media.failed", "media.purged", "media.ready", "media.restored", "media.trashed",
+            "secret.created", "secret.rotated",
+        ], catalog.Names);
     }
 
     [Fact]
