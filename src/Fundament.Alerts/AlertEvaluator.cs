@@ -9,11 +9,11 @@ namespace Fundament.Alerts;
 /// Evaluates the rules against the platform's state every interval, on one replica at a time (the
 /// one holding the <c>alerts-evaluator</c> lease). A condition opens a pending alert; once it has
 /// held for the rule's <c>for</c> the alert fires; when it stops holding a firing alert resolves.
-/// Each firing and resolution is published as domain event <c>alert.firing</c> or <c>alert.resolved</c>
-/// (on the bus; audience <c>system</c>, so all-events webhooks of deliveries.manage holders get it)
-/// and handed to the durable delivery queue for every enabled channel, outbox-style: an alert
-/// remembers the last state it announced, so a crash between the change and the hand-over repeats
-/// the notification rather than losing it.
+/// Each firing and resolution is handed to the durable delivery queue for every enabled channel and,
+/// separately, published as domain event <c>alert.firing</c> or <c>alert.resolved</c> (on the bus;
+/// audience <c>system</c>), outbox-style: an alert remembers the last state it notified and the last
+/// it announced, so a crash between the change and either hand-over repeats it rather than losing it,
+/// and a bus that is away holds back no channel.
 /// </summary>
 internal sealed partial class AlertEvaluator : BackgroundService
 {
@@ -120,7 +120,35 @@ internal sealed partial class AlertEvaluator : BackgroundService
         }
         await NotifyAsync(cancellationToken);
         _open = await _store.OpenAlertsAsync(cancellationToken);
+        await AnnounceAsync(cancellationToken);
     }
+
+    /// <summary>
+    /// Firings and resolutions as domain events, apart from the channels: a bus that is away (it is
+    /// what a backend-down alert may be about) holds back nothing else, and they go out on a later pass.
+    /// The event id names the alert and the transition, so a repeat is a duplicate on the bus.
+    /// </summary>
+    private async Task AnnounceAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            foreach (var alert in await _store.UnannouncedAsync(cancellationToken))
+            {
+                var firing = alert.State == AlertState.Firing;
+                var at = (firing ? alert.FiredAt : alert.ResolvedAt) ?? alert.StartedAt;
+                await _events.PublishAsync(firing ? AlertEvents.Firing : AlertEvents.Resolved, Audience, alert.ToResponse(), cancellationToken,
+                    eventId: $"alert-{alert.Id}-{alert.State}-{at}");
+                await _store.MarkAnnouncedAsync(alert.Id, alert.State, cancellationToken);
+            }
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            LogAnnounceFailed(_logger, ex);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing alert events on the bus failed; channels were notified, the events go out on a later pass")]
+    private static partial void LogAnnounceFailed(ILogger logger, Exception exception);
 
     private async Task NotifyAsync(CancellationToken cancellationToken)
     {
@@ -133,7 +161,6 @@ internal sealed partial class AlertEvaluator : BackgroundService
         foreach (var alert in pending)
         {
             var evt = alert.State == AlertState.Firing ? AlertEvents.Firing : AlertEvents.Resolved;
-            await _events.PublishAsync(evt, Audience, alert.ToResponse(), cancellationToken);
             foreach (var channel in channels)
             {
                 string? secret;

@@ -177,6 +177,26 @@ internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encrypti
             """, cancellationToken: cancellationToken))).ToList();
     }
 
+    /// <summary>Alerts whose firing or resolution is not yet published as a domain event.</summary>
+    public async Task<IReadOnlyList<AlertRow>> UnannouncedAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<AlertRow>(new CommandDefinition("""
+            SELECT id, rule_id AS RuleId, fingerprint, subject, state, severity, summary, started_at AS StartedAt, fired_at AS FiredAt,
+                   resolved_at AS ResolvedAt, notified_state AS NotifiedState
+            FROM alerts
+            WHERE (state = 'firing' AND (event_state IS NULL OR event_state <> 'firing'))
+               OR (state = 'resolved' AND event_state = 'firing')
+            """, cancellationToken: cancellationToken))).ToList();
+    }
+
+    public async Task MarkAnnouncedAsync(string id, string state, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE alerts SET event_state = @state WHERE id = @id", new { id, state }, cancellationToken: cancellationToken));
+    }
+
     public async Task MarkNotifiedAsync(string id, string state, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);

@@ -16,7 +16,7 @@ namespace Fundament.Delivery;
 /// and logs every attempt. A subscription receives its owner's events; an admin's subscription may
 /// ask for everyone's.
 /// </summary>
-internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, TimeProvider time)
+internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryption, IDeliveryQueue queue, EventTypeCatalog eventTypes, TimeProvider time)
     : IDomainEventHandler, IEnvelopeHolder, Fundament.Core.Quotas.IQuotaMeter
 {
     /// <summary>The envelope holder's name (re-wrap reports).</summary>
@@ -116,7 +116,10 @@ internal sealed class WebhookStore(IDatabase database, EnvelopeEncryption encryp
         foreach (var hook in subscribers)
         {
             var events = JsonSerializer.Deserialize<List<string>>(hook.Events) ?? [];
-            if (!events.Contains(domainEvent.Name) && !events.Contains("*"))
+            // An event that needs a permission reaches only subscriptions that named it (and were checked for it then).
+            var wanted = events.Contains(domainEvent.Name)
+                || (events.Contains(EventTypeCatalog.Wildcard) && eventTypes.Definitions.FirstOrDefault(d => d.Name == domainEvent.Name)?.Permission is null);
+            if (!wanted)
             {
                 continue;
             }
@@ -240,6 +243,17 @@ internal static class WebhooksApi
         else if (request.Events.FirstOrDefault(e => !eventTypes.IsKnown(e)) is { } unknown)
         {
             errors.Add("events", $"unknown event '{unknown}'; known: {string.Join(", ", eventTypes.Names)}.");
+        }
+        else
+        {
+            foreach (var guarded in eventTypes.Definitions.Where(d => d.Permission is not null && request.Events.Contains(d.Name)))
+            {
+                if (!(await authorization.AuthorizeAsync(context.User, guarded.Permission!)).Succeeded)
+                {
+                    errors.Add("events", $"subscribing to '{guarded.Name}' needs the permission {guarded.Permission}.");
+                    break;
+                }
+            }
         }
         if (request.Secret is not null && WebhookSignatures.Problem(request.Secret) is { } secretProblem)
         {

@@ -15,12 +15,12 @@ internal sealed class BusEventSink(Transport.IMessageTransport transport, Publis
     /// <summary>The prefix of the platform's own topics.</summary>
     public const string ReservedPrefix = "fundament.";
 
-    public async Task PublishAsync(string eventName, string audience, object data, CancellationToken cancellationToken)
+    public async Task PublishAsync(string eventName, string audience, object data, CancellationToken cancellationToken, string? eventId = null)
     {
         var topic = ReservedPrefix + eventName;
         var body = JsonSerializer.Serialize(new { @event = eventName, audience, at = time.GetUtcNow(), data }, JsonSerializerOptions.Web);
         var headers = JsonSerializer.Serialize(new Dictionary<string, string> { ["fundament-event"] = eventName });
-        var (_, duplicate) = await transport.PublishAsync(topic, new OutgoingMessage(Guid.CreateVersion7().ToString(), audience, body, headers, IdGiven: false), publishedBy: null, cancellationToken);
+        var (_, duplicate) = await transport.PublishAsync(topic, new OutgoingMessage(eventId ?? Guid.CreateVersion7().ToString(), audience, body, headers, IdGiven: eventId is not null), publishedBy: null, cancellationToken);
         if (!duplicate)
         {
             signal.Notify();

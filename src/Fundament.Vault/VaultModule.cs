@@ -17,8 +17,10 @@ public sealed class VaultModule : FundamentModule
 
     public override IReadOnlyList<EventTypeDefinition> EventTypes { get; } =
     [
-        new(VaultEvents.Created, "A secret's first version was written; data holds path, version, by and at (never the value). Audience system."),
-        new(VaultEvents.Rotated, "A new version of a secret was written; data holds path, version, by and at (never the value). Audience system."),
+        new(VaultEvents.Created, "A secret's first version was written; data holds path, version, by and at (never the value). Audience system; subscribing needs vault.admin.",
+            VaultPermissions.Admin),
+        new(VaultEvents.Rotated, "A new version of a secret was written; data holds path, version, by and at (never the value). Audience system; subscribing needs vault.admin.",
+            VaultPermissions.Admin),
     ];
 
     public override void AddServices(ModuleContext context)

@@ -14,14 +14,18 @@ public interface IEventPublisher
     /// <param name="eventName">e.g. <c>media.ready</c>.</param>
     /// <param name="audience">The actor the event concerns (<c>user:&lt;id&gt;</c>): their own subscriptions and all-events subscriptions receive it.</param>
     /// <param name="data">Serialized as the <c>data</c> field of the payload.</param>
-    Task PublishAsync(string eventName, string audience, object data, CancellationToken cancellationToken);
+    /// <param name="eventId">
+    /// The event's id when the publisher has a stable one (an outbox row's): published again within the
+    /// bus's dedupe window it is a duplicate, not a second event. A new id otherwise.
+    /// </param>
+    Task PublishAsync(string eventName, string audience, object data, CancellationToken cancellationToken, string? eventId = null);
 }
 
 /// <summary>Where domain events are published; the messaging module registers the bus as the one sink.</summary>
 public interface IDomainEventSink
 {
     /// <inheritdoc cref="IEventPublisher.PublishAsync"/>
-    Task PublishAsync(string eventName, string audience, object data, CancellationToken cancellationToken);
+    Task PublishAsync(string eventName, string audience, object data, CancellationToken cancellationToken, string? eventId = null);
 }
 
 /// <summary>One domain event as its consumers see it.</summary>
@@ -56,15 +60,15 @@ internal sealed class DomainEventPublisher(IEnumerable<IDomainEventSink> sinks, 
     private readonly IDomainEventSink[] _sinks = [.. sinks];
     private readonly IDomainEventHandler[] _handlers = [.. handlers];
 
-    public async Task PublishAsync(string eventName, string audience, object data, CancellationToken cancellationToken)
+    public async Task PublishAsync(string eventName, string audience, object data, CancellationToken cancellationToken, string? eventId = null)
     {
         foreach (var sink in _sinks)
         {
-            await sink.PublishAsync(eventName, audience, data, cancellationToken).ConfigureAwait(false);
+            await sink.PublishAsync(eventName, audience, data, cancellationToken, eventId).ConfigureAwait(false);
         }
         if (_sinks.Length == 0 && _handlers.Length > 0)
         {
-            var domainEvent = new DomainEvent(Guid.CreateVersion7().ToString(), eventName, audience, time.GetUtcNow(), JsonSerializer.SerializeToElement(data, JsonSerializerOptions.Web));
+            var domainEvent = new DomainEvent(eventId ?? Guid.CreateVersion7().ToString(), eventName, audience, time.GetUtcNow(), JsonSerializer.SerializeToElement(data, JsonSerializerOptions.Web));
             foreach (var handler in _handlers)
             {
                 await handler.HandleAsync(domainEvent, cancellationToken).ConfigureAwait(false);

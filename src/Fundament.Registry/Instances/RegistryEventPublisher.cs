@@ -25,11 +25,9 @@ internal sealed partial class RegistryEventPublisher(
             var next = store.Changes.NextAsync();
             try
             {
-                if (await leases.TryAcquireAsync(LeaseName, _owner, TimeSpan.FromSeconds(30), stoppingToken))
+                // The lease is renewed before every batch: a node that lost it (a long stall) stops, and the other goes on.
+                while (await leases.TryAcquireAsync(LeaseName, _owner, TimeSpan.FromSeconds(30), stoppingToken) && await PassAsync(stoppingToken) > 0)
                 {
-                    while (await PassAsync(stoppingToken) > 0)
-                    {
-                    }
                 }
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
@@ -59,7 +57,7 @@ internal sealed partial class RegistryEventPublisher(
                 to = change.ToStatus,
                 output = change.Output,
                 at = DateTimeOffset.FromUnixTimeMilliseconds(change.At),
-            }, cancellationToken);
+            }, cancellationToken, eventId: change.Id);
             await store.MarkPublishedAsync(change.Id, cancellationToken);
         }
         return changes.Count;

@@ -23,11 +23,9 @@ internal sealed partial class VaultEventPublisher(IDatabase database, IEventPubl
         {
             try
             {
-                if (await leases.TryAcquireAsync(LeaseName, _owner, TimeSpan.FromSeconds(30), stoppingToken))
+                // The lease is renewed before every batch: a node that lost it (a long stall) stops, and the other goes on.
+                while (await leases.TryAcquireAsync(LeaseName, _owner, TimeSpan.FromSeconds(30), stoppingToken) && await PassAsync(stoppingToken) > 0)
                 {
-                    while (await PassAsync(stoppingToken) > 0)
-                    {
-                    }
                 }
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
@@ -57,7 +55,7 @@ internal sealed partial class VaultEventPublisher(IDatabase database, IEventPubl
                 version = row.Version,
                 by = row.Actor,
                 at = DateTimeOffset.FromUnixTimeMilliseconds(row.At),
-            }, cancellationToken);
+            }, cancellationToken, eventId: row.Id);
             await using var connection = await database.OpenAsync(cancellationToken);
             await connection.ExecuteAsync(new CommandDefinition("DELETE FROM vault_event_outbox WHERE id = @id", new { id = row.Id }, cancellationToken: cancellationToken));
         }

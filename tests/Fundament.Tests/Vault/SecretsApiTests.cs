@@ -43,6 +43,15 @@ public abstract class SecretsApiTests(FundamentFactory factory)
         {
             Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync($"/api/v1/topics/{topic}/subscriptions", new { group = watcher }, _ct)).StatusCode);
         }
+        // Webhooks: secret events reach only a subscription that names them, which needs vault.admin; an all-events one never gets them.
+        var everything = await (await admin.PostAsJsonAsync("/api/v1/webhooks", new { url = "https://hooks.example.test/all", events = new[] { "*" }, allOwners = true }, _ct)).JsonAsync();
+        var named = await (await admin.PostAsJsonAsync("/api/v1/webhooks", new { url = "https://hooks.example.test/secrets", events = new[] { "secret.rotated" }, allOwners = true }, _ct)).JsonAsync();
+        var (user, _, _) = await factory.UserClientAsync();
+        using var _1 = user;
+        var refused = await user.PostAsJsonAsync("/api/v1/webhooks", new { url = "https://hooks.example.test/mine", events = new[] { "secret.rotated" } }, _ct);
+        await refused.AssertProblemAsync(HttpStatusCode.BadRequest);
+        Assert.Contains("vault.admin", (await refused.JsonAsync())["errors"]!["events"]![0]!.GetValue<string>());
+
         var path = NewPath();
         Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/api/v1/secrets/{path}", new { value = "first-value" }, _ct)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/api/v1/secrets/{path}", new { value = "second-value" }, _ct)).StatusCode);
@@ -61,6 +70,15 @@ public abstract class SecretsApiTests(FundamentFactory factory)
         Assert.Equal(2, rotated["body"]!["data"]!["version"]!.GetValue<int>());
         Assert.Equal("system", rotated["key"]!.GetValue<string>());
         Assert.DoesNotContain("value", rotated.ToJsonString(), StringComparison.Ordinal);
+
+        await factory.Services.RelayEventsAsync(_ct);
+        async Task<List<string>> DeliveredAsync(JsonNode hook) => (await (await admin.GetAsync($"/api/v1/webhooks/{hook["id"]!.GetValue<string>()}/deliveries", _ct)).JsonAsync())
+            .AsArray().Select(d => d!["event"]!.GetValue<string>()).ToList();
+        Assert.DoesNotContain(await DeliveredAsync(everything), e => e.StartsWith("secret.", StringComparison.Ordinal));
+        Assert.Contains("secret.rotated", await DeliveredAsync(named));
+        Assert.DoesNotContain("secret.created", await DeliveredAsync(named));
+        await admin.DeleteAsync($"/api/v1/webhooks/{everything["id"]!.GetValue<string>()}", _ct);
+        await admin.DeleteAsync($"/api/v1/webhooks/{named["id"]!.GetValue<string>()}", _ct);
     }
 
     [Fact]
