@@ -165,28 +165,22 @@ internal sealed class AlertStore(IDatabase database, EnvelopeEncryption encrypti
     }
 
     /// <summary>Alerts whose current state has not been sent to the channels yet (the outbox).</summary>
-    public async Task<IReadOnlyList<AlertRow>> UnnotifiedAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        return (await connection.QueryAsync<AlertRow>(new CommandDefinition("""
-            SELECT id, rule_id AS RuleId, fingerprint, subject, state, severity, summary, started_at AS StartedAt, fired_at AS FiredAt,
-                   resolved_at AS ResolvedAt, notified_state AS NotifiedState
-            FROM alerts
-            WHERE (state = 'firing' AND (notified_state IS NULL OR notified_state <> 'firing'))
-               OR (state = 'resolved' AND notified_state = 'firing')
-            """, cancellationToken: cancellationToken))).ToList();
-    }
+    /// <summary>Alerts whose firing or resolution has not reached their channels yet.</summary>
+    public Task<IReadOnlyList<AlertRow>> UnnotifiedAsync(CancellationToken cancellationToken) => BehindAsync("notified_state", cancellationToken);
 
     /// <summary>Alerts whose firing or resolution is not yet published as a domain event.</summary>
-    public async Task<IReadOnlyList<AlertRow>> UnannouncedAsync(CancellationToken cancellationToken)
+    public Task<IReadOnlyList<AlertRow>> UnannouncedAsync(CancellationToken cancellationToken) => BehindAsync("event_state", cancellationToken);
+
+    /// <summary>Alerts that fired, or resolved after firing, since <paramref name="column"/> (a constant: notified_state or event_state) last recorded it.</summary>
+    private async Task<IReadOnlyList<AlertRow>> BehindAsync(string column, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return (await connection.QueryAsync<AlertRow>(new CommandDefinition("""
+        return (await connection.QueryAsync<AlertRow>(new CommandDefinition($"""
             SELECT id, rule_id AS RuleId, fingerprint, subject, state, severity, summary, started_at AS StartedAt, fired_at AS FiredAt,
                    resolved_at AS ResolvedAt, notified_state AS NotifiedState
             FROM alerts
-            WHERE (state = 'firing' AND (event_state IS NULL OR event_state <> 'firing'))
-               OR (state = 'resolved' AND event_state = 'firing')
+            WHERE (state = 'firing' AND ({column} IS NULL OR {column} <> 'firing'))
+               OR (state = 'resolved' AND {column} = 'firing')
             """, cancellationToken: cancellationToken))).ToList();
     }
 
