@@ -1,5 +1,3 @@
-using Microsoft.Extensions.Hosting;
-
 namespace Fundament.Registry.Instances;
 
 /// <summary>
@@ -11,36 +9,15 @@ namespace Fundament.Registry.Instances;
 /// in <c>data.changeId</c>). The audience is the principal that registered the instance, so its
 /// owner's webhooks receive it.
 /// </summary>
-internal sealed partial class RegistryEventPublisher(
-    RegistryStore store, IEventPublisher events, LeaseStore leases, ILogger<RegistryEventPublisher> logger) : BackgroundService
+internal sealed class RegistryEventPublisher(
+    RegistryStore store, IEventPublisher events, LeaseStore leases, ILogger<RegistryEventPublisher> logger) : OutboxPublisher(leases, LeaseName, logger)
 {
     public const string LeaseName = "registry-events";
 
-    private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            var next = store.Changes.NextAsync();
-            try
-            {
-                // The lease is renewed before every batch: a node that lost it (a long stall) stops, and the other goes on.
-                while (await leases.TryAcquireAsync(LeaseName, _owner, TimeSpan.FromSeconds(30), stoppingToken) && await PassAsync(stoppingToken) > 0)
-                {
-                }
-            }
-            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
-            {
-                LogPassFailed(logger, ex);
-            }
-            // A change on this node wakes it at once; other nodes' within a second.
-            await Task.WhenAny(next, Task.Delay(TimeSpan.FromSeconds(1), stoppingToken));
-        }
-    }
+    protected override Task NextChange() => store.Changes.NextAsync();
 
     /// <summary>Publishes up to 100 unpublished changes, oldest first; returns how many.</summary>
-    public async Task<int> PassAsync(CancellationToken cancellationToken)
+    public override async Task<int> PassAsync(CancellationToken cancellationToken)
     {
         var changes = await store.UnpublishedAsync(100, cancellationToken);
         foreach (var change in changes)
@@ -62,9 +39,6 @@ internal sealed partial class RegistryEventPublisher(
         }
         return changes.Count;
     }
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Publishing the registry's events failed; the next pass tries again")]
-    private static partial void LogPassFailed(ILogger logger, Exception exception);
 }
 
 /// <summary>A status change whose domain event is not out yet.</summary>

@@ -1,5 +1,4 @@
 using Dapper;
-using Microsoft.Extensions.Hosting;
 
 namespace Fundament.Vault.Secrets;
 
@@ -11,33 +10,13 @@ namespace Fundament.Vault.Secrets;
 /// again (at least once; <c>data.eventId</c> identifies it). Audience <c>system</c>: secrets belong to
 /// paths and policies, not to a principal, so all-events subscriptions of deliveries.manage receive them.
 /// </summary>
-internal sealed partial class VaultEventPublisher(IDatabase database, IEventPublisher events, LeaseStore leases, ILogger<VaultEventPublisher> logger) : BackgroundService
+internal sealed class VaultEventPublisher(IDatabase database, IEventPublisher events, LeaseStore leases, ILogger<VaultEventPublisher> logger)
+    : OutboxPublisher(leases, LeaseName, logger)
 {
     public const string LeaseName = "vault-events";
 
-    private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                // The lease is renewed before every batch: a node that lost it (a long stall) stops, and the other goes on.
-                while (await leases.TryAcquireAsync(LeaseName, _owner, TimeSpan.FromSeconds(30), stoppingToken) && await PassAsync(stoppingToken) > 0)
-                {
-                }
-            }
-            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
-            {
-                LogPassFailed(logger, ex);
-            }
-            await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        }
-    }
-
     /// <summary>Publishes up to 100 waiting events, oldest first; returns how many.</summary>
-    public async Task<int> PassAsync(CancellationToken cancellationToken)
+    public override async Task<int> PassAsync(CancellationToken cancellationToken)
     {
         List<OutboxRow> rows;
         await using (var connection = await database.OpenAsync(cancellationToken))
@@ -71,9 +50,6 @@ internal sealed partial class VaultEventPublisher(IDatabase database, IEventPubl
         public long At { get; init; }
         public string Actor { get; init; } = "";
     }
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Publishing the vault's events failed; the next pass tries again")]
-    private static partial void LogPassFailed(ILogger logger, Exception exception);
 }
 
 /// <summary>The domain events of the vault.</summary>
