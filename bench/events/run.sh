@@ -28,7 +28,7 @@ STORAGE=()
 ENGINE=sqlite
 RAW=(sqlite "Data Source=$WORK/data/fundament.db")
 if [ -n "${BENCH_POSTGRES:-}" ]; then
-  STORAGE=(--Fundament:Storage:Provider=postgres "--ConnectionStrings:Fundament=$BENCH_POSTGRES" "--Fundament:MasterKey=$(head -c 32 /dev/urandom | base64 -w0)")
+  STORAGE=(--Fundament:Storage:Provider=postgres "--ConnectionStrings:Fundament=$BENCH_POSTGRES" "--Fundament:MasterKey=$(head -c 32 /dev/urandom | base64 -w0)" --Fundament:Identity:Issuer=http://127.0.0.1)
   ENGINE=postgres
   RAW=(postgres "$BENCH_POSTGRES")
 fi

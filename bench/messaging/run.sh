@@ -55,7 +55,7 @@ PASSWORD="Bench-Root-Password-77"
 STORAGE=()
 ENGINE=sqlite
 if [ -n "${BENCH_POSTGRES:-}" ]; then
-  STORAGE=(--Fundament:Storage:Provider=postgres "--ConnectionStrings:Fundament=$BENCH_POSTGRES" "--Fundament:MasterKey=$(head -c 32 /dev/urandom | base64 -w0)")
+  STORAGE=(--Fundament:Storage:Provider=postgres "--ConnectionStrings:Fundament=$BENCH_POSTGRES" "--Fundament:MasterKey=$(head -c 32 /dev/urandom | base64 -w0)" --Fundament:Identity:Issuer=http://127.0.0.1)
   ENGINE=postgres
 fi
 if [ "${BENCH_TRANSPORT:-embedded}" = rabbitmq ]; then

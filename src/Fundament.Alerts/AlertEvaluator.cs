@@ -28,7 +28,6 @@ internal sealed partial class AlertEvaluator : BackgroundService
     private readonly TimeProvider _time;
     private readonly IOptions<AlertsOptions> _options;
     private readonly ILogger<AlertEvaluator> _logger;
-    private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
     private readonly Counter<long> _notifications;
     private volatile IReadOnlyList<AlertStore.AlertRow> _open = [];
 
@@ -58,7 +57,7 @@ internal sealed partial class AlertEvaluator : BackgroundService
         {
             try
             {
-                if (await _leases.TryAcquireAsync(LeaseName, _owner, _options.Value.EvaluationInterval * 3, stoppingToken))
+                if (await _leases.TryAcquireAsync(LeaseName, _options.Value.EvaluationInterval * 3, stoppingToken))
                 {
                     await EvaluateAsync(stoppingToken);
                 }

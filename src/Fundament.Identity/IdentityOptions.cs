@@ -7,7 +7,8 @@ public sealed class IdentityOptions
 
     /// <summary>
     /// <c>iss</c> of every token and the base of the discovery document. Default: the first URL the
-    /// server listens on. Set it to the public URL when Fundament sits behind a proxy.
+    /// server listens on. Set it to the public URL when Fundament sits behind a proxy. Required with
+    /// PostgreSQL storage (a shared store means replicas), where start-up refuses to go on without it.
     /// </summary>
     public string? Issuer { get; set; }
 

@@ -2,13 +2,18 @@ using Fundament.Identity.Passwords;
 
 namespace Fundament.Identity;
 
-internal sealed class IdentityOptionsValidator : SettingsValidator<IdentityOptions>
+internal sealed class IdentityOptionsValidator(IConfiguration configuration) : SettingsValidator<IdentityOptions>
 {
     protected override string Section => IdentityOptions.SectionName;
 
     protected override void Check(IdentityOptions o, SettingsProblems problems)
     {
         problems.Require(o.Issuer is not { Length: > 0 } issuer || Uri.TryCreate(issuer, UriKind.Absolute, out _), o.Issuer, "must be an absolute URL.");
+        // Unset, each replica stamps the URL it was reached at, and every token from one is refused by the others with a bare 401.
+        // Read from configuration, not IOptions<StorageOptions>: that one's own validation would throw from inside this one.
+        var shared = string.Equals(configuration[StorageOptions.SectionName + ":" + nameof(StorageOptions.Provider)], "postgres", StringComparison.OrdinalIgnoreCase);
+        problems.Require(!shared || !string.IsNullOrWhiteSpace(o.Issuer), o.Issuer,
+            "is required with PostgreSQL storage: replicas share users and signing keys, and must all stamp and accept the same issuer (the public URL clients use, e.g. https://fundament.example.com), or tokens from one replica are refused by the others.");
         problems.Required(o.Audience);
         problems.Between(o.AccessTokenLifetime, TimeSpan.FromMinutes(1), TimeSpan.FromDays(1));
         problems.Between(o.ServiceTokenLifetime, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5));

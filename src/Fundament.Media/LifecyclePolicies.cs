@@ -95,7 +95,6 @@ internal sealed partial class LifecyclePolicyRunner(
     IOptions<MediaOptions> options, ILogger<LifecyclePolicyRunner> logger) : BackgroundService
 {
     private const int Batch = 500;
-    private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken) =>
         await Task.WhenAll(PoliciesLoopAsync(stoppingToken), PendingEventsLoopAsync(stoppingToken));
@@ -108,7 +107,7 @@ internal sealed partial class LifecyclePolicyRunner(
         {
             try
             {
-                if (await leases.TryAcquireAsync("media-events", _owner, TimeSpan.FromMinutes(2), stoppingToken))
+                if (await leases.TryAcquireAsync("media-events", TimeSpan.FromMinutes(2), stoppingToken))
                 {
                     await media.PublishPendingAsync(TimeSpan.FromMinutes(1), stoppingToken);
                 }
@@ -128,7 +127,7 @@ internal sealed partial class LifecyclePolicyRunner(
         {
             try
             {
-                if (await leases.TryAcquireAsync("media-policies", _owner, options.Value.PolicyInterval * 2, stoppingToken))
+                if (await leases.TryAcquireAsync("media-policies", options.Value.PolicyInterval * 2, stoppingToken))
                 {
                     await RunAsync(dryRun: false, stoppingToken);
                     // Temporary files of writes cut short by a crash: never read, swept once surely abandoned.

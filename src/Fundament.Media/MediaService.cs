@@ -404,7 +404,7 @@ internal sealed partial class MediaService(
     private async Task<IAsyncDisposable> LockContentAsync(string sha256, CancellationToken cancellationToken)
     {
         var name = "media-content:" + sha256;
-        var owner = Guid.NewGuid().ToString("N");
+        var owner = leases.NewLockOwner();
         var deadline = DateTime.UtcNow + ContentLockWait;
         while (!await leases.TryAcquireAsync(name, owner, ContentLockLease, cancellationToken))
         {

@@ -1,5 +1,6 @@
 using Fundament.Alerts;
 using Fundament.Audit;
+using Fundament.Cluster;
 using Fundament.Config;
 using Fundament.Delivery;
 using Fundament.Events;
@@ -33,5 +34,6 @@ internal static class PlatformModules
         new MediaModule(),
         new EventsModule(),
         new MessagingModule(),
+        new ClusterModule(),
     ];
 }

@@ -83,6 +83,8 @@ try
     {
         return await recover.RunAsync(app.Services, Console.In, Console.Out, Console.Error, CancellationToken.None);
     }
+    // Migrations, the master key check and seeding, before the host starts: a refusal is one line and exit code 2.
+    await app.Services.GetRequiredService<FundamentInitializer>().InitializeAsync(CancellationToken.None);
 
     app.UseFundamentModules();
     // Explicit, after the modules' middleware (the gateway branches off there): otherwise the host adds endpoint routing first, and

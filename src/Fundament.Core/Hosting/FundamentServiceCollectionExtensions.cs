@@ -22,6 +22,7 @@ public static class FundamentServiceCollectionExtensions
             return new RoleSet(roles);
         });
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(sp => NodeIdentity.Create(configuration, sp.GetRequiredService<RoleSet>(), sp.GetRequiredService<TimeProvider>()));
         services.AddFundamentStorage(configuration);
         services.AddFundamentKeys();
         services.AddFundamentNotifications(configuration);
@@ -31,7 +32,8 @@ public static class FundamentServiceCollectionExtensions
         services.AddFundamentEgress(configuration);
         services.TryAddSingleton<Modules.IEventPublisher, Modules.DomainEventPublisher>();
         // First hosted service so its StartingAsync runs before any other module's.
-        services.Insert(0, ServiceDescriptor.Singleton<IHostedService, FundamentInitializer>());
+        services.TryAddSingleton<FundamentInitializer>();
+        services.Insert(0, ServiceDescriptor.Singleton<IHostedService>(sp => sp.GetRequiredService<FundamentInitializer>()));
         return services;
     }
 }

@@ -14,8 +14,6 @@ public abstract partial class OutboxPublisher(LeaseStore leases, string leaseNam
 
     private static readonly Task Never = new TaskCompletionSource().Task;
 
-    private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
-
     /// <summary>Publishes up to one batch of waiting events, oldest first; returns how many.</summary>
     public abstract Task<int> PassAsync(CancellationToken cancellationToken);
 
@@ -29,7 +27,7 @@ public abstract partial class OutboxPublisher(LeaseStore leases, string leaseNam
             var next = NextChange();
             try
             {
-                while (await leases.TryAcquireAsync(leaseName, _owner, LeaseDuration, stoppingToken) && await PassAsync(stoppingToken) > 0)
+                while (await leases.TryAcquireAsync(leaseName, LeaseDuration, stoppingToken) && await PassAsync(stoppingToken) > 0)
                 {
                 }
             }

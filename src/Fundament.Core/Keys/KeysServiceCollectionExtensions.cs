@@ -13,6 +13,7 @@ public static class KeysServiceCollectionExtensions
             return new MasterKeyRing(current, MasterKeyLoader.LoadPrevious(options));
         });
         services.TryAddSingleton<EnvelopeEncryption>();
+        services.TryAddSingleton<MasterKeyCheck>();
         return services;
     }
 }

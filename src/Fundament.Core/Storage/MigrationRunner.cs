@@ -67,9 +67,9 @@ internal sealed partial class MigrationRunner(
             new { module = source.Module }, cancellationToken: cancellationToken)) ?? 0;
         if (current > migrations.Count)
         {
-            throw new InvalidOperationException(
-                $"The database schema of module '{source.Module}' is at version {current}, newer than this binary knows ({migrations.Count}). " +
-                "Run the newer Fundament version or restore a backup taken before the upgrade.");
+            throw new Hosting.StartupException(
+                $"The database schema of module '{source.Module}' is at version {current}, newer than this binary knows ({migrations.Count}): " +
+                $"a newer Fundament has migrated it. Run that version (this one is {Hosting.NodeIdentity.BuildVersion}) or restore a backup taken before the upgrade.");
         }
 
         var applied = 0;

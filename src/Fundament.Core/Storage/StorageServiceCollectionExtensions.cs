@@ -39,6 +39,11 @@ public static class StorageServiceCollectionExtensions
         });
         services.TryAddSingleton<MigrationRunner>();
         services.TryAddSingleton<LeaseStore>();
+        if (!services.Any(d => d.ServiceType == typeof(SchemaVersionHealthCheck)))
+        {
+            services.TryAddSingleton<SchemaVersionHealthCheck>();
+            services.AddHealthChecks().AddCheck<SchemaVersionHealthCheck>("schema", tags: ["ready"]);
+        }
         services.AddMigrations(new EmbeddedMigrations("fundament", typeof(EmbeddedMigrations).Assembly));
         return services;
     }

@@ -26,6 +26,7 @@ internal static class OpenApiSetup
         ["Webhooks"] = "Webhook subscriptions (Standard Webhooks signatures).",
         ["Event store"] = "Streams of events: appends with an expected version, idempotent by event id and atomic across streams; reads by stream and of every stream in commit order ($all); grants by stream prefix.",
         ["Messaging"] = "Topics and consumer groups: publish (durable before the 202, deduplicated by id), pull under leases, ack and nack with backoff, ordered keys, dead letters that keep their key order with replay and purge; grants by topic prefix.",
+        ["Cluster"] = "The nodes of the cluster: roles, versions, heartbeats and status (alive, suspect, gone), the leases each holds for the duties one node does at a time, and forgetting a drained node.",
         ["Alerts"] = "Alert rules, channels and firing alerts.",
         ["Jobs"] = "The durable job queue: jobs, their state and retries.",
         ["Media uploads (tus)"] = "Resumable uploads over the tus 1.0 protocol.",

@@ -112,7 +112,7 @@ public abstract class AlertsTests(FundamentFactory factory)
     {
         using var admin = await factory.AdminAsync();
         var rules = (await (await admin.GetAsync("/api/v1/alerts/rules", _ct)).JsonAsync()).AsArray();
-        Assert.Equal(["backend-down", "dead-letters-growing", "instance-critical", "secret-integrity", "secret-rotation-overdue", "service-no-passing"], rules.Where(r => r!["builtin"]!.GetValue<bool>()).Select(r => r!["id"]!.GetValue<string>()).Order());
+        Assert.Equal(["backend-down", "dead-letters-growing", "instance-critical", "role-without-live-node", "secret-integrity", "secret-rotation-overdue", "service-no-passing"], rules.Where(r => r!["builtin"]!.GetValue<bool>()).Select(r => r!["id"]!.GetValue<string>()).Order());
         var updated = await (await admin.PutAsJsonAsync("/api/v1/alerts/rules/instance-critical", new { @for = "10m", severity = "critical" }, _ct)).JsonAsync();
         Assert.Equal("10m", updated["for"]!.GetValue<string>());
         await (await admin.DeleteAsync("/api/v1/alerts/rules/instance-critical", _ct)).AssertProblemAsync(HttpStatusCode.NotFound);

@@ -40,6 +40,7 @@ public sealed class AuditCrashTests : IDisposable
             await KillDuringLoadAsync(new Dictionary<string, string>
             {
                 ["Fundament__Storage__Provider"] = "postgres",
+                ["Fundament__Identity__Issuer"] = "http://127.0.0.1",
                 ["ConnectionStrings__Fundament"] = connectionString,
                 ["Fundament__MasterKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
             });

@@ -74,6 +74,63 @@ public sealed class ServerProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task SharedStorage_WithoutAnIssuer_StopsTheProcess_NamingTheKey()
+    {
+        // Refused before anything connects: the database need not exist.
+        var (exitCode, output) = await RunToExitAsync(new Dictionary<string, string>
+        {
+            ["Fundament__Storage__Provider"] = "postgres",
+            ["ConnectionStrings__Fundament"] = "Host=127.0.0.1;Port=1;Database=none",
+            ["Fundament__MasterKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
+        }, "--urls", "http://127.0.0.1:0");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("Fundament:Identity:Issuer is required with PostgreSQL storage", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AMasterKeyTheDatabaseWasNotSealedWith_StopsTheProcess_UnlessItIsARotationFromIt()
+    {
+        // The first start seals the database with the generated key.
+        Assert.Equal(0, (await RunToExitAsync(new Dictionary<string, string>(), "admin", "recover", "--username", "ops")).ExitCode);
+        var sealedWith = File.ReadAllText(Path.Combine(_dataDir, "master.key")).Trim();
+        var other = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
+        // Another key: refused before serving, naming the setting, with no stack trace.
+        var (exitCode, output) = await RunToExitAsync(new Dictionary<string, string> { ["Fundament__MasterKey"] = other }, "--urls", "http://127.0.0.1:0");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("Fundament:MasterKey (or Fundament:MasterKeyFile) is not the key this database was sealed with", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(other, output, StringComparison.Ordinal);
+        Assert.DoesNotContain(sealedWith, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+
+        // The same key as the new one of a rotation (the old one kept as previous): accepted, and from then on it is the key.
+        var rotated = await RunToExitAsync(new Dictionary<string, string> { ["Fundament__MasterKey"] = other, ["Fundament__PreviousMasterKeys__0"] = sealedWith },
+            "admin", "recover", "--username", "ops2");
+        Assert.True(rotated.ExitCode == 0, rotated.Output);
+        var (oldKeyExit, oldKeyOutput) = await RunToExitAsync(new Dictionary<string, string>(), "--urls", "http://127.0.0.1:0");
+        Assert.Equal(2, oldKeyExit);
+        Assert.Contains("not the key this database was sealed with", oldKeyOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ADatabaseMigratedByANewerBinary_StopsTheProcess_SayingSo()
+    {
+        Assert.Equal(0, (await RunToExitAsync(new Dictionary<string, string>(), "admin", "recover", "--username", "ops")).ExitCode);
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_dataDir, "fundament.db")};Pooling=false"))
+        {
+            await connection.OpenAsync(_ct);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "INSERT INTO fundament_schema_migrations (module, version, name, applied_at) VALUES ('identity', 999, 'from the future', 0)";
+            await command.ExecuteNonQueryAsync(_ct);
+        }
+        var (exitCode, output) = await RunToExitAsync(new Dictionary<string, string>(), "--urls", "http://127.0.0.1:0");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("The database schema of module 'identity' is at version 999, newer than this binary knows", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AdminRecover_GivesAnAdministratorBack_WithoutStartingTheServer()
     {
         Assert.Equal(2, (await RunToExitAsync(new Dictionary<string, string>(), "admin", "frobnicate")).ExitCode);

@@ -71,6 +71,7 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         builder.UseSetting("Fundament:Messaging:RelayEnabled", "false");
         builder.UseSetting("Fundament:Messaging:Push:Enabled", "false");
         builder.UseSetting("Fundament:Alerts:EvaluatorEnabled", "false");
+        builder.UseSetting("Fundament:Cluster:HeartbeatEnabled", "false");
         if (LoopbackReceivers)
         {
             builder.UseSetting("Fundament:Egress:Webhooks:Allow:0", "127.0.0.1/32");

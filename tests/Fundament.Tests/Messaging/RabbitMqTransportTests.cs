@@ -482,6 +482,7 @@ public sealed class RabbitMqReplicaFactory(string prefix) : FundamentFactory
         new("Fundament:Storage:Provider", "postgres"),
         new("ConnectionStrings:Fundament", _database!),
         new("Fundament:MasterKey", _masterKey),
+        new("Fundament:Identity:Issuer", Issuer),
         .. TestRabbitMq.Settings(prefix),
     ];
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace Fundament.UnitTests.Modules;
@@ -21,12 +22,13 @@ public sealed class SettingsValidatorsTests
         Assert.Empty(Failures(new Fundament.Registry.SelfRegistrationOptionsValidator(), new Fundament.Registry.SelfRegistrationOptions()));
         Assert.Empty(Failures(new Fundament.Media.MediaOptionsValidator(), new Fundament.Media.MediaOptions()));
         Assert.Empty(Failures(new Fundament.Gateway.GatewayOptionsValidator(), new Fundament.Gateway.GatewayOptions()));
-        Assert.Empty(Failures(new Fundament.Identity.IdentityOptionsValidator(), new Fundament.Identity.IdentityOptions()));
+        Assert.Empty(Failures(new Fundament.Identity.IdentityOptionsValidator(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build()), new Fundament.Identity.IdentityOptions()));
         Assert.Empty(Failures(new Fundament.Core.Hosting.FundamentOptionsValidator(), new Fundament.Core.Hosting.FundamentOptions()));
         Assert.Empty(Failures(new Fundament.Core.Storage.StorageOptionsValidator(), new Fundament.Core.Storage.StorageOptions()));
         Assert.Empty(Failures(new Fundament.Core.Redis.RedisOptionsValidator(), new Fundament.Core.Redis.RedisOptions()));
         Assert.Empty(Failures(new Fundament.Core.Notifications.NotificationOptionsValidator(), new Fundament.Core.Notifications.NotificationOptions()));
         Assert.Empty(Failures(new Fundament.Events.EventsOptionsValidator(), new Fundament.Events.EventsOptions()));
+        Assert.Empty(Failures(new Fundament.Cluster.ClusterOptionsValidator(), new Fundament.Cluster.ClusterOptions()));
     }
 
     [Theory]
@@ -59,7 +61,7 @@ public sealed class SettingsValidatorsTests
                 Storage = new Fundament.Media.Storage.BlobStoreOptions { Provider = "s3" },
             }));
         Assert.Equal(["Fundament:Identity:Lockout:MaxFailedAttempts must be between 1 and 100."],
-            Failures(new Fundament.Identity.IdentityOptionsValidator(), new Fundament.Identity.IdentityOptions { Lockout = { MaxFailedAttempts = 0 } }));
+            Failures(new Fundament.Identity.IdentityOptionsValidator(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build()), new Fundament.Identity.IdentityOptions { Lockout = { MaxFailedAttempts = 0 } }));
         Assert.Equal(["Fundament:Registry:Self:Paths must lie under Fundament's reserved paths (" + string.Join(", ", Fundament.Registry.Routes.RoutePaths.Reserved) + ")."],
             Failures(new Fundament.Registry.SelfRegistrationOptionsValidator(), new Fundament.Registry.SelfRegistrationOptions { Paths = ["/orders"] }));
         Assert.Equal(["Fundament:Notifications:Smtp:From is required when Smtp:Host is set."],
@@ -69,5 +71,28 @@ public sealed class SettingsValidatorsTests
             {
                 RateLimits = { ["bad name!"] = new Fundament.Gateway.RateLimitPolicyOptions() },
             }).Take(1));
+    }
+
+    [Fact]
+    public void ClusterSettings_NameTheirKeys() =>
+        Assert.Equal(
+        [
+            "Fundament:Cluster:NodeId must be 1-128 letters, digits, '.', '_' or '-'.",
+            "Fundament:Cluster:SuspectAfter must be at least two HeartbeatIntervals.",
+            "Fundament:Cluster:GoneAfter must be longer than SuspectAfter.",
+        ], Failures(new Fundament.Cluster.ClusterOptionsValidator(), new Fundament.Cluster.ClusterOptions
+        {
+            NodeId = "node 1/../x",
+            HeartbeatInterval = TimeSpan.FromSeconds(20),
+            GoneAfter = TimeSpan.FromSeconds(30),
+        }));
+
+    [Fact]
+    public void SharedStorage_WithoutAnIssuer_IsRefused_NamingTheKey()
+    {
+        var postgres = new Fundament.Identity.IdentityOptionsValidator(new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Fundament:Storage:Provider"] = "postgres" }).Build());
+        var failure = Assert.Single(Failures(postgres, new Fundament.Identity.IdentityOptions()));
+        Assert.StartsWith("Fundament:Identity:Issuer is required with PostgreSQL storage", failure, StringComparison.Ordinal);
+        Assert.Empty(Failures(postgres, new Fundament.Identity.IdentityOptions { Issuer = "https://fundament.example.com" }));
     }
 }

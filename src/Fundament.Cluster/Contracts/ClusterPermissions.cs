@@ -1,0 +1,7 @@
+namespace Fundament.Cluster;
+
+public static class ClusterPermissions
+{
+    public const string Read = "cluster.read";
+    public const string Write = "cluster.write";
+}

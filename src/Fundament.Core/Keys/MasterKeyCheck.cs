@@ -1,0 +1,49 @@
+using Dapper;
+
+namespace Fundament.Core.Keys;
+
+/// <summary>
+/// Refuses a master key the database was not sealed with. The first node to start records the id
+/// of its key (<see cref="MasterKey.Id"/>: a truncated SHA-256 of the key under its own label, the
+/// value envelopes already carry, never the key) in <c>fundament_metadata</c>; every later start
+/// compares. A node whose current key differs, and whose
+/// <c>Fundament:PreviousMasterKeys</c> do not hold the recorded one either, stops with exit code 2
+/// before it could wrap a secret nobody else can open. A node that holds the recorded key as a
+/// previous one is mid-rotation: it records its current key, and from then on a node still on the
+/// old key alone is refused.
+/// </summary>
+internal sealed partial class MasterKeyCheck(IDatabase database, MasterKeyRing ring, TimeProvider time, ILogger<MasterKeyCheck> logger)
+{
+    internal const string Name = "master_key_id";
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO fundament_metadata (name, value, updated_at) VALUES (@name, @value, @now) ON CONFLICT (name) DO NOTHING",
+            new { name = Name, value = ring.Current.Id, now }, cancellationToken: cancellationToken));
+        var recorded = await connection.ExecuteScalarAsync<string>(new CommandDefinition(
+            "SELECT value FROM fundament_metadata WHERE name = @name", new { name = Name }, cancellationToken: cancellationToken));
+        if (recorded == ring.Current.Id)
+        {
+            return;
+        }
+        if (recorded is not null && ring.TryGet(recorded, out _))
+        {
+            // Rotation: only move forward from the key this node also holds.
+            await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE fundament_metadata SET value = @value, updated_at = @now WHERE name = @name AND value = @recorded",
+                new { name = Name, value = ring.Current.Id, recorded, now }, cancellationToken: cancellationToken));
+            LogRotated(logger, recorded, ring.Current.Id);
+            return;
+        }
+        throw new Hosting.StartupException(
+            $"Fundament:MasterKey (or Fundament:MasterKeyFile) is not the key this database was sealed with: the database records key id {recorded}, " +
+            $"this node's key has id {ring.Current.Id}, and Fundament:PreviousMasterKeys does not hold key {recorded} either. " +
+            "Every node must be given the same master key; with the wrong one, nothing already stored can be decrypted and anything new could be read by no other node.");
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Master key rotation: the database was sealed with key {Previous}; this node records its current key {Current}. Nodes given only the old key will now refuse to start")]
+    private static partial void LogRotated(ILogger logger, string previous, string current);
+}
