@@ -39,6 +39,10 @@ internal static class ClusterApi
     private static async Task<Results<NoContent, ProblemHttpResult>> ForgetAsync(
         string id, NodeStore store, IDatabase database, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
+        if (!ClusterOptions.IsNodeId(id))
+        {
+            return Problems.NotFound($"node '{id[..Math.Min(id.Length, 128)]}'");
+        }
         var forgotten = await database.AuditedAsync(audit, () => store.ForgetAsync(id, cancellationToken),
             done => done == true ? new AuditEvent("cluster.node.forget", AuditOutcome.Success) { Target = $"node:{id}" }.From(context) : null, cancellationToken);
         return forgotten switch

@@ -21,10 +21,11 @@ public sealed class ClusterModule : FundamentModule
         services.AddSettings<ClusterOptions, ClusterOptionsValidator>(context.Configuration, ClusterOptions.SectionName);
         services.TryAddSingleton<NodeStore>();
         services.TryAddSingleton<NodeHeartbeat>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, NodeHeartbeat>(sp => sp.GetRequiredService<NodeHeartbeat>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IAlertConditionSource, ClusterAlertConditions>());
+        // Off for `fundament admin recover` (not a node) and in tests that beat by hand.
         if (context.Enabled(ClusterOptions.SectionName, nameof(ClusterOptions.HeartbeatEnabled)))
         {
+            services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, NodeHeartbeat>(sp => sp.GetRequiredService<NodeHeartbeat>()));
             services.AddHostedService(sp => sp.GetRequiredService<NodeHeartbeat>());
         }
     }

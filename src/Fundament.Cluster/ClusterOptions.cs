@@ -29,6 +29,9 @@ public sealed class ClusterOptions
 
     /// <summary>A gone node's row is removed this long after its last heartbeat. Default 7 days.</summary>
     public TimeSpan ForgetAfter { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Whether <paramref name="id"/> has the form of a node id.</summary>
+    public static bool IsNodeId(string id) => ClusterOptionsValidator.NodeIdPattern().IsMatch(id);
 }
 
 internal sealed partial class ClusterOptionsValidator : SettingsValidator<ClusterOptions>
@@ -45,5 +48,5 @@ internal sealed partial class ClusterOptionsValidator : SettingsValidator<Cluste
     }
 
     [GeneratedRegex("^[A-Za-z0-9._-]{1,128}$")]
-    private static partial Regex NodeIdPattern();
+    internal static partial Regex NodeIdPattern();
 }

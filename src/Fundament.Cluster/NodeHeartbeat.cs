@@ -4,12 +4,13 @@ using Microsoft.Extensions.Hosting;
 namespace Fundament.Cluster;
 
 /// <summary>
-/// Keeps this node's row fresh: recorded before the node serves (a start-up task), then every
-/// <see cref="ClusterOptions.HeartbeatInterval"/>; on a clean stop the node marks itself gone and
-/// gives up its leases. Each pass also reads the whole membership for
-/// <c>fundament_cluster_nodes{role,status}</c>.
+/// Keeps this node's row fresh: recorded before the node serves (a start-up task, which refuses an
+/// id a live node already uses), then every <see cref="ClusterOptions.HeartbeatInterval"/>. On a
+/// clean stop, once every other hosted service has stopped (so no duty is still running under its
+/// leases), the node marks itself gone and gives its leases up. Each pass also reads the whole
+/// membership for <c>fundament_cluster_nodes{role,status}</c>.
 /// </summary>
-internal sealed partial class NodeHeartbeat : BackgroundService, IStartupTask
+internal sealed partial class NodeHeartbeat : BackgroundService, IStartupTask, IHostedLifecycleService
 {
     private readonly NodeStore _store;
     private readonly NodeIdentity _node;
@@ -17,7 +18,6 @@ internal sealed partial class NodeHeartbeat : BackgroundService, IStartupTask
     private readonly TimeProvider _time;
     private readonly ILogger<NodeHeartbeat> _logger;
     private volatile IReadOnlyList<NodeRow> _snapshot = [];
-    private long _snapshotAt;
 
     public NodeHeartbeat(NodeStore store, NodeIdentity node, IOptions<ClusterOptions> options, TimeProvider time, IMeterFactory meters, ILogger<NodeHeartbeat> logger)
     {
@@ -33,14 +33,23 @@ internal sealed partial class NodeHeartbeat : BackgroundService, IStartupTask
     // After the migrations and every module's seeding: the node is in the table before it serves.
     public int Order => 1000;
 
-    public Task RunAsync(CancellationToken cancellationToken) => PassAsync(cancellationToken);
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        if (await _store.LiveTwinAsync(_node, cancellationToken) is { } twin)
+        {
+            throw new StartupException(
+                $"Fundament:Cluster:NodeId '{_node.Id}' is in use by a live node on host {twin.Host} (started {DateTimeOffset.FromUnixTimeMilliseconds(twin.StartedAt):u}, last heartbeat " +
+                $"{DateTimeOffset.FromUnixTimeMilliseconds(twin.HeartbeatAt):u}). Two nodes under one id would both hold every lease it holds. Give each node its own id, " +
+                "or leave the setting out; a node restarted after a crash under the same id starts once its old heartbeat is older than Fundament:Cluster:SuspectAfter.");
+        }
+        await PassAsync(cancellationToken);
+    }
 
     /// <summary>One heartbeat and one read of the membership.</summary>
     public async Task PassAsync(CancellationToken cancellationToken)
     {
         await _store.HeartbeatAsync(_node, cancellationToken);
         _snapshot = await _store.NodesAsync(cancellationToken);
-        _snapshotAt = _store.Now;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -64,9 +73,15 @@ internal sealed partial class NodeHeartbeat : BackgroundService, IStartupTask
         }
     }
 
-    public override async Task StopAsync(CancellationToken cancellationToken)
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    // After every hosted service has stopped: the evaluators and publishers no longer act under the leases given up here.
+    public async Task StoppedAsync(CancellationToken cancellationToken)
     {
-        await base.StopAsync(cancellationToken);
         try
         {
             await _store.LeaveAsync(_node.Id, cancellationToken);
@@ -81,7 +96,8 @@ internal sealed partial class NodeHeartbeat : BackgroundService, IStartupTask
     private IEnumerable<Measurement<int>> Observe()
     {
         var rows = _snapshot;
-        var now = _snapshotAt;
+        // Against the clock, not the time of the last read: a node cut off from the database sees everyone age, itself included.
+        var now = _store.Now;
         var options = _options.Value;
         foreach (var role in FundamentRoles.Known.Where(r => r != FundamentRoles.All).Order(StringComparer.Ordinal))
         {

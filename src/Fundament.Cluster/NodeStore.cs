@@ -46,6 +46,16 @@ internal sealed class NodeStore(IDatabase database, TimeProvider time, IOptions<
         }, cancellationToken: cancellationToken));
     }
 
+    /// <summary>Another live node recorded under <paramref name="node"/>'s id (not stopped, heartbeat within <see cref="ClusterOptions.SuspectAfter"/>, another start time or host), if any.</summary>
+    public async Task<NodeRow?> LiveTwinAsync(NodeIdentity node, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<NodeRow>(new CommandDefinition(
+            $"SELECT {Columns} FROM cluster_nodes WHERE id = @id", new { id = node.Id }, cancellationToken: cancellationToken));
+        return row is not null && row.Status(Now, options.Value) == NodeStatus.Alive
+            && (row.StartedAt != node.StartedAt.ToUnixTimeMilliseconds() || row.Host != node.Host) ? row : null;
+    }
+
     /// <summary>Marks the node stopped (gone at once) and lets go of its leases, so others take its duties without waiting for them to run out.</summary>
     public async Task LeaveAsync(string id, CancellationToken cancellationToken)
     {

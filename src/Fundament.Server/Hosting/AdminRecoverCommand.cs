@@ -49,7 +49,7 @@ internal sealed class AdminRecoverCommand
                     break;
             }
         }
-        return new AdminRecoverCommand { Username = username, PasswordFromStdin = stdin, HostArgs = [.. rest] };
+        return new AdminRecoverCommand { Username = username, PasswordFromStdin = stdin, HostArgs = [.. rest, "--Fundament:Cluster:HeartbeatEnabled=false"] };
     }
 
     public async Task<int> RunAsync(IServiceProvider services, TextReader input, TextWriter output, TextWriter error, CancellationToken cancellationToken)

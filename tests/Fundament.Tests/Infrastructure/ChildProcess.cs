@@ -8,11 +8,11 @@ public static class ChildProcess
 {
     /// <summary>
     /// Runs <c>dotnet <paramref name="dll"/> <paramref name="args"/></c> with <paramref name="environment"/>
-    /// added. Its output goes to <paramref name="onOutput"/> line by line, or is dropped; it is always
+    /// added. Its output goes to <paramref name="onOutput"/> (standard error to <paramref name="onError"/>) line by line, or is dropped; it is always
     /// drained, since a full pipe would stall the process.
     /// </summary>
     public static Process StartDotnet(string dll, IEnumerable<KeyValuePair<string, string>> environment, IEnumerable<string> args,
-        string? workingDirectory = null, Action<string>? onOutput = null)
+        string? workingDirectory = null, Action<string>? onOutput = null, Action<string>? onError = null)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -38,7 +38,13 @@ public static class ChildProcess
                 onOutput?.Invoke(line);
             }
         };
-        process.ErrorDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is { } line)
+            {
+                onError?.Invoke(line);
+            }
+        };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;
