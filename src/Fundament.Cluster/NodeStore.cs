@@ -23,7 +23,11 @@ internal sealed class NodeStore(IDatabase database, TimeProvider time, IOptions<
 
     public long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    /// <summary>Records <paramref name="node"/> as alive now (inserting it if it was never recorded or was forgotten), and forgets nodes gone longer than <see cref="ClusterOptions.ForgetAfter"/>.</summary>
+    /// <summary>
+    /// Records <paramref name="node"/> as alive now (inserting it if it was never recorded or was
+    /// forgotten), and forgets nodes gone longer than <see cref="ClusterOptions.ForgetAfter"/> and
+    /// all but the 500 most recently gone (a crash loop starts a new node every few seconds).
+    /// </summary>
     public async Task HeartbeatAsync(NodeIdentity node, CancellationToken cancellationToken)
     {
         var now = Now;
@@ -34,6 +38,9 @@ internal sealed class NodeStore(IDatabase database, TimeProvider time, IOptions<
             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = NULL,
                 host = excluded.host, roles = excluded.roles, version = excluded.version, started_at = excluded.started_at;
             DELETE FROM cluster_nodes WHERE COALESCE(stopped_at, heartbeat_at) < @forgetBefore AND id <> @Id;
+            DELETE FROM cluster_nodes WHERE (stopped_at IS NOT NULL OR heartbeat_at < @goneBefore) AND COALESCE(stopped_at, heartbeat_at) <
+                (SELECT COALESCE(stopped_at, heartbeat_at) FROM cluster_nodes WHERE stopped_at IS NOT NULL OR heartbeat_at < @goneBefore
+                 ORDER BY COALESCE(stopped_at, heartbeat_at) DESC LIMIT 1 OFFSET 499);
             """, new
         {
             node.Id,
@@ -43,6 +50,7 @@ internal sealed class NodeStore(IDatabase database, TimeProvider time, IOptions<
             StartedAt = node.StartedAt.ToUnixTimeMilliseconds(),
             now,
             forgetBefore = now - (long)options.Value.ForgetAfter.TotalMilliseconds,
+            goneBefore = now - (long)options.Value.GoneAfter.TotalMilliseconds,
         }, cancellationToken: cancellationToken));
     }
 

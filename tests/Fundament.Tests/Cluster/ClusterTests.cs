@@ -114,6 +114,22 @@ public sealed class ClusterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OnlyThe500MostRecentlyGoneNodes_AreKept()
+    {
+        for (var i = 0; i < 520; i++)
+        {
+            await JoinAsync($"loop-{i:D3}", "media-worker");
+            _factory.Time.Advance(TimeSpan.FromMilliseconds(100));
+        }
+        _factory.Time.Advance(TimeSpan.FromMinutes(3));
+        await HeartbeatAsync();
+        var nodes = (await NodesAsync())["nodes"]!.AsArray().Select(n => n!["id"]!.GetValue<string>()).ToList();
+        Assert.Equal(501, nodes.Count);
+        Assert.DoesNotContain("loop-019", nodes);
+        Assert.Contains("loop-020", nodes);
+    }
+
+    [Fact]
     public async Task TheMetric_CountsNodesPerRoleAndStatus_EveryRoleIncluded()
     {
         await JoinAsync("media-2", "media");

@@ -33,6 +33,7 @@ public sealed class PagingTests(SqliteFundamentFactory factory) : IClassFixture<
         ["/api/v1/config/resolved"] = "one service's overlay, a document",
         ["/api/v1/audit/verify"] = "the result of a verification, not a list",
         ["/api/v1/registry/instances/{id}/history"] = "the instance's last 500 status changes; older ones are trimmed",
+        ["/api/v1/cluster/nodes"] = "the cluster's live nodes and at most the 500 most recently gone; older ones are forgotten",
     };
 
     /// <summary>Lists whose route has parameters, with values that reach the list (an unknown name is an empty list, not a 404).</summary>

@@ -51,7 +51,7 @@ public abstract class DatabaseContractTests : IAsyncLifetime
     {
         await Runner(Counter("t_newer")).RunAsync(_ct);
         var older = new TestMigrations("t_newer", Counter("t_newer").Migrations[0]);
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => Runner(older).RunAsync(_ct));
+        var error = await Assert.ThrowsAsync<Fundament.Core.Hosting.StartupException>(() => Runner(older).RunAsync(_ct));
         Assert.Contains("newer than this binary", error.Message, StringComparison.Ordinal);
     }
 
