@@ -73,6 +73,9 @@ internal sealed partial class AuditLog : IAuditLog, IStartupTask, IEnvelopeHolde
     public Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken) =>
         EnvelopeColumn.RewrapAsync(_database, current, "audit_chain", ["id"], "chain_key", null, cancellationToken);
 
+    public Task<IReadOnlyList<string>> SampleKeyIdsAsync(CancellationToken cancellationToken) =>
+        EnvelopeColumn.KeyIdsAsync(_database, "audit_chain", "chain_key", 10, cancellationToken);
+
     /// <summary>Creates the chain head and its key on first start; authenticates a head from before heads were MAC'd.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {

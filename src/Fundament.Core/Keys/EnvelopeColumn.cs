@@ -55,6 +55,15 @@ public static class EnvelopeColumn
         }
         return new RewrapResult(rewrapped, failed);
     }
+
+    /// <summary>The master key ids a sample of up to <paramref name="sample"/> envelopes of the column was wrapped with.</summary>
+    public static async Task<IReadOnlyList<string>> KeyIdsAsync(IDatabase database, string table, string column, int sample, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var envelopes = await connection.QueryAsync<byte[]>(new CommandDefinition(
+            $"SELECT {column} FROM {table} WHERE {column} IS NOT NULL LIMIT {sample}", cancellationToken: cancellationToken));
+        return envelopes.Select(e => EnvelopeEncryption.KeyIdOf(e)).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
+    }
 }
 
 /// <summary>What a re-wrap did: envelopes moved to the current key, and envelopes that could not be unwrapped.</summary>

@@ -11,4 +11,11 @@ public interface IEnvelopeHolder
 
     /// <summary>Re-wraps every envelope not yet under the current master key.</summary>
     Task<RewrapResult> RewrapAsync(EnvelopeEncryption encryption, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The master key ids a sample of what it holds was wrapped with (none when it holds nothing),
+    /// so the first start of a version with the master key check can tell whether the database was
+    /// sealed with a key this node does not have (<see cref="MasterKeyCheck"/>).
+    /// </summary>
+    Task<IReadOnlyList<string>> SampleKeyIdsAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<string>>([]);
 }

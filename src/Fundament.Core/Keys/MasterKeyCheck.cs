@@ -8,11 +8,13 @@ namespace Fundament.Core.Keys;
 /// value envelopes already carry, never the key) in <c>fundament_metadata</c>; every later start
 /// compares. A node whose current key differs, and whose
 /// <c>Fundament:PreviousMasterKeys</c> do not hold the recorded one either, stops with exit code 2
+/// (on a database from before this check, the first start compares with the key ids of what is
+/// already encrypted instead)
 /// before it could wrap a secret nobody else can open. A node that holds the recorded key as a
 /// previous one is mid-rotation: it records its current key, and from then on a node still on the
 /// old key alone is refused.
 /// </summary>
-internal sealed partial class MasterKeyCheck(IDatabase database, MasterKeyRing ring, TimeProvider time, ILogger<MasterKeyCheck> logger)
+internal sealed partial class MasterKeyCheck(IDatabase database, MasterKeyRing ring, IEnumerable<IEnvelopeHolder> holders, TimeProvider time, ILogger<MasterKeyCheck> logger)
 {
     internal const string Name = "master_key_id";
 
@@ -20,6 +22,24 @@ internal sealed partial class MasterKeyCheck(IDatabase database, MasterKeyRing r
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await database.OpenAsync(cancellationToken);
+        var sealedWith = await connection.ExecuteScalarAsync<string>(new CommandDefinition(
+            "SELECT value FROM fundament_metadata WHERE name = @name", new { name = Name }, cancellationToken: cancellationToken));
+        if (sealedWith is null)
+        {
+            // Nothing recorded yet: a new database, or one from before this check. What is already encrypted says which key it is.
+            foreach (var holder in holders)
+            {
+                foreach (var id in await holder.SampleKeyIdsAsync(cancellationToken))
+                {
+                    if (!ring.TryGet(id, out _))
+                    {
+                        throw new Hosting.StartupException(
+                            $"Fundament:MasterKey (or Fundament:MasterKeyFile) is not the key this database was sealed with: what it holds ({holder.Name}) is encrypted under key id {id}, " +
+                            $"this node's key has id {ring.Current.Id}, and Fundament:PreviousMasterKeys does not hold key {id} either. Every node must be given the same master key.");
+                    }
+                }
+            }
+        }
         await connection.ExecuteAsync(new CommandDefinition(
             "INSERT INTO fundament_metadata (name, value, updated_at) VALUES (@name, @value, @now) ON CONFLICT (name) DO NOTHING",
             new { name = Name, value = ring.Current.Id, now }, cancellationToken: cancellationToken));

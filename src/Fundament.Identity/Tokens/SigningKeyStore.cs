@@ -45,6 +45,9 @@ internal sealed partial class SigningKeyStore(
         return count;
     }
 
+    public Task<IReadOnlyList<string>> SampleKeyIdsAsync(CancellationToken cancellationToken) =>
+        EnvelopeColumn.KeyIdsAsync(database, "identity_signing_keys", "private_key", 100, cancellationToken);
+
     public async Task RunAsync(CancellationToken cancellationToken) => await RotateIfDueAsync(cancellationToken);
 
     /// <summary>Creates the first key, or the next one when the current key nears the end of its term; then reloads.</summary>

@@ -232,6 +232,9 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
     public Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken) =>
         EnvelopeColumn.RewrapAsync(database, current, "vault_secret_versions", ["path", "version"], "ciphertext", null, cancellationToken);
 
+    public Task<IReadOnlyList<string>> SampleKeyIdsAsync(CancellationToken cancellationToken) =>
+        EnvelopeColumn.KeyIdsAsync(database, "vault_secret_versions", "ciphertext", 100, cancellationToken);
+
     private sealed class VersionRow
     {
         public long Version { get; init; }

@@ -104,6 +104,18 @@ public sealed class ServerProcessTests : IDisposable
         Assert.DoesNotContain(sealedWith, output, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
 
+        // A database from before the check (nothing recorded): what is already encrypted tells the key apart.
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_dataDir, "fundament.db")};Pooling=false"))
+        {
+            await connection.OpenAsync(_ct);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "DELETE FROM fundament_metadata";
+            await command.ExecuteNonQueryAsync(_ct);
+        }
+        (exitCode, output) = await RunToExitAsync(new Dictionary<string, string> { ["Fundament__MasterKey"] = other }, "--urls", "http://127.0.0.1:0");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("is encrypted under key id", output, StringComparison.Ordinal);
+
         // The same key as the new one of a rotation (the old one kept as previous): accepted, and from then on it is the key.
         var rotated = await RunToExitAsync(new Dictionary<string, string> { ["Fundament__MasterKey"] = other, ["Fundament__PreviousMasterKeys__0"] = sealedWith },
             "admin", "recover", "--username", "ops2");
