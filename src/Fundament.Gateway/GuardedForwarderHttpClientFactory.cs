@@ -33,6 +33,7 @@ internal sealed class GuardedForwarderHttpClientFactory(
     private static bool IsPlatformCluster(string clusterId)
     {
         const string Prefix = "svc-" + RoutePaths.FundamentService;
-        return clusterId == Prefix || clusterId.StartsWith(Prefix + "@", StringComparison.Ordinal) || clusterId.StartsWith(Prefix + "~", StringComparison.Ordinal);
+        return clusterId == Prefix || clusterId.StartsWith(Prefix + "@", StringComparison.Ordinal) || clusterId.StartsWith(Prefix + "~", StringComparison.Ordinal)
+            || clusterId.StartsWith(Prefix + "#", StringComparison.Ordinal);
     }
 }

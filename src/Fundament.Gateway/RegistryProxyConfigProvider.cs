@@ -133,7 +133,8 @@ internal sealed partial class RegistryProxyConfigProvider(
         var platform = table.Instances.Where(i => i.Service == RoutePaths.FundamentService).Select(Endpoint).ToHashSet(StringComparer.Ordinal);
         foreach (var service in table.Instances.GroupBy(i => i.Service, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
-            var declared = service.SelectMany(i => ParseRoutes(service.Key, i.RoutesJson))
+            var byInstance = service.ToDictionary(i => i.InstanceId, i => ParseRoutes(service.Key, i.RoutesJson), StringComparer.Ordinal);
+            var declared = byInstance.Values.SelectMany(r => r)
                 .GroupBy(r => r.Path, StringComparer.OrdinalIgnoreCase).Select(g => g.First())
                 .Where(r => Servable(service.Key, r, table.Ownership, catalog))
                 .ToList();
@@ -151,6 +152,7 @@ internal sealed partial class RegistryProxyConfigProvider(
             // api-version: N routes; requests naming no version go to the newest.
             var versions = passing.Select(i => ApiVersion(i.Version)).OfType<int>().Distinct().Order().ToList();
             var n = 0;
+            var allPassing = passing;
             foreach (var route in declared)
             {
                 if (!taken.Add(route.Path))
@@ -158,16 +160,20 @@ internal sealed partial class RegistryProxyConfigProvider(
                     LogDuplicateRoute(logger, route.Path, service.Key);
                     continue;
                 }
+                // A route goes only to the instances that declared it (Fundament's media nodes declare
+                // /api/v1/media/**, its control nodes /api/**); when every instance did, the service's one cluster.
+                passing = allPassing.Where(i => byInstance[i.InstanceId].Any(r => string.Equals(r.Path, route.Path, StringComparison.OrdinalIgnoreCase))).ToList();
+                var subset = passing.Count == allPassing.Count ? null : route.Path;
                 if (versions.Count < 2)
                 {
-                    routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, null, passing, YarpBalancing[route.LoadBalancing]), route, route.Path, null, null));
+                    routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, null, passing, YarpBalancing[route.LoadBalancing], subset), route, route.Path, null, null));
                     continue;
                 }
                 var latest = versions[^1];
-                routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, latest, passing, YarpBalancing[route.LoadBalancing]), route, route.Path, null, null));
+                routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, latest, passing, YarpBalancing[route.LoadBalancing], subset), route, route.Path, null, null));
                 foreach (var version in versions)
                 {
-                    var cluster = Cluster(service.Key, version, passing, YarpBalancing[route.LoadBalancing]);
+                    var cluster = Cluster(service.Key, version, passing, YarpBalancing[route.LoadBalancing], subset);
                     var prefix = "/v" + version.ToString(CultureInfo.InvariantCulture);
                     if (taken.Add(prefix + route.Path))
                     {
@@ -178,10 +184,11 @@ internal sealed partial class RegistryProxyConfigProvider(
             }
         }
 
-        string Cluster(string service, int? version, List<RoutableInstance> passing, string balancing)
+        string Cluster(string service, int? version, List<RoutableInstance> passing, string balancing, string? onlyDeclaring)
         {
             var id = "svc-" + service + (version is { } v ? "@v" + v.ToString(CultureInfo.InvariantCulture) : "")
-                + (balancing == LoadBalancingPolicies.PowerOfTwoChoices ? "" : "~" + balancing);
+                + (balancing == LoadBalancingPolicies.PowerOfTwoChoices ? "" : "~" + balancing)
+                + (onlyDeclaring is null ? "" : "#" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(onlyDeclaring.ToLowerInvariant())))[..8]);
             if (!clusters.ContainsKey(id))
             {
                 clusters[id] = new ClusterConfig

@@ -67,7 +67,8 @@ public sealed class RegistryModule : FundamentModule
         {
             services.AddHostedService(sp => sp.GetRequiredService<HealthMonitor>());
         }
-        if (context.Runs(FundamentRoles.Control) && context.Enabled(SelfRegistrationOptions.SectionName, nameof(SelfRegistrationOptions.Enabled), false))
+        if ((context.Runs(FundamentRoles.Control) || context.Runs(FundamentRoles.Media))
+            && context.Enabled(SelfRegistrationOptions.SectionName, nameof(SelfRegistrationOptions.Enabled), false))
         {
             services.AddHostedService<SelfRegistration>();
         }

@@ -15,8 +15,9 @@ public sealed class SelfRegistrationOptions
     public const string SectionName = RegistryOptions.SectionName + ":Self";
 
     /// <summary>
-    /// Register each control node as an instance of service <c>fundament</c> whose routes expose the API
-    /// through the gateway like any other service. Default false.
+    /// Register each control node (and each media node that is not also a control node) as an
+    /// instance of service <c>fundament</c> whose routes expose the API through the gateway like any
+    /// other service. Default false.
     /// </summary>
     public bool Enabled { get; set; }
 
@@ -28,6 +29,13 @@ public sealed class SelfRegistrationOptions
     /// <c>/openapi/{**rest}</c>. Each must lie under one of Fundament's reserved paths.
     /// </summary>
     public string[] Paths { get; set; } = ["/api/{**rest}", "/oauth2/{**rest}", "/.well-known/{**rest}", "/openapi/{**rest}"];
+
+    /// <summary>
+    /// Paths a media node that does not run the control role registers instead: the media API it
+    /// serves. Default <c>/api/v1/media/{**rest}</c>; the gateway sends these only to the nodes that
+    /// registered them, and the rest of <c>/api</c> to control nodes.
+    /// </summary>
+    public string[] MediaPaths { get; set; } = ["/api/v1/media/{**rest}"];
 
     /// <summary>Optional gateway rate-limit policy for those routes (the API still enforces its own login lockout).</summary>
     public string? RateLimit { get; set; }
@@ -47,11 +55,14 @@ internal sealed class SelfRegistrationOptionsValidator : SettingsValidator<SelfR
         problems.Require(o.Paths.Length is > 0 and <= 32 && o.Paths.All(p => p.StartsWith('/')), o.Paths, "must hold 1 to 32 paths starting with '/'.");
         problems.Require(o.Paths.All(p => new RouteOwnership([]).Check(RoutePaths.FundamentService, p).Allowed), o.Paths,
             "must lie under Fundament's reserved paths (" + string.Join(", ", RoutePaths.Reserved) + ").");
+        problems.Require(o.MediaPaths.Length is > 0 and <= 32 && o.MediaPaths.All(p => p.StartsWith('/')), o.MediaPaths, "must hold 1 to 32 paths starting with '/'.");
+        problems.Require(o.MediaPaths.All(p => new RouteOwnership([]).Check(RoutePaths.FundamentService, p).Allowed), o.MediaPaths,
+            "must lie under Fundament's reserved paths (" + string.Join(", ", RoutePaths.Reserved) + ").");
     }
 }
 
 /// <summary>
-/// Registers this control node as service <c>fundament</c> once the server listens, heartbeats its
+/// Registers this control (or media) node as service <c>fundament</c> once the server listens, heartbeats its
 /// TTL, registers again if it was removed, and deregisters on shutdown. The routes are anonymous at
 /// the edge (every API endpoint enforces its own policy, and login must stay reachable) and pass
 /// the caller's <c>Authorization</c> header through, since the upstream is its issuer.
@@ -61,6 +72,7 @@ internal sealed partial class SelfRegistration(
     IServer server,
     IConfiguration configuration,
     IOptions<SelfRegistrationOptions> options,
+    RoleSet roles,
     IHostApplicationLifetime lifetime,
     TimeProvider time,
     ILogger<SelfRegistration> logger) : BackgroundService
@@ -150,7 +162,8 @@ internal sealed partial class SelfRegistration(
             return null;
         }
         var host = uri.Host is "0.0.0.0" or "[::]" or "::" ? MachineAddress() : uri.Host.Trim('[', ']');
-        var routes = JsonSerializer.Serialize(o.Paths.Select(p => new Dictionary<string, string>
+        var paths = roles.Runs(FundamentRoles.Control) ? o.Paths : o.MediaPaths;
+        var routes = JsonSerializer.Serialize(paths.Select(p => new Dictionary<string, string>
         {
             ["path"] = p,
             ["auth"] = "anonymous",

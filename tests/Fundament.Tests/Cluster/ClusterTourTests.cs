@@ -72,7 +72,8 @@ public sealed class ClusterTourTests : IAsyncLifetime
         using var onControl = await ChildProcess.SignedInAsync(control.ApiPort, Password, _ct);
         var token = onControl.DefaultRequestHeaders.Authorization!.Parameter!;
         var gateway = await StartAsync("gateway", []);
-        var media = await StartAsync("media,media-worker", []);
+        KeyValuePair<string, string>[] selfRegistered = [new("Fundament:Registry:Self:Enabled", "true"), new("Fundament:Registry:Self:Ttl", "00:00:05")];
+        var media = await StartAsync("media,media-worker", selfRegistered);
         using var onGateway = Client(gateway.GatewayPort, token);
         using var onMedia = Client(media.ApiPort, token);
 
@@ -112,9 +113,12 @@ public sealed class ClusterTourTests : IAsyncLifetime
         var changed = await (await watch.WaitAsync(TimeSpan.FromSeconds(30), _ct)).Content.ReadFromJsonAsync<JsonNode>(_ct);
         Assert.True(changed!["values"]!["feature"]!.GetValue<bool>());
 
-        // 6. A photo uploaded on the media node is processed there, exactly once.
-        var photo = await UploadAsync(onMedia, Path.Combine(AppContext.BaseDirectory, "Media", "Fixtures", "canon-paris.jpg"), "image/jpeg");
-        await ReadyAsync(onMedia, photo, TimeSpan.FromSeconds(60));
+        // 6. A photo uploaded through the gateway (which sends /api/v1/media to media nodes, the rest of /api to control)
+        // is processed on the media node, exactly once.
+        await EventuallyAsync(() => onGateway.GetAsync("/api/v1/media?limit=1", _ct));
+        var photo = await UploadAsync(onGateway, Path.Combine(AppContext.BaseDirectory, "Media", "Fixtures", "canon-paris.jpg"), "image/jpeg");
+        await ReadyAsync(onGateway, photo, TimeSpan.FromSeconds(60));
+        Assert.Equal(photo, (await onMedia.GetFromJsonAsync<JsonNode>($"/api/v1/media/{photo}", _ct))!["id"]!.GetValue<string>());
         // The asset turns ready inside the job, a moment before the job itself is marked done.
         var photoJob = await JobDoneAsync(onControl, photo);
         Assert.Equal("succeeded", photoJob["state"]!.GetValue<string>());
@@ -123,7 +127,7 @@ public sealed class ClusterTourTests : IAsyncLifetime
         // 7. SIGKILL the media node while it processes a video; a media node started afterwards finishes the job.
         var video = Path.Combine(Path.GetTempPath(), $"tour-{Guid.NewGuid():N}.mp4");
         await RunAsync("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=20:size=1920x1080:rate=30", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", video);
-        var clip = await UploadAsync(onMedia, video, "video/mp4");
+        var clip = await UploadAsync(onGateway, video, "video/mp4");
         File.Delete(video);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while ((await JobAsync(onControl, clip))["state"]!.GetValue<string>() != "running")
@@ -135,7 +139,7 @@ public sealed class ClusterTourTests : IAsyncLifetime
         await media.Process.WaitForExitAsync(_ct);
         Assert.Equal("running", (await JobAsync(onControl, clip))["state"]!.GetValue<string>());
 
-        var second = await StartAsync("media,media-worker", []);
+        var second = await StartAsync("media,media-worker", selfRegistered);
         using var onSecond = Client(second.ApiPort, token);
         await ReadyAsync(onSecond, clip, TimeSpan.FromSeconds(120));
         var clipJob = await JobDoneAsync(onControl, clip);

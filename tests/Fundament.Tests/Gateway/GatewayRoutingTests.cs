@@ -65,6 +65,19 @@ public sealed class GatewayRoutingTests : GatewayTestBase
     }
 
     [Fact]
+    public async Task ARoute_GoesOnlyToTheInstancesThatDeclaredIt()
+    {
+        await RegisterAsync("split", [new { path = "/split/a/{**rest}", auth = "anonymous" }], instanceId: "split-a");
+        await RegisterAsync("split", [new { path = "/split/b/{**rest}", auth = "anonymous" }], port: _second.Port, instanceId: "split-b");
+        await EventuallyAsync(() => _gateway.GetAsync("/split/b/x", _ct), HttpStatusCode.OK);
+        for (var i = 0; i < 6; i++)
+        {
+            Assert.Equal("echo", await InstanceAsync(await _gateway.GetAsync("/split/a/x", _ct)));
+            Assert.Equal("second", await InstanceAsync(await _gateway.GetAsync("/split/b/x", _ct)));
+        }
+    }
+
+    [Fact]
     public async Task ApiVersions_ByPathOrHeader_GoToInstancesOfThatMajorVersion_AndNoVersionToTheNewest()
     {
         object[] routes = [new { path = "/catalog/{**rest}", stripPrefix = "/catalog", auth = "anonymous" }];
