@@ -38,8 +38,11 @@ try
         builder.WebHost.UseUrls(DefaultUrl);
     }
 
-    if (string.Equals(builder.Configuration["Fundament:LogFormat"], "json", StringComparison.OrdinalIgnoreCase))
+    // Fundament:Logging:Format is the same switch under the name the operations docs use.
+    if (string.Equals(builder.Configuration["Fundament:LogFormat"] ?? builder.Configuration["Fundament:Logging:Format"], "json", StringComparison.OrdinalIgnoreCase))
     {
+        // Every line written inside a request or a traced operation carries its TraceId and SpanId (scope fields).
+        builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
         builder.Logging.ClearProviders();
         builder.Logging.AddJsonConsole(o =>
         {
@@ -71,6 +74,7 @@ try
     {
         health.AddCheck<RedisHealthCheck>("redis", failureStatus: Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Degraded, tags: [HealthEndpoints.ReadyTag]);
     }
+    builder.Services.AddHostedService<HealthMetrics>();
     builder.Services.AddFundamentOpenApi();
     builder.Services.AddHostedService<StartupBanner>();
 

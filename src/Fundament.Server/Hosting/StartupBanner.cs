@@ -6,9 +6,11 @@ namespace Fundament.Server.Hosting;
 
 /// <summary>
 /// Prints where everything is once the server listens. Written to the console directly, not
-/// through the logger: the first-start admin password must not travel into log collectors.
+/// through the logger: the first-start admin password must not travel into log collectors. With
+/// JSON logs it is one JSON object, shaped like the log lines, so the output stays one object per line.
 /// </summary>
 internal sealed class StartupBanner(
+    IConfiguration configuration,
     IHostApplicationLifetime lifetime,
     IServer server,
     IServiceProvider services,
@@ -43,6 +45,29 @@ internal sealed class StartupBanner(
             $"  storage:  {store}",
         };
         var admin = services.GetService<IBootstrapAdmin>();
+        if (string.Equals(configuration["Fundament:LogFormat"] ?? configuration["Fundament:Logging:Format"], "json", StringComparison.OrdinalIgnoreCase))
+        {
+            var generated = admin?.TakeGeneratedPassword();
+            Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
+            {
+                ["Timestamp"] = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture),
+                ["LogLevel"] = "Information",
+                ["Category"] = "Fundament.Startup",
+                ["Message"] = $"Fundament {version} is running",
+                ["State"] = new Dictionary<string, object?>
+                {
+                    ["roles"] = roles.ToString(),
+                    ["api"] = addresses,
+                    ["openapi"] = $"{api}/openapi/v1.json",
+                    ["data"] = options.Value.FullDataDir,
+                    ["storage"] = store,
+                    ["adminUsername"] = generated is null ? null : admin!.Username,
+                    ["adminPassword"] = generated,
+                },
+            }));
+            Console.Out.Flush();
+            return;
+        }
         if (admin?.TakeGeneratedPassword() is { } password)
         {
             lines.Add($"  admin:    username '{admin.Username}', password '{password}'");

@@ -230,6 +230,48 @@ public sealed class ServerProcessTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task JsonLogs_AreOneObjectPerLine_AndLinesInARequest_CarryItsTraceId()
+    {
+        var port = FreePort();
+        using var process = Start(new Dictionary<string, string> { ["Fundament__Logging__Format"] = "json" }, "--urls", $"http://127.0.0.1:{port}");
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        process.OutputDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) { lines.Enqueue(line); } };
+        process.BeginOutputReadLine();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            HttpResponseMessage? login = null;
+            for (var i = 0; i < 120 && login is null; i++)
+            {
+                try
+                {
+                    login = await http.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = "not-the-password-1" }, _ct);
+                }
+                catch (HttpRequestException)
+                {
+                    await Task.Delay(500, _ct);
+                }
+            }
+            Assert.Equal(HttpStatusCode.Unauthorized, login?.StatusCode);
+            JsonNode? finished = null;
+            for (var i = 0; i < 50 && finished is null; i++)
+            {
+                await Task.Delay(100, _ct);
+                finished = lines.Select(l => JsonNode.Parse(l)!).FirstOrDefault(l => l["Category"]?.GetValue<string>() == "Microsoft.AspNetCore.Hosting.Diagnostics"
+                    && l["Message"]!.GetValue<string>().Contains("/api/v1/auth/login - 401", StringComparison.Ordinal));
+            }
+            Assert.NotNull(finished);
+            Assert.Matches("TraceId:[0-9a-f]{32}", finished["Scopes"]!.ToJsonString());
+            Assert.All(lines, l => Assert.NotNull(JsonNode.Parse(l)));
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(_ct);
+        }
+    }
+
     private static int FreePort()
     {
         return Fundament.Tests.Infrastructure.TestPorts.Next();
