@@ -110,7 +110,8 @@ public sealed class DeploymentFilesTests
                 continue;
             }
             // Only the services built from Fundament's Dockerfile; the others are PostgreSQL, Redis, MinIO.
-            foreach (var (service, definition) in services.Children.Where(s => At(s.Value, "build") is not null))
+            // (directly, or through the shared `<<: *fundament` block, which the YAML model keeps as a merge key).
+            foreach (var (service, definition) in services.Children.Where(s => At(s.Value, "build") is not null || (At(s.Value, "<<") is { } shared && At(shared, "build") is not null)))
             {
                 if (At(definition, "environment") is YamlMappingNode environment)
                 {
