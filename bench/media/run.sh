@@ -3,6 +3,9 @@
 # on the same generated camera photos, in one run.
 #   shell:      per file `exiftool -json` + two `vipsthumbnail` calls (1280 and 256, WebP),
 #               run in parallel with xargs -P <cores>
+#   bare vips:  the physical limit (bench/media/BareVips): the same two thumbnails per file with
+#               NetVips and shrink-on-load, <cores> files at a time, and nothing else (no upload,
+#               hashing, metadata, database or job queue). Goal (issue 19): ingest at 0.8x of it.
 #   fundament:  multipart upload of every file (4 at a time) to one all-in-one process on a fresh
 #               SQLite data folder, until every asset is `ready` (metadata + both thumbnails,
 #               job concurrency = cores)
@@ -79,6 +82,13 @@ shell_s=$(python3 -c "print($(date +%s.%N)-$start)")
 shell_fps=$(python3 -c "print(round($COUNT/$shell_s,2))")
 echo "shell: ${shell_s}s, $shell_fps files/s, largest single process $(cat "$WORK/shell-mem") KB"
 
+echo "== bare NetVips loop: the same two thumbnails per file, $CORES at a time, nothing else"
+dotnet build -c Release bench/media/BareVips -v q -nologo >/dev/null
+rm -rf "$WORK/bare-out"
+sync
+read -r bare_s bare_fps < <(bench/media/BareVips/bin/Release/net10.0/BareVips "$WORK/photos" "$WORK/bare-out" "$CORES")
+echo "bare vips: ${bare_s}s, $bare_fps files/s"
+
 dotnet build -c Release src/Fundament.Server -v q -nologo >/dev/null
 BIN=src/Fundament.Server/bin/Release/net10.0/fundament
 
@@ -134,8 +144,10 @@ echo
 echo "| | files/s | time | peak memory |"
 echo "|---|---|---|---|"
 echo "| shell (exiftool + 2x vipsthumbnail, -P $CORES) | $shell_fps | ${shell_s%.*} s | $(( $(cat "$WORK/shell-mem") / 1024 )) MB (largest process) |"
+echo "| bare NetVips loop (2 thumbnails, -P $CORES, nothing else) | $bare_fps | ${bare_s%.*} s | |"
 echo "| Fundament ingest (upload + metadata + 2 thumbnails) | $fund_fps | ${fund_s%.*} s | $((fund_mem/1024)) MB |"
 echo "| Fundament, 50 MP photos | $(python3 -c "print(round($BIG/$big_s,2))") | ${big_s%.*} s | $((big_mem/1024)) MB |"
 echo "| Fundament, 50 MP photos, glibc default arenas | $(python3 -c "print(round($BIG/$big2_s,2))") | ${big2_s%.*} s | $((big2_mem/1024)) MB |"
-echo "ratio fundament/shell: $(python3 -c "print(round($fund_fps/$shell_fps,2))")x"
+echo "ratio fundament/shell: $(python3 -c "print(round($fund_fps/$shell_fps,2))")x (goal 1.5x)"
+echo "ratio fundament/bare NetVips loop: $(python3 -c "print(round($fund_fps/$bare_fps,2))")x (goal 0.8x); 50 MP peak $((big_mem/1024)) MB (goal under 300 MB)"
 if [ -z "$REUSE" ]; then rm -rf "$WORK"; fi
