@@ -84,7 +84,9 @@ internal sealed partial class NodeHeartbeat : BackgroundService, IStartupTask, I
     {
         try
         {
-            await _store.LeaveAsync(_node.Id, cancellationToken);
+            // Its own short budget: a shutdown whose other services used up the host's timeout still leaves cleanly.
+            using var budget = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _store.LeaveAsync(_node.Id, budget.Token);
             LogLeft(_logger, _node.Id);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)

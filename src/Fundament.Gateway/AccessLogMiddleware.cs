@@ -19,7 +19,8 @@ internal sealed partial class AccessLogMiddleware
     {
         _next = next;
         _logger = loggers.CreateLogger("Fundament.Gateway.Access");
-        _duration = meters.Create("Fundament.Gateway").CreateHistogram<double>("fundament.gateway.request.duration", "s", "Gateway requests by route, service and status.");
+        _duration = meters.Create("Fundament.Gateway").CreateHistogram<double>("fundament.gateway.request.duration", "s", "Gateway requests by route, service and status.",
+            advice: new System.Diagnostics.Metrics.InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
     }
 
     public async Task InvokeAsync(HttpContext context)

@@ -148,11 +148,13 @@ internal sealed partial class RegistryProxyConfigProvider(
                 LogPlatformEndpoint(logger, service.Key, impostor.InstanceId);
                 passing = passing.Where(i => !platform.Contains(Endpoint(i))).ToList();
             }
-            // API versions: when instances carry more than one major version, each gets /v<N>/... and
-            // api-version: N routes; requests naming no version go to the newest.
-            var versions = passing.Select(i => ApiVersion(i.Version)).OfType<int>().Distinct().Order().ToList();
             var n = 0;
             var allPassing = passing;
+            // What each registered instance declares, as one signature: instances that declare the same
+            // paths share clusters, so a route goes to a subset only when the instances really differ.
+            var signatures = service.ToDictionary(i => i.InstanceId,
+                i => string.Join('\n', byInstance[i.InstanceId].Select(r => r.Path.ToLowerInvariant()).Order(StringComparer.Ordinal)), StringComparer.Ordinal);
+            var allSignatures = signatures.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
             foreach (var route in declared)
             {
                 if (!taken.Add(route.Path))
@@ -162,8 +164,13 @@ internal sealed partial class RegistryProxyConfigProvider(
                 }
                 // A route goes only to the instances that declared it (Fundament's media nodes declare
                 // /api/v1/media/**, its control nodes /api/**); when every instance did, the service's one cluster.
-                passing = allPassing.Where(i => byInstance[i.InstanceId].Any(r => string.Equals(r.Path, route.Path, StringComparison.OrdinalIgnoreCase))).ToList();
-                var subset = passing.Count == allPassing.Count ? null : route.Path;
+                bool Declares(RoutableInstance i) => byInstance[i.InstanceId].Any(r => string.Equals(r.Path, route.Path, StringComparison.OrdinalIgnoreCase));
+                passing = allPassing.Where(Declares).ToList();
+                var declaring = service.Where(Declares).Select(i => signatures[i.InstanceId]).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+                var subset = declaring.SequenceEqual(allSignatures, StringComparer.Ordinal) ? null : string.Join("\n\n", declaring);
+                // API versions: when the route's instances carry more than one major version, each gets /v<N>/... and
+                // api-version: N routes; requests naming no version go to the newest.
+                var versions = passing.Select(i => ApiVersion(i.Version)).OfType<int>().Distinct().Order().ToList();
                 if (versions.Count < 2)
                 {
                     routes.Add(Route(service.Key, $"svc-{service.Key}-{n++}", Cluster(service.Key, null, passing, YarpBalancing[route.LoadBalancing], subset), route, route.Path, null, null));

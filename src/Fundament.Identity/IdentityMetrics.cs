@@ -13,6 +13,8 @@ internal sealed class IdentityMetrics
         var meter = meters.Create("Fundament.Identity");
         _logins = meter.CreateCounter<long>("fundament.identity.logins", "{login}", "Login attempts, by outcome.");
         _lockouts = meter.CreateCounter<long>("fundament.identity.lockouts", "{lockout}", "Usernames locked after repeated failures.");
+        // Present at 0 from the start, so the first lockout is an increase Prometheus can see.
+        _lockouts.Add(0);
         _refreshReuse = meter.CreateCounter<long>("fundament.identity.refresh_reuse", "{event}", "Rotated refresh tokens presented again (families revoked).");
     }
 

@@ -37,6 +37,12 @@ public sealed class SelfRegistrationOptions
     /// </summary>
     public string[] MediaPaths { get; set; } = ["/api/v1/media/{**rest}"];
 
+    /// <summary>Largest request body the gateway passes on the media paths (uploads). Default 4 GiB, as <c>Fundament:Media:MaxUploadBytes</c>; keep them equal.</summary>
+    public long MediaMaxBodySize { get; set; } = 4L << 30;
+
+    /// <summary>How long one request on the media paths may take through the gateway (a large upload or download). Default 1 hour, the most a route may declare.</summary>
+    public TimeSpan MediaTimeout { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>Optional gateway rate-limit policy for those routes (the API still enforces its own login lockout).</summary>
     public string? RateLimit { get; set; }
 
@@ -55,6 +61,8 @@ internal sealed class SelfRegistrationOptionsValidator : SettingsValidator<SelfR
         problems.Require(o.Paths.Length is > 0 and <= 32 && o.Paths.All(p => p.StartsWith('/')), o.Paths, "must hold 1 to 32 paths starting with '/'.");
         problems.Require(o.Paths.All(p => new RouteOwnership([]).Check(RoutePaths.FundamentService, p).Allowed), o.Paths,
             "must lie under Fundament's reserved paths (" + string.Join(", ", RoutePaths.Reserved) + ").");
+        problems.AtLeast(o.MediaMaxBodySize, 1);
+        problems.Between(o.MediaTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         problems.Require(o.MediaPaths.Length is > 0 and <= 32 && o.MediaPaths.All(p => p.StartsWith('/')), o.MediaPaths, "must hold 1 to 32 paths starting with '/'.");
         problems.Require(o.MediaPaths.All(p => new RouteOwnership([]).Check(RoutePaths.FundamentService, p).Allowed), o.MediaPaths,
             "must lie under Fundament's reserved paths (" + string.Join(", ", RoutePaths.Reserved) + ").");
@@ -162,16 +170,36 @@ internal sealed partial class SelfRegistration(
             return null;
         }
         var host = uri.Host is "0.0.0.0" or "[::]" or "::" ? MachineAddress() : uri.Host.Trim('[', ']');
-        var paths = roles.Runs(FundamentRoles.Control) ? o.Paths : o.MediaPaths;
-        var routes = JsonSerializer.Serialize(paths.Select(p => new Dictionary<string, string>
+        // Control nodes take the API; media nodes take the media paths, with room for uploads (a node running both registers both).
+        var declared = new List<Dictionary<string, object>>();
+        if (roles.Runs(FundamentRoles.Control))
         {
-            ["path"] = p,
-            ["auth"] = "anonymous",
-            ["forwardAuthorization"] = "passthrough",
-        }.Concat(o.RateLimit is { } rl ? [new("rateLimit", rl)] : []).ToDictionary()));
+            declared.AddRange(o.Paths.Select(p => Route(p, o.RateLimit)));
+        }
+        if (roles.Runs(FundamentRoles.Media))
+        {
+            declared.AddRange(o.MediaPaths.Select(p =>
+            {
+                var route = Route(p, o.RateLimit);
+                route["maxBodySize"] = o.MediaMaxBodySize;
+                route["timeout"] = $"{(long)o.MediaTimeout.TotalSeconds}s";
+                return route;
+            }));
+        }
+        var routes = JsonSerializer.Serialize(declared);
         var id = $"{ServiceName}-{host}-{uri.Port.ToString(CultureInfo.InvariantCulture)}".ToLowerInvariant();
         return new InstanceDefinition(id, ServiceName, "*", host, uri.Port, uri.Scheme, typeof(SelfRegistration).Assembly.GetName().Version?.ToString(3),
             ["fundament"], new Dictionary<string, string>(), routes, "ttl", null, null, null, o.Ttl, o.Ttl * 4);
+    }
+
+    private static Dictionary<string, object> Route(string path, string? rateLimit)
+    {
+        var route = new Dictionary<string, object> { ["path"] = path, ["auth"] = "anonymous", ["forwardAuthorization"] = "passthrough" };
+        if (rateLimit is not null)
+        {
+            route["rateLimit"] = rateLimit;
+        }
+        return route;
     }
 
     /// <summary>For a wildcard listener: this machine's first non-loopback IPv4 address (a container's or pod's IP), else its host name.</summary>

@@ -12,6 +12,8 @@ internal sealed class VaultMetrics
         var meter = meters.Create("Fundament.Vault");
         _operations = meter.CreateCounter<long>("fundament.vault.operations", "{operation}", "Secret operations, by operation and outcome.");
         _integrityFailures = meter.CreateCounter<long>("fundament.vault.integrity_failures", "{event}", "Stored ciphertexts that failed authentication (tampering or corruption).");
+        // Present at 0 from the start, so the first failure is an increase Prometheus can see.
+        _integrityFailures.Add(0);
     }
 
     public void Operation(string operation, string outcome) =>

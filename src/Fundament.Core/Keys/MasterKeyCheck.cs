@@ -26,18 +26,24 @@ internal sealed partial class MasterKeyCheck(IDatabase database, MasterKeyRing r
             "SELECT value FROM fundament_metadata WHERE name = @name", new { name = Name }, cancellationToken: cancellationToken));
         if (sealedWith is null)
         {
-            // Nothing recorded yet: a new database, or one from before this check. What is already encrypted says which key it is.
+            // Nothing recorded yet: a new database, or one from before this check. What is already encrypted says
+            // which key it is: refused only when this node holds none of the keys found (an item a past re-wrap
+            // could not move may still name a key long gone, and must not lock every node out).
+            var found = new List<(string Holder, string Id)>();
             foreach (var holder in holders)
             {
-                foreach (var id in await holder.SampleKeyIdsAsync(cancellationToken))
-                {
-                    if (!ring.TryGet(id, out _))
-                    {
-                        throw new Hosting.StartupException(
-                            $"Fundament:MasterKey (or Fundament:MasterKeyFile) is not the key this database was sealed with: what it holds ({holder.Name}) is encrypted under key id {id}, " +
-                            $"this node's key has id {ring.Current.Id}, and Fundament:PreviousMasterKeys does not hold key {id} either. Every node must be given the same master key.");
-                    }
-                }
+                found.AddRange((await holder.SampleKeyIdsAsync(cancellationToken)).Select(id => (holder.Name, id)));
+            }
+            if (found.Count > 0 && !found.Any(f => ring.TryGet(f.Id, out _)))
+            {
+                var (name, id) = found[0];
+                throw new Hosting.StartupException(
+                    $"Fundament:MasterKey (or Fundament:MasterKeyFile) is not the key this database was sealed with: what it holds ({name}) is encrypted under key id {id}, " +
+                    $"this node's key has id {ring.Current.Id}, and Fundament:PreviousMasterKeys does not hold key {id} either. Every node must be given the same master key.");
+            }
+            foreach (var (name, id) in found.Where(f => !ring.TryGet(f.Id, out _)))
+            {
+                LogUnknownKey(logger, name, id);
             }
         }
         await connection.ExecuteAsync(new CommandDefinition(
@@ -63,6 +69,9 @@ internal sealed partial class MasterKeyCheck(IDatabase database, MasterKeyRing r
             $"this node's key has id {ring.Current.Id}, and Fundament:PreviousMasterKeys does not hold key {recorded} either. " +
             "Every node must be given the same master key; with the wrong one, nothing already stored can be decrypted and anything new could be read by no other node.");
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Some {Holder} are encrypted under master key {KeyId}, which this node does not hold; they cannot be read until that key is given in Fundament:PreviousMasterKeys")]
+    private static partial void LogUnknownKey(ILogger logger, string holder, string keyId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Master key rotation: the database was sealed with key {Previous}; this node records its current key {Current}. Nodes given only the old key will now refuse to start")]
     private static partial void LogRotated(ILogger logger, string previous, string current);
