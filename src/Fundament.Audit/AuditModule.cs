@@ -20,6 +20,12 @@ public sealed class AuditModule : FundamentModule
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupTask, AuditLog>(sp => sp.GetRequiredService<AuditLog>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, AuditLog>(sp => sp.GetRequiredService<AuditLog>()));
         services.AddHostedService<AuditChainWriter>();
+        services.AddSettings<AuditOptions, AuditOptionsValidator>(context.Configuration, AuditOptions.SectionName);
+        services.TryAddSingleton<AuditVerifier>();
+        if (context.Runs(FundamentRoles.Control) && context.Configuration.GetValue(AuditOptions.SectionName + ":" + nameof(AuditOptions.VerifyInterval), TimeSpan.FromHours(1)) > TimeSpan.Zero)
+        {
+            services.AddHostedService(sp => sp.GetRequiredService<AuditVerifier>());
+        }
     }
 
     public override void MapEndpoints(IEndpointRouteBuilder endpoints) => endpoints.MapAuditApi();

@@ -87,12 +87,27 @@ public abstract class AuditLogTests(FundamentFactory factory)
             var after = await VerifyAsync();
             Assert.False(after["valid"]!.GetValue<bool>());
             Assert.Equal(seq, after["firstInvalidSeq"]!.GetValue<long>());
+
+            // The periodic verification finds it on its own, and says so where Prometheus alerts.
+            Assert.False((await factory.Services.GetRequiredService<Fundament.Audit.AuditVerifier>().VerifyAsync(_ct)).Valid);
+            Assert.Equal(0, ChainValidGauge());
         }
         finally
         {
             await connection.ExecuteAsync("UPDATE audit_entries SET outcome = @original WHERE seq = @seq", new { seq, original });
         }
         Assert.True((await VerifyAsync())["valid"]!.GetValue<bool>());
+        Assert.True((await factory.Services.GetRequiredService<Fundament.Audit.AuditVerifier>().VerifyAsync(_ct)).Valid);
+        Assert.Equal(1, ChainValidGauge());
+    }
+
+    /// <summary><c>fundament_audit_chain_valid</c> as this server's meter reports it (every factory in the process exports under the same name).</summary>
+    private int ChainValidGauge()
+    {
+        using var collector = new Microsoft.Extensions.Diagnostics.Metrics.Testing.MetricCollector<int>(
+            factory.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), "Fundament.Audit.Verifier", "fundament.audit.chain.valid");
+        collector.RecordObservableInstruments();
+        return collector.LastMeasurement!.Value;
     }
 
     [Fact]

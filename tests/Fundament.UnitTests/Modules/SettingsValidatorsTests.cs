@@ -29,6 +29,10 @@ public sealed class SettingsValidatorsTests
         Assert.Empty(Failures(new Fundament.Core.Notifications.NotificationOptionsValidator(), new Fundament.Core.Notifications.NotificationOptions()));
         Assert.Empty(Failures(new Fundament.Events.EventsOptionsValidator(), new Fundament.Events.EventsOptions()));
         Assert.Empty(Failures(new Fundament.Cluster.ClusterOptionsValidator(), new Fundament.Cluster.ClusterOptions()));
+        Assert.Empty(Failures(new Fundament.Audit.AuditOptionsValidator(), new Fundament.Audit.AuditOptions()));
+        Assert.Empty(Failures(new Fundament.Audit.AuditOptionsValidator(), new Fundament.Audit.AuditOptions { VerifyInterval = TimeSpan.Zero }));
+        Assert.Equal(["Fundament:Audit:VerifyInterval must be 00:00:00 (off) or between 00:01:00 and 7.00:00:00."],
+            Failures(new Fundament.Audit.AuditOptionsValidator(), new Fundament.Audit.AuditOptions { VerifyInterval = TimeSpan.FromSeconds(5) }));
     }
 
     [Theory]
