@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
@@ -16,13 +17,36 @@ namespace Fundament.Identity.Tokens;
 /// key stays in the JWKS until the last token it signed has expired. Private keys are stored
 /// envelope-encrypted under the master key.
 /// </summary>
-internal sealed partial class SigningKeyStore(
-    IDatabase database,
-    EnvelopeEncryption encryption,
-    TimeProvider time,
-    IOptions<IdentityOptions> options,
-    ILogger<SigningKeyStore> logger) : IStartupTask, IEnvelopeHolder
+internal sealed partial class SigningKeyStore : IStartupTask, IEnvelopeHolder
 {
+    private readonly IDatabase database;
+    private readonly EnvelopeEncryption encryption;
+    private readonly TimeProvider time;
+    private readonly IOptions<IdentityOptions> options;
+    private readonly ILogger<SigningKeyStore> logger;
+
+    public SigningKeyStore(IDatabase database, EnvelopeEncryption encryption, TimeProvider time, IOptions<IdentityOptions> options,
+        ILogger<SigningKeyStore> logger, System.Diagnostics.Metrics.IMeterFactory meters)
+    {
+        this.database = database;
+        this.encryption = encryption;
+        this.time = time;
+        this.options = options;
+        this.logger = logger;
+        // Rotation is automatic; this is the sign that it stopped (a node that cannot write, a failing rotation).
+        meters.Create("Fundament.Identity.Keys").CreateObservableGauge("fundament.identity.signing_key.term_remaining", ObserveTermRemaining, "s",
+            "Seconds until the signing key in use reaches the end of its term (Fundament:Identity:SigningKeyLifetime); negative when rotation is overdue.");
+    }
+
+    private IEnumerable<System.Diagnostics.Metrics.Measurement<double>> ObserveTermRemaining()
+    {
+        var now = time.GetUtcNow();
+        if (_keys.Where(k => k.ActivatesAt <= now.ToUnixTimeMilliseconds()).MaxBy(k => k.ActivatesAt) is { } current)
+        {
+            yield return new((DateTimeOffset.FromUnixTimeMilliseconds(current.ActivatesAt) + options.Value.SigningKeyLifetime - now).TotalSeconds);
+        }
+    }
+
     /// <summary>How far ahead of use a new key is published; more than <see cref="RefreshInterval"/>.</summary>
     public static readonly TimeSpan Prepublish = TimeSpan.FromMinutes(2);
 
