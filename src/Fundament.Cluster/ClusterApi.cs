@@ -27,7 +27,7 @@ internal static class ClusterApi
             .ThenBy(n => n.Id, StringComparer.Ordinal)
             .ToList();
         var alive = answer.Where(n => n.Status == NodeStatus.Alive).ToList();
-        var perRole = FundamentRoles.Known.Where(r => r != FundamentRoles.All).Order(StringComparer.Ordinal)
+        var perRole = FundamentRoles.Concrete
             .ToDictionary(r => r, r => alive.Count(n => n.Roles.Contains(r)), StringComparer.Ordinal);
         return TypedResults.Ok(new ClusterNodesResponse(self.Id, answer, perRole, alive.Select(n => n.Version).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList()));
     }

@@ -101,7 +101,7 @@ internal sealed partial class NodeHeartbeat : BackgroundService, IStartupTask, I
         // Against the clock, not the time of the last read: a node cut off from the database sees everyone age, itself included.
         var now = _store.Now;
         var options = _options.Value;
-        foreach (var role in FundamentRoles.Known.Where(r => r != FundamentRoles.All).Order(StringComparer.Ordinal))
+        foreach (var role in FundamentRoles.Concrete)
         {
             int alive = 0, suspect = 0, gone = 0;
             foreach (var row in rows)

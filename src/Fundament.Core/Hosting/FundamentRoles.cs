@@ -18,6 +18,9 @@ public static class FundamentRoles
     public static readonly IReadOnlySet<string> Known =
         new HashSet<string>(StringComparer.Ordinal) { All, Control, Gateway, Media, MediaWorker };
 
+    /// <summary>The roles a node can actually run (<c>all</c> is shorthand for them), sorted.</summary>
+    public static readonly IReadOnlyList<string> Concrete = Known.Where(r => r != All).Order(StringComparer.Ordinal).ToList();
+
     public static bool TryParse(string? value, out IReadOnlySet<string> roles, out string? error)
     {
         var set = new HashSet<string>(StringComparer.Ordinal);
