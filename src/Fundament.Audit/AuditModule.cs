@@ -22,6 +22,7 @@ public sealed class AuditModule : FundamentModule
         services.AddHostedService<AuditChainWriter>();
         services.AddSettings<AuditOptions, AuditOptionsValidator>(context.Configuration, AuditOptions.SectionName);
         services.TryAddSingleton<AuditVerifier>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Fundament.Core.Backup.IBackupCheck, AuditBackupCheck>());
         if (context.Runs(FundamentRoles.Control) && context.Configuration.GetValue(AuditOptions.SectionName + ":" + nameof(AuditOptions.VerifyInterval), TimeSpan.FromHours(1)) > TimeSpan.Zero)
         {
             services.AddHostedService(sp => sp.GetRequiredService<AuditVerifier>());

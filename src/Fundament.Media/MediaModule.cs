@@ -48,6 +48,7 @@ public sealed class MediaModule : FundamentModule
         var services = context.Services;
         services.AddSettings<MediaOptions, MediaOptionsValidator>(context.Configuration, MediaOptions.SectionName);
         services.TryAddSingleton<MediaBlobStores>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Fundament.Core.Backup.IBackupBlobSource, MediaBackupSource>());
         services.TryAddSingleton<MediaStore>();
         services.TryAddSingleton<MediaService>();
         services.TryAddSingleton<UploadStore>();

@@ -1,5 +1,6 @@
 using Fundament.Alerts;
 using Fundament.Audit;
+using Fundament.Backup;
 using Fundament.Cluster;
 using Fundament.Config;
 using Fundament.Delivery;
@@ -35,5 +36,6 @@ internal static class PlatformModules
         new EventsModule(),
         new MessagingModule(),
         new ClusterModule(),
+        new BackupModule(),
     ];
 }

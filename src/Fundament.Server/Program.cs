@@ -8,80 +8,29 @@ using Fundament.Server.Health;
 using Fundament.Server.Hosting;
 using Fundament.Server.Telemetry;
 
-const string DefaultUrl = "http://localhost:5080";
-
 // Before the host starts its threads: fewer malloc arenas, so libvips (media workers) and native
 // libraries do not fragment one per thread. MALLOC_ARENA_MAX in the environment wins.
 MallocArenas.Limit();
 
 WebApplication app;
 AdminRecoverCommand? recover;
+BackupCommand? backup;
 try
 {
-    // `fundament admin recover ...` runs against the same settings, then exits without serving.
+    // `fundament admin recover ...` and `fundament backup|restore ...` run against the same settings, then exit without serving.
     recover = AdminRecoverCommand.Parse(args);
-    args = recover?.HostArgs ?? args;
-    var builder = WebApplication.CreateBuilder(args);
-    if (recover is not null)
-    {
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-    }
-    builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
-    {
-        ["--roles"] = "Fundament:Roles",
-        ["--log-format"] = "Fundament:LogFormat",
-        ["--data-dir"] = "Fundament:DataDir",
-    });
-    if (string.IsNullOrWhiteSpace(builder.Configuration[WebHostDefaults.ServerUrlsKey]) && string.IsNullOrWhiteSpace(builder.Configuration["HTTP_PORTS"]))
-    {
-        builder.Configuration[WebHostDefaults.ServerUrlsKey] = DefaultUrl;
-        builder.WebHost.UseUrls(DefaultUrl);
-    }
-
-    // Fundament:Logging:Format is the same switch under the name the operations docs use.
-    if (string.Equals(builder.Configuration["Fundament:LogFormat"] ?? builder.Configuration["Fundament:Logging:Format"], "json", StringComparison.OrdinalIgnoreCase))
-    {
-        // Every line written inside a request or a traced operation carries its TraceId and SpanId (scope fields).
-        builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
-        builder.Logging.ClearProviders();
-        builder.Logging.AddJsonConsole(o =>
-        {
-            o.UseUtcTimestamp = true;
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
-            o.IncludeScopes = true;
-        });
-    }
-
-    if (!FundamentRoles.TryParse(builder.Configuration["Fundament:Roles"] ?? FundamentRoles.All, out var roles, out var roleError))
-    {
-        throw new StartupException($"Fundament:Roles (--roles): {roleError}");
-    }
-    var roleSet = new RoleSet(roles);
-    var gateway = roleSet.Runs(FundamentRoles.Gateway);
-    if (gateway)
-    {
-        // The gateway listens on its own URLs in the same process; requests are told apart by port.
-        var gatewayUrls = builder.Configuration["Fundament:Gateway:Urls"] ?? new GatewayOptions().Urls;
-        builder.WebHost.UseUrls($"{builder.Configuration[WebHostDefaults.ServerUrlsKey]};{gatewayUrls}");
-    }
-
-    builder.Services.AddFundamentCore(builder.Configuration);
-    builder.Services.AddFundamentModules(builder.Configuration, roleSet, PlatformModules.All());
-    builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IAlertConditionSource, BackendAlertConditions>());
-    builder.Services.AddFundamentTelemetry(builder.Configuration);
-    var health = builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: [HealthEndpoints.ReadyTag]);
-    if (!string.IsNullOrWhiteSpace(builder.Configuration["Fundament:Redis:Configuration"]))
-    {
-        health.AddCheck<RedisHealthCheck>("redis", failureStatus: Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Degraded, tags: [HealthEndpoints.ReadyTag]);
-    }
-    builder.Services.AddHostedService<HealthMetrics>();
-    builder.Services.AddFundamentOpenApi();
-    builder.Services.AddHostedService<StartupBanner>();
-
+    backup = recover is null ? BackupCommand.Parse(args) : null;
+    args = recover?.HostArgs ?? backup?.HostArgs ?? args;
+    var builder = FundamentHost.CreateBuilder(args, quiet: recover is not null || backup is not null);
     app = builder.Build();
 
     // Settings first, before the pipeline resolves services, so a bad value is one clear line.
     app.Services.GetRequiredService<IStartupValidator>().Validate();
+    if (backup is not null)
+    {
+        // Before the master key is loaded: a restore into an empty folder must not generate one.
+        return await backup.RunAsync(app.Services, Console.In, Console.Out, Console.Error, CancellationToken.None);
+    }
     _ = app.Services.GetRequiredService<MasterKeyRing>();
     if (recover is not null)
     {

@@ -29,6 +29,7 @@ public sealed class VaultModule : FundamentModule
         services.AddSettings<VaultOptions, VaultOptionsValidator>(context.Configuration, VaultOptions.SectionName);
         services.TryAddSingleton<SecretStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, SecretStore>(sp => sp.GetRequiredService<SecretStore>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Fundament.Core.Backup.IBackupCheck, VaultBackupCheck>());
         services.TryAddSingleton<SecretPolicyStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IBoundGrants, VaultBoundGrants>());
         services.TryAddSingleton<VaultMetrics>();

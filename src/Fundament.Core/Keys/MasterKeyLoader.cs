@@ -6,11 +6,11 @@ namespace Fundament.Core.Keys;
 /// start with mode 0600. A shared (PostgreSQL) deployment must be given the key so every replica
 /// holds the same one.
 /// </summary>
-internal static partial class MasterKeyLoader
+public static partial class MasterKeyLoader
 {
     public const string DefaultFileName = "master.key";
 
-    public static MasterKey Load(FundamentOptions options, StorageOptions storage, ILogger logger)
+    internal static MasterKey Load(FundamentOptions options, StorageOptions storage, ILogger logger)
     {
         if (!string.IsNullOrWhiteSpace(options.MasterKey))
         {
@@ -52,6 +52,38 @@ internal static partial class MasterKeyLoader
         }
         LogGenerated(logger, generatedPath);
         return key;
+    }
+
+    /// <summary>The key the settings name, or the data folder's existing key file; null when there is none. Never generates one.</summary>
+    public static MasterKey? LoadConfigured(FundamentOptions options)
+    {
+        if (!string.IsNullOrWhiteSpace(options.MasterKey))
+        {
+            return new MasterKey(DecodeBase64Key(options.MasterKey, "Fundament:MasterKey"));
+        }
+        var path = !string.IsNullOrWhiteSpace(options.MasterKeyFile) ? Path.GetFullPath(options.MasterKeyFile) : Path.Combine(options.FullDataDir, DefaultFileName);
+        if (!File.Exists(path))
+        {
+            if (!string.IsNullOrWhiteSpace(options.MasterKeyFile))
+            {
+                throw new StartupException($"Fundament:MasterKeyFile: the file '{path}' does not exist.");
+            }
+            return null;
+        }
+        return new MasterKey(ReadKeyFile(path, path));
+    }
+
+    /// <summary>Writes <paramref name="key"/> as base64 to a new file with mode 0600.</summary>
+    public static void WriteKeyFile(string path, MasterKey key)
+    {
+        var streamOptions = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            streamOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        using var stream = new FileStream(path, streamOptions);
+        using var writer = new StreamWriter(stream);
+        writer.Write(Convert.ToBase64String(key.Key));
     }
 
     public static IReadOnlyList<MasterKey> LoadPrevious(FundamentOptions options) =>

@@ -48,6 +48,9 @@ public sealed class MasterKey
 
     internal byte[] Key { get; }
 
+    /// <summary>A copy of the key's bytes, for sealing it into a backup with a passphrase (<c>--include-key</c>). Never log it.</summary>
+    public byte[] Export() => Key.ToArray();
+
     internal byte[] IdBytes { get; }
 
     public string Id { get; }

@@ -43,6 +43,12 @@ public interface IBlobStore
 
     /// <summary>Cheap round trip for readiness.</summary>
     Task PingAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The keys under <paramref name="prefix"/> (empty for all), in no particular order. Objects
+    /// being written (temporary files, unfinished multipart uploads) are not listed.
+    /// </summary>
+    IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken);
 }
 
 /// <summary>The object keys media uses.</summary>

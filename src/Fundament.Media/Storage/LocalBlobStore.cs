@@ -94,6 +94,24 @@ public sealed class LocalBlobStore : IBlobStore
         return Task.CompletedTask;
     }
 
+    public async IAsyncEnumerable<string> ListAsync(string prefix, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await Task.CompletedTask;
+        if (!Directory.Exists(_root))
+        {
+            yield break;
+        }
+        foreach (var file in Directory.EnumerateFiles(_root, "*", SearchOption.AllDirectories))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var key = System.IO.Path.GetRelativePath(_root, file).Replace(System.IO.Path.DirectorySeparatorChar, '/');
+            if (key.StartsWith(prefix, StringComparison.Ordinal) && BlobKeys.IsValid(key) && !System.IO.Path.GetFileName(key).StartsWith(".tmp-", StringComparison.Ordinal))
+            {
+                yield return key;
+            }
+        }
+    }
+
     /// <summary>Deletes temporary files left by a crash that are older than <paramref name="age"/>.</summary>
     public int SweepTemporaryFiles(TimeSpan age)
     {

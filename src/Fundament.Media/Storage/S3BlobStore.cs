@@ -174,6 +174,26 @@ public sealed class S3BlobStore : IBlobStore, IDisposable
     public Task PingAsync(CancellationToken cancellationToken) =>
         _client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = _options.Bucket, MaxKeys = 1, Prefix = _options.Prefix }, cancellationToken);
 
+    public async IAsyncEnumerable<string> ListAsync(string prefix, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var request = new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _options.Prefix + prefix, MaxKeys = 1000 };
+        ListObjectsV2Response response;
+        do
+        {
+            response = await _client.ListObjectsV2Async(request, cancellationToken);
+            foreach (var o in response.S3Objects ?? [])
+            {
+                var key = o.Key[_options.Prefix.Length..];
+                if (BlobKeys.IsValid(key))
+                {
+                    yield return key;
+                }
+            }
+            request.ContinuationToken = response.NextContinuationToken;
+        }
+        while (response.IsTruncated == true);
+    }
+
     /// <summary>Creates the bucket when it does not exist (tests and first start against a fresh server).</summary>
     public async Task EnsureBucketAsync(CancellationToken cancellationToken)
     {

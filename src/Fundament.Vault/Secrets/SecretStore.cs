@@ -232,6 +232,41 @@ internal sealed class SecretStore(IDatabase database, EnvelopeEncryption encrypt
     public Task<RewrapResult> RewrapAsync(EnvelopeEncryption current, CancellationToken cancellationToken) =>
         EnvelopeColumn.RewrapAsync(database, current, "vault_secret_versions", ["path", "version"], "ciphertext", null, cancellationToken);
 
+    /// <summary>
+    /// Decrypts up to <paramref name="sample"/> live secret versions, spread over the whole table,
+    /// for <c>fundament backup verify</c>: how many decrypted, which failed, how many there are.
+    /// </summary>
+    public async Task<(int Decrypted, IReadOnlyList<string> Failed, long Total)> DecryptSampleAsync(int sample, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var total = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM vault_secret_versions WHERE ciphertext IS NOT NULL", cancellationToken: cancellationToken));
+        var every = Math.Max(1, total / Math.Max(1, sample));
+        var rows = await connection.QueryAsync<(string Path, long Version, byte[] Ciphertext)>(new CommandDefinition("""
+            SELECT path, version, ciphertext FROM (
+                SELECT path, version, ciphertext, ROW_NUMBER() OVER (ORDER BY path, version) AS n
+                FROM vault_secret_versions WHERE ciphertext IS NOT NULL) numbered
+            WHERE (n - 1) % @every = 0
+            ORDER BY path, version
+            LIMIT @sample
+            """, new { every, sample }, cancellationToken: cancellationToken));
+        var decrypted = 0;
+        var failed = new List<string>();
+        foreach (var row in rows)
+        {
+            try
+            {
+                _ = encryption.Decrypt(row.Ciphertext, Aad(row.Path, (int)row.Version));
+                decrypted++;
+            }
+            catch (System.Security.Cryptography.CryptographicException)
+            {
+                failed.Add($"{row.Path}#{row.Version}");
+            }
+        }
+        return (decrypted, failed, total);
+    }
+
     public Task<IReadOnlyList<string>> SampleKeyIdsAsync(CancellationToken cancellationToken) =>
         EnvelopeColumn.KeyIdsAsync(database, "vault_secret_versions", "ciphertext", 100, cancellationToken);
 
