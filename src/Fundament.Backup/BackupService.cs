@@ -210,18 +210,22 @@ public sealed partial class BackupService(
         }
 
         var work = Directory.CreateTempSubdirectory("fundament-restore-");
+        var written = new ConcurrentBag<ManifestEntry>();
+        var databaseRestored = false;
         try
         {
+            // The database file is checked first and loaded last, after every object is in place: a failure half-way
+            // leaves an empty database, and the objects written so far are removed again.
             var dump = Path.Combine(work.FullName, database.FileName);
             await DownloadCheckedAsync(root, prefix + info.Database.File, dump, info.Database.Size, info.Database.Sha256, cancellationToken);
             var manifest = await ReadManifestAsync(root, prefix, cancellationToken);
-            await database.RestoreAsync(dump, cancellationToken);
             await Parallel.ForEachAsync(manifest, new ParallelOptions { MaxDegreeOfParallelism = Options.Parallelism, CancellationToken = cancellationToken }, async (entry, ct) =>
             {
                 var temp = Path.Combine(work.FullName, Guid.NewGuid().ToString("N"));
                 try
                 {
                     await DownloadCheckedAsync(root, prefix + entry.Path, temp, entry.Size, entry.Sha256, ct);
+                    written.Add(entry);
                     await SourceOf(entry.Store).WriteAsync(entry.Store, entry.Key, temp, ct);
                 }
                 finally
@@ -229,6 +233,8 @@ public sealed partial class BackupService(
                     File.Delete(temp);
                 }
             });
+            await database.RestoreAsync(dump, cancellationToken);
+            databaseRestored = true;
             if (restoredKey is not null)
             {
                 Directory.CreateDirectory(fundament.Value.FullDataDir);
@@ -237,6 +243,21 @@ public sealed partial class BackupService(
             }
             LogRestored(logger, info.Name, manifest.Count);
             return new RestoreResult(info.Name, manifest.Count, keyFile);
+        }
+        catch when (!databaseRestored)
+        {
+            foreach (var entry in written)
+            {
+                try
+                {
+                    await SourceOf(entry.Store).DeleteAsync(entry.Store, entry.Key, CancellationToken.None);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogUndoFailed(logger, ex, entry.Store, entry.Key);
+                }
+            }
+            throw;
         }
         finally
         {
@@ -609,6 +630,9 @@ public sealed partial class BackupService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backup {Name} taken at {Location}: {Blobs} objects, {Bytes} bytes, {Missing} deleted while it ran")]
     private static partial void LogTaken(ILogger logger, string name, string location, int blobs, long bytes, int missing);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A failed restore could not remove the object {Store}/{Key} it had written; remove it before restoring again")]
+    private static partial void LogUndoFailed(ILogger logger, Exception exception, string store, string key);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backup {Name} restored: {Blobs} objects")]
     private static partial void LogRestored(ILogger logger, string name, int blobs);

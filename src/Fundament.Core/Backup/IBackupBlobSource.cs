@@ -26,6 +26,9 @@ public interface IBackupBlobSource
     /// <summary>Writes a restored object from a local file.</summary>
     Task WriteAsync(string store, string key, string path, CancellationToken cancellationToken);
 
+    /// <summary>Deletes a restored object again (a restore that failed half-way undoes what it wrote).</summary>
+    Task DeleteAsync(string store, string key, CancellationToken cancellationToken);
+
     /// <summary>Whether the store holds no object at all (a restore refuses to write into a used one).</summary>
     Task<bool> IsEmptyAsync(string store, CancellationToken cancellationToken);
 

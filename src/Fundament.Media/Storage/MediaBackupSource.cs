@@ -41,6 +41,9 @@ internal sealed class MediaBackupSource(MediaBlobStores stores) : IBackupBlobSou
     public Task WriteAsync(string store, string key, string path, CancellationToken cancellationToken) =>
         Of(store).PutFileAsync(key, path, "application/octet-stream", cancellationToken);
 
+    public Task DeleteAsync(string store, string key, CancellationToken cancellationToken) =>
+        Of(store).DeleteAsync(key, cancellationToken);
+
     public async Task<bool> IsEmptyAsync(string store, CancellationToken cancellationToken)
     {
         await foreach (var _ in Of(store).ListAsync("", cancellationToken))
