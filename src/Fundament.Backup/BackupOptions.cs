@@ -28,6 +28,9 @@ public sealed class BackupOptions
     /// <summary>The <c>pg_restore</c> executable. Default <c>pg_restore</c> on the PATH.</summary>
     public string PgRestore { get; set; } = "pg_restore";
 
+    /// <summary>Whether control nodes run the scheduler (and refresh the backup metrics). Default true; tests turn it off.</summary>
+    public bool SchedulerEnabled { get; set; } = true;
+
     /// <summary>Objects copied at once. Default 4.</summary>
     public int Parallelism { get; set; } = 4;
 

@@ -474,6 +474,15 @@ public sealed partial class BackupService(
         {
             await root.DeleteAsync(key, cancellationToken);
         }
+        // A folder keeps its (now empty) sub-folders; they go too.
+        if (root is LocalBlobStore)
+        {
+            var folder = Path.Combine(root.Describe["local:".Length..], name);
+            if (Directory.Exists(folder) && !Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Any())
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
     }
 
     private async Task<(IBlobStore Root, string Prefix, BackupInfo Info)> OpenAsync(string from, CancellationToken cancellationToken)

@@ -8,7 +8,7 @@ namespace Fundament.Backup;
 /// <summary>
 /// <c>master-key.json</c>: the master keys (current and previous), encrypted with a passphrase
 /// (PBKDF2-HMAC-SHA256, 600,000 iterations as OWASP recommends, then AES-256-GCM). Only written
-/// with <c>--include-key</c>. The BCL has both primitives; see docs/adr/0014-backup-format.md.
+/// with <c>--include-key</c>. The BCL has both primitives; see docs/adr/0020-backups.md.
 /// </summary>
 internal sealed record KeyEnvelope(string Kdf, int Iterations, string Salt, string Nonce, string Ciphertext, string Tag, string KeyId)
 {

@@ -72,6 +72,8 @@ public abstract class FundamentFactory : WebApplicationFactory<Program>, IAsyncL
         builder.UseSetting("Fundament:Messaging:Push:Enabled", "false");
         builder.UseSetting("Fundament:Alerts:EvaluatorEnabled", "false");
         builder.UseSetting("Fundament:Cluster:HeartbeatEnabled", "false");
+        // Tests queue scheduled backups themselves (BackupScheduler.EnqueueNextAsync).
+        builder.UseSetting("Fundament:Backup:SchedulerEnabled", "false");
         // Tests verify the chain when they mean to (AuditVerifier.VerifyAsync).
         builder.UseSetting("Fundament:Audit:VerifyInterval", "00:00:00");
         if (LoopbackReceivers)

@@ -1,0 +1,44 @@
+using Fundament.Jobs;
+
+namespace Fundament.Backup;
+
+internal static class BackupApi
+{
+    public static RouteGroupBuilder MapBackupApi(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/api/v1/backups").WithTags("Backup");
+        group.MapGet("", ListAsync).RequireAuthorization(BackupPermissions.Read).WithName("ListBackupRuns")
+            .WithSummary("The schedule, when the next scheduled backup runs, the last good one, and the recent runs (newest first) with their outcome and verification.");
+        group.MapPost("", RequestAsync).RequireAuthorization(BackupPermissions.Write).WithName("RequestBackup")
+            .WithSummary("Queues a backup to Fundament:Backup:To now (verified and pruned like a scheduled one); 409 when no destination is configured.");
+        return group;
+    }
+
+    private static async Task<Ok<BackupRunsResponse>> ListAsync(BackupRuns runs, IOptions<BackupOptions> options, TimeProvider time, int? limit, CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        var list = await runs.ListAsync(Math.Clamp(limit ?? 50, 1, 500), cancellationToken);
+        var (lastSuccess, _) = await runs.StatusAsync(cancellationToken);
+        DateTimeOffset? next = BackupSchedule.TryParse(o.Schedule, out var schedule) ? schedule!.Next(time.GetUtcNow()) : null;
+        return TypedResults.Ok(new BackupRunsResponse(string.IsNullOrWhiteSpace(o.Schedule) ? null : o.Schedule, Redact(o.To), o.Retention, next, lastSuccess, list));
+    }
+
+    private static async Task<Results<Accepted<BackupRequestedResponse>, ProblemHttpResult>> RequestAsync(
+        IJobQueue jobs, IDatabase database, IAuditLog audit, IOptions<BackupOptions> options, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(options.Value.To))
+        {
+            return Problems.Conflict("No backup destination is configured (Fundament:Backup:To); take one with `fundament backup --to` instead.");
+        }
+        var by = context.User.FindFirst("sub")?.Value;
+        var job = await database.AuditedAsync(audit,
+            () => jobs.EnqueueAsync(new JobRequest(BackupJob.JobType, System.Text.Json.JsonSerializer.Serialize(new BackupJobPayload(null, by, null), System.Text.Json.JsonSerializerOptions.Web), MaxAttempts: 3), cancellationToken),
+            id => new AuditEvent("backup.request", AuditOutcome.Success) { Target = $"job:{id}" }.From(context), cancellationToken);
+        return TypedResults.Accepted($"/api/v1/jobs/{job}", new BackupRequestedResponse(job));
+    }
+
+    /// <summary>The destination without anything that looks like a credential (an s3:// address has none; a folder is a path).</summary>
+    private static string? Redact(string? to) => string.IsNullOrWhiteSpace(to) ? null : to;
+}
+
+public sealed record BackupRequestedResponse(string JobId);
