@@ -20,7 +20,8 @@ internal static class BackupApi
         var list = await runs.ListAsync(Math.Clamp(limit ?? 50, 1, 500), cancellationToken);
         var (lastSuccess, _) = await runs.StatusAsync(cancellationToken);
         DateTimeOffset? next = BackupSchedule.TryParse(o.Schedule, out var schedule) ? schedule!.Next(time.GetUtcNow()) : null;
-        return TypedResults.Ok(new BackupRunsResponse(string.IsNullOrWhiteSpace(o.Schedule) ? null : o.Schedule, Redact(o.To), o.Retention, next, lastSuccess, list));
+        // To is a folder or s3://bucket/prefix; the validator refuses anything else, so it carries no credentials.
+        return TypedResults.Ok(new BackupRunsResponse(string.IsNullOrWhiteSpace(o.Schedule) ? null : o.Schedule, string.IsNullOrWhiteSpace(o.To) ? null : o.To, o.Retention, next, lastSuccess, list));
     }
 
     private static async Task<Results<Accepted<BackupRequestedResponse>, ProblemHttpResult>> RequestAsync(
@@ -36,9 +37,6 @@ internal static class BackupApi
             id => new AuditEvent("backup.request", AuditOutcome.Success) { Target = $"job:{id}" }.From(context), cancellationToken);
         return TypedResults.Accepted($"/api/v1/jobs/{job}", new BackupRequestedResponse(job));
     }
-
-    /// <summary>The destination without anything that looks like a credential (an s3:// address has none; a folder is a path).</summary>
-    private static string? Redact(string? to) => string.IsNullOrWhiteSpace(to) ? null : to;
 }
 
 public sealed record BackupRequestedResponse(string JobId);

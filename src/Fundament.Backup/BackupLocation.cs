@@ -22,7 +22,9 @@ internal static class BackupLocation
             var slash = rest.IndexOf('/', StringComparison.Ordinal);
             var name = slash < 0 ? rest : rest[..slash];
             var prefix = slash < 0 ? "" : rest[(slash + 1)..].Trim('/');
-            if (name.Length is < 3 or > 63 || (prefix.Length > 0 && !BlobKeys.IsValid(prefix)))
+            // S3's bucket naming rules: also keeps credentials (user:secret@) out of an address that is shown and logged.
+            if (name.Length is < 3 or > 63 || !name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '.' or '-')
+                || !char.IsAsciiLetterOrDigit(name[0]) || !char.IsAsciiLetterOrDigit(name[^1]) || (prefix.Length > 0 && !BlobKeys.IsValid(prefix)))
             {
                 return false;
             }
@@ -46,7 +48,7 @@ internal static class BackupLocation
         }
         if (folder is not null)
         {
-            return new LocalBlobStore(folder);
+            return new LocalBlobStore(folder, privateFiles: true);
         }
         var s3 = options.S3;
         return new S3BlobStore(new S3StoreOptions

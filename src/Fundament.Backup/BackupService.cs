@@ -20,7 +20,11 @@ public interface IScratchHostFactory
 public sealed record BackupResult(string Location, string Name, long Blobs, long Bytes, IReadOnlyList<string> Missing, TimeSpan Took);
 
 /// <summary>A finished restore.</summary>
-public sealed record RestoreResult(string Name, long Blobs, string? KeyFile);
+public sealed record RestoreResult(string Name, long Blobs, string? KeyFile, IReadOnlyList<string> Missing)
+{
+    /// <summary>Where the backup's previous master keys went (one base64 key per line), when it carried any.</summary>
+    public string? PreviousKeysFile { get; init; }
+}
 
 /// <summary>What <c>backup verify</c> found: each check with one line.</summary>
 public sealed record VerifyReport(string Name, IReadOnlyList<VerifyCheck> Checks)
@@ -87,13 +91,25 @@ public sealed partial class BackupService(
             await Parallel.ForEachAsync(contents.Blobs, new ParallelOptions { MaxDegreeOfParallelism = Options.Parallelism, CancellationToken = cancellationToken }, async (blob, ct) =>
             {
                 var source = SourceOf(blob.Store);
-                await using var stream = await source.OpenReadAsync(blob.Store, blob.Key, ct);
+                var stream = await source.OpenReadAsync(blob.Store, blob.Key, ct);
+                if (stream is null && blob.Sha256 is not null)
+                {
+                    // Content-addressed: moved to another tier since the snapshot (its SHA-256 is checked below all the same).
+                    foreach (var other in source.Stores.Where(s => s != blob.Store))
+                    {
+                        if ((stream = await source.OpenReadAsync(other, blob.Key, ct)) is not null)
+                        {
+                            break;
+                        }
+                    }
+                }
                 if (stream is null)
                 {
-                    // Deleted after the snapshot was taken (a purge, a tier move): the restored copy will miss it, and says so.
+                    // Deleted after the snapshot was taken (a purge): listed in backup.json, and restore says so.
                     missing.Add($"{blob.Store}/{blob.Key}");
                     return;
                 }
+                await using var _ = stream;
                 var temp = Path.Combine(work.FullName, Guid.NewGuid().ToString("N"));
                 try
                 {
@@ -120,6 +136,7 @@ public sealed partial class BackupService(
                     await writer.WriteLineAsync(JsonSerializer.Serialize(entry, BackupJson.Line));
                 }
             }
+            var (manifestSize, manifestSha) = await HashFileAsync(manifest, cancellationToken);
             await root.PutFileAsync($"{name}/{BackupInfo.ManifestName}", manifest, "application/x-ndjson", cancellationToken);
             if (envelope is not null)
             {
@@ -134,11 +151,14 @@ public sealed partial class BackupService(
                 Database = new BackupDatabase(database.Provider, $"database/{database.FileName}", dumpSize, dumpSha),
                 Migrations = contents.Migrations,
                 Tables = contents.Tables,
-                Blobs = new BackupBlobs(entries.Count, entries.Sum(e => e.Size), [.. missing.Order(StringComparer.Ordinal)]),
+                Blobs = new BackupBlobs(entries.Count, entries.Sum(e => e.Size), [.. missing.Order(StringComparer.Ordinal)]) { ManifestSha256 = manifestSha, ManifestSize = manifestSize },
                 MasterKey = new BackupKey(ring.Current.Id, envelope is not null),
             };
-            // Last: its presence is what makes the backup complete.
-            await PutJsonAsync(root, $"{name}/{BackupInfo.FileName}", info, cancellationToken);
+            // Sealed with a key derived from the master key, so a restore or verify never loads a database from a backup
+            // someone else wrote; then backup.json, last: its presence is what makes the backup complete.
+            var infoBytes = JsonSerializer.SerializeToUtf8Bytes(info, BackupJson.Options);
+            await root.PutAsync($"{name}/{BackupInfo.MacName}", new MemoryStream(Encoding.ASCII.GetBytes(BackupSeal.Compute(ring.Current, infoBytes))), "text/plain", cancellationToken);
+            await root.PutAsync($"{name}/{BackupInfo.FileName}", new MemoryStream(infoBytes), "application/json", cancellationToken);
             LogTaken(logger, name, root.Describe, entries.Count, info.Blobs.Bytes, missing.Count);
             return new BackupResult($"{root.Describe}/{name}", name, entries.Count, info.Blobs.Bytes, info.Blobs.Missing, clock.Elapsed);
         }
@@ -161,7 +181,7 @@ public sealed partial class BackupService(
     /// </summary>
     public async Task<RestoreResult> RestoreAsync(string from, Func<string?> passphrase, CancellationToken cancellationToken)
     {
-        var (root, prefix, info) = await OpenAsync(from, cancellationToken);
+        var (root, prefix, info, raw) = await OpenAsync(from, cancellationToken);
         CheckCompatible(info);
 
         var database = TargetDatabase();
@@ -190,24 +210,29 @@ public sealed partial class BackupService(
             }
         }
 
-        // The key before any data: a restore the server could not open is no restore.
-        string? keyFile = null;
-        MasterKey? restoredKey = null;
+        // The key before any data: a restore the server could not open is no restore, and the key proves the backup is ours.
         var configured = MasterKeyLoader.LoadConfigured(fundament.Value);
         var previous = MasterKeyLoader.LoadPrevious(fundament.Value);
+        IReadOnlyList<MasterKey> fromBackup = [];
         if (configured is null)
         {
             if (!info.MasterKey.Included)
             {
                 throw new BackupException($"the backup's data is sealed with master key {info.MasterKey.Id}, and no key is configured: set Fundament:MasterKey or Fundament:MasterKeyFile to it (a backup taken with --include-key carries it).");
             }
-            var keys = await OpenKeyAsync(root, prefix, passphrase, cancellationToken);
-            restoredKey = keys[0];
+            fromBackup = await OpenKeyAsync(root, prefix, passphrase, cancellationToken);
+            if (fromBackup[0].Id != info.MasterKey.Id)
+            {
+                throw new BackupException($"{BackupInfo.KeyName} holds key {fromBackup[0].Id}, and backup.json names {info.MasterKey.Id}: the backup's parts do not belong together.");
+            }
         }
         else if (configured.Id != info.MasterKey.Id && previous.All(k => k.Id != info.MasterKey.Id))
         {
             throw new BackupException($"the backup's data is sealed with master key {info.MasterKey.Id}, and the configured key is {configured.Id}: configure the backup's key.");
         }
+        await CheckSealAsync(root, prefix, raw, configured is null ? fromBackup : [configured, .. previous], cancellationToken);
+        string? keyFile = null;
+        string? previousKeysFile = null;
 
         var work = Directory.CreateTempSubdirectory("fundament-restore-");
         var written = new ConcurrentBag<ManifestEntry>();
@@ -218,7 +243,7 @@ public sealed partial class BackupService(
             // leaves an empty database, and the objects written so far are removed again.
             var dump = Path.Combine(work.FullName, database.FileName);
             await DownloadCheckedAsync(root, prefix + info.Database.File, dump, info.Database.Size, info.Database.Sha256, cancellationToken);
-            var manifest = await ReadManifestAsync(root, prefix, cancellationToken);
+            var manifest = await ReadManifestAsync(root, prefix, info, cancellationToken);
             await Parallel.ForEachAsync(manifest, new ParallelOptions { MaxDegreeOfParallelism = Options.Parallelism, CancellationToken = cancellationToken }, async (entry, ct) =>
             {
                 var temp = Path.Combine(work.FullName, Guid.NewGuid().ToString("N"));
@@ -235,14 +260,28 @@ public sealed partial class BackupService(
             });
             await database.RestoreAsync(dump, cancellationToken);
             databaseRestored = true;
-            if (restoredKey is not null)
+            // What the backup could not carry (uploads in progress: their bytes are not in it) is dropped, so clients start over.
+            await using (var connection = await database.OpenAsync(cancellationToken))
+            {
+                foreach (var source in sources)
+                {
+                    await source.PrepareRestoredAsync(connection, database.Dialect, cancellationToken);
+                }
+            }
+            if (fromBackup.Count > 0)
             {
                 Directory.CreateDirectory(fundament.Value.FullDataDir);
                 keyFile = Path.Combine(fundament.Value.FullDataDir, "master.key");
-                MasterKeyLoader.WriteKeyFile(keyFile, restoredKey);
+                MasterKeyLoader.WriteKeyFile(keyFile, fromBackup[0]);
+                if (fromBackup.Count > 1)
+                {
+                    // Taken mid-rotation: rows under the earlier keys need them until the rotation is finished again.
+                    previousKeysFile = Path.Combine(fundament.Value.FullDataDir, "master.previous-keys");
+                    MasterKeyLoader.WriteKeyFile(previousKeysFile, fromBackup.Skip(1));
+                }
             }
             LogRestored(logger, info.Name, manifest.Count);
-            return new RestoreResult(info.Name, manifest.Count, keyFile);
+            return new RestoreResult(info.Name, manifest.Count, keyFile, info.Blobs.Missing) { PreviousKeysFile = previousKeysFile };
         }
         catch when (!databaseRestored)
         {
@@ -273,7 +312,7 @@ public sealed partial class BackupService(
     /// </summary>
     public async Task<VerifyReport> VerifyAsync(string from, Func<string?> passphrase, IScratchHostFactory scratchHosts, CancellationToken cancellationToken)
     {
-        var (root, prefix, info) = await OpenAsync(from, cancellationToken);
+        var (root, prefix, info, raw) = await OpenAsync(from, cancellationToken);
         var checks = new List<VerifyCheck>();
         var format = info.Format <= BackupInfo.CurrentFormat;
         checks.Add(new VerifyCheck("format", format, $"format {info.Format}, taken by {info.FundamentVersion} at {info.CompletedAt:u}"));
@@ -282,8 +321,36 @@ public sealed partial class BackupService(
             return new VerifyReport(info.Name, checks);
         }
 
+        // 0. The key, and the seal it proves: nothing is loaded from a backup this key did not write.
+        IReadOnlyList<MasterKey> keys;
+        try
+        {
+            var configured = MasterKeyLoader.LoadConfigured(fundament.Value);
+            keys = configured is not null && (configured.Id == info.MasterKey.Id || !info.MasterKey.Included)
+                ? [configured, .. MasterKeyLoader.LoadPrevious(fundament.Value)]
+                : info.MasterKey.Included
+                    ? await OpenKeyAsync(root, prefix, passphrase, cancellationToken)
+                    : throw new BackupException($"no master key is configured, and the backup does not carry one (key {info.MasterKey.Id})");
+            await CheckSealAsync(root, prefix, raw, keys, cancellationToken);
+            checks.Add(new VerifyCheck("seal", true, $"backup.json is sealed by master key {info.MasterKey.Id}"));
+        }
+        catch (BackupException ex)
+        {
+            checks.Add(new VerifyCheck("seal", false, ex.Message));
+            return new VerifyReport(info.Name, checks);
+        }
+
         // 1. Every blob is there and matches its checksum.
-        var manifest = await ReadManifestAsync(root, prefix, cancellationToken);
+        List<ManifestEntry> manifest;
+        try
+        {
+            manifest = await ReadManifestAsync(root, prefix, info, cancellationToken);
+        }
+        catch (BackupException ex)
+        {
+            checks.Add(new VerifyCheck("blobs", false, ex.Message));
+            return new VerifyReport(info.Name, checks);
+        }
         var bad = new ConcurrentBag<string>();
         await Parallel.ForEachAsync(manifest, new ParallelOptions { MaxDegreeOfParallelism = Options.Parallelism, CancellationToken = cancellationToken }, async (entry, ct) =>
         {
@@ -334,6 +401,7 @@ public sealed partial class BackupService(
                 }
                 scratch = scratchDatabase = await live.CreateScratchAsync(cancellationToken);
                 settings["Fundament:Storage:Provider"] = "postgres";
+                settings["Fundament:Storage:ConnectionString"] = scratchDatabase.ConnectionString;
                 settings["ConnectionStrings:Fundament"] = scratchDatabase.ConnectionString;
             }
             else
@@ -341,6 +409,7 @@ public sealed partial class BackupService(
                 var file = Path.Combine(work.FullName, "data", "fundament.db");
                 scratch = new SqliteBackup($"Data Source={file}");
                 settings["Fundament:Storage:Provider"] = "sqlite";
+                settings["Fundament:Storage:ConnectionString"] = $"Data Source={file}";
                 settings["ConnectionStrings:Fundament"] = $"Data Source={file}";
             }
             var dump = Path.Combine(work.FullName, "database");
@@ -362,21 +431,6 @@ public sealed partial class BackupService(
                 : new VerifyCheck("database", false, string.Join("; ", differ.Take(5))));
 
             // 3. The platform opens the copy with the key given, and each module's check passes on it.
-            IReadOnlyList<MasterKey> keys;
-            try
-            {
-                var configured = MasterKeyLoader.LoadConfigured(fundament.Value);
-                keys = configured is not null && (configured.Id == info.MasterKey.Id || !info.MasterKey.Included)
-                    ? [configured, .. MasterKeyLoader.LoadPrevious(fundament.Value)]
-                    : info.MasterKey.Included
-                        ? await OpenKeyAsync(root, prefix, passphrase, cancellationToken)
-                        : throw new BackupException($"no master key is configured, and the backup does not carry one (key {info.MasterKey.Id})");
-            }
-            catch (BackupException ex)
-            {
-                checks.Add(new VerifyCheck("master key", false, ex.Message));
-                return new VerifyReport(info.Name, checks);
-            }
             settings["Fundament:MasterKey"] = Convert.ToBase64String(keys[0].Export());
             settings["Fundament:MasterKeyFile"] = "";
             for (var i = 0; i < 8; i++)
@@ -412,7 +466,14 @@ public sealed partial class BackupService(
         {
             if (scratchDatabase is not null)
             {
-                await scratchDatabase.DropAsync(storage.Value.ConnectionString!);
+                try
+                {
+                    await scratchDatabase.DropAsync(storage.Value.ConnectionString!);
+                }
+                catch (Exception ex) when (ex is Npgsql.NpgsqlException)
+                {
+                    LogScratchLeft(logger, ex, scratchDatabase.DatabaseName);
+                }
             }
             work.Delete(recursive: true);
         }
@@ -434,7 +495,7 @@ public sealed partial class BackupService(
         return [.. names.OrderDescending(StringComparer.Ordinal)];
     }
 
-    /// <summary>Deletes all but the newest <paramref name="keep"/> complete backups, and interrupted ones older than a day. Returns the names deleted.</summary>
+    /// <summary>Deletes all but the newest <paramref name="keep"/> complete backups, and interrupted ones started over a week ago. Returns the names deleted.</summary>
     public async Task<IReadOnlyList<string>> PruneAsync(string to, int keep, CancellationToken cancellationToken)
     {
         var root = BackupLocation.Open(to, Options);
@@ -452,7 +513,8 @@ public sealed partial class BackupService(
                 }
             }
         }
-        var dayAgo = $"fundament-{time.GetUtcNow().UtcDateTime.AddDays(-1):yyyyMMdd-HHmmss}";
+        // A backup without backup.json is interrupted, or still running (a large one takes hours): only a week on is it surely dead.
+        var dayAgo = $"fundament-{time.GetUtcNow().UtcDateTime.AddDays(-7):yyyyMMdd-HHmmss}";
         var delete = complete.OrderDescending(StringComparer.Ordinal).Skip(keep)
             .Concat(all.Where(n => !complete.Contains(n) && string.CompareOrdinal(n, dayAgo) < 0)).ToList();
         foreach (var name in delete)
@@ -461,6 +523,10 @@ public sealed partial class BackupService(
         }
         return delete;
     }
+
+    /// <summary>Deletes one backup (a scheduled one that did not verify).</summary>
+    public Task DeleteAsync(string to, string name, CancellationToken cancellationToken) =>
+        DeleteBackupAsync(BackupLocation.Open(to, Options), name, cancellationToken);
 
     private static async Task DeleteBackupAsync(IBlobStore root, string name, CancellationToken cancellationToken)
     {
@@ -474,18 +540,18 @@ public sealed partial class BackupService(
         {
             await root.DeleteAsync(key, cancellationToken);
         }
-        // A folder keeps its (now empty) sub-folders; they go too.
+        // A folder keeps its sub-folders, and the temporary files of an interrupted write, which are never listed: they go too.
         if (root is LocalBlobStore)
         {
             var folder = Path.Combine(root.Describe["local:".Length..], name);
-            if (Directory.Exists(folder) && !Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Any())
+            if (Directory.Exists(folder))
             {
                 Directory.Delete(folder, recursive: true);
             }
         }
     }
 
-    private async Task<(IBlobStore Root, string Prefix, BackupInfo Info)> OpenAsync(string from, CancellationToken cancellationToken)
+    private async Task<(IBlobStore Root, string Prefix, BackupInfo Info, byte[] Raw)> OpenAsync(string from, CancellationToken cancellationToken)
     {
         var root = BackupLocation.Open(from, Options);
         var prefix = "";
@@ -499,18 +565,48 @@ public sealed partial class BackupService(
             }
             prefix = names[0] + "/";
         }
-        await using var stream = await root.OpenReadAsync(prefix + BackupInfo.FileName, 0, null, cancellationToken)
-            ?? throw new BackupException($"no {BackupInfo.FileName} at {from}.");
+        byte[] raw;
+        await using (var stream = await root.OpenReadAsync(prefix + BackupInfo.FileName, 0, null, cancellationToken)
+            ?? throw new BackupException($"no {BackupInfo.FileName} at {from}."))
+        {
+            using var buffer = new MemoryStream();
+            await stream.CopyToAsync(buffer, cancellationToken);
+            raw = buffer.ToArray();
+        }
         BackupInfo? info;
         try
         {
-            info = await JsonSerializer.DeserializeAsync<BackupInfo>(stream, BackupJson.Options, cancellationToken);
+            info = JsonSerializer.Deserialize<BackupInfo>(raw, BackupJson.Options);
         }
         catch (JsonException ex)
         {
             throw new BackupException($"{prefix}{BackupInfo.FileName} is not a Fundament backup description: {ex.Message}", ex);
         }
-        return (root, prefix, info ?? throw new BackupException($"{prefix}{BackupInfo.FileName} is empty."));
+        if (info?.Database?.File is not ("database/fundament.db" or "database/fundament.pgdump") || info.Blobs is null || info.MasterKey is null)
+        {
+            throw new BackupException($"{prefix}{BackupInfo.FileName} does not describe a backup.");
+        }
+        return (root, prefix, info, raw);
+    }
+
+    /// <summary>Throws unless <c>backup.mac</c> is the MAC of <paramref name="raw"/> under one of <paramref name="keys"/>.</summary>
+    private static async Task CheckSealAsync(IBlobStore root, string prefix, byte[] raw, IReadOnlyList<MasterKey> keys, CancellationToken cancellationToken)
+    {
+        string? mac = null;
+        await using (var stream = await root.OpenReadAsync(prefix + BackupInfo.MacName, 0, null, cancellationToken))
+        {
+            if (stream is not null)
+            {
+                using var reader = new StreamReader(stream);
+                mac = await reader.ReadToEndAsync(cancellationToken);
+            }
+        }
+        if (!BackupSeal.Verify(keys, raw, mac))
+        {
+            throw new BackupException(mac is null
+                ? $"{BackupInfo.MacName} is missing: the backup is not sealed, and is not loaded."
+                : $"{BackupInfo.FileName} does not match its seal under the master key: it was altered, or written with another key. Nothing was loaded from it.");
+        }
     }
 
     private void CheckCompatible(BackupInfo info)
@@ -543,11 +639,19 @@ public sealed partial class BackupService(
         return envelope.Open(secret);
     }
 
-    private static async Task<List<ManifestEntry>> ReadManifestAsync(IBlobStore root, string prefix, CancellationToken cancellationToken)
+    private static async Task<List<ManifestEntry>> ReadManifestAsync(IBlobStore root, string prefix, BackupInfo info, CancellationToken cancellationToken)
     {
         await using var stream = await root.OpenReadAsync(prefix + BackupInfo.ManifestName, 0, null, cancellationToken)
             ?? throw new BackupException($"{prefix}{BackupInfo.ManifestName} is missing.");
-        using var reader = new StreamReader(stream);
+        using var buffer = new MemoryStream();
+        await stream.CopyToAsync(buffer, cancellationToken);
+        if (info.Blobs.ManifestSha256 is null || buffer.Length != info.Blobs.ManifestSize
+            || !string.Equals(Convert.ToHexStringLower(SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length))), info.Blobs.ManifestSha256, StringComparison.Ordinal))
+        {
+            throw new BackupException($"{BackupInfo.ManifestName} does not match its checksum in backup.json: it was truncated or altered.");
+        }
+        buffer.Position = 0;
+        using var reader = new StreamReader(buffer);
         var entries = new List<ManifestEntry>();
         while (await reader.ReadLineAsync(cancellationToken) is { } line)
         {
@@ -561,6 +665,10 @@ public sealed partial class BackupService(
                 throw new BackupException($"{BackupInfo.ManifestName} has an invalid line: {line[..Math.Min(line.Length, 120)]}");
             }
             entries.Add(entry);
+        }
+        if (entries.Count != info.Blobs.Count || entries.Sum(e => e.Size) != info.Blobs.Bytes)
+        {
+            throw new BackupException($"{BackupInfo.ManifestName} lists {entries.Count} objects, and backup.json {info.Blobs.Count}.");
         }
         return entries;
     }
@@ -642,6 +750,9 @@ public sealed partial class BackupService(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A failed restore could not remove the object {Store}/{Key} it had written; remove it before restoring again")]
     private static partial void LogUndoFailed(ILogger logger, Exception exception, string store, string key);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The scratch database {Database} of a verification could not be dropped; drop it by hand")]
+    private static partial void LogScratchLeft(ILogger logger, Exception exception, string database);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backup {Name} restored: {Blobs} objects")]
     private static partial void LogRestored(ILogger logger, string name, int blobs);

@@ -33,6 +33,11 @@ internal abstract class DatabaseBackup
     /// <summary>Loads the snapshot at <paramref name="path"/> into the (empty) target database.</summary>
     public abstract Task RestoreAsync(string path, CancellationToken cancellationToken);
 
+    public abstract SqlDialect Dialect { get; }
+
+    /// <summary>A connection to the target database (after a restore).</summary>
+    public abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken);
+
     /// <summary>Rows per table, as a restored copy holds them.</summary>
     public abstract Task<IReadOnlyDictionary<string, long>> CountAsync(CancellationToken cancellationToken);
 
@@ -81,6 +86,15 @@ internal sealed class SqliteBackup(string connectionString) : DatabaseBackup
     public override string Provider => "sqlite";
 
     public override string FileName => "fundament.db";
+
+    public override SqlDialect Dialect => SqlDialect.Sqlite;
+
+    public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Pooling = false }.ToString());
+        await connection.OpenAsync(cancellationToken);
+        return connection;
+    }
 
     /// <summary>The database file the connection string names.</summary>
     public string DatabasePath => Path.GetFullPath(new SqliteConnectionStringBuilder(connectionString).DataSource);
@@ -142,16 +156,28 @@ internal sealed class PostgresBackup(string connectionString, BackupOptions opti
 
     public override string FileName => "fundament.pgdump";
 
+    public override SqlDialect Dialect => SqlDialect.Postgres;
+
+    public string DatabaseName => new NpgsqlConnectionStringBuilder(connectionString).Database ?? "";
+
+    public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        return connection;
+    }
+
     public override async Task<SnapshotContents> SnapshotAsync(string path, IEnumerable<IBackupBlobSource> sources, CancellationToken cancellationToken)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
         var snapshot = await connection.ExecuteScalarAsync<string>(new CommandDefinition("SELECT pg_export_snapshot()", transaction: transaction, cancellationToken: cancellationToken));
-        // pg_dump reads exactly what this transaction sees, for as long as it stays open.
-        await RunAsync(options.PgDump, ["--format=custom", "--no-password", $"--snapshot={snapshot}", $"--file={path}"], null, cancellationToken);
+        // The same snapshot for the contents (first, so the objects they name are copied as early as possible) and for
+        // pg_dump, which reads exactly what this transaction sees for as long as it stays open.
         var tables = (await connection.QueryAsync<string>(new CommandDefinition(TablesSql, transaction: transaction, cancellationToken: cancellationToken))).ToList();
         var contents = await ReadContentsAsync(connection, transaction, SqlDialect.Postgres, tables, sources, cancellationToken);
+        await RunAsync(options.PgDump, ["--format=custom", "--no-password", $"--snapshot={snapshot}", $"--file={path}"], null, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return contents;
     }
@@ -186,7 +212,7 @@ internal sealed class PostgresBackup(string connectionString, BackupOptions opti
         await connection.OpenAsync(cancellationToken);
         try
         {
-            await connection.ExecuteAsync(new CommandDefinition($"CREATE DATABASE {name}", cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new CommandDefinition($"CREATE DATABASE {name} TEMPLATE template0", cancellationToken: cancellationToken));
         }
         catch (PostgresException ex)
         {

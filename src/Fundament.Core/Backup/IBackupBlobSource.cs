@@ -26,6 +26,12 @@ public interface IBackupBlobSource
     /// <summary>Writes a restored object from a local file.</summary>
     Task WriteAsync(string store, string key, string path, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Runs on the restored database before anything serves it: drops what refers to objects a
+    /// backup does not carry (uploads in progress), so clients start those again.
+    /// </summary>
+    Task PrepareRestoredAsync(DbConnection restored, SqlDialect dialect, CancellationToken cancellationToken);
+
     /// <summary>Deletes a restored object again (a restore that failed half-way undoes what it wrote).</summary>
     Task DeleteAsync(string store, string key, CancellationToken cancellationToken);
 

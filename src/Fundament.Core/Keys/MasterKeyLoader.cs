@@ -74,7 +74,10 @@ public static partial class MasterKeyLoader
     }
 
     /// <summary>Writes <paramref name="key"/> as base64 to a new file with mode 0600.</summary>
-    public static void WriteKeyFile(string path, MasterKey key)
+    public static void WriteKeyFile(string path, MasterKey key) => WriteKeyFile(path, [key]);
+
+    /// <summary>Writes <paramref name="keys"/>, one base64 key per line, to a new file with mode 0600.</summary>
+    public static void WriteKeyFile(string path, IEnumerable<MasterKey> keys)
     {
         var streamOptions = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
@@ -83,7 +86,7 @@ public static partial class MasterKeyLoader
         }
         using var stream = new FileStream(path, streamOptions);
         using var writer = new StreamWriter(stream);
-        writer.Write(Convert.ToBase64String(key.Key));
+        writer.Write(string.Join('\n', keys.Select(k => Convert.ToBase64String(k.Key))));
     }
 
     public static IReadOnlyList<MasterKey> LoadPrevious(FundamentOptions options) =>

@@ -10,10 +10,38 @@ public sealed class LocalBlobStore : IBlobStore
     private const int BufferSize = 1 << 16;
     private readonly string _root;
 
-    public LocalBlobStore(string root)
+    private readonly bool _private;
+
+    /// <param name="root">The folder; created when missing.</param>
+    /// <param name="privateFiles">Folders 0700 and files 0600 (backups: they hold the whole database).</param>
+    public LocalBlobStore(string root, bool privateFiles = false)
     {
         _root = System.IO.Path.GetFullPath(root);
-        Directory.CreateDirectory(_root);
+        _private = privateFiles && !OperatingSystem.IsWindows();
+        CreateFolder(_root);
+    }
+
+    private void CreateFolder(string folder)
+    {
+        if (_private && !OperatingSystem.IsWindows())
+        {
+            // Level by level: CreateDirectory gives the mode to the last folder only, not to the parents it creates.
+            var path = folder.StartsWith(_root, StringComparison.Ordinal) && folder != _root ? _root : System.IO.Path.GetDirectoryName(folder)!;
+            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            foreach (var segment in System.IO.Path.GetRelativePath(path, folder).Split(System.IO.Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (segment == ".")
+                {
+                    continue;
+                }
+                path = System.IO.Path.Combine(path, segment);
+                Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+        else
+        {
+            Directory.CreateDirectory(folder);
+        }
     }
 
     public string Describe => $"local:{_root}";
@@ -30,11 +58,16 @@ public sealed class LocalBlobStore : IBlobStore
     {
         var target = PathOf(key);
         var folder = System.IO.Path.GetDirectoryName(target)!;
-        Directory.CreateDirectory(folder);
+        CreateFolder(folder);
         var temp = System.IO.Path.Combine(folder, $".tmp-{Guid.NewGuid():N}");
         try
         {
-            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferSize, FileOptions.Asynchronous))
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = BufferSize, Options = FileOptions.Asynchronous };
+            if (_private && !OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
+            await using (var file = new FileStream(temp, options))
             {
                 await content.CopyToAsync(file, BufferSize, cancellationToken);
                 await file.FlushAsync(cancellationToken);

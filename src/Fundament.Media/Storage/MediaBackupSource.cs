@@ -9,7 +9,7 @@ namespace Fundament.Media.Storage;
 /// <summary>
 /// What a backup copies of media: every asset's original (content-addressed, so its key is its
 /// SHA-256) in the tier the snapshot records, and every derivative. Segments of uploads still in
-/// progress are left out: a client restarts such an upload against a restored server.
+/// progress are left out, and their rows are dropped from a restored database: a client restarts such an upload.
 /// </summary>
 internal sealed class MediaBackupSource(MediaBlobStores stores) : IBackupBlobSource
 {
@@ -40,6 +40,13 @@ internal sealed class MediaBackupSource(MediaBlobStores stores) : IBackupBlobSou
 
     public Task WriteAsync(string store, string key, string path, CancellationToken cancellationToken) =>
         Of(store).PutFileAsync(key, path, "application/octet-stream", cancellationToken);
+
+    public async Task PrepareRestoredAsync(DbConnection restored, SqlDialect dialect, CancellationToken cancellationToken)
+    {
+        // Their segments are not in the backup: a resumed upload would fail at the end. Gone, the client's HEAD gets 404 and it starts over.
+        await restored.ExecuteAsync(new CommandDefinition("DELETE FROM media_upload_segments", cancellationToken: cancellationToken));
+        await restored.ExecuteAsync(new CommandDefinition("DELETE FROM media_uploads WHERE asset_id IS NULL", cancellationToken: cancellationToken));
+    }
 
     public Task DeleteAsync(string store, string key, CancellationToken cancellationToken) =>
         Of(store).DeleteAsync(key, cancellationToken);

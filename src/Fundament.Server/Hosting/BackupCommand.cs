@@ -97,6 +97,21 @@ internal sealed class BackupCommand
     public async Task<int> RunAsync(IServiceProvider services, TextReader input, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         var backups = services.GetRequiredService<BackupService>();
+        // Ctrl-C or SIGTERM stops cleanly: a backup removes what it wrote, a restore the objects it wrote.
+        using var interrupted = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = !interrupted.IsCancellationRequested;
+            interrupted.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            interrupted.Cancel();
+        });
+        cancellationToken = interrupted.Token;
+        var verb = _verb == Verb.Restore ? "restore" : "backup";
         try
         {
             switch (_verb)
@@ -149,6 +164,15 @@ internal sealed class BackupCommand
                     {
                         await output.WriteLineAsync($"  the master key from the backup is in {result.KeyFile} (mode 0600); with PostgreSQL, point Fundament:MasterKeyFile at it.");
                     }
+                    if (result.PreviousKeysFile is not null)
+                    {
+                        await output.WriteLineAsync($"  the backup was taken during a master key rotation: its earlier keys are in {result.PreviousKeysFile} (one per line);");
+                        await output.WriteLineAsync("  give them as Fundament:PreviousMasterKeys:0, :1 ... and run POST /api/v1/vault/rotate-master-key again.");
+                    }
+                    if (result.Missing.Count > 0)
+                    {
+                        await output.WriteLineAsync($"  {result.Missing.Count} objects were deleted while the backup ran and are not restored: {string.Join(", ", result.Missing.Take(5))}");
+                    }
                     await output.WriteLineAsync("  start the server with the same settings to serve it.");
                     return 0;
                 }
@@ -156,8 +180,24 @@ internal sealed class BackupCommand
         }
         catch (BackupException ex)
         {
-            await error.WriteLineAsync($"fundament: {(_verb == Verb.Restore ? "restore" : "backup")}: {ex.Message}");
+            await error.WriteLineAsync($"fundament: {verb}: {ex.Message}");
             return 1;
+        }
+        catch (OperationCanceledException) when (interrupted.IsCancellationRequested)
+        {
+            await error.WriteLineAsync($"fundament: {verb}: interrupted; nothing was left half-written.");
+            return 130;
+        }
+        catch (Exception ex) when (ex is StartupException or IOException or UnauthorizedAccessException or System.Data.Common.DbException
+            or Amazon.Runtime.AmazonServiceException or Amazon.Runtime.AmazonClientException or HttpRequestException or System.Security.Cryptography.CryptographicException)
+        {
+            // The storage, a bucket, the database or the disk said no: one line, not a stack trace.
+            await error.WriteLineAsync($"fundament: {verb}: {ex.Message}");
+            return 1;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
         }
     }
 

@@ -174,6 +174,40 @@ public sealed class BackupRestoreTests : IAsyncLifetime
         Assert.Contains("taken by a newer Fundament", fromNewer.Output, StringComparison.Ordinal);
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(_root, "r2"), "*", SearchOption.AllDirectories));
 
+        // backup.json is sealed with the master key: an edit (here, a row count) is refused before anything is loaded.
+        var edited = Path.Combine(_root, "edited");
+        CopyFolder(name, Path.Combine(edited, Path.GetFileName(name)));
+        var editedInfo = JsonNode.Parse(File.ReadAllText(Path.Combine(edited, Path.GetFileName(name), "backup.json")))!;
+        editedInfo["tables"]!["vault_secrets"] = 7;
+        File.WriteAllText(Path.Combine(edited, Path.GetFileName(name), "backup.json"), editedInfo.ToJsonString());
+        var fromEdited = await RunAsync(With(settings, "Fundament:DataDir", Path.Combine(_root, "r4")), Passphrase, "restore", "--from", edited, "--passphrase-stdin");
+        Assert.Equal(1, fromEdited.ExitCode);
+        Assert.Contains("does not match its seal", fromEdited.Output, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_root, "r4"), "*", SearchOption.AllDirectories));
+        var verifyEdited = await RunAsync(settings, Passphrase, "backup", "verify", edited, "--passphrase-stdin");
+        Assert.Equal(1, verifyEdited.ExitCode);
+        Assert.Contains("FAIL seal", verifyEdited.Output, StringComparison.Ordinal);
+
+        // A truncated manifest (a half-copied backup folder) is noticed against backup.json.
+        var truncated = Path.Combine(_root, "truncated");
+        CopyFolder(name, Path.Combine(truncated, Path.GetFileName(name)));
+        var manifestFile = Path.Combine(truncated, Path.GetFileName(name), "manifest.jsonl");
+        File.WriteAllLines(manifestFile, File.ReadAllLines(manifestFile).Skip(1));
+        var fromTruncated = await RunAsync(With(settings, "Fundament:DataDir", Path.Combine(_root, "r5")), Passphrase, "restore", "--from", truncated, "--passphrase-stdin");
+        Assert.Equal(1, fromTruncated.ExitCode);
+        Assert.Contains("manifest.jsonl does not match its checksum", fromTruncated.Output, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_root, "r5"), "*", SearchOption.AllDirectories));
+
+        // The backup holds the whole database: only its owner may read it.
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(name));
+            foreach (var file in Directory.EnumerateFiles(name, "*", SearchOption.AllDirectories))
+            {
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+            }
+        }
+
         // The intact backup verifies (with the passphrase, the key it carries).
         var verified = await RunAsync(With(settings, "Fundament:DataDir", Path.Combine(_root, "elsewhere")), Passphrase, "backup", "verify", backups, "--passphrase-stdin");
         Assert.True(verified.ExitCode == 0, verified.Output);
@@ -226,6 +260,14 @@ public sealed class BackupRestoreTests : IAsyncLifetime
         var photo = await UploadAsync(admin, Fixture("canon-paris.jpg"), "image/jpeg");
         await ReadyAsync(admin, photo);
         var thumbnail = await admin.GetByteArrayAsync($"/api/v1/media/{photo}/derivatives/thumb-large", _ct);
+        // An upload in progress: its bytes are not in a backup, so the restored server must not offer to resume it.
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/api/v1/media/uploads") { Headers = { { "Tus-Resumable", "1.0.0" }, { "Upload-Length", "1000" } } };
+        using var created = await admin.SendAsync(create, _ct);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var unfinished = created.Headers.Location!.OriginalString;
+        using var patch = new HttpRequestMessage(HttpMethod.Patch, unfinished) { Headers = { { "Tus-Resumable", "1.0.0" }, { "Upload-Offset", "0" } }, Content = new ByteArrayContent(new byte[100]) };
+        patch.Content.Headers.ContentType = new MediaTypeHeaderValue("application/offset+octet-stream");
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.SendAsync(patch, _ct)).StatusCode);
 
         // Writes go on while the backup runs; each acknowledged before it started must be in it.
         using var stopLoad = CancellationTokenSource.CreateLinkedTokenSource(_ct);
@@ -283,6 +325,10 @@ public sealed class BackupRestoreTests : IAsyncLifetime
         Assert.Contains("\"service\":\"shop\"", (await alice.GetFromJsonAsync<JsonNode>("/api/v1/registry/services", _ct))!.ToJsonString(), StringComparison.Ordinal);
         Assert.Equal(original, await alice.GetByteArrayAsync($"/api/v1/media/{photo}/content", _ct));
         Assert.Equal(thumbnail, await alice.GetByteArrayAsync($"/api/v1/media/{photo}/derivatives/thumb-large", _ct));
+        // The uploader itself (an upload is its owner's alone) finds no upload to resume.
+        using var restoredAdmin = await SignInAsync(second.Port, "admin", Password);
+        using var resume = new HttpRequestMessage(HttpMethod.Head, unfinished) { Headers = { { "Tus-Resumable", "1.0.0" } } };
+        Assert.Equal(HttpStatusCode.NotFound, (await restoredAdmin.SendAsync(resume, _ct)).StatusCode);
         var audit = (await alice.GetFromJsonAsync<JsonNode>("/api/v1/audit/verify", _ct))!;
         Assert.True(audit["valid"]!.GetValue<bool>(), audit.ToJsonString());
         Assert.True(audit["entries"]!.GetValue<long>() > 20);

@@ -45,6 +45,9 @@ public sealed class BackupFormatTests
     [InlineData("s3://ab", false)]
     [InlineData("s3://bucket/Upper/Case", false)]
     [InlineData("s3://bucket/../escape", false)]
+    [InlineData("s3://AKIAEXAMPLE:secret@bucket/p", false)]
+    [InlineData("s3://Upper-Bucket/p", false)]
+    [InlineData("s3://-bucket/p", false)]
     [InlineData("https://example.com/backups", false)]
     [InlineData("", false)]
     public void Locations_AreAFolderOrAnS3BucketWithAPrefix(string text, bool valid)
