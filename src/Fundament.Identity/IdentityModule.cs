@@ -57,6 +57,8 @@ public sealed class IdentityModule : FundamentModule
         services.TryAddSingleton<TokenIssuer>();
         services.TryAddSingleton<IServiceTokenIssuer, ServiceTokenIssuer>();
         services.TryAddSingleton<LoginService>();
+        services.TryAddSingleton<Mfa.MfaStore>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IEnvelopeHolder, Mfa.MfaStore>(sp => sp.GetRequiredService<Mfa.MfaStore>()));
         services.TryAddSingleton<PrincipalStatus>();
         services.TryAddSingleton<IdentityMetrics>();
         services.TryAddSingleton<BootstrapAdmin>();
@@ -90,6 +92,7 @@ public sealed class IdentityModule : FundamentModule
         endpoints.MapOAuthApi();
         endpoints.MapAuthApi();
         endpoints.MapMeApi();
+        Mfa.MfaApi.MapMfaApi(endpoints);
         endpoints.MapUsersApi();
         endpoints.MapRolesApi();
         endpoints.MapClientsApi();

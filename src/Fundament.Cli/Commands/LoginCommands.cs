@@ -19,6 +19,14 @@ internal sealed class LoginSettings : CommandSettings
     [Description("Read the password from standard input instead of asking")]
     public bool PasswordFromStdin { get; init; }
 
+    [CommandOption("--otp <CODE>")]
+    [Description("The 6-digit code of the authenticator app, when the account has a second factor (asked for otherwise)")]
+    public string? Otp { get; init; }
+
+    [CommandOption("--recovery-code <CODE>")]
+    [Description("A recovery code instead of --otp")]
+    public string? RecoveryCode { get; init; }
+
     [CommandOption("--api-key-stdin")]
     [Description("Sign in with an API key read from standard input instead of a password")]
     public bool ApiKeyFromStdin { get; init; }
@@ -77,11 +85,20 @@ internal sealed class LoginCommand : AsyncCommand<LoginSettings>
             }
             using (response)
             {
-                if (!response.IsSuccessStatusCode)
+                if (response.StatusCode == System.Net.HttpStatusCode.Unauthorized
+                    && await response.Content.ReadFromJsonAsync<JsonNode>(cancellationToken) is { } problem
+                    && problem["type"]?.GetValue<string>() == "https://fundament.dev/problems/mfa-required")
+                {
+                    FundApi.Store(entry, await SecondFactorAsync(http, problem, settings, cancellationToken));
+                }
+                else if (!response.IsSuccessStatusCode)
                 {
                     throw await FundApi.ProblemAsync(response, cancellationToken);
                 }
-                FundApi.Store(entry, (await response.Content.ReadFromJsonAsync<JsonNode>(cancellationToken))!);
+                else
+                {
+                    FundApi.Store(entry, (await response.Content.ReadFromJsonAsync<JsonNode>(cancellationToken))!);
+                }
             }
         }
         config.Contexts[name] = entry;
@@ -93,6 +110,51 @@ internal sealed class LoginCommand : AsyncCommand<LoginSettings>
         var me = await api.GetAsync("api/v1/me", cancellationToken);
         await Console.Error.WriteLineAsync($"fund: logged in to {entry.Server} as {me?["name"] ?? me?["username"] ?? me?["id"]} (context '{name}').");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>The second step: a code (or recovery code) for the challenge; enrols a factor first when a role requires one (interactively).</summary>
+    private static async Task<JsonNode> SecondFactorAsync(HttpClient http, JsonNode problem, LoginSettings settings, CancellationToken cancellationToken)
+    {
+        var token = problem["mfa_token"]!.GetValue<string>();
+        if (problem["enrollment_required"]?.GetValue<bool>() == true)
+        {
+            if (Console.IsInputRedirected)
+            {
+                throw new CliException(ExitCodes.Unauthorized, "a role of this account requires a second factor, and it has none yet: run `fund login` in a terminal to enrol one.");
+            }
+            using var enrolled = await http.PostAsJsonAsync("api/v1/auth/mfa/enroll", new Dictionary<string, string> { ["mfa_token"] = token }, cancellationToken);
+            if (!enrolled.IsSuccessStatusCode)
+            {
+                throw await FundApi.ProblemAsync(enrolled, cancellationToken);
+            }
+            var enrolment = (await enrolled.Content.ReadFromJsonAsync<JsonNode>(cancellationToken))!;
+            AnsiConsole.MarkupLine("A second factor is required. Add this to your authenticator app:");
+            AnsiConsole.MarkupLine($"  secret: [bold]{Markup.Escape(enrolment["secret"]!.GetValue<string>())}[/]");
+            AnsiConsole.MarkupLine($"  or:     {Markup.Escape(enrolment["otpauthUri"]!.GetValue<string>())}");
+        }
+        var code = settings.Otp;
+        if (code is null && settings.RecoveryCode is null)
+        {
+            code = Console.IsInputRedirected
+                ? throw new CliException(ExitCodes.Unauthorized, "this account has a second factor: give the code with --otp (or --recovery-code).")
+                : AnsiConsole.Ask<string>("Code from the authenticator app:");
+        }
+        using var response = await http.PostAsJsonAsync("api/v1/auth/login/mfa",
+            new Dictionary<string, string?> { ["mfa_token"] = token, ["code"] = settings.RecoveryCode is null ? code : null, ["recovery_code"] = settings.RecoveryCode }, cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw await FundApi.ProblemAsync(response, cancellationToken);
+        }
+        var tokens = (await response.Content.ReadFromJsonAsync<JsonNode>(cancellationToken))!;
+        if (tokens["recovery_codes"] is JsonArray codes)
+        {
+            await Console.Error.WriteLineAsync("fund: recovery codes (shown once; keep them apart from the device):");
+            foreach (var c in codes)
+            {
+                await Console.Error.WriteLineAsync($"  {c}");
+            }
+        }
+        return tokens;
     }
 }
 

@@ -16,7 +16,8 @@ namespace Fundament.Identity.Bootstrap;
 /// session and API key it had is revoked; the audit log records it. A missing user is created.
 /// </summary>
 internal sealed class AdminRecovery(
-    Fundament.Core.Storage.IDatabase database, UserStore users, PasswordHasher hasher, PasswordPolicy policy, SessionStore sessions, ApiKeys.ApiKeyStore apiKeys, LoginThrottle throttle, IAuditLog audit) : IAdminRecovery
+    Fundament.Core.Storage.IDatabase database, UserStore users, PasswordHasher hasher, PasswordPolicy policy, SessionStore sessions, ApiKeys.ApiKeyStore apiKeys, LoginThrottle throttle, IAuditLog audit,
+    Mfa.MfaStore mfa) : IAdminRecovery
 {
     /// <summary>Throws <see cref="RecoveryRefusedException"/> when <paramref name="password"/> breaks the password policy.</summary>
     public async Task<AdminRecoveryResult> RecoverAsync(string username, string? password, CancellationToken cancellationToken)
@@ -45,6 +46,8 @@ internal sealed class AdminRecovery(
                 // Whoever locked the owner out may hold its sessions or keys: all of them end.
                 await sessions.RevokeAllAsync(user.Id, "admin recovery", cancellationToken);
                 await apiKeys.RevokeAllAsync(user.Id, cancellationToken);
+                // Recovery is for an owner who lost access, a second factor included: it goes, and is enrolled again.
+                await mfa.ResetAsync(user.Id, cancellationToken);
             }
             await throttle.ResetAsync(username, cancellationToken);
             await audit.AppendAsync(new AuditEvent("user.recover", AuditOutcome.Success)

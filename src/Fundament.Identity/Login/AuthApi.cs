@@ -46,6 +46,10 @@ internal static class AuthApi
             return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many failed logins",
                 detail: $"Too many failed logins for this username. Try again in {seconds} seconds.");
         }
+        if (result.Challenge is { } challenge)
+        {
+            return Mfa.MfaApi.SecondFactorDue(challenge, result.EnrollmentRequired);
+        }
         return result.Tokens is { } tokens
             ? TypedResults.Ok(tokens)
             : Problems.Unauthorized("The username or password is wrong.");

@@ -15,7 +15,8 @@ internal sealed class LoginService(
     TokenIssuer issuer,
     IAuditLog audit,
     IdentityMetrics metrics,
-    Authentication.PrincipalStatus status)
+    Authentication.PrincipalStatus status,
+    Mfa.MfaStore mfa)
 {
     public async Task<LoginResult> LoginAsync(string username, string password, string? sourceIp, string? userAgent, CancellationToken cancellationToken)
     {
@@ -62,6 +63,90 @@ internal sealed class LoginService(
 
         // Hashing is slow: done before the unit of work, which holds the write lock.
         var rehash = needsRehash ? hasher.Hash(password) : null;
+
+        // A second factor when the user has one, or a role of theirs requires one: the password alone gets a challenge, not a session.
+        var factors = await mfa.StatusAsync(user.Id, user.Roles, cancellationToken);
+        if (factors.Totp || factors.RequiredBy.Count > 0)
+        {
+            if (rehash is not null)
+            {
+                await users.UpgradeHashAsync(user.Id, user.PasswordHash, rehash, cancellationToken);
+            }
+            var challenge = await mfa.NewChallengeAsync(user.Id, cancellationToken);
+            await audit.AppendAsync(new AuditEvent("auth.mfa.challenge", AuditOutcome.Success)
+            {
+                Actor = $"user:{user.Id}",
+                ActorName = user.Username,
+                SourceIp = sourceIp,
+                Details = new Dictionary<string, string> { ["enrollment"] = factors.Totp ? "no" : "required" },
+            }, cancellationToken);
+            metrics.Login("mfa_challenge");
+            return LoginResult.SecondFactor(challenge, enrollmentRequired: !factors.Totp);
+        }
+        return LoginResult.Ok(await StartSessionAsync(user, username, rehash, sourceIp, userAgent, null, cancellationToken));
+    }
+
+    /// <summary>
+    /// The second step of a login: a TOTP code or a recovery code against the challenge the password gave. For a user whose role
+    /// requires a factor and who has none yet, the code confirms the secret enrolled with the challenge, and the recovery codes come back once.
+    /// Wrong codes count towards the same lockout as wrong passwords; a challenge takes five attempts and lives five minutes.
+    /// </summary>
+    public async Task<MfaLoginResult> CompleteSecondFactorAsync(string challenge, string? code, string? recoveryCode, string? sourceIp, string? userAgent, CancellationToken cancellationToken)
+    {
+        if (await mfa.AttemptChallengeAsync(challenge, cancellationToken) is not { } userId
+            || await users.GetAsync(userId, cancellationToken) is not { Disabled: false } user)
+        {
+            return MfaLoginResult.Expired;
+        }
+        if (await throttle.LockedForAsync(user.Username, cancellationToken) is { } lockedFor)
+        {
+            await mfa.EndChallengeAsync(challenge, cancellationToken);
+            return MfaLoginResult.Locked(lockedFor);
+        }
+        var factors = await mfa.StatusAsync(user.Id, user.Roles, cancellationToken);
+        string[]? recoveryCodes = null;
+        bool ok;
+        string method;
+        if (recoveryCode is not null)
+        {
+            method = "recovery_code";
+            ok = factors.Totp && await mfa.UseRecoveryCodeAsync(user.Id, recoveryCode, cancellationToken);
+        }
+        else
+        {
+            method = "totp";
+            var check = await mfa.CheckTotpAsync(user.Id, code!, confirming: !factors.Totp, cancellationToken);
+            ok = check.Outcome == Mfa.TotpOutcome.Ok;
+            recoveryCodes = check.RecoveryCodes;
+        }
+        var attempt = new AuditEvent("auth.login", AuditOutcome.Failure) { Actor = $"user:{user.Id}", ActorName = user.Username, SourceIp = sourceIp };
+        if (!ok)
+        {
+            await database.InUnitOfWorkAsync(async () =>
+            {
+                var lockout = await throttle.RecordFailureAsync(user.Username, cancellationToken);
+                var details = new Dictionary<string, string> { ["reason"] = "bad_second_factor", ["method"] = method };
+                if (lockout is { } l)
+                {
+                    metrics.Lockout();
+                    details["lockedForSeconds"] = ((int)Math.Ceiling(l.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                }
+                await audit.AppendAsync(attempt with { Details = details }, cancellationToken);
+                return 0;
+            }, cancellationToken);
+            metrics.Login("failure");
+            return MfaLoginResult.Failed;
+        }
+        await mfa.EndChallengeAsync(challenge, cancellationToken);
+        var tokens = await StartSessionAsync(user, user.Username, null, sourceIp, userAgent,
+            new Dictionary<string, string> { ["mfa"] = method, ["enrolled"] = recoveryCodes is null ? "no" : "yes" }, cancellationToken);
+        return new MfaLoginResult(tokens, null, recoveryCodes, false);
+    }
+
+    private async Task<TokenResponse> StartSessionAsync(UserRecord user, string username, string? rehash, string? sourceIp, string? userAgent,
+        Dictionary<string, string>? details, CancellationToken cancellationToken)
+    {
+        var attempt = new AuditEvent("auth.login", AuditOutcome.Failure) { ActorName = Truncate(username), SourceIp = sourceIp };
         var (sessionId, refreshToken) = await database.InUnitOfWorkAsync(async () =>
         {
             await throttle.ResetAsync(username, cancellationToken);
@@ -76,12 +161,13 @@ internal sealed class LoginService(
                 ActorName = user.Username,
                 Outcome = AuditOutcome.Success,
                 Target = $"session:{session.SessionId}",
+                Details = details,
             }, cancellationToken);
             return session;
         }, cancellationToken);
         var (accessToken, expiresIn) = issuer.Issue(Subject(user, sessionId), "password");
         metrics.Login("success");
-        return LoginResult.Ok(new TokenResponse(accessToken, refreshToken, "Bearer", expiresIn));
+        return new TokenResponse(accessToken, refreshToken, "Bearer", expiresIn);
     }
 
     public async Task<TokenResponse?> RefreshAsync(string refreshToken, string? sourceIp, CancellationToken cancellationToken)
@@ -159,9 +245,25 @@ internal sealed class LoginService(
 
 internal sealed record LoginResult(TokenResponse? Tokens, TimeSpan? LockedFor)
 {
+    /// <summary>The password was right and a second factor is due: the challenge token for <c>POST /api/v1/auth/login/mfa</c>.</summary>
+    public string? Challenge { get; init; }
+
+    /// <summary>The user has no factor yet and a role requires one: enroll with the challenge first.</summary>
+    public bool EnrollmentRequired { get; init; }
+
     public static LoginResult Ok(TokenResponse tokens) => new(tokens, null);
 
     public static LoginResult Failed() => new(null, null);
 
     public static LoginResult Locked(TimeSpan lockedFor) => new(null, lockedFor);
+
+    public static LoginResult SecondFactor(string challenge, bool enrollmentRequired) => new(null, null) { Challenge = challenge, EnrollmentRequired = enrollmentRequired };
+}
+
+internal sealed record MfaLoginResult(TokenResponse? Tokens, TimeSpan? LockedFor, string[]? RecoveryCodes, bool ChallengeExpired)
+{
+    public static readonly MfaLoginResult Failed = new(null, null, null, false);
+    public static readonly MfaLoginResult Expired = new(null, null, null, true);
+
+    public static MfaLoginResult Locked(TimeSpan lockedFor) => new(null, lockedFor, null, false);
 }

@@ -142,6 +142,28 @@ public sealed class FundCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Login_WithASecondFactor_TakesTheCode_AndWithoutOneSaysHowToGiveIt()
+    {
+        var (_, username) = await _factory.CreateUserAsync();
+        using (var self = _factory.Bearer((await _factory.LoginAsync(username, Api.UserPassword))["access_token"]!.GetValue<string>()))
+        {
+            var secret = (await (await self.PostAsync("/api/v1/me/mfa/totp", null, _ct)).JsonAsync())["secret"]!.GetValue<string>();
+            var code = new OtpNet.Totp(OtpNet.Base32Encoding.ToBytes(secret)).ComputeTotp(_factory.Time.GetUtcNow().UtcDateTime);
+            (await self.PostAsJsonAsync("/api/v1/me/mfa/totp/confirm", new { code }, _ct)).EnsureSuccessStatusCode();
+            _factory.Time.Advance(TimeSpan.FromSeconds(30));
+
+            var without = await RunAsync(Api.UserPassword, "login", "--server", _factory.Address.ToString(), "-u", username, "--password-stdin");
+            Assert.Equal(3, without.ExitCode);
+            Assert.Contains("give the code with --otp", without.Err, StringComparison.Ordinal);
+
+            var next = new OtpNet.Totp(OtpNet.Base32Encoding.ToBytes(secret)).ComputeTotp(_factory.Time.GetUtcNow().UtcDateTime);
+            var with = await RunAsync(Api.UserPassword, "login", "--server", _factory.Address.ToString(), "-u", username, "--password-stdin", "--otp", next);
+            Assert.True(with.ExitCode == 0, with.Err);
+        }
+        Assert.Equal(0, (await RunAsync(null, "secrets", "ls")).ExitCode);
+    }
+
+    [Fact]
     public async Task AnUploadInterruptedWithSigint_ResumesWhereItStopped_WhenTheSameCommandRunsAgain()
     {
         await LoginAsync();
