@@ -137,7 +137,11 @@ internal sealed class LoginService(
             metrics.Login("failure");
             return MfaLoginResult.Failed;
         }
-        await mfa.EndChallengeAsync(challenge, cancellationToken);
+        if (!await mfa.ConsumeChallengeAsync(challenge, cancellationToken))
+        {
+            // Another request redeemed it first: one challenge, one session.
+            return MfaLoginResult.Expired;
+        }
         var tokens = await StartSessionAsync(user, user.Username, null, sourceIp, userAgent,
             new Dictionary<string, string> { ["mfa"] = method, ["enrolled"] = recoveryCodes is null ? "no" : "yes" }, cancellationToken);
         return new MfaLoginResult(tokens, null, recoveryCodes, false);

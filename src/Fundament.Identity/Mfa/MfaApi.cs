@@ -115,7 +115,7 @@ internal static class MfaApi
     {
         if (await CallerAsync(users, context, cancellationToken) is not { } user)
         {
-            return Problems.Forbidden("Second factors belong to users, not service clients.");
+            return Problems.Forbidden("Second factors are managed by the signed-in user, not by service clients or API keys.");
         }
         return TypedResults.Ok(await mfa.StatusAsync(user.Id, user.Roles, cancellationToken));
     }
@@ -125,7 +125,7 @@ internal static class MfaApi
     {
         if (await CallerAsync(users, context, cancellationToken) is not { } user)
         {
-            return Problems.Forbidden("Second factors belong to users, not service clients.");
+            return Problems.Forbidden("Second factors are managed by the signed-in user, not by service clients or API keys.");
         }
         if (await mfa.BeginTotpAsync(user.Id, cancellationToken) is not { } secret)
         {
@@ -136,20 +136,28 @@ internal static class MfaApi
     }
 
     private static async Task<Results<Ok<RecoveryCodesResponse>, ValidationProblem, ProblemHttpResult>> ConfirmAsync(
-        MfaCodeRequest request, MfaStore mfa, UserStore users, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        MfaCodeRequest request, MfaStore mfa, UserStore users, LoginThrottle throttle, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (await CallerAsync(users, context, cancellationToken) is not { } user)
         {
-            return Problems.Forbidden("Second factors belong to users, not service clients.");
+            return Problems.Forbidden("Second factors are managed by the signed-in user, not by service clients or API keys.");
         }
         if (!ValidCode(request.Code))
         {
             return Problems.Validation("code", "code is the 6 digits the authenticator app shows.");
         }
+        if (await LockedAsync(throttle, user, context, cancellationToken) is { } locked)
+        {
+            return locked;
+        }
         var check = await mfa.CheckTotpAsync(user.Id, request.Code!, confirming: true, cancellationToken);
         if (check.Outcome == TotpOutcome.NoFactor)
         {
             return Problems.Conflict("There is no TOTP enrolment to confirm: start one with POST /api/v1/me/mfa/totp.");
+        }
+        if (check.Outcome != TotpOutcome.Ok)
+        {
+            await throttle.RecordFailureAsync(user.Username, cancellationToken);
         }
         await audit.AppendAsync(new AuditEvent("mfa.totp.confirm", check.Outcome == TotpOutcome.Ok ? AuditOutcome.Success : AuditOutcome.Failure) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
         return check.Outcome == TotpOutcome.Ok
@@ -158,15 +166,19 @@ internal static class MfaApi
     }
 
     private static async Task<Results<Ok<RecoveryCodesResponse>, ValidationProblem, ProblemHttpResult>> RegenerateAsync(
-        MfaCodeRequest request, MfaStore mfa, UserStore users, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        MfaCodeRequest request, MfaStore mfa, UserStore users, LoginThrottle throttle, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (await CallerAsync(users, context, cancellationToken) is not { } user)
         {
-            return Problems.Forbidden("Second factors belong to users, not service clients.");
+            return Problems.Forbidden("Second factors are managed by the signed-in user, not by service clients or API keys.");
         }
         if (!ValidCode(request.Code))
         {
             return Problems.Validation("code", "code is the 6 digits the authenticator app shows.");
+        }
+        if (await LockedAsync(throttle, user, context, cancellationToken) is { } locked)
+        {
+            return locked;
         }
         var check = await mfa.CheckTotpAsync(user.Id, request.Code!, confirming: false, cancellationToken);
         if (check.Outcome == TotpOutcome.NoFactor)
@@ -175,6 +187,7 @@ internal static class MfaApi
         }
         if (check.Outcome != TotpOutcome.Ok)
         {
+            await throttle.RecordFailureAsync(user.Username, cancellationToken);
             await audit.AppendAsync(new AuditEvent("mfa.recovery_codes.regenerate", AuditOutcome.Failure) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
             return Problems.Validation("code", "The code is wrong (or was used already).");
         }
@@ -184,11 +197,12 @@ internal static class MfaApi
     }
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> RemoveAsync(
-        [Microsoft.AspNetCore.Mvc.FromBody] MfaRemoveRequest request, MfaStore mfa, UserStore users, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        [Microsoft.AspNetCore.Mvc.FromBody] MfaRemoveRequest request, MfaStore mfa, UserStore users, LoginThrottle throttle, IDatabase database, IAuditLog audit,
+        HttpContext context, CancellationToken cancellationToken)
     {
         if (await CallerAsync(users, context, cancellationToken) is not { } user)
         {
-            return Problems.Forbidden("Second factors belong to users, not service clients.");
+            return Problems.Forbidden("Second factors are managed by the signed-in user, not by service clients or API keys.");
         }
         if (request.Code is null == request.RecoveryCode is null || (request.Code is not null && !ValidCode(request.Code)))
         {
@@ -199,42 +213,61 @@ internal static class MfaApi
         {
             return Problems.Conflict($"The role(s) {string.Join(", ", status.RequiredBy)} require a second factor.");
         }
+        if (await LockedAsync(throttle, user, context, cancellationToken) is { } locked)
+        {
+            return locked;
+        }
         var proven = request.Code is not null
             ? (await mfa.CheckTotpAsync(user.Id, request.Code, confirming: false, cancellationToken)).Outcome == TotpOutcome.Ok
             : await mfa.UseRecoveryCodeAsync(user.Id, request.RecoveryCode!, cancellationToken);
         if (!proven)
         {
+            await throttle.RecordFailureAsync(user.Username, cancellationToken);
             await audit.AppendAsync(new AuditEvent("mfa.remove", AuditOutcome.Failure) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
             return Problems.Validation("code", "The code is wrong (or was used already).");
         }
-        await mfa.ResetAsync(user.Id, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("mfa.remove", AuditOutcome.Success) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
+        await database.InUnitOfWorkAsync(async () =>
+        {
+            await mfa.ResetAsync(user.Id, cancellationToken);
+            await audit.AppendAsync(new AuditEvent("mfa.remove", AuditOutcome.Success) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
         return TypedResults.NoContent();
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ResetAsync(
-        string id, MfaStore mfa, UserStore users, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string id, MfaStore mfa, UserStore users, RoleGuard guard, IDatabase database, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (await users.GetAsync(id, cancellationToken) is not { } user)
         {
             return Problems.NotFound("The user");
+        }
+        if (context.User.UserId() == user.Id)
+        {
+            // One's own factor goes with proof (DELETE /api/v1/me/mfa), never by holding users.write.
+            return Problems.Forbidden("Remove your own second factor with DELETE /api/v1/me/mfa and a current code.");
         }
         // Resetting a factor is a step towards taking the account over: never on someone holding more than the caller.
         if (await guard.CheckSubjectAsync(context.User, $"user:{user.Id}", user.Roles, $"user '{user.Username}'", cancellationToken) is { Allowed: false } subject)
         {
             return subject.Forbidden();
         }
-        var had = await mfa.ResetAsync(user.Id, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("user.mfa.reset", AuditOutcome.Success)
+        await database.InUnitOfWorkAsync(async () =>
         {
-            Target = $"user:{user.Id}",
-            Details = new Dictionary<string, string> { ["username"] = user.Username, ["had_factor"] = had ? "yes" : "no" },
-        }.From(context), cancellationToken);
+            var had = await mfa.ResetAsync(user.Id, cancellationToken);
+            await audit.AppendAsync(new AuditEvent("user.mfa.reset", AuditOutcome.Success)
+            {
+                Target = $"user:{user.Id}",
+                Details = new Dictionary<string, string> { ["username"] = user.Username, ["had_factor"] = had ? "yes" : "no" },
+            }.From(context), cancellationToken);
+            return 0;
+        }, cancellationToken);
         return TypedResults.NoContent();
     }
 
     private static async Task<Results<Ok<RoleMfaResponse>, ValidationProblem, ProblemHttpResult>> RequireAsync(
-        string name, RoleMfaRequest request, MfaStore mfa, RoleStore roles, RoleGuard guard, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+        string name, RoleMfaRequest request, MfaStore mfa, RoleStore roles, RoleGuard guard, Sessions.SessionStore sessions, Authentication.PrincipalStatus status,
+        IDatabase database, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
         if (request.Required is not { } required)
         {
@@ -244,26 +277,71 @@ internal static class MfaApi
         {
             return Problems.NotFound("The role");
         }
-        // Requiring a factor can lock a role's holders out until they enrol: only for roles within the caller's own reach.
-        var check = await guard.CheckPermissionsAsync(context.User, role.Permissions.ToHashSet(StringComparer.Ordinal), cancellationToken);
+        // Requiring a factor can lock a role's holders out until they enrol, and lifting it weakens the role: only for roles the caller
+        // could assign (its permissions and whatever vault, registry or quota grants are bound to it).
+        var check = await guard.CheckAssignableAsync(context.User, [role.Name], cancellationToken);
         if (!check.Allowed)
         {
             return check.Forbidden();
         }
-        if (!await mfa.SetRoleRequirementAsync(name, required, context.User.ActorId(), cancellationToken))
+        var revoked = 0;
+        var found = await database.InUnitOfWorkAsync(async () =>
+        {
+            if (!await mfa.SetRoleRequirementAsync(name, required, context.User.ActorId(), cancellationToken))
+            {
+                return false;
+            }
+            if (required)
+            {
+                // Sessions that began without a factor end now: their holders sign in again, and enrol.
+                foreach (var holder in await mfa.HoldersWithoutFactorAsync(name, cancellationToken))
+                {
+                    revoked += await sessions.RevokeAllAsync(holder, "mfa required", cancellationToken);
+                    status.Invalidate("user", holder);
+                }
+            }
+            await audit.AppendAsync(new AuditEvent("role.mfa", AuditOutcome.Success)
+            {
+                Target = $"role:{name}",
+                Details = new Dictionary<string, string>
+                {
+                    ["required"] = required ? "yes" : "no",
+                    ["sessionsEnded"] = revoked.ToString(CultureInfo.InvariantCulture),
+                },
+            }.From(context), cancellationToken);
+            return true;
+        }, cancellationToken);
+        if (!found)
         {
             return Problems.NotFound("The role");
         }
-        await audit.AppendAsync(new AuditEvent("role.mfa", AuditOutcome.Success)
-        {
-            Target = $"role:{name}",
-            Details = new Dictionary<string, string> { ["required"] = required ? "yes" : "no" },
-        }.From(context), cancellationToken);
         return TypedResults.Ok(new RoleMfaResponse(name, required, await mfa.RolesRequiringAsync(cancellationToken)));
     }
 
+    /// <summary>
+    /// The signed-in user; null for service clients and API keys (a leaked key must not be able to enrol, regenerate or remove
+    /// the owner's second factor).
+    /// </summary>
     private static async Task<UserRecord?> CallerAsync(UserStore users, HttpContext context, CancellationToken cancellationToken) =>
-        context.User.UserId() is { } userId ? await users.GetAsync(userId, cancellationToken) : null;
+        context.User.UserId() is { } userId && context.User.FindFirst(FundamentClaims.AuthMethod)?.Value != "apikey"
+            ? await users.GetAsync(userId, cancellationToken)
+            : null;
+
+    /// <summary>
+    /// A code given on /me/mfa counts like a login attempt: wrong ones towards the account's lockout, and none is checked while it is
+    /// locked, so a stolen access token cannot guess its way to new recovery codes.
+    /// </summary>
+    private static async Task<ProblemHttpResult?> LockedAsync(LoginThrottle throttle, UserRecord user, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (await throttle.LockedForAsync(user.Username, cancellationToken) is not { } lockedFor)
+        {
+            return null;
+        }
+        var seconds = Math.Max(1, (int)Math.Ceiling(lockedFor.TotalSeconds));
+        context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        return TypedResults.Problem(statusCode: StatusCodes.Status429TooManyRequests, title: "Too many failed attempts",
+            detail: $"Too many wrong codes or passwords for this account. Try again in {seconds} seconds.");
+    }
 
     private static bool ValidCode(string? code) => code is { } c && c.Trim().Length == 6 && c.Trim().All(char.IsAsciiDigit);
 

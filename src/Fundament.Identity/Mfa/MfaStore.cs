@@ -9,7 +9,7 @@ namespace Fundament.Identity.Mfa;
 /// <summary>
 /// Second factors: a TOTP secret per user (RFC 6238, 30 s steps, 6 digits, SHA-1 as every
 /// authenticator app expects; envelope-encrypted at rest, each step accepted once), ten single-use
-/// recovery codes (stored as SHA-256: they are 50 random bits each), the short-lived challenges a
+/// recovery codes (stored as SHA-256: they are 80 random bits each), the short-lived challenges a
 /// password login hands out when a second factor is due, and the roles that require one.
 /// </summary>
 internal sealed class MfaStore(IDatabase database, EnvelopeEncryption encryption, TimeProvider time) : IEnvelopeHolder
@@ -29,17 +29,14 @@ internal sealed class MfaStore(IDatabase database, EnvelopeEncryption encryption
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         return await database.InTransactionAsync(async (connection, transaction) =>
         {
-            var confirmed = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-                "SELECT confirmed_at FROM identity_mfa_totp WHERE user_id = @userId", new { userId }, transaction, cancellationToken: cancellationToken));
-            if (confirmed is not null)
-            {
-                return null;
-            }
-            await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_mfa_totp WHERE user_id = @userId", new { userId }, transaction, cancellationToken: cancellationToken));
-            await connection.ExecuteAsync(new CommandDefinition("""
+            // Only a pending enrolment is replaced; a confirmed factor (even one confirmed a moment ago) stays, and the insert then does nothing.
+            await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_mfa_totp WHERE user_id = @userId AND confirmed_at IS NULL",
+                new { userId }, transaction, cancellationToken: cancellationToken));
+            var inserted = await connection.ExecuteAsync(new CommandDefinition("""
                 INSERT INTO identity_mfa_totp (user_id, secret, confirmed_at, last_step, created_at) VALUES (@userId, @secret, NULL, 0, @now)
+                ON CONFLICT (user_id) DO NOTHING
                 """, new { userId, secret = encryption.Encrypt(secret, Aad(userId)), now }, transaction, cancellationToken: cancellationToken));
-            return secret;
+            return inserted == 1 ? secret : null;
         }, cancellationToken);
     }
 
@@ -74,8 +71,8 @@ internal sealed class MfaStore(IDatabase database, EnvelopeEncryption encryption
     public async Task<TotpCheck> CheckTotpAsync(string userId, string code, bool confirming, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<(byte[] Secret, long? ConfirmedAt, long LastStep)>(new CommandDefinition(
-            "SELECT secret, confirmed_at, last_step FROM identity_mfa_totp WHERE user_id = @userId", new { userId }, cancellationToken: cancellationToken));
+        var row = await connection.QuerySingleOrDefaultAsync<(byte[] Secret, long? ConfirmedAt, long LastStep, long CreatedAt)>(new CommandDefinition(
+            "SELECT secret, confirmed_at, last_step, created_at FROM identity_mfa_totp WHERE user_id = @userId", new { userId }, cancellationToken: cancellationToken));
         if (row.Secret is null || (row.ConfirmedAt is null) != confirming)
         {
             return TotpCheck.NoFactor;
@@ -93,9 +90,10 @@ internal sealed class MfaStore(IDatabase database, EnvelopeEncryption encryption
         var accepted = await database.InTransactionAsync(async (c, t) =>
         {
             // A step is accepted once: the conditional update is the replay guard, across replicas too.
+            // The same enrolment the code was checked against (created_at), in the same state: a new pending secret swapped in meanwhile is not confirmed by it.
             var changed = await c.ExecuteAsync(new CommandDefinition(
-                "UPDATE identity_mfa_totp SET last_step = @step, confirmed_at = COALESCE(confirmed_at, @now) WHERE user_id = @userId AND last_step < @step",
-                new { userId, step, now }, t, cancellationToken: cancellationToken));
+                $"UPDATE identity_mfa_totp SET last_step = @step, confirmed_at = COALESCE(confirmed_at, @now) WHERE user_id = @userId AND last_step < @step AND created_at = @createdAt AND confirmed_at IS {(confirming ? "NULL" : "NOT NULL")}",
+                new { userId, step, now, createdAt = row.CreatedAt }, t, cancellationToken: cancellationToken));
             if (changed == 0)
             {
                 return false;
@@ -152,8 +150,9 @@ internal sealed class MfaStore(IDatabase database, EnvelopeEncryption encryption
         var token = RandomTokens.New();
         var now = time.GetUtcNow();
         await using var connection = await database.OpenAsync(cancellationToken);
+        // One live challenge per user: a new password login ends the previous one (no stockpiling challenges for parallel guessing).
         await connection.ExecuteAsync(new CommandDefinition(
-            "DELETE FROM identity_mfa_challenges WHERE expires_at < @now", new { now = now.ToUnixTimeMilliseconds() }, cancellationToken: cancellationToken));
+            "DELETE FROM identity_mfa_challenges WHERE expires_at < @now OR user_id = @userId", new { now = now.ToUnixTimeMilliseconds(), userId }, cancellationToken: cancellationToken));
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO identity_mfa_challenges (token_hash, user_id, created_at, expires_at, attempts) VALUES (@hash, @userId, @now, @expires, 0)
             """, new { hash = RandomTokens.Hash(token), userId, now = now.ToUnixTimeMilliseconds(), expires = (now + ChallengeLifetime).ToUnixTimeMilliseconds() },
@@ -169,22 +168,26 @@ internal sealed class MfaStore(IDatabase database, EnvelopeEncryption encryption
     {
         var hash = RandomTokens.Hash(token);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        return await database.InTransactionAsync(async (c, t) =>
+        await using var connection = await database.OpenAsync(cancellationToken);
+        // One statement claims the attempt: parallel requests cannot both take the fifth.
+        var userId = await connection.ExecuteScalarAsync<string?>(new CommandDefinition("""
+            UPDATE identity_mfa_challenges SET attempts = attempts + 1
+            WHERE token_hash = @hash AND attempts < @max AND expires_at >= @now
+            RETURNING user_id
+            """, new { hash, now, max = MaxChallengeAttempts }, cancellationToken: cancellationToken));
+        if (userId is null)
         {
-            var row = await c.QuerySingleOrDefaultAsync<(string UserId, long ExpiresAt, long Attempts)>(new CommandDefinition(
-                "SELECT user_id, expires_at, attempts FROM identity_mfa_challenges WHERE token_hash = @hash", new { hash }, t, cancellationToken: cancellationToken));
-            if (row.UserId is null)
-            {
-                return null;
-            }
-            if (row.ExpiresAt < now || row.Attempts >= MaxChallengeAttempts)
-            {
-                await c.ExecuteAsync(new CommandDefinition("DELETE FROM identity_mfa_challenges WHERE token_hash = @hash", new { hash }, t, cancellationToken: cancellationToken));
-                return null;
-            }
-            await c.ExecuteAsync(new CommandDefinition("UPDATE identity_mfa_challenges SET attempts = attempts + 1 WHERE token_hash = @hash", new { hash }, t, cancellationToken: cancellationToken));
-            return row.UserId;
-        }, cancellationToken);
+            await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_mfa_challenges WHERE token_hash = @hash", new { hash }, cancellationToken: cancellationToken));
+        }
+        return userId;
+    }
+
+    /// <summary>Consumes the challenge; false when another request consumed it first (one challenge, one session).</summary>
+    public async Task<bool> ConsumeChallengeAsync(string token, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_mfa_challenges WHERE token_hash = @hash",
+            new { hash = RandomTokens.Hash(token) }, cancellationToken: cancellationToken)) == 1;
     }
 
     public async Task EndChallengeAsync(string token, CancellationToken cancellationToken)
@@ -201,13 +204,27 @@ internal sealed class MfaStore(IDatabase database, EnvelopeEncryption encryption
         {
             return false;
         }
-        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_role_mfa WHERE role = @role", new { role }, cancellationToken: cancellationToken));
         if (required)
         {
-            await connection.ExecuteAsync(new CommandDefinition("INSERT INTO identity_role_mfa (role, required_at, required_by) VALUES (@role, @now, @by)",
+            await connection.ExecuteAsync(new CommandDefinition(
+                "INSERT INTO identity_role_mfa (role, required_at, required_by) VALUES (@role, @now, @by) ON CONFLICT (role) DO NOTHING",
                 new { role, now = time.GetUtcNow().ToUnixTimeMilliseconds(), by }, cancellationToken: cancellationToken));
         }
+        else
+        {
+            await connection.ExecuteAsync(new CommandDefinition("DELETE FROM identity_role_mfa WHERE role = @role", new { role }, cancellationToken: cancellationToken));
+        }
         return true;
+    }
+
+    /// <summary>Holders of <paramref name="role"/> without a confirmed factor (their sessions end when the role starts requiring one).</summary>
+    public async Task<IReadOnlyList<string>> HoldersWithoutFactorAsync(string role, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<string>(new CommandDefinition("""
+            SELECT ur.user_id FROM identity_user_roles ur
+            WHERE ur.role = @role AND NOT EXISTS (SELECT 1 FROM identity_mfa_totp t WHERE t.user_id = ur.user_id AND t.confirmed_at IS NOT NULL)
+            """, new { role }, cancellationToken: cancellationToken))).ToList();
     }
 
     public async Task<IReadOnlyList<string>> RolesRequiringAsync(CancellationToken cancellationToken)
@@ -229,9 +246,9 @@ internal sealed class MfaStore(IDatabase database, EnvelopeEncryption encryption
     private static string[] NewRecoveryCodes() =>
         Enumerable.Range(0, RecoveryCodeCount).Select(_ =>
         {
-            // 10 characters of base32 (50 bits), shown as xxxxx-xxxxx.
-            var text = Base32Encoding.ToString(RandomNumberGenerator.GetBytes(7))[..10].ToLowerInvariant();
-            return $"{text[..5]}-{text[5..]}";
+            // 16 characters of base32 (80 bits: a dump of the hashes cannot be searched through), shown as xxxx-xxxx-xxxx-xxxx.
+            var text = Base32Encoding.ToString(RandomNumberGenerator.GetBytes(10))[..16].ToLowerInvariant();
+            return $"{text[..4]}-{text[4..8]}-{text[8..12]}-{text[12..]}";
         }).ToArray();
 
     private static string RecoveryHash(string code) =>

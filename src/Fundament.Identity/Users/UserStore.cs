@@ -95,6 +95,9 @@ internal sealed class UserStore(IDatabase database, TimeProvider time)
                 await connection.ExecuteAsync(new CommandDefinition(
                     "UPDATE identity_users SET password_hash = @hash, password_changed_at = @now, updated_at = @now WHERE id = @id",
                     new { id, hash = changes.PasswordHash, now }, transaction, cancellationToken: cancellationToken));
+                // A second-factor challenge was earned with the old password: it ends with it.
+                await connection.ExecuteAsync(new CommandDefinition(
+                    "DELETE FROM identity_mfa_challenges WHERE user_id = @id", new { id }, transaction, cancellationToken: cancellationToken));
             }
             if (changes.Disabled is { } disabled)
             {

@@ -34,9 +34,9 @@ public abstract class MfaTests(FundamentFactory factory)
     }
 
     /// <summary>A user with a confirmed TOTP factor: (username, id, secret, recovery codes).</summary>
-    private async Task<(string Username, string Id, string Secret, string[] Recovery)> EnrolledUserAsync()
+    private async Task<(string Username, string Id, string Secret, string[] Recovery)> EnrolledUserAsync(string[]? roles = null)
     {
-        var (id, username) = await factory.CreateUserAsync();
+        var (id, username) = await factory.CreateUserAsync(roles);
         using var me = factory.Bearer((await factory.LoginAsync(username, Api.UserPassword))["access_token"]!.GetValue<string>());
         var begun = await (await me.PostAsync("/api/v1/me/mfa/totp", null, _ct)).JsonAsync();
         var secret = begun["secret"]!.GetValue<string>();
@@ -153,6 +153,53 @@ public abstract class MfaTests(FundamentFactory factory)
         var audit = await (await admin.GetAsync("/api/v1/audit?action=user.mfa.reset", _ct)).JsonAsync();
         Assert.Contains(audit["items"]!.AsArray(), e => e!["target"]!.GetValue<string>() == $"user:{id}");
         Assert.Equal(HttpStatusCode.NotFound, (await admin.DeleteAsync($"/api/v1/users/{Guid.NewGuid()}/mfa", _ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task AStolenTokenCannotGuessCodes_NorAnApiKeyManageFactors_NorAnAdminDropTheirOwnWithoutProof()
+    {
+        // An administrator (users.write, and allowed API keys) with a second factor.
+        var (username, id, secret, _) = await EnrolledUserAsync(["admin"]);
+        var tokens = (await SecondAsync((await (await PasswordAsync(username)).JsonAsync())["mfa_token"]!.GetValue<string>(), Code(secret))).JsonAsync();
+        using var me = factory.Bearer((await tokens)["access_token"]!.GetValue<string>());
+        // Wrong codes on /me/mfa count towards the account's lockout; then nothing is checked at all.
+        HttpStatusCode last = default;
+        for (var i = 0; i < 8 && last != HttpStatusCode.TooManyRequests; i++)
+        {
+            last = (await me.PostAsJsonAsync("/api/v1/me/mfa/recovery-codes", new { code = "000000" }, _ct)).StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.TooManyRequests, last);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await me.PostAsJsonAsync("/api/v1/me/mfa/recovery-codes", new { code = Code(secret, TimeSpan.FromSeconds(30)) }, _ct)).StatusCode);
+        factory.Time.Advance(TimeSpan.FromHours(2));
+        var fresh = await SecondAsync((await (await PasswordAsync(username)).JsonAsync())["mfa_token"]!.GetValue<string>(), Code(secret));
+        Assert.Equal(HttpStatusCode.OK, fresh.StatusCode);
+        using var again = factory.Bearer((await fresh.JsonAsync())["access_token"]!.GetValue<string>());
+
+        // An API key of the account (a leaked CI key, say) cannot touch its factors.
+        var key = (await (await again.PostAsJsonAsync("/api/v1/api-keys", new { name = "ci" }, _ct)).JsonAsync())["key"]!.GetValue<string>();
+        using var withKey = factory.CreateClient();
+        withKey.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("ApiKey", key);
+        Assert.Equal(HttpStatusCode.Forbidden, (await withKey.PostAsJsonAsync("/api/v1/me/mfa/recovery-codes", new { code = Code(secret) }, _ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await withKey.PostAsync("/api/v1/me/mfa/totp", null, _ct)).StatusCode);
+
+        // Holding users.write is no way around the proof for one's own factor.
+        Assert.Equal(HttpStatusCode.Forbidden, (await again.DeleteAsync($"/api/v1/users/{id}/mfa", _ct)).StatusCode);
+        Assert.True((await (await again.GetAsync("/api/v1/me/mfa", _ct)).JsonAsync())["totp"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task RequiringMfaOnARole_EndsTheSessionsOfHoldersWithoutAFactor()
+    {
+        using var admin = await factory.AdminAsync();
+        var role = Api.UniqueName("mfa-later");
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/roles", new { name = role, permissions = new[] { "config.read" } }, _ct)).StatusCode);
+        var (_, username) = await factory.CreateUserAsync([role]);
+        var before = await factory.LoginAsync(username, Api.UserPassword);
+
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/api/v1/roles/{role}/mfa", new { required = true }, _ct)).StatusCode);
+        using var anonymous = factory.CreateClient();
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.PostAsJsonAsync("/api/v1/auth/refresh", new { refresh_token = before["refresh_token"]!.GetValue<string>() }, _ct)).StatusCode);
+        Assert.True((await (await PasswordAsync(username)).JsonAsync())["enrollment_required"]!.GetValue<bool>());
     }
 
     [Fact]
