@@ -37,6 +37,35 @@ internal sealed class CliConfig
 
     public void Save() => WritePrivate(FilePath, JsonSerializer.Serialize(this, CliJson.Indented));
 
+    /// <summary>
+    /// An exclusive lock on <c>contexts.lock</c> across fund processes, for a read-modify-write of the saved tokens (a refresh) or of
+    /// <c>uploads.json</c>. Waits up to 30 s.
+    /// </summary>
+    public static async Task<IDisposable> LockAsync(CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(Folder, "contexts.lock");
+        if (!Directory.Exists(Folder))
+        {
+            WritePrivate(Path.Combine(Folder, ".created"), "");
+        }
+        for (var i = 0; ; i++)
+        {
+            try
+            {
+                var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
+                if (!OperatingSystem.IsWindows())
+                {
+                    options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                }
+                return new FileStream(path, options);
+            }
+            catch (IOException) when (i < 300)
+            {
+                await Task.Delay(100, cancellationToken);
+            }
+        }
+    }
+
     /// <summary>Writes a file only its owner can read, atomically.</summary>
     public static void WritePrivate(string path, string content)
     {

@@ -12,17 +12,47 @@ namespace Fundament.Cli;
 /// </summary>
 internal sealed class FundApi : IDisposable
 {
-    private readonly CliConfig _config;
+    private readonly string _name;
     private readonly CliContext _context;
     private readonly HttpClient _http;
+    private readonly SemaphoreSlim _refresh = new(1, 1);
 
-    private FundApi(CliConfig config, CliContext context)
+    private FundApi(string name, CliContext context)
     {
-        _config = config;
+        _name = name;
         _context = context;
-        _http = new HttpClient { BaseAddress = new Uri(context.Server.TrimEnd('/') + "/"), Timeout = Timeout.InfiniteTimeSpan };
-        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("fund", typeof(FundApi).Assembly.GetName().Version?.ToString(3) ?? "0"));
+        _http = NewHttpClient(context.Server);
     }
+
+    /// <summary>
+    /// No redirects: a 307 would send the body (a password, a refresh token) wherever it points. Plain http is refused except on the
+    /// loopback, so credentials never cross a network in the clear.
+    /// </summary>
+    public static HttpClient NewHttpClient(string server)
+    {
+        var uri = new Uri(server.TrimEnd('/') + "/");
+        if (uri.Scheme == "http" && !uri.IsLoopback && Environment.GetEnvironmentVariable("FUND_ALLOW_HTTP") != "1")
+        {
+            throw new CliException(ExitCodes.Usage, $"{server} is plain http: tokens and passwords would cross the network unencrypted. Use https (or set FUND_ALLOW_HTTP=1 on a network you trust).");
+        }
+        var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = uri, Timeout = Timeout.InfiniteTimeSpan };
+        http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("fund", typeof(FundApi).Assembly.GetName().Version?.ToString(3) ?? "0"));
+        return http;
+    }
+
+    /// <summary>The absolute address of <paramref name="location"/> (a Location header) if it is on this server; throws otherwise.</summary>
+    public Uri OnServer(Uri? requestUri, string location)
+    {
+        var resolved = new Uri(requestUri ?? _http.BaseAddress!, location);
+        var server = _http.BaseAddress!;
+        if (resolved.Scheme != server.Scheme || resolved.Host != server.Host || resolved.Port != server.Port)
+        {
+            throw new CliException(ExitCodes.Failed, $"the server answered with an address on another host ({resolved.GetLeftPart(UriPartial.Authority)}); refusing to follow it.");
+        }
+        return resolved;
+    }
+
+    public string ContextName => _name;
 
     public string Server => _context.Server;
 
@@ -36,7 +66,7 @@ internal sealed class FundApi : IDisposable
                 ? "not logged in: run `fund login --server URL` first."
                 : $"there is no context '{name}': `fund context ls` lists them.");
         }
-        return new FundApi(config, context);
+        return new FundApi(name, context);
     }
 
     public async Task<JsonNode?> GetAsync(string path, CancellationToken cancellationToken) =>
@@ -91,23 +121,80 @@ internal sealed class FundApi : IDisposable
         }
     }
 
+    /// <summary>
+    /// Refreshes the access token when it is about to expire (or was refused), once at a time: a refresh token is single-use, and a
+    /// second use of it ends the whole session. Parallel uploads wait here, and another fund process's newer tokens (contexts.json,
+    /// under a file lock) are taken instead of refreshing again.
+    /// </summary>
     private async Task RefreshIfDueAsync(TimeSpan within, CancellationToken cancellationToken)
     {
-        if (_context.ApiKey is not null || _context.RefreshToken is null
-            || (within != TimeSpan.MaxValue && _context.ExpiresAt is { } at && at - DateTimeOffset.UtcNow > within))
+        if (_context.ApiKey is not null || _context.RefreshToken is null || !Due(within))
         {
             return;
         }
-        using var response = await RawAsync(new HttpRequestMessage(HttpMethod.Post, "api/v1/auth/refresh")
+        var used = _context.AccessToken;
+        await _refresh.WaitAsync(cancellationToken);
+        try
         {
-            Content = JsonContent.Create(new Dictionary<string, string> { ["refresh_token"] = _context.RefreshToken }),
-        }, cancellationToken);
-        if (!response.IsSuccessStatusCode)
-        {
-            throw new CliException(ExitCodes.Unauthorized, "the session has expired: run `fund login` again.");
+            if (_context.AccessToken != used)
+            {
+                return;
+            }
+            using var fileLock = await CliConfig.LockAsync(cancellationToken);
+            var config = CliConfig.Load();
+            if (config.Contexts.TryGetValue(_name, out var stored) && stored.AccessToken != used && stored.RefreshToken is not null)
+            {
+                // Another fund process refreshed meanwhile: its tokens are the live ones.
+                _context.AccessToken = stored.AccessToken;
+                _context.RefreshToken = stored.RefreshToken;
+                _context.ExpiresAt = stored.ExpiresAt;
+                if (!Due(within))
+                {
+                    return;
+                }
+            }
+            using var response = await RawAsync(new HttpRequestMessage(HttpMethod.Post, "api/v1/auth/refresh")
+            {
+                Content = JsonContent.Create(new Dictionary<string, string> { ["refresh_token"] = _context.RefreshToken! }),
+            }, cancellationToken);
+            if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.BadRequest)
+            {
+                throw new CliException(ExitCodes.Unauthorized, "the session has expired: run `fund login` again.");
+            }
+            if (!response.IsSuccessStatusCode)
+            {
+                throw await ProblemAsync(response, cancellationToken);
+            }
+            Store(_context, await ReadJsonAsync(response, cancellationToken));
+            // Only this context's tokens change: whatever else was saved meanwhile stays.
+            if (config.Contexts.TryGetValue(_name, out var current))
+            {
+                current.AccessToken = _context.AccessToken;
+                current.RefreshToken = _context.RefreshToken;
+                current.ExpiresAt = _context.ExpiresAt;
+                config.Save();
+            }
         }
-        Store(_context, (await response.Content.ReadFromJsonAsync<JsonNode>(cancellationToken))!);
-        _config.Save();
+        finally
+        {
+            _refresh.Release();
+        }
+    }
+
+    private bool Due(TimeSpan within) =>
+        within == TimeSpan.MaxValue || _context.ExpiresAt is not { } at || at - DateTimeOffset.UtcNow <= within;
+
+    /// <summary>The body as JSON; a body that is not JSON (a proxy's error page) is one clear line.</summary>
+    public static async Task<JsonNode> ReadJsonAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await response.Content.ReadFromJsonAsync<JsonNode>(cancellationToken) ?? throw new CliException(ExitCodes.Failed, "the server answered with an empty body.");
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            throw new CliException(ExitCodes.Failed, $"the server answered HTTP {(int)response.StatusCode} with something that is not JSON (a proxy in between?).");
+        }
     }
 
     /// <summary>Keeps a token response in <paramref name="context"/>.</summary>
@@ -145,14 +232,14 @@ internal sealed class FundApi : IDisposable
             }
             if (problem?["errors"] is JsonObject errors)
             {
-                parts.Add(string.Join("; ", errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value!.AsArray().Select(m => m!.GetValue<string>()))}")));
+                parts.Add(string.Join("; ", errors.Select(e => $"{e.Key}: {string.Join(" ", (e.Value as JsonArray ?? []).Select(m => m?.ToString()))}")));
             }
             if (parts.Count > 0)
             {
                 return new CliException(exit, $"{string.Join(": ", parts)} (HTTP {status})");
             }
         }
-        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException)
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or FormatException)
         {
         }
         var reason = response.StatusCode switch
@@ -164,5 +251,9 @@ internal sealed class FundApi : IDisposable
         return new CliException(exit, $"{reason} (HTTP {status})");
     }
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        _http.Dispose();
+        _refresh.Dispose();
+    }
 }

@@ -73,7 +73,7 @@ internal sealed class LoginCommand : AsyncCommand<LoginSettings>
             {
                 throw new CliException(ExitCodes.Usage, "no password: give it on standard input with --password-stdin.");
             }
-            using var http = new HttpClient { BaseAddress = new Uri(entry.Server + "/") };
+            using var http = FundApi.NewHttpClient(entry.Server);
             HttpResponseMessage response;
             try
             {
@@ -85,19 +85,20 @@ internal sealed class LoginCommand : AsyncCommand<LoginSettings>
             }
             using (response)
             {
-                if (response.StatusCode == System.Net.HttpStatusCode.Unauthorized
-                    && await response.Content.ReadFromJsonAsync<JsonNode>(cancellationToken) is { } problem
-                    && problem["type"]?.GetValue<string>() == "https://fundament.dev/problems/mfa-required")
+                if (response.IsSuccessStatusCode)
+                {
+                    FundApi.Store(entry, await FundApi.ReadJsonAsync(response, cancellationToken));
+                }
+                else if (response.StatusCode == System.Net.HttpStatusCode.Unauthorized
+                    && response.Content.Headers.ContentType?.MediaType == "application/problem+json"
+                    && await FundApi.ReadJsonAsync(response, cancellationToken) is { } problem
+                    && problem["type"]?.ToString() == "https://fundament.dev/problems/mfa-required")
                 {
                     FundApi.Store(entry, await SecondFactorAsync(http, problem, settings, cancellationToken));
                 }
-                else if (!response.IsSuccessStatusCode)
-                {
-                    throw await FundApi.ProblemAsync(response, cancellationToken);
-                }
                 else
                 {
-                    FundApi.Store(entry, (await response.Content.ReadFromJsonAsync<JsonNode>(cancellationToken))!);
+                    throw await FundApi.ProblemAsync(response, cancellationToken);
                 }
             }
         }
@@ -127,7 +128,7 @@ internal sealed class LoginCommand : AsyncCommand<LoginSettings>
             {
                 throw await FundApi.ProblemAsync(enrolled, cancellationToken);
             }
-            var enrolment = (await enrolled.Content.ReadFromJsonAsync<JsonNode>(cancellationToken))!;
+            var enrolment = await FundApi.ReadJsonAsync(enrolled, cancellationToken);
             AnsiConsole.MarkupLine("A second factor is required. Add this to your authenticator app:");
             AnsiConsole.MarkupLine($"  secret: [bold]{Markup.Escape(enrolment["secret"]!.GetValue<string>())}[/]");
             AnsiConsole.MarkupLine($"  or:     {Markup.Escape(enrolment["otpauthUri"]!.GetValue<string>())}");
@@ -145,7 +146,7 @@ internal sealed class LoginCommand : AsyncCommand<LoginSettings>
         {
             throw await FundApi.ProblemAsync(response, cancellationToken);
         }
-        var tokens = (await response.Content.ReadFromJsonAsync<JsonNode>(cancellationToken))!;
+        var tokens = await FundApi.ReadJsonAsync(response, cancellationToken);
         if (tokens["recovery_codes"] is JsonArray codes)
         {
             await Console.Error.WriteLineAsync("fund: recovery codes (shown once; keep them apart from the device):");

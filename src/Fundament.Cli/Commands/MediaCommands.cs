@@ -47,7 +47,7 @@ internal sealed class MediaUploadSettings : FundSettings
 /// </summary>
 internal sealed class MediaUploadCommand : AsyncCommand<MediaUploadSettings>
 {
-    private static readonly Lock StateGate = new();
+    private static readonly SemaphoreSlim StateGate = new(1, 1);
 
     public override async Task<int> ExecuteAsync(CommandContext context, MediaUploadSettings settings, CancellationToken cancellationToken)
     {
@@ -123,13 +123,13 @@ internal sealed class MediaUploadCommand : AsyncCommand<MediaUploadSettings>
 
     private static async Task<JsonNode> UploadAsync(FundApi api, FileInfo file, MediaUploadSettings settings, Action<long, long> reported, CancellationToken cancellationToken)
     {
-        var key = $"{api.Server}|{file.FullName}|{file.Length}|{file.LastWriteTimeUtc.Ticks}";
-        var location = State(s => s.GetValueOrDefault(key));
+        var key = $"{api.ContextName}|{api.Server}|{file.FullName}|{file.Length}|{file.LastWriteTimeUtc.Ticks}";
+        var location = await StateAsync(s => s.GetValueOrDefault(key), cancellationToken);
         long offset = 0;
         if (location is not null)
         {
             using var head = await api.SendAsync(() => Tus(HttpMethod.Head, location), cancellationToken, throwOnError: false);
-            if (head.IsSuccessStatusCode && head.Headers.TryGetValues("Upload-Offset", out var values) && long.TryParse(values.Single(), out var at))
+            if (head.IsSuccessStatusCode && head.Headers.TryGetValues("Upload-Offset", out var values) && long.TryParse(values.FirstOrDefault(), out var at) && at >= 0 && at <= file.Length)
             {
                 offset = at;
             }
@@ -152,8 +152,11 @@ internal sealed class MediaUploadCommand : AsyncCommand<MediaUploadSettings>
                 request.Headers.Add("Upload-Metadata", metadata);
                 return request;
             }, cancellationToken);
-            location = created.Headers.Location is { } l ? (l.IsAbsoluteUri ? l.PathAndQuery : l.OriginalString).TrimStart('/') : throw new CliException(ExitCodes.Failed, "the server created the upload without a Location.");
-            State(s => s[key] = location);
+            // Resolved against the request (a server under a path prefix), and kept only if it is on the same server.
+            location = created.Headers.Location is { } l
+                ? api.OnServer(created.RequestMessage?.RequestUri, l.OriginalString).AbsoluteUri
+                : throw new CliException(ExitCodes.Failed, "the server created the upload without a Location.");
+            await StateAsync(s => s[key] = location, cancellationToken);
         }
         reported(offset, offset);
 
@@ -179,12 +182,17 @@ internal sealed class MediaUploadCommand : AsyncCommand<MediaUploadSettings>
                 request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/offset+octet-stream");
                 return request;
             }, cancellationToken);
-            var next = patched.Headers.TryGetValues("Upload-Offset", out var values) && long.TryParse(values.Single(), out var n) ? n : at + length;
+            var next = patched.Headers.TryGetValues("Upload-Offset", out var values) && long.TryParse(values.FirstOrDefault(), out var n) ? n : at + length;
+            if (next <= at || next > at + length)
+            {
+                // Not the progress this chunk makes: stop rather than resend forever or skip bytes.
+                throw new CliException(ExitCodes.Failed, $"the server reported offset {next} after a chunk from {at} of {length} bytes.");
+            }
             reported(next, next - offset);
             sent += next - offset;
             offset = next;
         }
-        State(s => s.Remove(key));
+        await StateAsync(s => s.Remove(key), cancellationToken);
         var upload = await api.GetAsync(location, cancellationToken);
         return new JsonObject { ["file"] = file.FullName, ["upload"] = location, ["asset"] = upload?["assetId"]?.DeepClone() };
     }
@@ -198,30 +206,38 @@ internal sealed class MediaUploadCommand : AsyncCommand<MediaUploadSettings>
 
     private static string B64(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
 
-    /// <summary>Reads or changes <c>uploads.json</c> (unfinished uploads by file) under a lock, saving each change at once.</summary>
-    private static T State<T>(Func<Dictionary<string, string>, T> use)
+    /// <summary>
+    /// Reads or changes <c>uploads.json</c> (unfinished uploads by context and file) under the config folder's lock, shared with other
+    /// fund processes, saving each change at once.
+    /// </summary>
+    private static async Task<T> StateAsync<T>(Func<Dictionary<string, string>, T> use, CancellationToken cancellationToken)
     {
         var path = Path.Combine(CliConfig.Folder, "uploads.json");
-        lock (StateGate)
+        await StateGate.WaitAsync(cancellationToken);
+        try
         {
-            var state = File.Exists(path) ? JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(path)) ?? [] : [];
-            var before = state.Count;
-            var snapshot = JsonSerializer.Serialize(state);
+            using var fileLock = await CliConfig.LockAsync(cancellationToken);
+            var state = File.Exists(path) ? JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(path, cancellationToken)) ?? [] : [];
+            var before = JsonSerializer.Serialize(state);
             var result = use(state);
             var after = JsonSerializer.Serialize(state);
-            if (after != snapshot || state.Count != before)
+            if (after != before || !File.Exists(path))
             {
                 CliConfig.WritePrivate(path, after);
             }
             return result;
         }
+        finally
+        {
+            StateGate.Release();
+        }
     }
 
-    private static void State(Action<Dictionary<string, string>> change) => State<bool>(s =>
+    private static Task StateAsync(Action<Dictionary<string, string>> change, CancellationToken cancellationToken) => StateAsync<bool>(s =>
     {
         change(s);
         return true;
-    });
+    }, cancellationToken);
 }
 
 internal sealed class MediaListSettings : FundSettings

@@ -164,6 +164,30 @@ public sealed class FundCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ParallelUploads_WithAnExpiredAccessToken_RefreshItOnce_AndTheSessionLives()
+    {
+        await LoginAsync();
+        // The saved access token is past its time: every worker needs a fresh one at once, and a refresh token is single-use.
+        var contexts = Path.Combine(_home, "config", "contexts.json");
+        var config = JsonNode.Parse(await File.ReadAllTextAsync(contexts, _ct))!;
+        config["contexts"]!["default"]!["expiresAt"] = DateTimeOffset.UtcNow.AddHours(-1).ToString("O");
+        await File.WriteAllTextAsync(contexts, config.ToJsonString(), _ct);
+        var folder = Path.Combine(_home, "photos");
+        Directory.CreateDirectory(folder);
+        var photo = await File.ReadAllBytesAsync(Path.Combine(AppContext.BaseDirectory, "Media", "Fixtures", "canon-paris.jpg"), _ct);
+        for (var i = 0; i < 6; i++)
+        {
+            await File.WriteAllBytesAsync(Path.Combine(folder, $"p{i}.jpg"), [.. photo, (byte)i], _ct);
+        }
+
+        var upload = await RunAsync(null, "media", "upload", folder, "-p", "6", "-o", "json");
+        Assert.True(upload.ExitCode == 0, upload.Err);
+        Assert.Equal(6, JsonNode.Parse(upload.Out)!.AsArray().Count);
+        // Had two workers used the same refresh token, the session would be over by now.
+        Assert.Equal(0, (await RunAsync(null, "secrets", "ls")).ExitCode);
+    }
+
+    [Fact]
     public async Task AnUploadInterruptedWithSigint_ResumesWhereItStopped_WhenTheSameCommandRunsAgain()
     {
         await LoginAsync();
@@ -195,7 +219,8 @@ public sealed class FundCliTests : IAsyncLifetime
         // The server has part of it, and the CLI remembers where.
         var remembered = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(_home, "config", "uploads.json"), _ct))!.AsObject().Single().Value!.GetValue<string>();
         using var admin = await _factory.AdminAsync();
-        using var head = await admin.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/" + remembered) { Headers = { { "Tus-Resumable", "1.0.0" } } }, _ct);
+        Assert.StartsWith(_factory.Address.ToString(), remembered, StringComparison.Ordinal);
+        using var head = await admin.SendAsync(new HttpRequestMessage(HttpMethod.Head, new Uri(remembered)) { Headers = { { "Tus-Resumable", "1.0.0" } } }, _ct);
         var offset = long.Parse(head.Headers.GetValues("Upload-Offset").Single(), CultureInfo.InvariantCulture);
         Assert.InRange(offset, 1, bytes.Length - 1);
 
