@@ -14,10 +14,17 @@ internal static class BackupApi
         return group;
     }
 
-    private static async Task<Ok<BackupRunsResponse>> ListAsync(BackupRuns runs, IOptions<BackupOptions> options, TimeProvider time, int? limit, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<BackupRunsResponse>, ValidationProblem>> ListAsync(BackupRuns runs, IOptions<BackupOptions> options, TimeProvider time, int? limit, CancellationToken cancellationToken)
     {
+        var errors = new ValidationErrors();
+        var size = Paging.Validate(errors, limit, null);
+        if (errors.Any)
+        {
+            return errors.ToProblem();
+        }
         var o = options.Value;
-        var list = await runs.ListAsync(Math.Clamp(limit ?? 50, 1, 500), cancellationToken);
+        // The most recent runs (at most the page size): older ones are trimmed to the last 1,000 as new ones start.
+        var list = await runs.ListAsync(size, cancellationToken);
         var (lastSuccess, _) = await runs.StatusAsync(cancellationToken);
         DateTimeOffset? next = BackupSchedule.TryParse(o.Schedule, out var schedule) ? schedule!.Next(time.GetUtcNow()) : null;
         // To is a folder or s3://bucket/prefix; the validator refuses anything else, so it carries no credentials.

@@ -32,6 +32,7 @@ public sealed class PagingTests(SqliteFundamentFactory factory) : IClassFixture<
         ["/api/v1/media/stats"] = "aggregates by type and state",
         ["/api/v1/config/resolved"] = "one service's overlay, a document",
         ["/api/v1/audit/verify"] = "the result of a verification, not a list",
+        ["/api/v1/me/mfa"] = "the caller's second factors, one document",
         ["/api/v1/registry/instances/{id}/history"] = "the instance's last 500 status changes; older ones are trimmed",
         ["/api/v1/cluster/nodes"] = "the cluster's live nodes and at most the 500 most recently gone; older ones are forgotten",
     };
