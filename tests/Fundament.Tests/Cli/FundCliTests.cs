@@ -191,22 +191,29 @@ public sealed class FundCliTests : IAsyncLifetime
     public async Task AnUploadInterruptedWithSigint_ResumesWhereItStopped_WhenTheSameCommandRunsAgain()
     {
         await LoginAsync();
-        // A real JPEG with 3 MiB of trailing bytes, sent at 1 MiB/s: SIGINT lands mid-way.
+        // A real JPEG with 3 MiB of trailing bytes, sent at 256 KiB/s (about 12 s): SIGINT lands once the server has some of it.
         var file = Path.Combine(_home, "big.jpg");
         var bytes = (await File.ReadAllBytesAsync(Path.Combine(AppContext.BaseDirectory, "Media", "Fixtures", "canon-paris.jpg"), _ct))
             .Concat(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3 << 20)).ToArray();
         await File.WriteAllBytesAsync(file, bytes, _ct);
+        using var admin = await _factory.AdminAsync();
 
-        using (var first = Start(null, "media", "upload", file, "--chunk-size", "65536", "--limit-rate", "1048576"))
+        using (var first = Start(null, "media", "upload", file, "--chunk-size", "65536", "--limit-rate", "262144"))
         {
             var state = Path.Combine(_home, "config", "uploads.json");
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-            while (!(File.Exists(state) && (await File.ReadAllTextAsync(state, _ct)).Contains("uploads/", StringComparison.Ordinal)))
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            long received = 0;
+            // Not a fixed sleep (a loaded machine stretches it): wait until the server reports bytes of this upload.
+            while (received == 0)
             {
-                Assert.True(DateTime.UtcNow < deadline && !first.HasExited, "the upload never started");
+                Assert.True(DateTime.UtcNow < deadline && !first.HasExited, "the upload never started sending");
                 await Task.Delay(50, _ct);
+                if (File.Exists(state) && JsonNode.Parse(await File.ReadAllTextAsync(state, _ct))!.AsObject().SingleOrDefault().Value?.GetValue<string>() is { } at)
+                {
+                    using var probe = await admin.SendAsync(new HttpRequestMessage(HttpMethod.Head, new Uri(at)) { Headers = { { "Tus-Resumable", "1.0.0" } } }, _ct);
+                    received = probe.Headers.TryGetValues("Upload-Offset", out var offsets) ? long.Parse(offsets.First(), CultureInfo.InvariantCulture) : 0;
+                }
             }
-            await Task.Delay(1200, _ct);
             using (var interrupt = Process.Start("kill", ["-INT", first.Id.ToString(CultureInfo.InvariantCulture)]))
             {
                 await interrupt.WaitForExitAsync(_ct);
@@ -218,7 +225,6 @@ public sealed class FundCliTests : IAsyncLifetime
 
         // The server has part of it, and the CLI remembers where.
         var remembered = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(_home, "config", "uploads.json"), _ct))!.AsObject().Single().Value!.GetValue<string>();
-        using var admin = await _factory.AdminAsync();
         Assert.StartsWith(_factory.Address.ToString(), remembered, StringComparison.Ordinal);
         using var head = await admin.SendAsync(new HttpRequestMessage(HttpMethod.Head, new Uri(remembered)) { Headers = { { "Tus-Resumable", "1.0.0" } } }, _ct);
         var offset = long.Parse(head.Headers.GetValues("Upload-Offset").Single(), CultureInfo.InvariantCulture);
