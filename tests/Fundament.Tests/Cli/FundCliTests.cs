@@ -43,7 +43,9 @@ public sealed class FundCliTests : IAsyncLifetime
 
     private Process Start(string? input, params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet")
+        // Through env --default-signal: a test runner (dotnet test) may start its children with SIGINT ignored, which they would inherit;
+        // a user's shell never does that to a foreground command, and neither may this test.
+        var info = new ProcessStartInfo(OperatingSystem.IsWindows() ? "dotnet" : "env")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -51,6 +53,11 @@ public sealed class FundCliTests : IAsyncLifetime
             UseShellExecute = false,
             WorkingDirectory = _home,
         };
+        if (!OperatingSystem.IsWindows())
+        {
+            info.ArgumentList.Add("--default-signal=INT");
+            info.ArgumentList.Add("dotnet");
+        }
         info.ArgumentList.Add(FundDll);
         foreach (var arg in args)
         {
