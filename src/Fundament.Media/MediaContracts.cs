@@ -23,6 +23,13 @@ public sealed class MediaMetadata
 
     /// <summary>ISO 8601, with the offset when the file records one.</summary>
     public string? TakenAt { get; set; }
+
+    /// <summary>
+    /// Where <see cref="TakenAt"/> came from, best first: <c>DateTimeOriginal</c>, <c>CreateDate</c>
+    /// (EXIF DateTimeDigitized), <c>ModifyDate</c> (IFD0 DateTime), <c>XMP:CreateDate</c>,
+    /// <c>container</c> (the QuickTime/MP4 creation time).
+    /// </summary>
+    public string? TakenAtSource { get; set; }
     public string? CameraMake { get; set; }
     public string? CameraModel { get; set; }
     public string? Lens { get; set; }
@@ -45,6 +52,10 @@ public sealed class MediaMetadata
     public int? PageCount { get; set; }
     public string? Title { get; set; }
     public string? Author { get; set; }
+
+    /// <summary>What was wrong with the file but did not stop it, e.g. pixel data that ends early.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<string>? Warnings { get; set; }
 
     /// <summary>Every tag the extractor found, as <c>group:name</c> → text.</summary>
     public Dictionary<string, string> Raw { get; set; } = new(StringComparer.Ordinal);

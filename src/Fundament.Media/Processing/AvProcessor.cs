@@ -51,6 +51,7 @@ internal sealed class AvProcessor(MediaOptions options)
         metadata.TakenAt = metadata.Raw.GetValueOrDefault("format:creation_time") is { } created
             && DateTimeOffset.TryParse(created, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at)
             ? at.ToString("yyyy-MM-ddTHH:mm:ssK", CultureInfo.InvariantCulture) : null;
+        metadata.TakenAtSource = metadata.TakenAt is null ? null : "container";
         return metadata;
     }
 

@@ -49,38 +49,117 @@ internal static class ImageProcessor
         }
     }
 
-    /// <summary>Writes both thumbnails (orientation applied). Truncated or corrupt pixel data is an error, not a grey image.</summary>
-    public static IReadOnlyList<RenderedDerivative> Thumbnails(string source, string workDir, int large, int small, string format, long maxPixels)
+    /// <summary>
+    /// Writes both thumbnails (orientation applied). A file whose pixel data ends early (a phone that
+    /// lost power, a copy cut short) is rendered the way browsers and vipsthumbnail render it, with
+    /// the missing part grey, and a warning is added to <paramref name="warnings"/>; a file from which
+    /// (next to) nothing decodes is refused.
+    /// </summary>
+    public static IReadOnlyList<RenderedDerivative> Thumbnails(string source, string workDir, int large, int small, string format, long maxPixels, List<string>? warnings = null)
     {
         CheckHeader(source, maxPixels);
+        try
+        {
+            return Render(source, workDir, large, small, format, "fail_on=truncated", out _);
+        }
+        catch (VipsException strict)
+        {
+            var reason = FirstLine(strict.Message);
+            double decoded;
+            IReadOnlyList<RenderedDerivative> lenient;
+            try
+            {
+                lenient = Render(source, workDir, large, small, format, "fail_on=none", out decoded);
+            }
+            catch (VipsException)
+            {
+                throw new MediaRejectedException("the image cannot be decoded: " + reason);
+            }
+            if (decoded < MinDecodedFraction)
+            {
+                throw new MediaRejectedException("the image cannot be decoded: no pixel data before the file ends (" + reason + ")");
+            }
+            warnings?.Add(decoded >= 0.995
+                ? $"the image data ends early ({reason}); it decoded whole at reduced quality"
+                : $"the image data ends early ({reason}); about {decoded:P0} of it decoded, the rest is grey");
+            return lenient;
+        }
+    }
+
+    /// <summary>Below this share of rows decoded, a cut-short file counts as undecodable rather than damaged.</summary>
+    internal const double MinDecodedFraction = 0.02;
+
+    private static IReadOnlyList<RenderedDerivative> Render(string source, string workDir, int large, int small, string format, string loadOptions, out double decodedFraction)
+    {
         var extension = format == "jpeg" ? "jpg" : "webp";
         var mime = format == "jpeg" ? "image/jpeg" : "image/webp";
         var largePath = Path.Combine(workDir, $"thumb-large.{extension}");
         var smallPath = Path.Combine(workDir, $"thumb-small.{extension}");
-        try
+        // Decoded once, streaming with shrink-on-load; the large result (at most a few MB) is kept
+        // in memory so the small one is made from it instead of decoding the original again.
+        // From a stream rather than the path: libvips then reads the file in blocks instead of mapping it,
+        // which for a 50 MP JPEG is about 25 MB less resident memory per job (measured).
+        using var file = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        // fail_on goes to the loader as an option string: the failOn argument is not applied to stream sources.
+        using var big = Image.ThumbnailStream(file, large, height: large, size: Enums.Size.Down, optionString: loadOptions);
+        using var flattened = big.HasAlpha() && format == "jpeg" ? big.Flatten(background: [255, 255, 255]) : big.Copy();
+        using var flat = flattened.CopyMemory();
+        decodedFraction = loadOptions == "fail_on=none" ? DecodedFraction(flat) : 1;
+        Save(flat, largePath, format);
+        using var little = flat.ThumbnailImage(small, height: small, size: Enums.Size.Down);
+        Save(little, smallPath, format);
+        return
+        [
+            new("thumb-large", largePath, mime, flat.Width, flat.Height),
+            new("thumb-small", smallPath, mime, little.Width, little.Height),
+        ];
+    }
+
+    /// <summary>
+    /// The share of rows above the flat band a decoder fills in where the data ran out (libjpeg and
+    /// libpng leave one constant colour). Counted on the thumbnail, from the bottom up; an image that
+    /// decoded whole at lower quality (a cut-short progressive JPEG) has no such band and counts as 1.
+    /// The thumbnail is already turned upright, so the band can be at any edge: all four are looked at.
+    /// </summary>
+    internal static double DecodedFraction(Image image)
+    {
+        var fraction = BottomDecodedFraction(image);
+        foreach (var angle in new[] { Enums.Angle.D90, Enums.Angle.D180, Enums.Angle.D270 })
         {
-            // Decoded once, streaming with shrink-on-load; the large result (at most a few MB) is kept
-            // in memory so the small one is made from it instead of decoding the original again.
-            // From a stream rather than the path: libvips then reads the file in blocks instead of mapping it,
-            // which for a 50 MP JPEG is about 25 MB less resident memory per job (measured).
-            using var file = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-            // fail_on goes to the loader as an option string: the failOn argument is not applied to stream sources.
-            using var big = Image.ThumbnailStream(file, large, height: large, size: Enums.Size.Down, optionString: "fail_on=truncated");
-            using var flattened = big.HasAlpha() && format == "jpeg" ? big.Flatten(background: [255, 255, 255]) : big.Copy();
-            using var flat = flattened.CopyMemory();
-            Save(flat, largePath, format);
-            using var little = flat.ThumbnailImage(small, height: small, size: Enums.Size.Down);
-            Save(little, smallPath, format);
-            return
-            [
-                new("thumb-large", largePath, mime, flat.Width, flat.Height),
-                new("thumb-small", smallPath, mime, little.Width, little.Height),
-            ];
+            using var turned = image.Rot(angle);
+            fraction = Math.Min(fraction, BottomDecodedFraction(turned));
         }
-        catch (VipsException ex)
+        return fraction;
+    }
+
+    private static double BottomDecodedFraction(Image image)
+    {
+        using var bytes = image.Cast(Enums.BandFormat.Uchar);
+        var data = bytes.WriteToMemory<byte>();
+        var rowLength = bytes.Width * bytes.Bands;
+        var last = data.AsSpan(data.Length - rowLength, rowLength);
+        var flatRows = 0;
+        for (var row = bytes.Height - 1; row >= 0; row--)
         {
-            throw new MediaRejectedException("the image cannot be decoded: " + FirstLine(ex.Message));
+            var line = data.AsSpan(row * rowLength, rowLength);
+            var flatLine = true;
+            for (var i = 0; i < line.Length; i++)
+            {
+                // Resampling blurs the edge of the band by a pixel or two; the band itself is exact.
+                if (Math.Abs(line[i] - last[i % bytes.Bands]) > 1)
+                {
+                    flatLine = false;
+                    break;
+                }
+            }
+            if (!flatLine)
+            {
+                break;
+            }
+            flatRows++;
         }
+        // One flat row at the bottom is a photo of a wall as often as a cut-short file.
+        return flatRows <= 1 ? 1 : (double)(bytes.Height - flatRows) / bytes.Height;
     }
 
     private static void Save(Image image, string path, string format)
@@ -96,7 +175,7 @@ internal static class ImageProcessor
     }
 
     /// <summary>Normalized fields and every raw tag the file carries.</summary>
-    public static MediaMetadata Metadata(string path, int width, int height)
+    public static MediaMetadata Metadata(string path, int? width, int? height)
     {
         IReadOnlyList<Directory> directories;
         try
@@ -119,7 +198,7 @@ internal static class ImageProcessor
         {
             metadata.Orientation = orientation;
         }
-        metadata.TakenAt = TakenAt(sub, ifd0);
+        (metadata.TakenAt, metadata.TakenAtSource) = TakenAt(directories, sub, ifd0);
         if (gps?.GetGeoLocation() is { } location && !double.IsNaN(location.Latitude) && !double.IsNaN(location.Longitude)
             && location.Latitude is >= -90 and <= 90 && location.Longitude is >= -180 and <= 180)
         {
@@ -162,26 +241,65 @@ internal static class ImageProcessor
         return metadata;
     }
 
-    /// <summary>DateTimeOriginal (or DateTime) with OffsetTimeOriginal when the camera wrote one, as ISO 8601.</summary>
-    private static string? TakenAt(ExifSubIfdDirectory? sub, ExifIfd0Directory? ifd0)
+    /// <summary>
+    /// When the picture was taken, as ISO 8601 with the offset when the camera wrote one, and which
+    /// tag said so: DateTimeOriginal, else CreateDate (DateTimeDigitized), else IFD0 DateTime, else
+    /// XMP's CreateDate, else the QuickTime container's creation time (HEIC).
+    /// </summary>
+    private static (string? Value, string? Source) TakenAt(IReadOnlyList<Directory> directories, ExifSubIfdDirectory? sub, ExifIfd0Directory? ifd0)
     {
-        var text = sub?.GetString(ExifDirectoryBase.TagDateTimeOriginal) ?? ifd0?.GetString(ExifDirectoryBase.TagDateTime);
-        if (text is null || !DateTime.TryParseExact(text.Trim(), "yyyy:MM:dd HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
+        if (Exif(sub, ExifDirectoryBase.TagDateTimeOriginal, ExifDirectoryBase.TagSubsecondTimeOriginal, ExifDirectoryBase.TagTimeZoneOriginal) is { } original)
+        {
+            return (original, "DateTimeOriginal");
+        }
+        if (Exif(sub, ExifDirectoryBase.TagDateTimeDigitized, ExifDirectoryBase.TagSubsecondTimeDigitized, ExifDirectoryBase.TagTimeZoneDigitized) is { } digitized)
+        {
+            return (digitized, "CreateDate");
+        }
+        if (Exif(ifd0, ExifDirectoryBase.TagDateTime, ExifDirectoryBase.TagSubsecondTime, ExifDirectoryBase.TagTimeZone, sub) is { } modified)
+        {
+            return (modified, "ModifyDate");
+        }
+        foreach (var xmp in directories.OfType<XmpDirectory>())
+        {
+            var properties = xmp.GetXmpProperties();
+            if ((properties.TryGetValue("xmp:CreateDate", out var xmpDate) ? xmpDate : properties.TryGetValue("photoshop:DateCreated", out var psDate) ? psDate : null) is { } text
+                && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var parsed))
+            {
+                var hasOffset = text.Length > 19 && (text.EndsWith('Z') || text[^6] is '+' or '-');
+                return (hasOffset ? parsed.ToString("yyyy-MM-ddTHH:mm:sszzz", CultureInfo.InvariantCulture) : parsed.DateTime.ToString("yyyy-MM-ddTHH:mm:ss", CultureInfo.InvariantCulture), "XMP:CreateDate");
+            }
+        }
+        if (directories.OfType<MetadataExtractor.Formats.QuickTime.QuickTimeMovieHeaderDirectory>().FirstOrDefault() is { } movie
+            && movie.TryGetDateTime(MetadataExtractor.Formats.QuickTime.QuickTimeMovieHeaderDirectory.TagCreated, out var created)
+            && created.Year > 1904)
+        {
+            // QuickTime stores UTC seconds since 1904; 1904 itself means "not set".
+            return (new DateTimeOffset(DateTime.SpecifyKind(created, DateTimeKind.Utc)).ToString("yyyy-MM-ddTHH:mm:sszzz", CultureInfo.InvariantCulture), "container");
+        }
+        return (null, null);
+    }
+
+    private static string? Exif(Directory? directory, int dateTag, int subsecTag, int offsetTag, Directory? offsetDirectory = null)
+    {
+        var text = directory?.GetString(dateTag);
+        if (text is null || !DateTime.TryParseExact(text.Trim().TrimEnd('\0'), "yyyy:MM:dd HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
         {
             return null;
         }
-        if (sub?.TryGetInt32(ExifDirectoryBase.TagSubsecondTimeOriginal, out var subsec) == true && subsec > 0)
+        var subsecDirectory = offsetDirectory ?? directory!;
+        if (subsecDirectory.TryGetInt32(subsecTag, out var subsec) && subsec > 0)
         {
-            var digits = sub.GetString(ExifDirectoryBase.TagSubsecondTimeOriginal)!.Trim();
+            var digits = subsecDirectory.GetString(subsecTag)!.Trim();
             local = local.AddTicks((long)(subsec * Math.Pow(10, 7 - digits.Length)));
         }
-        var offsetText = sub?.GetString(ExifDirectoryBase.TagTimeZoneOriginal) ?? sub?.GetString(ExifDirectoryBase.TagTimeZone);
+        var offsetText = (offsetDirectory ?? directory!).GetString(offsetTag);
         var format = local.Millisecond > 0 ? "yyyy-MM-ddTHH:mm:ss.fff" : "yyyy-MM-ddTHH:mm:ss";
-        if (offsetText is not null && TimeSpan.TryParseExact(offsetText.Trim().TrimStart('+'), @"hh\:mm", CultureInfo.InvariantCulture, out var offset))
+        if (offsetText is not null && TimeSpan.TryParseExact(offsetText.Trim().TrimStart('+', '-'), @"hh\:mm", CultureInfo.InvariantCulture, out var offset))
         {
             if (offsetText.Trim().StartsWith('-'))
             {
-                offset = -TimeSpan.ParseExact(offsetText.Trim()[1..], @"hh\:mm", CultureInfo.InvariantCulture);
+                offset = -offset;
             }
             return new DateTimeOffset(local, offset).ToString(format + "zzz", CultureInfo.InvariantCulture);
         }

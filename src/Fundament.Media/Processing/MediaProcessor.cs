@@ -30,6 +30,9 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
         var work = Path.Combine(media.StagingFolder, "work-" + job.Id + "-" + job.Attempt);
         Directory.CreateDirectory(work);
         var started = Stopwatch.GetTimestamp();
+        // What is known about the file before a step refuses it: kept on the failed asset, so a photo whose
+        // pixels cannot be decoded still shows when and where it was taken.
+        var known = new KnownMetadata();
         try
         {
             // Read in place on local disk (content files are never rewritten: same key, same bytes); copied from remote stores.
@@ -39,7 +42,7 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
                 throw new MediaRejectedException("the original content is missing from storage");
             }
             await job.ReportProgressAsync(10, cancellationToken);
-            var (metadata, derivatives) = await RenderAsync(asset, source, work, cancellationToken);
+            var (metadata, derivatives) = await RenderAsync(asset, source, work, known, cancellationToken);
             await job.ReportProgressAsync(80, cancellationToken);
             foreach (var derivative in derivatives)
             {
@@ -59,12 +62,12 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
         }
         catch (MediaRejectedException ex)
         {
-            await FailAsync(asset, ex.Message, started, cancellationToken);
+            await FailAsync(asset, ex.Message, known.Value, started, cancellationToken);
             LogRejected(logger, asset.Id, ex.Message);
         }
         catch (Exception ex) when (ex is not OperationCanceledException && job.Attempt >= job.MaxAttempts)
         {
-            await FailAsync(asset, $"processing failed after {job.Attempt} attempts: {ex.Message}", started, cancellationToken);
+            await FailAsync(asset, $"processing failed after {job.Attempt} attempts: {ex.Message}", known.Value, started, cancellationToken);
             throw;
         }
         finally
@@ -79,16 +82,16 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
         }
     }
 
-    private async Task FailAsync(AssetRow asset, string reason, long started, CancellationToken cancellationToken)
+    private async Task FailAsync(AssetRow asset, string reason, MediaMetadata? known, long started, CancellationToken cancellationToken)
     {
-        await store.SaveMetadataAsync(asset.Id, new MediaMetadata(), (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
+        await store.SaveMetadataAsync(asset.Id, known ?? new MediaMetadata(), (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
         if (await media.TransitionAsync(asset, [MediaState.Processing, MediaState.Uploaded], MediaState.Failed, "system", reason, "media.failed", MediaEvents.Failed, cancellationToken, new AssetTransition { Failure = reason }))
         {
             await media.PublishAfterAsync(asset, MediaEvents.Failed, cancellationToken);
         }
     }
 
-    private async Task<(MediaMetadata Metadata, IReadOnlyList<RenderedDerivative> Derivatives)> RenderAsync(AssetRow asset, string source, string work, CancellationToken cancellationToken)
+    private async Task<(MediaMetadata Metadata, IReadOnlyList<RenderedDerivative> Derivatives)> RenderAsync(AssetRow asset, string source, string work, KnownMetadata known, CancellationToken cancellationToken)
     {
         var options = media.Options;
         switch (asset.Kind)
@@ -98,15 +101,27 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
                 // libvips is synchronous and CPU-bound: keep it off the async continuation threads' hot path.
                 return await Task.Run(() =>
                 {
-                    var (width, height) = ImageProcessor.CheckHeader(source, options.MaxPixels);
-                    var thumbnails = ImageProcessor.Thumbnails(source, work, options.ThumbnailLarge, options.ThumbnailSmall, options.ThumbnailFormat, options.MaxPixels);
-                    return (ImageProcessor.Metadata(source, width, height), thumbnails);
+                    (int Width, int Height) size;
+                    try
+                    {
+                        size = ImageProcessor.CheckHeader(source, options.MaxPixels);
+                    }
+                    catch (MediaRejectedException)
+                    {
+                        known.Value = ImageProcessor.Metadata(source, null, null);
+                        throw;
+                    }
+                    var metadata = known.Value = ImageProcessor.Metadata(source, size.Width, size.Height);
+                    var warnings = new List<string>();
+                    var thumbnails = ImageProcessor.Thumbnails(source, work, options.ThumbnailLarge, options.ThumbnailSmall, options.ThumbnailFormat, options.MaxPixels, warnings);
+                    metadata.Warnings = warnings.Count > 0 ? warnings : null;
+                    return (metadata, thumbnails);
                 }, cancellationToken);
             }
             case MediaKind.Video:
             {
                 var av = new AvProcessor(options);
-                var metadata = await av.ProbeAsync(source, cancellationToken);
+                var metadata = known.Value = await av.ProbeAsync(source, cancellationToken);
                 if (metadata.VideoCodec is null)
                 {
                     // An audio-only MP4/WebM: treat like audio.
@@ -122,7 +137,7 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
             case MediaKind.Audio:
             {
                 var av = new AvProcessor(options);
-                var metadata = await av.ProbeAsync(source, cancellationToken);
+                var metadata = known.Value = await av.ProbeAsync(source, cancellationToken);
                 if (metadata.AudioCodec is null)
                 {
                     throw new MediaRejectedException("the file has no audio stream");
@@ -133,7 +148,7 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
             case MediaKind.Document:
             {
                 var pdf = new PdfProcessor(options);
-                var metadata = await pdf.InfoAsync(source, cancellationToken);
+                var metadata = known.Value = await pdf.InfoAsync(source, cancellationToken);
                 var page = await pdf.FirstPageAsync(source, work, options.ThumbnailLarge, cancellationToken);
                 var thumbs = ImageProcessor.Thumbnails(page, work, options.ThumbnailLarge, options.ThumbnailSmall, options.ThumbnailFormat, options.MaxPixels);
                 return (metadata, [.. thumbs, thumbs.Single(t => t.Name == "thumb-large") with { Name = "page1" }]);
@@ -141,6 +156,11 @@ internal sealed partial class MediaProcessor(MediaStore store, MediaService medi
             default:
                 throw new MediaRejectedException($"no processor for type {asset.Kind}");
         }
+    }
+
+    private sealed class KnownMetadata
+    {
+        public MediaMetadata? Value { get; set; }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Asset {AssetId} failed processing: {Reason}")]

@@ -12,7 +12,7 @@ namespace Fundament.Tests.Media;
 public sealed class MediaProcessingTests : MediaTestBase
 {
     [Fact]
-    public async Task Corrupt_truncated_bomb_and_disguised_files_fail_with_a_reason_and_the_worker_lives_on()
+    public async Task Corrupt_pixelless_bomb_and_disguised_files_fail_with_a_reason_and_the_worker_lives_on()
     {
         var good = Fixture("canon-paris.jpg");
         var corrupt = new byte[20_000];
@@ -20,14 +20,15 @@ public sealed class MediaProcessingTests : MediaTestBase
         corrupt[0] = 0xFF;
         corrupt[1] = 0xD8;
         corrupt[2] = 0xFF;
-        var truncated = good[..(good.Length * 6 / 10)];
+        // Cut 40 bytes into the pixel data: nothing of the picture decodes.
+        var pixelless = good[..(IndexOf(good, [0xFF, 0xDA]) + 40)];
         var bomb = PngBomb(60_000, 60_000); // 3.6 gigapixels in a few bytes
         var gifHtml = Encoding.ASCII.GetBytes("GIF89a<html><body><script>alert(document.cookie)</script></body></html>");
 
         var ids = new Dictionary<string, string>
         {
             ["corrupt"] = await UploadNewAsync(Admin, corrupt, "corrupt.jpg"),
-            ["truncated"] = await UploadNewAsync(Admin, truncated, "truncated.jpg"),
+            ["pixelless"] = await UploadNewAsync(Admin, pixelless, "pixelless.jpg"),
             ["bomb"] = await UploadNewAsync(Admin, bomb, "bomb.png"),
             ["gif-html"] = await UploadNewAsync(Admin, gifHtml, "innocent.gif"),
         };
@@ -41,6 +42,7 @@ public sealed class MediaProcessingTests : MediaTestBase
             Assert.Equal("failed", asset["history"]!.AsArray().Last()!["to"]!.GetValue<string>());
         }
         Assert.Contains("pixels; the limit is", (await GetAsync(Admin, ids["bomb"]))["failureReason"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("no pixel data before the file ends", (await GetAsync(Admin, ids["pixelless"]))["failureReason"]!.GetValue<string>(), StringComparison.Ordinal);
 
         // A bad file is a result, not an error: each job ran once and is done, nothing is retried.
         var finished = await Admin.GetFromJsonAsync<JsonArray>("/api/v1/jobs?type=media.process&state=succeeded", Ct);
@@ -57,6 +59,99 @@ public sealed class MediaProcessingTests : MediaTestBase
         Assert.Equal(0.8, stats["failureRate"]!.GetValue<double>(), 3);
         Assert.NotNull(stats["processingP95Ms"]);
     }
+
+    [Fact]
+    public async Task A_photo_whose_data_ends_early_is_ready_with_a_warning_and_a_failed_one_keeps_its_metadata()
+    {
+        var good = Fixture("canon-paris.jpg");
+        // What a phone that lost power leaves: the first 60% of the file. Browsers and vipsthumbnail show it, grey below.
+        var cut = await UploadNewAsync(Admin, good[..(good.Length * 6 / 10)], "cut.jpg");
+        var pixelless = await UploadNewAsync(Admin, good[..(IndexOf(good, [0xFF, 0xDA]) + 40)], "pixelless.jpg");
+        await ProcessAsync();
+
+        var asset = await GetAsync(Admin, cut);
+        Assert.Equal("ready", State(asset));
+        var warning = Assert.Single(asset["metadata"]!["warnings"]!.AsArray())!.GetValue<string>();
+        Assert.Contains("the image data ends early", warning, StringComparison.Ordinal);
+        Assert.Contains("the rest is grey", warning, StringComparison.Ordinal);
+        Assert.Equal("Canon", asset["metadata"]!["cameraMake"]!.GetValue<string>());
+        Assert.Contains(asset["derivatives"]!.AsArray(), d => d!["name"]!.GetValue<string>() == "thumb-large");
+        using (var thumb = NetVips.Image.NewFromBuffer(await Admin.GetByteArrayAsync($"/api/v1/media/{cut}/derivatives/thumb-large", Ct)))
+        {
+            Assert.True(thumb.Width > 0);
+        }
+
+        // An intact file carries no warning.
+        var intact = await UploadNewAsync(Admin, good, "intact.jpg");
+        await ProcessAsync();
+        Assert.Null((await GetAsync(Admin, intact))["metadata"]!["warnings"]);
+
+        // Nothing of the picture decodes: failed, and what the file says about itself is still there.
+        var failed = await GetAsync(Admin, pixelless);
+        Assert.Equal("failed", State(failed));
+        Assert.Equal("Canon", failed["metadata"]!["cameraMake"]!.GetValue<string>());
+        Assert.Equal("2024-06-01T14:30:05+02:00", failed["metadata"]!["takenAt"]!.GetValue<string>());
+        Assert.NotNull(failed["metadata"]!["gps"]);
+        Assert.True(failed["metadata"]!["width"]!.GetValue<int>() > 0, "the header, which decodes, gives the size");
+    }
+
+    [Fact]
+    public async Task TakenAt_falls_back_from_DateTimeOriginal_to_CreateDate_ModifyDate_and_XMP_and_says_which_it_used()
+    {
+        var source = FixturePath("canon-paris.jpg");
+        var variants = new (string Name, string ExiftoolTag, string? OffsetTag, string[] Edits)[]
+        {
+            ("original", "DateTimeOriginal", "OffsetTimeOriginal", []),
+            ("CreateDate", "CreateDate", "OffsetTimeDigitized", ["-DateTimeOriginal=", "-OffsetTimeOriginal=", "-CreateDate=2022:03:04 05:06:07", "-OffsetTimeDigitized=-05:00"]),
+            ("ModifyDate", "ModifyDate", "OffsetTime", ["-DateTimeOriginal=", "-OffsetTimeOriginal=", "-ModifyDate=2021:01:02 03:04:05"]),
+            ("XMP:CreateDate", "XMP-xmp:CreateDate", null, ["-EXIF:all=", "-XMP-xmp:CreateDate=2020:07:08 09:10:11+01:00"]),
+            ("none", "DateTimeOriginal", null, ["-EXIF:all="]),
+        };
+        foreach (var (name, tag, offsetTag, edits) in variants)
+        {
+            var file = await MakeWithAsync("exiftool", "jpg", [.. edits, "-o", "{out}", source]);
+            var id = await UploadNewAsync(Admin, file, name + ".jpg");
+            await ProcessAsync();
+            var ours = (await GetAsync(Admin, id))["metadata"]!;
+
+            // What exiftool reads from the same bytes.
+            var path = Path.Combine(Path.GetTempPath(), $"fundament-{Guid.NewGuid():N}.jpg");
+            await File.WriteAllBytesAsync(path, file, Ct);
+            JsonNode theirs;
+            try
+            {
+                var start = new System.Diagnostics.ProcessStartInfo("exiftool") { RedirectStandardOutput = true, UseShellExecute = false };
+                foreach (var a in new[] { "-json", "-" + tag, "-" + (offsetTag ?? "OffsetTime"), path })
+                {
+                    start.ArgumentList.Add(a);
+                }
+                using var process = System.Diagnostics.Process.Start(start)!;
+                theirs = JsonNode.Parse(await process.StandardOutput.ReadToEndAsync(Ct))![0]!;
+                await process.WaitForExitAsync(Ct);
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+            var value = theirs[tag.Split(':')[^1]]?.ToString();
+            if (name == "none")
+            {
+                Assert.Null(value);
+                Assert.Null(ours["takenAt"]);
+                Assert.Null(ours["takenAtSource"]);
+                continue;
+            }
+            Assert.NotNull(value);
+            var expected = name == "XMP:CreateDate"
+                ? DateTimeOffset.ParseExact(value, "yyyy:MM:dd HH:mm:sszzz", System.Globalization.CultureInfo.InvariantCulture).ToString("yyyy-MM-ddTHH:mm:sszzz", System.Globalization.CultureInfo.InvariantCulture)
+                : DateTime.ParseExact(value, "yyyy:MM:dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture).ToString("yyyy-MM-ddTHH:mm:ss", System.Globalization.CultureInfo.InvariantCulture)
+                    + (offsetTag is null ? "" : theirs[offsetTag]?.ToString() ?? "");
+            Assert.True(expected == ours["takenAt"]?.GetValue<string>(), $"{name}: exiftool says {expected}, we say {ours["takenAt"]}");
+            Assert.Equal(name == "original" ? "DateTimeOriginal" : name, ours["takenAtSource"]!.GetValue<string>());
+        }
+    }
+
+    private static int IndexOf(byte[] data, byte[] marker) => data.AsSpan().IndexOf(marker);
 
     [Fact]
     public async Task A_polyglot_is_processed_as_what_its_bytes_start_as_and_never_served_as_a_page()
