@@ -33,7 +33,7 @@ internal sealed partial class DomainEventRelay(
 
     /// <summary>The relay's groups: every handler on every event type.</summary>
     public IReadOnlyList<(GroupDefinition Group, IDomainEventHandler Handler)> Groups { get; } =
-        [.. handlers.SelectMany(h => eventTypes.Definitions.Select(e => (new GroupDefinition
+        [.. handlers.SelectMany(h => eventTypes.Definitions.Where(e => h.Events is null || h.Events.Contains(e.Name)).Select(e => (new GroupDefinition
         {
             Topic = BusEventSink.ReservedPrefix + e.Name,
             Name = GroupPrefix + h.Name,

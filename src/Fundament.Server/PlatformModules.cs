@@ -1,4 +1,5 @@
 using Fundament.Alerts;
+using Fundament.Analysis;
 using Fundament.Audit;
 using Fundament.Backup;
 using Fundament.Cluster;
@@ -37,5 +38,6 @@ internal static class PlatformModules
         new MessagingModule(),
         new ClusterModule(),
         new BackupModule(),
+        new AnalysisModule(),
     ];
 }

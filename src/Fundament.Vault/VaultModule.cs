@@ -35,6 +35,7 @@ public sealed class VaultModule : FundamentModule
         services.TryAddSingleton<VaultMetrics>();
         services.TryAddSingleton<VaultAuditor>();
         services.TryAddSingleton<ISecretDirectory, SecretDirectory>();
+        services.TryAddSingleton<IPlatformSecrets, PlatformSecrets>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IAlertConditionSource, VaultAlertConditions>());
         services.TryAddSingleton<VaultEventPublisher>();
         if (context.Runs(FundamentRoles.Control) && context.Enabled(VaultOptions.SectionName, nameof(VaultOptions.EventsEnabled)))

@@ -47,6 +47,9 @@ public interface IDomainEventHandler
     /// <summary>Names the consumer group (<c>fundament.&lt;Name&gt;</c>): letters, digits and '-' only.</summary>
     string Name { get; }
 
+    /// <summary>The events it reacts to (a consumer group each); null for every event type.</summary>
+    IReadOnlySet<string>? Events => null;
+
     Task HandleAsync(DomainEvent domainEvent, CancellationToken cancellationToken);
 }
 

@@ -6,6 +6,9 @@ namespace Fundament.Core.Storage;
 /// <summary>
 /// The few places SQL differs between SQLite and PostgreSQL. Module SQL is written once, portable,
 /// with tokens (<c>{blob}</c>, <c>{bool}</c>, <c>{json}</c>, <c>{identity}</c>, <c>{for_update}</c>) this class expands.
+/// What cannot be portable (a full-text index: FTS5 on SQLite, a tsvector on PostgreSQL) goes in
+/// blocks that start with a line <c>--@sqlite</c> or <c>--@postgres</c> and end at the next such line
+/// or <c>--@end</c>; only the engine's own blocks are kept.
 /// </summary>
 public abstract class SqlDialect
 {
@@ -46,13 +49,42 @@ public abstract class SqlDialect
     /// </summary>
     public abstract string JsonArrayContains(string column, string parameter);
 
-    public string Expand(string sql) => sql
+    public string Expand(string sql) => KeepOwnBlocks(sql)
         .Replace("{blob}", Blob, StringComparison.Ordinal)
         .Replace("{bool}", Bool, StringComparison.Ordinal)
         .Replace("{json}", Json, StringComparison.Ordinal)
         .Replace("{identity}", Identity, StringComparison.Ordinal)
         .Replace("{for_update}", ForUpdate, StringComparison.Ordinal)
         .Replace("{skip_locked}", SkipLocked, StringComparison.Ordinal);
+
+    private string KeepOwnBlocks(string sql)
+    {
+        if (!sql.Contains("--@", StringComparison.Ordinal))
+        {
+            return sql;
+        }
+        var kept = new System.Text.StringBuilder(sql.Length);
+        var keep = true;
+        foreach (var line in sql.Split('\n'))
+        {
+            var trimmed = line.Trim();
+            if (trimmed.StartsWith("--@", StringComparison.Ordinal))
+            {
+                var block = trimmed[3..];
+                keep = block == "end" || block == Name || (block == "postgres" && Name == "postgresql");
+                if (block is not ("end" or "sqlite" or "postgres" or "postgresql"))
+                {
+                    throw new InvalidOperationException($"Unknown SQL block '{trimmed}': use --@sqlite, --@postgres or --@end.");
+                }
+                continue;
+            }
+            if (keep)
+            {
+                kept.Append(line).Append('\n');
+            }
+        }
+        return kept.ToString();
+    }
 
     public static SqlDialect Sqlite { get; } = new SqliteDialect();
     public static SqlDialect Postgres { get; } = new PostgresDialect();
