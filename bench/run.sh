@@ -45,6 +45,7 @@ if [ $QUICK = 1 ]; then
   run media bash bench/media/run.sh 20 4 2
   run events bash bench/events/run.sh 3 1
   run messaging bash bench/messaging/run.sh 3 1
+  run gpu bash bench/gpu/run.sh 2 2
 else
   run gateway bash bench/gateway/run.sh 10 3
   run config bash bench/config/run.sh 10 3
@@ -53,6 +54,7 @@ else
   run media bash bench/media/run.sh
   run events bash bench/events/run.sh 10 3
   run messaging bash bench/messaging/run.sh 10 3
+  run gpu bash bench/gpu/run.sh 5 7
 fi
 echo "== written to $OUT"
 cat "$OUT"
