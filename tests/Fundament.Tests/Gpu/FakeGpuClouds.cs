@@ -222,3 +222,108 @@ public sealed class FakeLambdaCloud : FakeGpuCloud
         });
     }
 }
+
+/// <summary>
+/// RunPod's GraphQL API as documented at https://docs.runpod.io/sdks/graphql/manage-pods (gpuTypes
+/// with securePrice/communityPrice/…SpotPrice, podFindAndDeployOnDemand, podRentInterruptable, pod,
+/// podTerminate). Refusals are GraphQL <c>errors</c> with HTTP 200, e.g. "There are no longer any
+/// instances available with the requested specifications. Please refresh and try again."
+/// </summary>
+public sealed class FakeRunPod : FakeGpuCloud
+{
+    /// <summary>Bill pods at the secure price whatever cloud they asked for: the price trap.</summary>
+    public bool BillSecurePrice { get; set; }
+
+    public bool NoCapacity { get; set; }
+
+    public bool LowBalance { get; set; }
+
+    public ConcurrentDictionary<string, (string Status, string Type, bool Started)> Pods { get; } = new();
+
+    public ConcurrentQueue<JsonObject> Deployed { get; } = new();
+
+    public static async Task<FakeRunPod> CreateAsync()
+    {
+        var fake = new FakeRunPod();
+        await fake.StartAsync();
+        return fake;
+    }
+
+    protected override Task Unauthorized(HttpContext context)
+    {
+        context.Response.StatusCode = 401;
+        return context.Response.WriteAsJsonAsync(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = "Unauthorized" }) });
+    }
+
+    private static IResult Error(string message) => Results.Json(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = message, ["path"] = new JsonArray("podFindAndDeployOnDemand") }), ["data"] = null });
+
+    protected override void Map(WebApplication app)
+    {
+        app.MapPost("/graphql", async (HttpContext context) =>
+        {
+            var body = (await JsonNode.ParseAsync(context.Request.Body))!.AsObject();
+            var query = body["query"]!.GetValue<string>();
+            var variables = body["variables"]?.AsObject() ?? [];
+            if (query.Contains("gpuTypes", StringComparison.Ordinal))
+            {
+                return Results.Json(new JsonObject
+                {
+                    ["data"] = new JsonObject
+                    {
+                        ["gpuTypes"] = new JsonArray(
+                            new JsonObject
+                            {
+                                ["id"] = "NVIDIA GeForce RTX 4090", ["displayName"] = "RTX 4090", ["memoryInGb"] = 24, ["secureCloud"] = true, ["communityCloud"] = true,
+                                ["securePrice"] = 0.69, ["communityPrice"] = 0.34, ["communitySpotPrice"] = 0.2, ["secureSpotPrice"] = null,
+                                ["lowestPrice"] = new JsonObject { ["stockStatus"] = "High" },
+                            },
+                            new JsonObject
+                            {
+                                ["id"] = "NVIDIA RTX A4000", ["displayName"] = "RTX A4000", ["memoryInGb"] = 16, ["secureCloud"] = true, ["communityCloud"] = true,
+                                ["securePrice"] = 0.32, ["communityPrice"] = 0.17, ["lowestPrice"] = new JsonObject { ["stockStatus"] = "Medium" },
+                            }),
+                    },
+                });
+            }
+            if (query.Contains("podFindAndDeployOnDemand", StringComparison.Ordinal) || query.Contains("podRentInterruptable", StringComparison.Ordinal))
+            {
+                if (NoCapacity)
+                {
+                    return Error("There are no longer any instances available with the requested specifications. Please refresh and try again.");
+                }
+                if (LowBalance)
+                {
+                    return Error("Your balance is too low to deploy this pod.");
+                }
+                var input = variables["input"]!.AsObject();
+                Deployed.Enqueue(input);
+                var spot = query.Contains("podRentInterruptable", StringComparison.Ordinal);
+                var community = input["cloudType"]?.GetValue<string>() == "COMMUNITY";
+                var cost = spot ? input["bidPerGpu"]!.GetValue<double>() : BillSecurePrice || !community ? 0.69 : 0.34;
+                var id = "pod" + Deployed.Count;
+                Pods[id] = ("RUNNING", spot ? "INTERRUPTABLE" : "RESERVED", false);
+                var name = spot ? "podRentInterruptable" : "podFindAndDeployOnDemand";
+                return Results.Json(new JsonObject { ["data"] = new JsonObject { [name] = new JsonObject { ["id"] = id, ["costPerHr"] = cost, ["desiredStatus"] = "RUNNING" } } });
+            }
+            if (query.Contains("podTerminate", StringComparison.Ordinal))
+            {
+                Pods.TryRemove(variables["id"]!.GetValue<string>(), out _);
+                return Results.Json(new JsonObject { ["data"] = new JsonObject { ["podTerminate"] = null } });
+            }
+            if (query.Contains("pod(", StringComparison.Ordinal))
+            {
+                var id = variables["id"]!.GetValue<string>();
+                return Results.Json(new JsonObject
+                {
+                    ["data"] = new JsonObject
+                    {
+                        ["pod"] = Pods.TryGetValue(id, out var pod)
+                            ? new JsonObject { ["id"] = id, ["desiredStatus"] = pod.Status, ["podType"] = pod.Type, ["runtime"] = pod.Started ? new JsonObject { ["uptimeInSeconds"] = 42 } : null }
+                            : null,
+                    },
+                });
+            }
+            return Results.Json(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = "Cannot query field" }) }, statusCode: 400);
+        });
+    }
+}

@@ -112,6 +112,46 @@ public sealed class GpuProviderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RunPod_lists_each_cloud_as_its_own_offer_and_a_pod_billed_above_its_offer_is_terminated_and_refused()
+    {
+        await using var cloud = await FakeRunPod.CreateAsync();
+        var runpod = new RunPodProvider(_http, new GpuProviderConnection(cloud.BaseUrl, _ => Task.FromResult(FakeGpuCloud.Key)), _time, "fundament/gpu-worker:1");
+        var offers = await runpod.OffersAsync(Needs24, _ct);
+        Assert.Equal(
+            ["NVIDIA GeForce RTX 4090|COMMUNITY|on-demand 0.34 False", "NVIDIA GeForce RTX 4090|COMMUNITY|spot 0.2 True", "NVIDIA GeForce RTX 4090|SECURE|on-demand 0.69 False"],
+            offers.Select(o => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{o.Id} {o.PricePerHour} {o.Spot}")).Order());
+
+        var community = offers.Single(o => o.Id.EndsWith("COMMUNITY|on-demand", StringComparison.Ordinal));
+        var pod = await runpod.LaunchAsync(community, Request, _ct);
+        Assert.Equal("COMMUNITY", Assert.Single(cloud.Deployed)["cloudType"]!.GetValue<string>());
+        Assert.Equal(GpuInstanceState.Starting, await runpod.StatusAsync(pod, _ct));
+        cloud.Pods[pod] = ("RUNNING", "RESERVED", true);
+        Assert.Equal(GpuInstanceState.Running, await runpod.StatusAsync(pod, _ct));
+
+        // The trap: billed at the secure price for a community offer. Terminated at once, refused, and the planner moves on.
+        cloud.BillSecurePrice = true;
+        var trapped = await Assert.ThrowsAsync<GpuLaunchException>(() => runpod.LaunchAsync(community, Request, _ct));
+        Assert.Contains("billed $0.690/h for an offer of $0.340/h", trapped.Message, StringComparison.Ordinal);
+        Assert.Single(cloud.Pods); // only the first pod is left
+
+        var spot = offers.Single(o => o.Spot);
+        var rented = await runpod.LaunchAsync(spot, Request with { MaxPricePerHour = 0.25m }, _ct);
+        Assert.Equal(0.25, cloud.Deployed.Last()["bidPerGpu"]!.GetValue<double>());
+        cloud.Pods[rented] = ("EXITED", "INTERRUPTABLE", false);
+        Assert.Equal(GpuInstanceState.Preempted, await runpod.StatusAsync(rented, _ct));
+        await runpod.TerminateAsync(rented, _ct);
+        Assert.Equal(GpuInstanceState.Terminated, await runpod.StatusAsync(rented, _ct));
+
+        cloud.NoCapacity = true;
+        Assert.Equal(LaunchFailure.Capacity, (await Assert.ThrowsAsync<GpuLaunchException>(() => runpod.LaunchAsync(community, Request, _ct))).Failure);
+        cloud.NoCapacity = false;
+        cloud.LowBalance = true;
+        Assert.Equal(LaunchFailure.Quota, (await Assert.ThrowsAsync<GpuLaunchException>(() => runpod.LaunchAsync(community, Request, _ct))).Failure);
+        var wrongKey = new RunPodProvider(_http, new GpuProviderConnection(cloud.BaseUrl, _ => Task.FromResult("nope")), _time, "img");
+        Assert.Equal(LaunchFailure.Auth, (await Assert.ThrowsAsync<GpuLaunchException>(() => wrongKey.OffersAsync(Needs24, _ct))).Failure);
+    }
+
+    [Fact]
     public async Task A_capacity_refusal_at_the_cheaper_provider_fails_over_to_the_other_and_quota_everywhere_stops()
     {
         // Lambda's offers are priced below Vast's here, so they are tried first; both of its regions then refuse for capacity.
