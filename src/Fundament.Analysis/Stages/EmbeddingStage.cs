@@ -27,7 +27,16 @@ internal sealed class EmbeddingStage(AnalysisStore store, AnalysisService analys
             throw new StageSkippedException($"the model is not installed next to the binary ({ImageEmbedder.ModelFile})");
         }
         var picture = await images.LoadAsync(asset, 512, ".png", cancellationToken);
-        var vector = await Task.Run(() => embedder.Embed(picture), cancellationToken);
+        float[] vector;
+        try
+        {
+            vector = await Task.Run(() => embedder.Embed(picture), cancellationToken);
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
+        {
+            // The build copies ONNX Runtime's native library for the platform it ran on only (Fundament.Analysis.csproj).
+            throw new StageSkippedException("ONNX Runtime's native library is not available on this platform: " + ex.GetBaseException().Message);
+        }
         await Store.SaveEmbeddingAsync(asset.Id, ImageEmbedder.Model, vector, cancellationToken);
         return new StageOutcome(new JsonObject { ["model"] = ImageEmbedder.Model, ["dimensions"] = vector.Length }, ImageEmbedder.Model);
     }
