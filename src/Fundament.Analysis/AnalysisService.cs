@@ -31,19 +31,35 @@ internal sealed partial class AnalysisService(AnalysisStore store, IJobQueue job
                 await QueueAsync(assetId, stage.Stage, stage.Generation, cancellationToken);
             }
         }
+        // A fusion whose inputs ended while its queueing was lost (a crash in between) is queued now.
+        if (await store.StageAsync(assetId, AnalysisStages.Fusion, cancellationToken) is { State: StageState.Pending } fusion && await InputsEndedAsync(assetId, cancellationToken))
+        {
+            await QueueAsync(assetId, AnalysisStages.Fusion, fusion.Generation, cancellationToken);
+        }
         LogStarted(logger, assetId);
     }
 
-    /// <summary>Starts an ended stage over (a new generation); false when it is still pending or running.</summary>
+    /// <summary>
+    /// Starts a stage over (a new generation): one that ended, or one left pending or running by a job
+    /// that will not finish it (dead, cancelled, gone: a worker killed on the last attempt, a crash
+    /// between steps). False when its job is still queued or running.
+    /// </summary>
     public async Task<bool> RetryAsync(string assetId, string stage, CancellationToken cancellationToken)
     {
-        if (await store.ResetAsync(assetId, stage, cancellationToken) is not { } generation)
+        var generation = await store.ResetAsync(assetId, stage, cancellationToken);
+        if (generation is null && await store.StageAsync(assetId, stage, cancellationToken) is { State: StageState.Pending or StageState.Running } row
+            && (row.JobId is null || await jobs.StateAsync(row.JobId, cancellationToken) is null or Fundament.Jobs.JobState.Dead or Fundament.Jobs.JobState.Cancelled or Fundament.Jobs.JobState.Succeeded)
+            && !(stage == AnalysisStages.Fusion && row.State == StageState.Pending && row.JobId is null && !await InputsEndedAsync(assetId, cancellationToken)))
+        {
+            generation = await store.ResetAsync(assetId, stage, cancellationToken, [row.State]);
+        }
+        if (generation is null)
         {
             return false;
         }
         if (stage != AnalysisStages.Fusion || await InputsEndedAsync(assetId, cancellationToken))
         {
-            await QueueAsync(assetId, stage, generation, cancellationToken);
+            await QueueAsync(assetId, stage, generation.Value, cancellationToken);
         }
         return true;
     }
@@ -65,9 +81,11 @@ internal sealed partial class AnalysisService(AnalysisStore store, IJobQueue job
         {
             await QueueAsync(assetId, AnalysisStages.Fusion, fusion.Generation, cancellationToken);
         }
-        else if (StageState.IsTerminal(fusion.State) && await store.ResetAsync(assetId, AnalysisStages.Fusion, cancellationToken) is { } generation)
+        else if (await store.ResetAsync(assetId, AnalysisStages.Fusion, cancellationToken,
+            [StageState.Running, StageState.Succeeded, StageState.Failed, StageState.Skipped]) is { } generation)
         {
-            // An input was run again (a retry): what fusion made from the old one is out of date.
+            // An input was run again (a retry): what fusion made, or is making, from the old one is out of
+            // date. A fusion still running belongs to the old generation now, and its outcome is discarded.
             await QueueAsync(assetId, AnalysisStages.Fusion, generation, cancellationToken);
         }
     }
@@ -98,8 +116,28 @@ internal sealed partial class AnalysisService(AnalysisStore store, IJobQueue job
     /// <summary>The text search finds: fused title, description, tags, objects and text, the caption and its tags, and the OCR text.</summary>
     private async Task RefreshDocumentAsync(string assetId, CancellationToken cancellationToken)
     {
+        // Two stages ending together each rebuild the text; whichever writes last must have seen both.
+        // So the stages are read again after the write, and the text rebuilt until they did not change.
+        var stages = await store.StagesAsync(assetId, cancellationToken);
+        for (var round = 0; round < 5; round++)
+        {
+            await store.SaveDocumentAsync(assetId, Document(stages), cancellationToken);
+            var after = await store.StagesAsync(assetId, cancellationToken);
+            if (Fingerprint(after) == Fingerprint(stages))
+            {
+                return;
+            }
+            stages = after;
+        }
+    }
+
+    private static string Fingerprint(IReadOnlyList<StageRow> stages) =>
+        string.Join(';', stages.OrderBy(s => s.Stage, StringComparer.Ordinal).Select(s => $"{s.Stage}:{s.State}:{s.Generation}"));
+
+    private static string Document(IReadOnlyList<StageRow> stages)
+    {
         var body = new StringBuilder();
-        foreach (var stage in await store.StagesAsync(assetId, cancellationToken))
+        foreach (var stage in stages)
         {
             if (stage.State != StageState.Succeeded || stage.Result is null || JsonNode.Parse(stage.Result) is not JsonObject result)
             {
@@ -118,7 +156,7 @@ internal sealed partial class AnalysisService(AnalysisStore store, IJobQueue job
                 }
             }
         }
-        await store.SaveDocumentAsync(assetId, body.Length > 100_000 ? body.ToString(0, 100_000) : body.ToString(), cancellationToken);
+        return body.Length > 100_000 ? body.ToString(0, 100_000) : body.ToString();
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Analysis of asset {AssetId} queued")]

@@ -70,12 +70,12 @@ internal sealed class AnalysisStore(IDatabase database, TimeProvider time)
     }
 
     /// <summary>Records what the attempt that will be retried ran into.</summary>
-    public async Task NoteAsync(string assetId, string stage, int generation, string reason, CancellationToken cancellationToken)
+    public async Task NoteAsync(string assetId, string stage, int generation, string jobId, string reason, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await connection.ExecuteAsync(database.Command(
-            "UPDATE analysis_stages SET reason = @reason WHERE asset_id = @assetId AND stage = @stage AND generation = @generation",
-            new { assetId, stage, generation, reason = Clip(reason) }, cancellationToken: cancellationToken));
+            "UPDATE analysis_stages SET reason = @reason WHERE asset_id = @assetId AND stage = @stage AND generation = @generation AND state = 'running' AND job_id = @jobId",
+            new { assetId, stage, generation, jobId, reason = Clip(reason) }, cancellationToken: cancellationToken));
     }
 
     /// <summary>Ends the stage (succeeded, failed or skipped); false when a retry has started a newer generation meanwhile.</summary>
@@ -89,16 +89,20 @@ internal sealed class AnalysisStore(IDatabase database, TimeProvider time)
             cancellationToken: cancellationToken)) > 0;
     }
 
-    /// <summary>Starts the stage over (a new generation, pending, no attempts); null unless it had ended.</summary>
-    public async Task<int?> ResetAsync(string assetId, string stage, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts the stage over (a new generation, pending, no attempts); null unless it was in one of
+    /// <paramref name="states"/> (by default: it had ended).
+    /// </summary>
+    public async Task<int?> ResetAsync(string assetId, string stage, CancellationToken cancellationToken, IReadOnlyList<string>? states = null)
     {
+        states ??= [StageState.Succeeded, StageState.Failed, StageState.Skipped];
         await using var connection = await database.OpenAsync(cancellationToken);
-        var generation = await connection.ExecuteScalarAsync<long?>(database.Command("""
+        var generation = await connection.ExecuteScalarAsync<long?>(database.Command($"""
             UPDATE analysis_stages SET state = 'pending', generation = generation + 1, attempts = 0, reason = NULL, result = NULL, model = NULL,
                 job_id = NULL, started_at = NULL, finished_at = NULL
-            WHERE asset_id = @assetId AND stage = @stage AND state IN ('succeeded', 'failed', 'skipped')
+            WHERE asset_id = @assetId AND stage = @stage AND {database.Dialect.InList("state", "states")}
             RETURNING generation
-            """, new { assetId, stage }, cancellationToken: cancellationToken));
+            """, new { assetId, stage, states = states.ToArray() }, cancellationToken: cancellationToken));
         return generation is null ? null : (int)generation.Value;
     }
 

@@ -51,6 +51,9 @@ public interface IJobQueue
 {
     /// <summary>Returns the job's id (the existing job's when the idempotency key was seen before).</summary>
     Task<string> EnqueueAsync(JobRequest request, CancellationToken cancellationToken);
+
+    /// <summary>The job's state (<see cref="JobState"/>), or null when there is no such job.</summary>
+    Task<string?> StateAsync(string id, CancellationToken cancellationToken);
 }
 
 /// <summary>

@@ -185,6 +185,12 @@ internal sealed class JobStore(IDatabase database, TimeProvider time, IOptions<J
         return TimeSpan.FromMilliseconds(ceiling / 2 + Random.Shared.NextDouble() * ceiling / 2);
     }
 
+    public async Task<string?> StateAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<string?>(new CommandDefinition("SELECT state FROM jobs_items WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+    }
+
     public async Task<JobResponse?> GetAsync(string id, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);

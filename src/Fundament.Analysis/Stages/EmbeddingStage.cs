@@ -62,8 +62,16 @@ internal sealed class ImageEmbedder : IDisposable
         _sessions = new(() =>
         {
             using var options = new Microsoft.ML.OnnxRuntime.SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
-            return (new InferenceSession(Path.Combine(AppContext.BaseDirectory, PreprocessFile), options),
-                new InferenceSession(Path.Combine(AppContext.BaseDirectory, ModelFile), options));
+            var prepare = new InferenceSession(Path.Combine(AppContext.BaseDirectory, PreprocessFile), options);
+            try
+            {
+                return (prepare, new InferenceSession(Path.Combine(AppContext.BaseDirectory, ModelFile), options));
+            }
+            catch
+            {
+                prepare.Dispose();
+                throw;
+            }
         }, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
@@ -73,12 +81,10 @@ internal sealed class ImageEmbedder : IDisposable
     {
         var (prepare, network) = _sessions.Value;
         using var scaled = Image.ThumbnailBuffer(picture, Side, height: Side, size: Enums.Size.Both, crop: Enums.Interesting.Centre);
-        using var rgb = scaled.Bands switch
-        {
-            1 or 2 => scaled.ExtractBand(0).Bandjoin(scaled.ExtractBand(0), scaled.ExtractBand(0)),
-            _ => scaled.ExtractBand(0, n: 3),
-        };
-        var pixels = rgb.Cast(Enums.BandFormat.Uchar).WriteToMemory<byte>();
+        using var first = scaled.ExtractBand(0, n: Math.Min(3, scaled.Bands));
+        using var rgb = first.Bands == 3 ? first.Copy() : first.ExtractBand(0).Bandjoin(first.ExtractBand(0), first.ExtractBand(0));
+        using var bytes = rgb.Format == Enums.BandFormat.Uchar ? rgb.Copy() : rgb.Cast(Enums.BandFormat.Uchar);
+        var pixels = bytes.WriteToMemory<byte>();
         var input = new DenseTensor<float>([1, 3, Side, Side]);
         for (var y = 0; y < Side; y++)
         {

@@ -64,7 +64,7 @@ internal sealed class ModelClient(IServiceProvider services)
         {
             var secrets = services.GetService<IPlatformSecrets>() ?? throw new StageFailedException($"Fundament:Analysis:{setting}:ApiKeySecret needs the vault module");
             key = await secrets.ReadAsync(endpoint.ApiKeySecret, cancellationToken)
-                ?? throw new StageFailedException($"the vault has no readable current version of {endpoint.ApiKeySecret} (Fundament:Analysis:{setting}:ApiKeySecret)");
+                ?? throw new StageFailedException($"the vault has no readable current version of the secret Fundament:Analysis:{setting}:ApiKeySecret names");
         }
         var client = new OpenAIClient(new ApiKeyCredential(key), new OpenAIClientOptions
         {
@@ -79,7 +79,19 @@ internal sealed class ModelClient(IServiceProvider services)
     internal static Exception Classify(ClientResultException ex, string setting)
     {
         var body = ex.GetRawResponse()?.Content?.ToString() ?? ex.Message;
-        var detail = body.Length > 300 ? body[..300] : body;
+        // The reason is shown to everyone who may see the asset: the server's words, not its whole answer.
+        var text = body;
+        try
+        {
+            if (JsonNode.Parse(body) is JsonObject json && json["error"] is { } error)
+            {
+                text = (error is JsonObject o && o["message"] is { } m ? m : error).ToString();
+            }
+        }
+        catch (JsonException)
+        {
+        }
+        var detail = text.Length > 160 ? text[..160] + "…" : text;
         if (body.Contains("image input is not supported", StringComparison.OrdinalIgnoreCase)
             || body.Contains("does not support image", StringComparison.OrdinalIgnoreCase)
             || body.Contains("not a multimodal model", StringComparison.OrdinalIgnoreCase))

@@ -35,10 +35,10 @@ internal sealed class OcrStage(AnalysisStore store, AnalysisService analysis, Me
         }
         var picture = await images.LoadAsync(asset, MaxSide, ".png", cancellationToken);
         var file = Path.Combine(Path.GetTempPath(), $"fundament-ocr-{Guid.NewGuid():N}.png");
-        await File.WriteAllBytesAsync(file, picture, cancellationToken);
         string tsv;
         try
         {
+            await File.WriteAllBytesAsync(file, picture, cancellationToken);
             tsv = await ExternalTool.RunAsync(options.Tesseract, [file, "stdout", "-l", options.Languages, "--psm", "3", "tsv"], options.Timeout, MemoryLimit, cancellationToken);
         }
         catch (MediaRejectedException ex)
@@ -72,11 +72,13 @@ internal sealed class OcrStage(AnalysisStore store, AnalysisService analysis, Me
             var columns = row.TrimEnd('\r').Split('\t');
             if (columns.Length < 12 || columns[0] != "5"
                 || !double.TryParse(columns[10], NumberStyles.Float, CultureInfo.InvariantCulture, out var conf) || conf < minConfidence
-                || string.IsNullOrWhiteSpace(columns[11]))
+                || string.IsNullOrWhiteSpace(columns[11])
+                || !int.TryParse(columns[2], CultureInfo.InvariantCulture, out var block) || !int.TryParse(columns[3], CultureInfo.InvariantCulture, out var paragraph)
+                || !int.TryParse(columns[4], CultureInfo.InvariantCulture, out var lineNumber))
             {
                 continue;
             }
-            var here = (int.Parse(columns[2], CultureInfo.InvariantCulture), int.Parse(columns[3], CultureInfo.InvariantCulture), int.Parse(columns[4], CultureInfo.InvariantCulture));
+            var here = (block, paragraph, lineNumber);
             if (count > 0)
             {
                 text.Append(here == line ? ' ' : '\n');

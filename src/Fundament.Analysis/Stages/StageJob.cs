@@ -37,6 +37,13 @@ internal abstract partial class StageJob(AnalysisStore store, AnalysisService an
         var payload = job.Read<StagePayload>();
         if (!await store.StartAsync(payload.AssetId, Stage, payload.Generation, job.Id, cancellationToken))
         {
+            // Ended already. When this job ended it and then failed before the steps after it (the search
+            // text, queueing fusion), it is run again: those steps are idempotent.
+            if (await store.StageAsync(payload.AssetId, Stage, cancellationToken) is { } row && row.Generation == payload.Generation && row.JobId == job.Id
+                && StageState.IsTerminal(row.State))
+            {
+                await analysis.AfterStageAsync(payload.AssetId, Stage, cancellationToken);
+            }
             return;
         }
         string state;
@@ -66,7 +73,7 @@ internal abstract partial class StageJob(AnalysisStore store, AnalysisService an
             var message = Describe(ex);
             if (job.Attempt < job.MaxAttempts)
             {
-                await store.NoteAsync(payload.AssetId, Stage, payload.Generation, $"attempt {job.Attempt} of {job.MaxAttempts}: {message}", cancellationToken);
+                await store.NoteAsync(payload.AssetId, Stage, payload.Generation, job.Id, $"attempt {job.Attempt} of {job.MaxAttempts}: {message}", cancellationToken);
                 throw;
             }
             (state, reason) = (StageState.Failed, $"failed after {job.Attempt} attempts: {message}");

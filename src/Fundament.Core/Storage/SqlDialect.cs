@@ -71,7 +71,7 @@ public abstract class SqlDialect
             if (trimmed.StartsWith("--@", StringComparison.Ordinal))
             {
                 var block = trimmed[3..];
-                keep = block == "end" || block == Name || (block == "postgres" && Name == "postgresql");
+                keep = block == "end" || block == Name || (block == "postgresql" && Name == "postgres");
                 if (block is not ("end" or "sqlite" or "postgres" or "postgresql"))
                 {
                     throw new InvalidOperationException($"Unknown SQL block '{trimmed}': use --@sqlite, --@postgres or --@end.");

@@ -62,7 +62,7 @@ internal static class ImageProcessor
         {
             return Render(source, workDir, large, small, format, "fail_on=truncated", out _);
         }
-        catch (VipsException strict)
+        catch (VipsException strict) when (IsCutShort(strict.Message))
         {
             var reason = FirstLine(strict.Message);
             double decoded;
@@ -84,7 +84,20 @@ internal static class ImageProcessor
                 : $"the image data ends early ({reason}); about {decoded:P0} of it decoded, the rest is grey");
             return lenient;
         }
+        catch (VipsException ex)
+        {
+            // Corrupt rather than cut short: not decoded leniently, a grey picture would hide the damage.
+            throw new MediaRejectedException("the image cannot be decoded: " + FirstLine(ex.Message));
+        }
     }
+
+    /// <summary>Whether a decoder's error says the data ended early (libjpeg, libpng/libspng, libtiff, libwebp wordings).</summary>
+    internal static bool IsCutShort(string message) =>
+        message.Contains("premature end", StringComparison.OrdinalIgnoreCase)
+        || message.Contains("truncated", StringComparison.OrdinalIgnoreCase)
+        || message.Contains("unexpected end", StringComparison.OrdinalIgnoreCase)
+        || message.Contains("end of file", StringComparison.OrdinalIgnoreCase)
+        || message.Contains("unexpected EOF", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Below this share of rows decoded, a cut-short file counts as undecodable rather than damaged.</summary>
     internal const double MinDecodedFraction = 0.02;
@@ -134,7 +147,8 @@ internal static class ImageProcessor
 
     private static double BottomDecodedFraction(Image image)
     {
-        using var bytes = image.Cast(Enums.BandFormat.Uchar);
+        // 16-bit thumbnails (from 16-bit PNG or TIFF) are shifted, not clipped, to 8 bits.
+        using var bytes = image.Format == Enums.BandFormat.Ushort ? image.Cast(Enums.BandFormat.Uchar, shift: true) : image.Cast(Enums.BandFormat.Uchar);
         var data = bytes.WriteToMemory<byte>();
         var rowLength = bytes.Width * bytes.Bands;
         var last = data.AsSpan(data.Length - rowLength, rowLength);
@@ -295,7 +309,8 @@ internal static class ImageProcessor
         }
         var offsetText = (offsetDirectory ?? directory!).GetString(offsetTag);
         var format = local.Millisecond > 0 ? "yyyy-MM-ddTHH:mm:ss.fff" : "yyyy-MM-ddTHH:mm:ss";
-        if (offsetText is not null && TimeSpan.TryParseExact(offsetText.Trim().TrimStart('+', '-'), @"hh\:mm", CultureInfo.InvariantCulture, out var offset))
+        if (offsetText is not null && TimeSpan.TryParseExact(offsetText.Trim().TrimStart('+', '-'), @"hh\:mm", CultureInfo.InvariantCulture, out var offset)
+            && offset <= TimeSpan.FromHours(14) && local.Year > 1 && local.Year < 9999)
         {
             if (offsetText.Trim().StartsWith('-'))
             {

@@ -54,6 +54,7 @@ public class AnalysisPipelineTests : MediaTestBase
     [InlineData(ModelServer.Ollama)]
     public async Task A_ready_image_is_read_captioned_embedded_and_described_and_search_finds_it(ModelServer server)
     {
+        Assert.SkipUnless(Tool("tesseract"), "tesseract is not installed (CI installs tesseract-ocr)");
         _models.Server = server;
         var id = await UploadNewAsync(Admin, TextImage("INVOICE 4711", "FUNDAMENT"), "scan.png");
         await AnalyseAsync();
@@ -127,6 +128,7 @@ public class AnalysisPipelineTests : MediaTestBase
     [Fact]
     public async Task A_llama_cpp_server_without_a_vision_projector_fails_the_caption_at_once_and_a_retry_after_the_fix_succeeds()
     {
+        Assert.SkipUnless(Tool("tesseract"), "tesseract is not installed (CI installs tesseract-ocr)");
         _models.Server = ModelServer.LlamaCpp;
         _models.RefuseImages = true;
         var id = await UploadNewAsync(Admin, TextImage("INVOICE 4711", "FUNDAMENT"), "scan.png");
@@ -218,6 +220,29 @@ public class AnalysisPipelineTests : MediaTestBase
         Assert.Equal("failed", caption["state"]!.GetValue<string>());
         Assert.Equal(3, caption["attempts"]!.GetValue<int>());
         Assert.Contains("failed after 3 attempts", caption["reason"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_stage_left_running_by_a_job_that_will_not_finish_it_can_be_run_again()
+    {
+        _models.Script.Enqueue(_ => FakeOpenAiServer.Status(503, "loading model"));
+        var id = await UploadNewAsync(Admin, TextImage("INVOICE 4711", "FUNDAMENT"), "scan.png");
+        await AnalyseAsync();
+        var caption = Stage(await AnalysisAsync(Admin, id), "caption");
+        Assert.Equal("running", caption["state"]!.GetValue<string>());
+
+        // Its job is waiting for the next attempt: a retry now would run it twice.
+        await (await Admin.PostAsync($"/api/v1/media/{id}/analysis/caption/retry", null, Ct)).AssertProblemAsync(HttpStatusCode.Conflict);
+
+        // An operator cancels the job: the stage would stay running for ever, so now a retry starts it over.
+        var job = caption["jobId"]!.GetValue<string>();
+        Assert.True((await Admin.PostAsync($"/api/v1/jobs/{job}/cancel", null, Ct)).IsSuccessStatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await Admin.PostAsync($"/api/v1/media/{id}/analysis/caption/retry", null, Ct)).StatusCode);
+        await AnalyseAsync();
+        var analysis = await AnalysisAsync(Admin, id);
+        Assert.Equal("succeeded", Stage(analysis, "caption")["state"]!.GetValue<string>());
+        Assert.Equal(1, Stage(analysis, "caption")["attempts"]!.GetValue<int>());
+        Assert.Equal("succeeded", Stage(analysis, "fusion")["state"]!.GetValue<string>());
     }
 
     [Fact]
@@ -326,15 +351,24 @@ public sealed class AnalysisDefaultsTests : MediaTestBase
         var analysis = await (await Admin.GetAsync($"/api/v1/media/{id}/analysis", Ct)).JsonAsync();
         string StateOf(string stage) => analysis["stages"]!.AsArray().Single(s => s!["stage"]!.GetValue<string>() == stage)!["state"]!.GetValue<string>();
         string? ReasonOf(string stage) => analysis["stages"]!.AsArray().Single(s => s!["stage"]!.GetValue<string>() == stage)!["reason"]?.GetValue<string>();
-        Assert.Equal("succeeded", StateOf("ocr"));
         Assert.Equal("succeeded", StateOf("embedding"));
+        // On a fresh machine with only the .NET SDK, OCR says why it did not run, and nothing fails.
+        var tesseract = Tool("tesseract");
+        Assert.Equal(tesseract ? "succeeded" : "skipped", StateOf("ocr"));
+        if (!tesseract)
+        {
+            Assert.Contains("tesseract is not installed", ReasonOf("ocr"), StringComparison.Ordinal);
+        }
         Assert.Equal("skipped", StateOf("caption"));
         Assert.Equal("skipped", StateOf("fusion"));
         Assert.Contains("no endpoint configured (Fundament:Analysis:Vision:Endpoint", ReasonOf("caption"), StringComparison.Ordinal);
         Assert.Contains("no endpoint configured (Fundament:Analysis:Fusion:Endpoint", ReasonOf("fusion"), StringComparison.Ordinal);
         Assert.Null(analysis["summary"]);
         var hits = (await (await Admin.GetAsync("/api/v1/media/search?q=invoice", Ct)).JsonAsync())["items"]!.AsArray();
-        Assert.Equal(id, Assert.Single(hits)!["assetId"]!.GetValue<string>());
+        if (tesseract)
+        {
+            Assert.Equal(id, Assert.Single(hits)!["assetId"]!.GetValue<string>());
+        }
 
         // Audio has no picture: its stages are skipped with that reason, not failed.
         var audio = await MakeWithAsync("ffmpeg", "mp3", "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-y", "{out}");
