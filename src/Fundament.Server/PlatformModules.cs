@@ -7,6 +7,7 @@ using Fundament.Config;
 using Fundament.Delivery;
 using Fundament.Events;
 using Fundament.Gateway;
+using Fundament.Gpu;
 using Fundament.Identity;
 using Fundament.Jobs;
 using Fundament.Media;
@@ -39,5 +40,6 @@ internal static class PlatformModules
         new ClusterModule(),
         new BackupModule(),
         new AnalysisModule(),
+        new GpuModule(),
     ];
 }

@@ -29,6 +29,7 @@ internal static class OpenApiSetup
         ["Cluster"] = "The nodes of the cluster: roles, versions, heartbeats and status (alive, suspect, gone), the leases each holds for the duties one node does at a time, and forgetting a drained node.",
         ["Backup"] = "Backups the platform takes itself (on Fundament:Backup:Schedule or on request): the schedule, the next run, the last good backup, and each run with its outcome, verification and pruning. Taking, verifying and restoring backups by hand is the fundament backup / restore command.",
         ["Analysis"] = "What the analysis pipeline found in an asset once it became ready: OCR text, a caption and tags from a vision model, a fused description from a language model, an image embedding. Each stage's state, attempts and reason, retry, full-text search and similar images.",
+        ["GPU"] = "GPU offers from the configured clouds (Vast.ai, Lambda Cloud, RunPod), pools with constraints and budgets and their cost forecast, placement with failover, and the decision log with every rejected offer and why.",
         ["Alerts"] = "Alert rules, channels and firing alerts.",
         ["Jobs"] = "The durable job queue: jobs, their state and retries.",
         ["Media uploads (tus)"] = "Resumable uploads over the tus 1.0 protocol.",

@@ -63,7 +63,7 @@ public sealed class PlatformModulesTests
     public void EveryModulesMigrations_AreEmbedded_NumberedWithoutGaps_AndDescribed()
     {
         var withTables = Modules.Where(m => Fundament.Core.Storage.EmbeddedMigrations.In(m.GetType().Assembly)).Select(m => m.Name).ToList();
-        Assert.Equal(["identity", "audit", "vault", "config", "registry", "gateway", "delivery", "alerts", "jobs", "media", "events", "messaging", "cluster", "backup", "analysis"], withTables);
+        Assert.Equal(["identity", "audit", "vault", "config", "registry", "gateway", "delivery", "alerts", "jobs", "media", "events", "messaging", "cluster", "backup", "analysis", "gpu"], withTables);
 
         foreach (var module in Modules)
         {

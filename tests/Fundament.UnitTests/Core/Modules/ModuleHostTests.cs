@@ -111,6 +111,6 @@ public sealed class ModuleHostTests
 
         var modules = services.Where(d => d.ServiceType == typeof(IMigrationSource)).Select(d => ((IMigrationSource)d.ImplementationInstance!).Module).ToList();
 
-        Assert.Equal(["identity", "audit", "vault", "config", "registry", "gateway", "delivery", "alerts", "jobs", "media", "events", "messaging", "cluster", "backup", "analysis"], modules);
+        Assert.Equal(["identity", "audit", "vault", "config", "registry", "gateway", "delivery", "alerts", "jobs", "media", "events", "messaging", "cluster", "backup", "analysis", "gpu"], modules);
     }
 }

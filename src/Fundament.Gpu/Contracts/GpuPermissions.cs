@@ -1,0 +1,7 @@
+namespace Fundament.Gpu;
+
+public static class GpuPermissions
+{
+    public const string Read = "gpu.read";
+    public const string Write = "gpu.write";
+}
