@@ -18,6 +18,8 @@ internal static partial class GpuApi
         group.MapDelete("/pools/{name}", DeletePoolAsync).RequireAuthorization(GpuPermissions.Write).WithName("DeleteGpuPool").WithSummary("Deletes a pool (its decisions stay in the log).");
         group.MapPost("/pools/{name}/place", PlaceAsync).RequireAuthorization(GpuPermissions.Write).WithName("PlaceGpuWorker")
             .WithSummary("Launches one worker for the pool on the best fitting offer, failing over on refusals; 201 with the decision, or 409 with why nothing could be launched. Every placement is in the decision log.");
+        group.MapPost("/pools/{name}/instances/{instanceId}/terminate", TerminateAsync).RequireAuthorization(GpuPermissions.Write).WithName("TerminateGpuWorker")
+            .WithSummary("Terminates a worker the pool launched, at its provider; it no longer counts against the pool's max.");
         group.MapGet("/decisions", DecisionsAsync).RequireAuthorization(GpuPermissions.Read).WithName("ListGpuDecisions")
             .WithSummary("The decision log, newest first: each placement's chosen offer and every rejected one with its reason.");
         return group;
@@ -38,6 +40,11 @@ internal static partial class GpuApi
             {
                 errors.Add(new ProviderError(name, ex.Failure.ToString().ToLowerInvariant(), ex.Message));
             }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // An answer of an unexpected shape (a field missing, a vault without the key): this provider only.
+                errors.Add(new ProviderError(name, "error", ProviderHttp.Trim(ex.Message)));
+            }
         }
         return (offers, errors);
     }
@@ -47,7 +54,7 @@ internal static partial class GpuApi
     {
         var errors = new ValidationErrors();
         var size = Paging.Validate(errors, limit, null);
-        if (minVram is < 0 or > 1024)
+        if (minVram is { } v && (!double.IsFinite(v) || v is < 0 or > 1024))
         {
             errors.Add("minVram", "minVram must be between 0 and 1024 (GB).");
         }
@@ -135,16 +142,38 @@ internal static partial class GpuApi
             return Problems.NotFound("The pool");
         }
         var spec = pool.Spec;
-        var (offers, _) = await CollectAsync(providers, spec.Gpu, cancellationToken);
-        var spend = await store.SpendAsync(name, cancellationToken);
-        var all = providers.All();
-        string? instance = null;
-        var decision = await PlacementPlanner.PlaceAsync(spec, offers, spend, options.Value.ForecastWindow, async (offer, ct) =>
+        // One placement per pool at a time on this node, so two requests cannot both pass the same budget and max checks.
+        var gate = PoolGates.GetOrAdd(name, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        PlacementDecision decision;
+        GpuDecisionResponse recorded;
+        try
         {
-            instance = await all[offer.Provider].LaunchAsync(offer, new GpuLaunchRequest($"{spec.Name}-{Guid.NewGuid().ToString("N")[..8]}", options.Value.StartupScript.Replace("{pool}", spec.Name, StringComparison.Ordinal), spec.MaxPricePerHour), ct);
-        }, cancellationToken);
-        var actor = context.User.ActorId();
-        var recorded = await store.RecordAsync(name, decision, instance, actor, cancellationToken);
+            if (await store.LiveInstancesAsync(name, cancellationToken) is var live && live >= spec.Max)
+            {
+                return Problems.Conflict($"The pool runs {live} workers, its max is {spec.Max}: terminate one or widen the pool.");
+            }
+            var (offers, listing) = await CollectAsync(providers, spec.Gpu, cancellationToken);
+            var spend = await store.SpendAsync(name, cancellationToken);
+            var all = providers.All();
+            string? instance = null;
+            decision = await PlacementPlanner.PlaceAsync(spec, offers, spend, options.Value.ForecastWindow, async (offer, ct) =>
+            {
+                instance = await all[offer.Provider].LaunchAsync(offer, new GpuLaunchRequest($"{spec.Name}-{Guid.NewGuid().ToString("N")[..8]}", options.Value.StartupScript.Replace("{pool}", spec.Name, StringComparison.Ordinal), spec.MaxPricePerHour), ct);
+            }, cancellationToken);
+            if (decision.Chosen is null && listing.Count > 0)
+            {
+                // A key the provider refuses fails at listing already: that belongs in the reason.
+                var stopped = offers.Count == 0 && listing.All(l => l.Failure is "auth" or "quota") ? PlacementPlanner.StoppedQuotaOrAuth : decision.Stopped;
+                decision = decision with { Stopped = $"{stopped}; providers that did not list offers: {string.Join(", ", listing.Select(l => $"{l.Provider} ({l.Failure})"))}" };
+            }
+            // Recorded whatever the caller does now: a machine that started must be in the log.
+            recorded = await store.RecordAsync(name, decision, instance, context.User.ActorId(), CancellationToken.None);
+        }
+        finally
+        {
+            gate.Release();
+        }
         await audit.AppendAsync(new AuditEvent("gpu.place", decision.Chosen is null ? AuditOutcome.Failure : AuditOutcome.Success)
         {
             Target = $"gpu-pool:{name}",
@@ -154,13 +183,36 @@ internal static partial class GpuApi
                 ["chosen"] = decision.Chosen is { } c ? $"{c.Provider}/{c.Id} ${c.PricePerHour}/h" : "none",
                 ["rejected"] = decision.Rejected.Count.ToString(System.Globalization.CultureInfo.InvariantCulture),
             },
-        }.From(context), cancellationToken);
+        }.From(context), CancellationToken.None);
         if (decision.Chosen is null)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Nothing could be launched",
                 detail: decision.Stopped, extensions: new Dictionary<string, object?> { ["decision"] = recorded.Id, ["rejected"] = decision.Rejected.Count });
         }
         return TypedResults.Created($"/api/v1/gpu/decisions?pool={name}", recorded);
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> PoolGates = new(StringComparer.Ordinal);
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> TerminateAsync(
+        string name, string instanceId, GpuProviders providers, GpuStore store, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
+    {
+        if (name.Length > 40 || instanceId.Length > 200 || await store.InstanceProviderAsync(name, instanceId, cancellationToken) is not { } provider
+            || !providers.All().TryGetValue(provider, out var adapter))
+        {
+            return Problems.NotFound("A live instance of that pool");
+        }
+        try
+        {
+            await adapter.TerminateAsync(instanceId, cancellationToken);
+        }
+        catch (GpuLaunchException ex)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, title: "The provider did not terminate it", detail: ex.Message);
+        }
+        await store.MarkTerminatedAsync(name, instanceId, CancellationToken.None);
+        await audit.AppendAsync(new AuditEvent("gpu.terminate", AuditOutcome.Success) { Target = $"gpu-pool:{name}", Details = new Dictionary<string, string> { ["instance"] = instanceId } }.From(context), CancellationToken.None);
+        return TypedResults.NoContent();
     }
 
     private static async Task<Results<Ok<GpuDecisionPage>, ValidationProblem>> DecisionsAsync(GpuStore store, string? pool, int? limit, string? after, CancellationToken cancellationToken)
@@ -187,7 +239,7 @@ internal static partial class GpuApi
         {
             errors.Add("jobTypes", "jobTypes must name 1-20 job types (e.g. analysis.caption).");
         }
-        if (r.Gpu?.MinVramGb is < 0 or > 1024)
+        if (r.Gpu?.MinVramGb is { } vram && (!double.IsFinite(vram) || vram is < 0 or > 1024))
         {
             errors.Add("gpu.minVramGb", "gpu.minVramGb must be between 0 and 1024.");
         }

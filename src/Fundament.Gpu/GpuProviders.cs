@@ -6,6 +6,7 @@ namespace Fundament.Gpu;
 internal sealed class GpuProviders(IOptions<GpuOptions> options, IHttpClientFactory clients, IServiceProvider services, TimeProvider time)
 {
     // Built once: an adapter keeps state a provider's limits need (Lambda's last launch time).
+    private readonly Lock _gate = new();
     private IReadOnlyDictionary<string, IGpuProvider>? _all;
 
     public const string HttpClientName = "fundament-gpu";
@@ -17,8 +18,14 @@ internal sealed class GpuProviders(IOptions<GpuOptions> options, IHttpClientFact
         ["runpod"] = "https://api.runpod.io/",
     };
 
-    public IReadOnlyDictionary<string, IGpuProvider> All() =>
-        _all ??= options.Value.Providers.Where(p => p.Value.Enabled).ToDictionary(p => p.Key.ToLowerInvariant(), p => Create(p.Key.ToLowerInvariant(), p.Value), StringComparer.OrdinalIgnoreCase);
+    public IReadOnlyDictionary<string, IGpuProvider> All()
+    {
+        lock (_gate)
+        {
+            return _all ??= options.Value.Providers.Where(p => p.Value.Enabled)
+                .ToDictionary(p => p.Key.ToLowerInvariant(), p => Create(p.Key.ToLowerInvariant(), p.Value), StringComparer.OrdinalIgnoreCase);
+        }
+    }
 
     private IGpuProvider Create(string name, GpuProviderOptions provider)
     {

@@ -69,6 +69,30 @@ internal sealed class GpuStore(IDatabase database, TimeProvider time)
         return [.. rows.Select(r => r.ToResponse())];
     }
 
+    /// <summary>Instances a pool launched that were not terminated through the API.</summary>
+    public async Task<int> LiveInstancesAsync(string pool, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (int)await connection.ExecuteScalarAsync<long>(database.Command(
+            "SELECT COUNT(*) FROM gpu_decisions WHERE pool = @pool AND instance_id IS NOT NULL AND terminated_at IS NULL", new { pool }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>The provider of a live instance of the pool, or null.</summary>
+    public async Task<string?> InstanceProviderAsync(string pool, string instanceId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var chosen = await connection.ExecuteScalarAsync<string?>(database.Command(
+            "SELECT chosen FROM gpu_decisions WHERE pool = @pool AND instance_id = @instanceId AND terminated_at IS NULL", new { pool, instanceId }, cancellationToken: cancellationToken));
+        return chosen is null ? null : JsonSerializer.Deserialize<GpuOffer>(chosen, Json)!.Provider;
+    }
+
+    public async Task MarkTerminatedAsync(string pool, string instanceId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(database.Command(
+            "UPDATE gpu_decisions SET terminated_at = @now WHERE pool = @pool AND instance_id = @instanceId AND terminated_at IS NULL", new { pool, instanceId, now = Now }, cancellationToken: cancellationToken));
+    }
+
     /// <summary>
     /// What a pool's launches are forecast to cost since the start of the day and of the month (UTC):
     /// each launch counts its forecast window. An approximation until run-time metering records what

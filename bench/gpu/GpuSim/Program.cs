@@ -1,10 +1,13 @@
 // A week of queued GPU analysis work, placed three ways on the same generated traces:
 //   always-on   one on-demand provider, enough workers for the peak, running all week;
-//   cheapest    scale with the queue, always the cheapest offer by list price, no failover
-//               (a capacity error means "try the same offer again next minute");
+//   cheapest    scale with the queue, always the cheapest offer listed as available, no failover
+//               (a refused launch means "try the cheapest listed offer again next minute");
 //   fundament   scale with the queue, PlacementPlanner's ranking (spot weighed by its risk) and failover,
 //               warm workers kept for the idle timeout, preempted jobs requeued.
-// Same seeds, same arrivals, same outages for all three. Usage: GpuSim [seeds] [days]
+// Same seeds, same arrivals, same outages for all three; whether a launch is refused and when a spot
+// machine is reclaimed are functions of (seed, offer, minute, launch number), so the same launch meets
+// the same fate under every strategy. Only providers Fundament has adapters for are in it.
+// Usage: GpuSim [seeds] [days]
 using System.Globalization;
 using Fundament.Gpu.Placement;
 
@@ -25,7 +28,7 @@ Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
 foreach (var (strategy, seed, r) in results)
 {
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"| {strategy} | {seed} | {r.Cost:0.00} | {r.Jobs} | {r.WithinSlo:P1} | {r.Completed:P1} | {r.P50:0} | {r.P95:0} | {r.WorkerHours:0} | {r.Preempted} | {r.LaunchFailures} |"));
+        $"| {strategy} | {seed} | {r.Cost:0.00} | {r.Jobs} | {r.WithinSlo:P1} | {r.Completed:P1} | {Minutes(r.P50)} | {Minutes(r.P95)} | {r.WorkerHours:0} | {r.Preempted} | {r.LaunchFailures} |"));
 }
 Console.WriteLine();
 Console.WriteLine("| strategy | mean cost $ | done ≤ 60 min | done by end | p95 min | cost vs always-on |");
@@ -35,7 +38,26 @@ foreach (var group in results.GroupBy(r => r.Strategy))
 {
     var cost = group.Average(r => (double)r.R.Cost);
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"| {group.Key} | {cost:0.00} | {group.Average(r => r.R.WithinSlo):P1} | {group.Average(r => r.R.Completed):P1} | {group.Average(r => r.R.P95):0} | {cost / alwaysOn:0.00}x ({alwaysOn / cost:0.0}x cheaper) |"));
+        $"| {group.Key} | {cost:0.00} | {group.Average(r => r.R.WithinSlo):P1} | {group.Average(r => r.R.Completed):P1} | {Minutes(group.Max(r => r.R.P95))} | {cost / alwaysOn:0.00}x ({alwaysOn / cost:0.0}x cheaper) |"));
+}
+
+static string Minutes(double value) => double.IsPositiveInfinity(value) ? "∞" : value.ToString("0", CultureInfo.InvariantCulture);
+
+/// <summary>A uniform number in [0, 1) that depends only on its inputs: the same launch gets the same fate under every strategy.</summary>
+internal static class Fate
+{
+    public static double Uniform(int seed, string offer, int minute, int salt)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var b in System.Text.Encoding.UTF8.GetBytes($"{seed}|{offer}|{minute}|{salt}"))
+        {
+            hash = (hash ^ b) * 1099511628211UL;
+        }
+        hash ^= hash >> 33;
+        hash *= 0xff51afd7ed558ccdUL;
+        hash ^= hash >> 33;
+        return (hash >> 11) * (1.0 / (1UL << 53));
+    }
 }
 
 /// <summary>One offer's life over the week: its price and whether it can be launched, minute by minute, and its preemption hazard.</summary>
@@ -58,9 +80,9 @@ internal sealed class World
     public required int Seed { get; init; }
 
     /// <summary>
-    /// Offers of 24 GB GPUs at list prices seen in December 2026 (per GPU-hour): Vast.ai community
-    /// spot, RunPod community and secure cloud, Lambda on-demand (often out of capacity), AWS g5 spot
-    /// and on-demand. Spot prices walk ±3% an hour within ±30% of the base; each offer has capacity
+    /// Offers of 24 GB GPUs at list prices seen in December 2026 (per GPU-hour) from the providers
+    /// Fundament has adapters for: Vast.ai interruptible, RunPod community (spot) and secure cloud,
+    /// Lambda on-demand (often out of capacity). Spot prices walk ±3% an hour within ±30% of the base; each offer has capacity
     /// outages of 1-6 hours (Lambda most often); spot offers are preempted at a per-hour hazard.
     /// Work: analysis jobs of 60-120 s of GPU time, arriving at 25 an hour on average, three times
     /// that in European office hours, a fifth of it at night, half on weekends.
@@ -98,8 +120,6 @@ internal sealed class World
             Trace("runpod", "community-4090", "RTX 4090", 0.44m, spot: true, outagePerHour: 0.04, preempt: 0.02, phantom: 0.10),
             Trace("runpod", "secure-4090", "RTX 4090", 0.69m, spot: false, outagePerHour: 0.02, preempt: 0, phantom: 0.05),
             Trace("lambda", "gpu_1x_a10", "A10", 0.75m, spot: false, outagePerHour: 0.12, preempt: 0, phantom: 0.30),
-            Trace("aws", "g5.xlarge-spot", "A10G", 0.45m, spot: true, outagePerHour: 0.03, preempt: 0.05, phantom: 0.05),
-            Trace("aws", "g5.xlarge", "A10G", 1.006m, spot: false, outagePerHour: 0.005, preempt: 0, phantom: 0.01),
         };
         var arrivals = new List<(int, int)>();
         for (var minute = 0; minute < hours * 60; minute++)
@@ -143,6 +163,9 @@ internal sealed class Simulation(World world, string strategy)
     {
         public required OfferTrace Trace { get; init; }
         public int ReadyAt { get; init; }
+
+        /// <summary>When the provider reclaims it (spot), decided at launch from the launch's identity.</summary>
+        public int PreemptAt { get; init; } = int.MaxValue;
         public double BusyUntil { get; set; }
         public (int Arrived, int Service)? Job { get; set; }
         public int IdleSince { get; set; }
@@ -152,13 +175,35 @@ internal sealed class Simulation(World world, string strategy)
         "analysis", ["analysis.caption", "analysis.fusion"], new GpuConstraints([], 24), Min: 0, Max: 6, IdleTimeout,
         MaxPricePerHour: 1.5m, Budget: new GpuBudget(Daily: 60m, Monthly: null), ProviderFilter.Any);
 
-    /// <summary>Whether a launch the listing allows is refused anyway: a stream of its own, seeded alike for both strategies that launch.</summary>
-    private readonly Random _launches = new(world.Seed * 104729);
+    /// <summary>Launches per offer and minute so far, so each launch has an identity (offer, minute, number).</summary>
+    private readonly Dictionary<(string, int), int> _launchNumbers = [];
+
+    private int NextLaunchNumber(OfferTrace trace, int minute)
+    {
+        var key = (trace.Offer.Id, minute);
+        var n = _launchNumbers.GetValueOrDefault(key);
+        _launchNumbers[key] = n + 1;
+        return n;
+    }
+
+    /// <summary>Whether this launch is refused although listed (the same answer for the same launch under every strategy).</summary>
+    private bool Refused(OfferTrace trace, int minute, int number) =>
+        !trace.Available(minute) || Fate.Uniform(world.Seed, trace.Offer.Id, minute, 2 * number) < trace.PhantomRate;
+
+    /// <summary>When a spot machine launched now is reclaimed: exponential with the offer's hazard, from the launch's identity.</summary>
+    private int PreemptAt(OfferTrace trace, int minute, int number)
+    {
+        if (trace.PreemptPerHour <= 0)
+        {
+            return int.MaxValue;
+        }
+        var u = Fate.Uniform(world.Seed, trace.Offer.Id, minute, 2 * number + 1);
+        var minutes = -Math.Log(1 - u) / (trace.PreemptPerHour / 60);
+        return (int)Math.Min(int.MaxValue - 1, minute + minutes);
+    }
 
     public Result Run()
     {
-        // The stream of randomness for preemptions is the strategy's own, so no strategy changes another's outages or arrivals.
-        var random = new Random(world.Seed * 7919 + strategy.Length);
         var queue = new Queue<(int Arrived, int Service)>();
         var workers = new List<Worker>();
         var latencies = new List<double>();
@@ -168,7 +213,7 @@ internal sealed class Simulation(World world, string strategy)
         int preempted = 0, launchFailures = 0, next = 0;
         if (strategy == "always-on")
         {
-            // Sized for the peak: 75 jobs an hour at 90 s is ~1.9 workers, so two, on the cheapest on-demand offer.
+            // Sized for the peak: about 48 jobs an hour at 90 s is 1.2 worker-hours an hour, so two, on the cheapest on-demand offer.
             var onDemand = world.Offers.Where(o => !o.Offer.Spot).OrderBy(o => o.Offer.PricePerHour).First();
             for (var i = 0; i < 2; i++)
             {
@@ -189,7 +234,7 @@ internal sealed class Simulation(World world, string strategy)
             // Spot preemption: the worker is gone, its job back on the queue (a lost heartbeat, then requeued).
             foreach (var worker in workers.ToList())
             {
-                if (worker.Trace.PreemptPerHour > 0 && random.NextDouble() < worker.Trace.PreemptPerHour / 60)
+                if (minute >= worker.PreemptAt)
                 {
                     preempted++;
                     if (worker.Job is { } lost)
@@ -243,7 +288,7 @@ internal sealed class Simulation(World world, string strategy)
                     {
                         break;
                     }
-                    workers.Add(new Worker { Trace = launched, ReadyAt = minute + BootMinutes, IdleSince = minute + BootMinutes });
+                    workers.Add(new Worker { Trace = launched.Value.Trace, ReadyAt = minute + BootMinutes, IdleSince = minute + BootMinutes, PreemptAt = launched.Value.PreemptAt });
                 }
             }
             foreach (var worker in workers)
@@ -254,39 +299,48 @@ internal sealed class Simulation(World world, string strategy)
                 workerMinutes++;
             }
         }
-        latencies.Sort();
         var jobs = world.Arrivals.Count;
-        double Percentile(double p) => latencies.Count == 0 ? double.NaN : latencies[(int)Math.Min(latencies.Count - 1, Math.Floor(p * latencies.Count))];
+        // Jobs never finished count as waiting for ever, so a strategy cannot look fast by leaving work undone.
+        var all = latencies.Concat(Enumerable.Repeat(double.PositiveInfinity, jobs - latencies.Count)).Order().ToList();
+        double Percentile(double p) => all.Count == 0 ? double.NaN : all[(int)Math.Min(all.Count - 1, Math.Floor(p * all.Count))];
         return new Result(decimal.Round(cost, 2), jobs, latencies.Count(l => l <= 60) / (double)jobs, latencies.Count / (double)jobs,
             Percentile(0.5), Percentile(0.95), workerMinutes / 60, preempted, launchFailures);
     }
 
-    /// <summary>The cheapest list price, always; a refusal means waiting for the same offer.</summary>
-    private OfferTrace? LaunchCheapest(int minute, ref int failures)
+    /// <summary>The cheapest offer listed as available (observed like Fundament's, every 5 minutes); a refusal means trying it again next minute.</summary>
+    private (OfferTrace Trace, int PreemptAt)? LaunchCheapest(int minute, ref int failures)
     {
-        var cheapest = world.Offers.OrderBy(o => o.Price(minute)).First();
-        if (!cheapest.Available(minute) || _launches.NextDouble() < cheapest.PhantomRate)
+        var observedAt = minute - minute % 5;
+        var cheapest = world.Offers.Where(o => o.Available(observedAt)).OrderBy(o => o.Price(observedAt)).FirstOrDefault();
+        if (cheapest is null)
+        {
+            return null;
+        }
+        var number = NextLaunchNumber(cheapest, minute);
+        if (Refused(cheapest, minute, number))
         {
             failures++;
             return null;
         }
-        return cheapest;
+        return (cheapest, PreemptAt(cheapest, minute, number));
     }
 
     /// <summary>Fundament's placement: offers as last observed (refreshed every 5 minutes), ranked, tried in order with failover.</summary>
-    private OfferTrace? LaunchPlanned(int minute, decimal spentToday, ref int failures)
+    private (OfferTrace Trace, int PreemptAt)? LaunchPlanned(int minute, decimal spentToday, ref int failures)
     {
         var observedAt = minute - minute % 5;
         var offers = world.Offers.Select(o => o.Offer with { PricePerHour = o.Price(observedAt), Available = o.Available(observedAt) }).ToList();
         var traces = world.Offers.ToDictionary(o => o.Offer.Id);
-        OfferTrace? chosen = null;
+        (OfferTrace Trace, int PreemptAt)? chosen = null;
         var decision = PlacementPlanner.PlaceAsync(_pool, offers, new Spend(spentToday, 0), TimeSpan.FromHours(1), (offer, _) =>
         {
-            if (!traces[offer.Id].Available(minute) || _launches.NextDouble() < traces[offer.Id].PhantomRate)
+            var trace = traces[offer.Id];
+            var number = NextLaunchNumber(trace, minute);
+            if (Refused(trace, minute, number))
             {
                 throw new GpuLaunchException(LaunchFailure.Capacity, "insufficient-capacity");
             }
-            chosen = traces[offer.Id];
+            chosen = (trace, PreemptAt(trace, minute, number));
             return Task.CompletedTask;
         }, CancellationToken.None).GetAwaiter().GetResult();
         failures += decision.Rejected.Count(r => r.Reason.StartsWith("launch failed", StringComparison.Ordinal));

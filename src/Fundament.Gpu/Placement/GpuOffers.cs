@@ -56,6 +56,12 @@ public enum LaunchFailure
 
     /// <summary>A network error or a 5xx: this offer later.</summary>
     Transient,
+
+    /// <summary>
+    /// The launch request got no answer (a timeout): the machine may be running. The placement stops
+    /// rather than fail over and perhaps launch a second one; an operator checks the provider.
+    /// </summary>
+    Unknown,
 }
 
 /// <summary>A launch refused by a provider, classified.</summary>

@@ -114,7 +114,6 @@ public static class PlacementPlanner
         var (ranked, rejected) = Rank(pool, offers, spend, forecast);
         var log = new List<RejectedOffer>(rejected);
         var refused = new Dictionary<string, LaunchFailure>(StringComparer.OrdinalIgnoreCase);
-        var hardFailures = 0;
         foreach (var offer in ranked)
         {
             if (refused.TryGetValue(offer.Provider, out var earlier))
@@ -122,10 +121,6 @@ public static class PlacementPlanner
                 log.Add(new RejectedOffer(offer, earlier == LaunchFailure.RateLimited
                     ? $"provider {offer.Provider} is rate-limiting launches; tried again at the next placement"
                     : $"provider {offer.Provider} refused an earlier offer for {Describe(earlier)}"));
-                if (earlier is LaunchFailure.Quota or LaunchFailure.Auth)
-                {
-                    hardFailures++;
-                }
                 continue;
             }
             try
@@ -136,21 +131,24 @@ public static class PlacementPlanner
             catch (GpuLaunchException ex)
             {
                 log.Add(new RejectedOffer(offer, $"launch failed ({Describe(ex.Failure)}): {ex.Message}"));
-                switch (ex.Failure)
+                if (ex.Failure == LaunchFailure.Unknown)
                 {
-                    case LaunchFailure.Quota or LaunchFailure.Auth:
-                        refused[offer.Provider] = ex.Failure;
-                        hardFailures++;
-                        break;
-                    case LaunchFailure.RateLimited:
-                        refused[offer.Provider] = ex.Failure;
-                        break;
+                    // The machine may be running: failing over could launch a second one.
+                    return new PlacementDecision(null, log, $"the launch on {offer.Provider} ({offer.Id}) got no answer and may have started a machine; placement stopped instead of failing over: check the provider", 0);
+                }
+                if (ex.Failure is LaunchFailure.Quota or LaunchFailure.Auth or LaunchFailure.RateLimited)
+                {
+                    refused[offer.Provider] = ex.Failure;
                 }
             }
         }
+        // Stopped for good only when every provider that had a fitting offer refused for quota or credentials.
+        var providers = ranked.Select(o => o.Provider).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
         string stopped = ranked.Count == 0
             ? "no offer fits the pool's constraints and budget"
-            : hardFailures == ranked.Count ? StoppedQuotaOrAuth : "every fitting offer failed for capacity or a transient error; the next placement tries again";
+            : providers.All(p => refused.TryGetValue(p, out var f) && f is LaunchFailure.Quota or LaunchFailure.Auth)
+                ? StoppedQuotaOrAuth
+                : "every fitting offer failed for capacity, a rate limit or a transient error; the next placement tries again";
         return new PlacementDecision(null, log, stopped, 0);
     }
 
@@ -160,6 +158,7 @@ public static class PlacementPlanner
         LaunchFailure.Quota => "quota",
         LaunchFailure.Auth => "credentials",
         LaunchFailure.RateLimited => "rate limit",
+        LaunchFailure.Unknown => "no answer",
         _ => "a transient error",
     };
 }

@@ -111,7 +111,7 @@ public sealed partial class LambdaCloudProvider(HttpClient http, GpuProviderConn
             return;
         }
         var error = Refusal(status, body);
-        if (body?["error"]?["code"]?.ToString() is "global/object-does-not-exist")
+        if (body?["error"] is JsonObject { } e && e["code"]?.ToString() is "global/object-does-not-exist")
         {
             return;
         }
@@ -120,8 +120,8 @@ public sealed partial class LambdaCloudProvider(HttpClient http, GpuProviderConn
 
     internal static GpuLaunchException Refusal(HttpStatusCode status, JsonNode? body)
     {
-        var code = body?["error"]?["code"]?.ToString() ?? "";
-        var message = body?["error"]?["message"]?.ToString() ?? body?.ToString() ?? status.ToString();
+        var code = body?["error"] is JsonObject e ? e["code"]?.ToString() ?? "" : "";
+        var message = ProviderHttp.Trim(body?["error"] is JsonObject error ? error["message"]?.ToString() ?? error.ToJsonString() : body?["message"]?.ToString() ?? body?.ToString() ?? status.ToString());
         var failure = code switch
         {
             "instance-operations/launch/insufficient-capacity" => LaunchFailure.Capacity,

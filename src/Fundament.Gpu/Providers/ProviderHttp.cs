@@ -9,6 +9,12 @@ namespace Fundament.Gpu.Providers;
 /// <summary>The HTTP every adapter shares: bearer key, JSON in and out, errors classified by the adapter.</summary>
 internal static class ProviderHttp
 {
+    /// <summary>Larger answers are cut here: no provider's listing or error needs more, and a broken proxy cannot fill memory.</summary>
+    private const int MaxBody = 4 << 20;
+
+    /// <summary>The longest provider message kept in an exception (and so in the decision log).</summary>
+    public static string Trim(string text) => text.Length > 300 ? text[..300] + "…" : text;
+
     public static async Task<(HttpStatusCode Status, JsonNode? Body)> SendAsync(
         HttpClient http, GpuProviderConnection connection, HttpMethod method, string path, JsonNode? body, CancellationToken cancellationToken)
     {
@@ -30,11 +36,20 @@ internal static class ProviderHttp
         }
         catch (TaskCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new GpuLaunchException(LaunchFailure.Transient, "the provider did not answer in time", ex);
+            // A read that timed out is safe to try again; a launch that timed out may have happened.
+            throw new GpuLaunchException(method == HttpMethod.Get ? LaunchFailure.Transient : LaunchFailure.Unknown, "the provider did not answer in time", ex);
         }
         using (response)
         {
-            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+            var buffer = new byte[MaxBody];
+            var read = 0;
+            int n;
+            while (read < buffer.Length && (n = await stream.ReadAsync(buffer.AsMemory(read), cancellationToken)) > 0)
+            {
+                read += n;
+            }
+            var text = System.Text.Encoding.UTF8.GetString(buffer, 0, read);
             JsonNode? parsed = null;
             if (text.Length > 0)
             {
@@ -44,10 +59,12 @@ internal static class ProviderHttp
                 }
                 catch (JsonException)
                 {
-                    parsed = JsonValue.Create(text.Length > 300 ? text[..300] : text);
+                    // An HTML error page from a proxy: kept as a message, in an object like the providers' own errors.
+                    parsed = new JsonObject { ["message"] = Trim(text) };
                 }
             }
-            return (response.StatusCode, parsed);
+            // Anything but an object (a bare string or number) is treated as a message too, so indexers never throw.
+            return (response.StatusCode, parsed is null or JsonObject ? parsed : new JsonObject { ["message"] = Trim(parsed.ToJsonString()) });
         }
     }
 

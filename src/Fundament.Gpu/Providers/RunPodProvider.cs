@@ -87,7 +87,8 @@ public sealed class RunPodProvider(HttpClient http, GpuProviderConnection connec
         JsonNode? pod;
         if (offer.Spot)
         {
-            input["bidPerGpu"] = (double)((request.MaxPricePerHour ?? offer.PricePerHour) / offer.Count);
+            // Interruptible pods are billed at the bid: bid the offer's price, which placement ranked and budgeted.
+            input["bidPerGpu"] = (double)(offer.PricePerHour / offer.Count);
             pod = (await QueryAsync(RentMutation, new JsonObject { ["input"] = input }, cancellationToken))["podRentInterruptable"];
         }
         else
@@ -96,13 +97,22 @@ public sealed class RunPodProvider(HttpClient http, GpuProviderConnection connec
         }
         var podId = pod?["id"]?.GetValue<string>() ?? throw new GpuLaunchException(LaunchFailure.Capacity, "runpod deployed no pod");
         var billed = pod["costPerHr"] is { } cost ? (decimal)cost.GetValue<double>() : offer.PricePerHour;
-        // An interruptible pod is billed up to the bid; an on-demand one at its offer's price.
-        var agreed = offer.Spot ? Math.Max(offer.PricePerHour, request.MaxPricePerHour ?? offer.PricePerHour) : offer.PricePerHour;
+        var agreed = offer.PricePerHour;
         if (billed > agreed * (1 + PriceTolerance))
         {
-            await TerminateAsync(podId, cancellationToken);
+            // Terminated whatever the caller's cancellation says: a pod billed above its offer must not keep running.
+            string outcome;
+            try
+            {
+                await TerminateAsync(podId, CancellationToken.None);
+                outcome = "the pod was terminated at once";
+            }
+            catch (Exception ex) when (ex is GpuLaunchException or HttpRequestException)
+            {
+                outcome = $"terminating pod {podId} failed ({ex.Message}): terminate it by hand";
+            }
             throw new GpuLaunchException(LaunchFailure.Capacity, string.Create(CultureInfo.InvariantCulture,
-                $"runpod billed ${billed:0.000}/h for an offer of ${agreed:0.000}/h ({parts[1]} cloud); the pod was terminated at once"));
+                $"runpod billed ${billed:0.000}/h for an offer of ${agreed:0.000}/h ({parts[1]} cloud); {outcome}"));
         }
         return podId;
     }
@@ -141,9 +151,9 @@ public sealed class RunPodProvider(HttpClient http, GpuProviderConnection connec
     private async Task<JsonNode> QueryAsync(string query, JsonObject variables, CancellationToken cancellationToken)
     {
         var (status, body) = await ProviderHttp.SendAsync(http, connection, HttpMethod.Post, "graphql", new JsonObject { ["query"] = query, ["variables"] = variables }, cancellationToken);
-        if (body?["errors"]?.AsArray() is { Count: > 0 } errors)
+        if (body?["errors"] is JsonArray { Count: > 0 } errors)
         {
-            throw Refusal(status, errors[0]!["message"]?.ToString() ?? "error");
+            throw Refusal(status, (errors[0] as JsonObject)?["message"]?.ToString() ?? "error");
         }
         if (status != HttpStatusCode.OK || body?["data"] is not JsonObject data)
         {
@@ -165,6 +175,6 @@ public sealed class RunPodProvider(HttpClient http, GpuProviderConnection connec
             _ when message.Contains("unauthorized", StringComparison.OrdinalIgnoreCase) || status is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => LaunchFailure.Auth,
             _ => ProviderHttp.ByStatus(status),
         };
-        return new GpuLaunchException(failure, string.Create(CultureInfo.InvariantCulture, $"runpod {(int)status}: {(message.Length > 300 ? message[..300] : message)}"));
+        return new GpuLaunchException(failure, string.Create(CultureInfo.InvariantCulture, $"runpod {(int)status}: {ProviderHttp.Trim(message)}"));
     }
 }

@@ -45,7 +45,7 @@ public sealed class VastAiProvider(HttpClient http, GpuProviderConnection connec
                 offers.Add(new GpuOffer(
                     Name, offer["id"]!.ToString() + (spot ? ":bid" : ""), offer["geolocation"]?.GetValue<string>() ?? "unknown",
                     offer["gpu_name"]!.GetValue<string>(), offer["num_gpus"]!.GetValue<int>(),
-                    Math.Round(offer["gpu_ram"]!.GetValue<double>() / 1024, 1), decimal.Round((decimal)price, 4), spot,
+                    Math.Round(offer["gpu_ram"]!.GetValue<double>() / 1000, 1), decimal.Round((decimal)price, 4), spot,
                     offer["rentable"]?.GetValue<bool>() ?? true, time.GetUtcNow()));
             }
         }
@@ -66,7 +66,8 @@ public sealed class VastAiProvider(HttpClient http, GpuProviderConnection connec
         };
         if (offer.Spot)
         {
-            body["price"] = (double)(request.MaxPricePerHour ?? offer.PricePerHour);
+            // Interruptible machines are billed at the bid: bid the offer's price, which placement ranked and budgeted.
+            body["price"] = (double)offer.PricePerHour;
         }
         var (status, answer) = await ProviderHttp.SendAsync(http, connection, HttpMethod.Put, $"api/v0/asks/{Uri.EscapeDataString(ask)}/", body, cancellationToken);
         if (status == HttpStatusCode.OK && answer?["success"]?.GetValue<bool>() == true && answer["new_contract"] is { } contract)
@@ -118,7 +119,7 @@ public sealed class VastAiProvider(HttpClient http, GpuProviderConnection connec
     internal static GpuLaunchException Refusal(HttpStatusCode status, JsonNode? body)
     {
         var error = body?["error"]?.ToString() ?? "";
-        var message = body?["msg"]?.ToString() ?? body?.ToString() ?? status.ToString();
+        var message = ProviderHttp.Trim(body?["msg"]?.ToString() ?? body?["message"]?.ToString() ?? body?.ToString() ?? status.ToString());
         var failure = error switch
         {
             "no_such_ask" or "ask_not_available" or "not_available" => LaunchFailure.Capacity,

@@ -21,6 +21,9 @@ public abstract class FakeGpuCloud : IAsyncDisposable
     /// <summary>Answer every request with this status and body instead (a 429, a 500 ...).</summary>
     public (int Status, JsonObject Body)? Override { get; set; }
 
+    /// <summary>Answer every request with this status and an HTML page: a proxy in front of the provider failing.</summary>
+    public int? HtmlError { get; set; }
+
     protected abstract void Map(WebApplication app);
 
     protected async Task StartAsync()
@@ -35,6 +38,13 @@ public abstract class FakeGpuCloud : IAsyncDisposable
             if (context.Request.Headers.Authorization.ToString() != "Bearer " + Key)
             {
                 await Unauthorized(context);
+                return;
+            }
+            if (HtmlError is { } html)
+            {
+                context.Response.StatusCode = html;
+                context.Response.ContentType = "text/html";
+                await context.Response.WriteAsync("<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>");
                 return;
             }
             if (Override is { } o)

@@ -75,7 +75,7 @@ public class GpuApiTests : IAsyncLifetime
         Assert.Equal(["vast/4712", "vast/4711", "lambda/gpu_1x_a10@europe-central-1", "lambda/gpu_1x_a10@us-east-1"],
             items.Select(o => $"{o!["provider"]}/{o["id"]}"));
         Assert.Equal(0.22, items[0]!["pricePerHour"]!.GetValue<double>());
-        Assert.Equal(24.0, items[0]!["vramGb"]!.GetValue<double>());
+        Assert.Equal(24.6, items[0]!["vramGb"]!.GetValue<double>());
         Assert.Empty(offers["providerErrors"]!.AsArray());
 
         _vast.Override = (503, new JsonObject { ["msg"] = "maintenance" });
@@ -83,7 +83,15 @@ public class GpuApiTests : IAsyncLifetime
         Assert.All(offers["items"]!.AsArray(), o => Assert.Equal("lambda", o!["provider"]!.GetValue<string>()));
         Assert.Equal("vast", Assert.Single(offers["providerErrors"]!.AsArray())!["provider"]!.GetValue<string>());
 
+        // A proxy's HTML error page instead of JSON: named as well, never a 500.
+        _vast.Override = null;
+        _lambda.HtmlError = 502;
+        offers = await (await _admin.GetAsync("/api/v1/gpu/offers?minVram=24", _ct)).JsonAsync();
+        Assert.All(offers["items"]!.AsArray(), o => Assert.Equal("vast", o!["provider"]!.GetValue<string>()));
+        Assert.Contains("502 Bad Gateway", Assert.Single(offers["providerErrors"]!.AsArray())!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+
         await (await _admin.GetAsync("/api/v1/gpu/offers?minVram=-1", _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
+        await (await _admin.GetAsync("/api/v1/gpu/offers?minVram=NaN", _ct)).AssertProblemAsync(HttpStatusCode.BadRequest);
     }
 
     [Fact]
@@ -146,6 +154,33 @@ public class GpuApiTests : IAsyncLifetime
         Assert.Equal("lambda", log[1]!["chosen"]!["provider"]!.GetValue<string>());
         var audit = await (await _admin.GetAsync("/api/v1/audit?action=gpu.place", _ct)).JsonAsync();
         Assert.Equal(["failure", "success"], audit["items"]!.AsArray().Select(e => e!["outcome"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task A_pool_never_runs_more_than_its_max_and_a_terminated_worker_frees_its_place()
+    {
+        var pool = new
+        {
+            name = "one",
+            jobTypes = new[] { "analysis.caption" },
+            gpu = new { minVramGb = 24 },
+            max = 1,
+            budget = new { daily = 50m },
+            allowSpot = false,
+        };
+        Assert.Equal(HttpStatusCode.Created, (await _admin.PostAsJsonAsync("/api/v1/gpu/pools", pool, _ct)).StatusCode);
+        var first = await (await _admin.PostAsync("/api/v1/gpu/pools/one/place", null, _ct)).JsonAsync();
+        var instance = first["instanceId"]!.GetValue<string>();
+        var again = await _admin.PostAsync("/api/v1/gpu/pools/one/place", null, _ct);
+        await again.AssertProblemAsync(HttpStatusCode.Conflict);
+        Assert.Single(_vast.Created); // refused before any provider was asked
+
+        await (await _admin.PostAsync("/api/v1/gpu/pools/one/instances/not-ours/terminate", null, _ct)).AssertProblemAsync(HttpStatusCode.NotFound);
+        Assert.Equal(HttpStatusCode.NoContent, (await _admin.PostAsync($"/api/v1/gpu/pools/one/instances/{instance}/terminate", null, _ct)).StatusCode);
+        Assert.False(_vast.Instances.ContainsKey(instance));
+        Assert.Equal(HttpStatusCode.Created, (await _admin.PostAsync("/api/v1/gpu/pools/one/place", null, _ct)).StatusCode);
+        var (user, _, _) = await _factory.UserClientAsync();
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.PostAsync($"/api/v1/gpu/pools/one/instances/{instance}/terminate", null, _ct)).StatusCode);
     }
 
     [Fact]

@@ -40,7 +40,8 @@ public sealed class GpuProviderTests : IAsyncLifetime
         var offers = await _vast.OffersAsync(Needs24, _ct);
         Assert.Equal(4, offers.Count);
         var onDemand = offers.Single(o => o.Id == "4711");
-        Assert.Equal(("vast", "RTX 4090", 1, 24.0, 0.412m, false, "Sweden, SE"), (onDemand.Provider, onDemand.Gpu, onDemand.Count, onDemand.VramGb, onDemand.PricePerHour, onDemand.Spot, onDemand.Region));
+        // gpu_ram is in MB: 24564 MB is 24.6 GB, the same unit the search filter uses (24 GB = 24000 MB).
+        Assert.Equal(("vast", "RTX 4090", 1, 24.6, 0.412m, false, "Sweden, SE"), (onDemand.Provider, onDemand.Gpu, onDemand.Count, onDemand.VramGb, onDemand.PricePerHour, onDemand.Spot, onDemand.Region));
         var bid = offers.Single(o => o.Id == "4711:bid");
         Assert.Equal((0.29m, true), (bid.PricePerHour, bid.Spot));
         Assert.Empty(await _vast.OffersAsync(new GpuConstraints([], 48), _ct));
@@ -52,7 +53,7 @@ public sealed class GpuProviderTests : IAsyncLifetime
         var offers = await _vast.OffersAsync(Needs24, _ct);
         var id = await _vast.LaunchAsync(offers.Single(o => o.Id == "4711:bid"), Request, _ct);
         var created = Assert.Single(_vastCloud.Created);
-        Assert.Equal(0.35, created["price"]!.GetValue<double>()); // the pool's bid for an interruptible offer
+        Assert.Equal(0.29, created["price"]!.GetValue<double>()); // bids the offer's price, which placement ranked and budgeted, not the pool's cap
         Assert.Contains("gpu-worker", created["onstart"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal(GpuInstanceState.Starting, await _vast.StatusAsync(id, _ct));
         _vastCloud.Instances[id] = ("running", "running");
@@ -136,7 +137,7 @@ public sealed class GpuProviderTests : IAsyncLifetime
 
         var spot = offers.Single(o => o.Spot);
         var rented = await runpod.LaunchAsync(spot, Request with { MaxPricePerHour = 0.25m }, _ct);
-        Assert.Equal(0.25, cloud.Deployed.Last()["bidPerGpu"]!.GetValue<double>());
+        Assert.Equal(0.2, cloud.Deployed.Last()["bidPerGpu"]!.GetValue<double>()); // the offer's price, not the cap
         cloud.Pods[rented] = ("EXITED", "INTERRUPTABLE", false);
         Assert.Equal(GpuInstanceState.Preempted, await runpod.StatusAsync(rented, _ct));
         await runpod.TerminateAsync(rented, _ct);

@@ -94,6 +94,30 @@ public sealed class PlacementPlannerTests
     }
 
     [Fact]
+    public async Task A_launch_without_an_answer_stops_the_placement_rather_than_risk_a_second_machine()
+    {
+        var tried = new List<string>();
+        var decision = await PlacementPlanner.PlaceAsync(Pool(), [Offer("vast", "v1", 0.30m), Offer("runpod", "r1", 0.40m)], new Spend(0, 0), TimeSpan.FromHours(1), (offer, _) =>
+        {
+            tried.Add(offer.Id);
+            throw new GpuLaunchException(LaunchFailure.Unknown, "the provider did not answer in time");
+        }, CancellationToken.None);
+        Assert.Equal(["v1"], tried);
+        Assert.Null(decision.Chosen);
+        Assert.Contains("may have started a machine", decision.Stopped, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_stop_for_good_is_decided_per_provider_not_per_offer()
+    {
+        // Vast's first ask is taken (capacity), its second refused for quota; Lambda refuses the key: nobody can launch.
+        var decision = await PlacementPlanner.PlaceAsync(Pool(), [Offer("vast", "v1", 0.30m), Offer("vast", "v2", 0.31m), Offer("lambda", "l1", 0.40m)], new Spend(0, 0), TimeSpan.FromHours(1),
+            (offer, _) => throw new GpuLaunchException(offer.Id switch { "v1" => LaunchFailure.Capacity, "v2" => LaunchFailure.Quota, _ => LaunchFailure.Auth }, "no"),
+            CancellationToken.None);
+        Assert.Equal(PlacementPlanner.StoppedQuotaOrAuth, decision.Stopped);
+    }
+
+    [Fact]
     public async Task A_rate_limited_provider_is_deferred_and_another_launches()
     {
         var decision = await PlacementPlanner.PlaceAsync(Pool(), [Offer("lambda", "l1", 0.30m), Offer("lambda", "l2", 0.32m), Offer("runpod", "r1", 0.40m)], new Spend(0, 0), TimeSpan.FromHours(1),

@@ -11,6 +11,7 @@ CREATE TABLE gpu_decisions (
     at BIGINT NOT NULL,
     chosen {json} NULL,
     instance_id TEXT NULL,
+    terminated_at BIGINT NULL,
     rejected {json} NOT NULL,
     stopped TEXT NULL,
     forecast_micros BIGINT NOT NULL,
