@@ -138,28 +138,13 @@ internal static class MfaApi
     private static async Task<Results<Ok<RecoveryCodesResponse>, ValidationProblem, ProblemHttpResult>> ConfirmAsync(
         MfaCodeRequest request, MfaStore mfa, UserStore users, LoginThrottle throttle, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
-        if (await CallerAsync(users, context, cancellationToken) is not { } user)
+        var (user, check, refusal) = await CheckCodeAsync(request, confirming: true, "There is no TOTP enrolment to confirm: start one with POST /api/v1/me/mfa/totp.",
+            mfa, users, throttle, context, cancellationToken);
+        if (refusal is not null)
         {
-            return Problems.Forbidden("Second factors are managed by the signed-in user, not by service clients or API keys.");
+            return refusal;
         }
-        if (!ValidCode(request.Code))
-        {
-            return Problems.Validation("code", "code is the 6 digits the authenticator app shows.");
-        }
-        if (await LockedAsync(throttle, user, context, cancellationToken) is { } locked)
-        {
-            return locked;
-        }
-        var check = await mfa.CheckTotpAsync(user.Id, request.Code!, confirming: true, cancellationToken);
-        if (check.Outcome == TotpOutcome.NoFactor)
-        {
-            return Problems.Conflict("There is no TOTP enrolment to confirm: start one with POST /api/v1/me/mfa/totp.");
-        }
-        if (check.Outcome != TotpOutcome.Ok)
-        {
-            await throttle.RecordFailureAsync(user.Username, cancellationToken);
-        }
-        await audit.AppendAsync(new AuditEvent("mfa.totp.confirm", check.Outcome == TotpOutcome.Ok ? AuditOutcome.Success : AuditOutcome.Failure) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
+        await audit.AppendAsync(new AuditEvent("mfa.totp.confirm", check.Outcome == TotpOutcome.Ok ? AuditOutcome.Success : AuditOutcome.Failure) { Target = $"user:{user!.Id}" }.From(context), cancellationToken);
         return check.Outcome == TotpOutcome.Ok
             ? TypedResults.Ok(new RecoveryCodesResponse(check.RecoveryCodes!))
             : Problems.Validation("code", "The code is wrong (or was used already): check the device's clock and try the next one.");
@@ -168,32 +153,51 @@ internal static class MfaApi
     private static async Task<Results<Ok<RecoveryCodesResponse>, ValidationProblem, ProblemHttpResult>> RegenerateAsync(
         MfaCodeRequest request, MfaStore mfa, UserStore users, LoginThrottle throttle, IAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
+        var (user, check, refusal) = await CheckCodeAsync(request, confirming: false, "There is no confirmed TOTP factor.", mfa, users, throttle, context, cancellationToken);
+        if (refusal is not null)
+        {
+            return refusal;
+        }
+        if (check.Outcome != TotpOutcome.Ok)
+        {
+            await audit.AppendAsync(new AuditEvent("mfa.recovery_codes.regenerate", AuditOutcome.Failure) { Target = $"user:{user!.Id}" }.From(context), cancellationToken);
+            return Problems.Validation("code", "The code is wrong (or was used already).");
+        }
+        var codes = await mfa.RegenerateRecoveryCodesAsync(user!.Id, cancellationToken);
+        await audit.AppendAsync(new AuditEvent("mfa.recovery_codes.regenerate", AuditOutcome.Success) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
+        return TypedResults.Ok(new RecoveryCodesResponse(codes!));
+    }
+
+    /// <summary>
+    /// The steps confirming an enrolment and regenerating recovery codes share: a signed-in user, a
+    /// well-formed code, the lockout, the check itself, and a wrong code counted against the lockout.
+    /// A refusal ends the request; otherwise the check (right or wrong) is the caller's to act on.
+    /// </summary>
+    private static async Task<(UserRecord? User, TotpCheck Check, Results<Ok<RecoveryCodesResponse>, ValidationProblem, ProblemHttpResult>? Refusal)> CheckCodeAsync(
+        MfaCodeRequest request, bool confirming, string noFactor, MfaStore mfa, UserStore users, LoginThrottle throttle, HttpContext context, CancellationToken cancellationToken)
+    {
         if (await CallerAsync(users, context, cancellationToken) is not { } user)
         {
-            return Problems.Forbidden("Second factors are managed by the signed-in user, not by service clients or API keys.");
+            return (null, TotpCheck.NoFactor, Problems.Forbidden("Second factors are managed by the signed-in user, not by service clients or API keys."));
         }
         if (!ValidCode(request.Code))
         {
-            return Problems.Validation("code", "code is the 6 digits the authenticator app shows.");
+            return (user, TotpCheck.Wrong, Problems.Validation("code", "code is the 6 digits the authenticator app shows."));
         }
         if (await LockedAsync(throttle, user, context, cancellationToken) is { } locked)
         {
-            return locked;
+            return (user, TotpCheck.Wrong, locked);
         }
-        var check = await mfa.CheckTotpAsync(user.Id, request.Code!, confirming: false, cancellationToken);
+        var check = await mfa.CheckTotpAsync(user.Id, request.Code!, confirming, cancellationToken);
         if (check.Outcome == TotpOutcome.NoFactor)
         {
-            return Problems.Conflict("There is no confirmed TOTP factor.");
+            return (user, check, Problems.Conflict(noFactor));
         }
         if (check.Outcome != TotpOutcome.Ok)
         {
             await throttle.RecordFailureAsync(user.Username, cancellationToken);
-            await audit.AppendAsync(new AuditEvent("mfa.recovery_codes.regenerate", AuditOutcome.Failure) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
-            return Problems.Validation("code", "The code is wrong (or was used already).");
         }
-        var codes = await mfa.RegenerateRecoveryCodesAsync(user.Id, cancellationToken);
-        await audit.AppendAsync(new AuditEvent("mfa.recovery_codes.regenerate", AuditOutcome.Success) { Target = $"user:{user.Id}" }.From(context), cancellationToken);
-        return TypedResults.Ok(new RecoveryCodesResponse(codes!));
+        return (user, check, null);
     }
 
     private static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> RemoveAsync(
